@@ -1,0 +1,38 @@
+-- seats_extend_for_order.lua: turn an active hold into an order's lock.
+-- The seats stay HELD until the order ends (the order store then runs
+-- seats_book or seats_release_order); the lock is freed by the sweep at
+-- orderExpiresAt + grace only if the order store never does.
+-- KEYS: the common six. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
+--       ARGV[8] orderId, ARGV[9] order ttl (ms), ARGV[10] grace (ms).
+-- Reply: {expired, version, "ATTACHED", orderId, orderExpiresAt, createdAt}
+--      | {expired, version, "EXISTING", orderId, orderExpiresAt, createdAt}
+--      | {expired, version, "NOT_FOUND"} | {expired, version, "EXPIRED"}
+--      | {expired, version, "NOT_ACTIVE", status}
+local user, hold_id, order_id = ARGV[6], ARGV[7], ARGV[8]
+local order_ttl, grace = tonumber(ARGV[9]), tonumber(ARGV[10])
+local expired = sweep()
+local rec = hold_get(hold_id)
+local outcome
+if rec == nil or rec.u ~= user then
+  outcome = { 'NOT_FOUND' }
+elseif rec.o then
+  outcome = { 'EXISTING', rec.o, rec.oe, rec.oc }
+elseif rec.st == 'EXPIRED' then
+  outcome = { 'EXPIRED' }
+elseif rec.st ~= 'HELD' then
+  outcome = { 'NOT_ACTIVE', rec.st }
+else
+  local owner = 'O:' .. order_id
+  for _, seat in ipairs(rec.s) do redis.call('HSET', K.seats, seat, owner) end
+  rec.o = order_id
+  rec.oc = K.now
+  rec.oe = K.now + order_ttl
+  hold_put(hold_id, rec)
+  if redis.call('HGET', K.users, user) == hold_id then redis.call('HDEL', K.users, user) end
+  redis.call('ZADD', K.deadlines, rec.oe + grace, hold_id)
+  outcome = { 'ATTACHED', order_id, rec.oe, rec.oc }
+end
+local v = announce()
+local reply = { expired, v }
+for _, x in ipairs(outcome) do reply[#reply + 1] = x end
+return reply

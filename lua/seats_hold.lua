@@ -1,0 +1,41 @@
+-- seats_hold.lua: lock every requested seat for one user, or none.
+-- KEYS: the common six (common.lua).
+-- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
+--       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
+-- Reply: {expired, version, 1, previousHoldId or ""} on success;
+--        {expired, version, 0, {conflicting seats}, {every taken seat}} on conflict.
+-- The user's previous active hold on this show is released in the same step
+-- (its seats are not conflicts); a failed hold leaves it untouched.
+local user, hold_id, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local expired = sweep()
+local prev = redis.call('HGET', K.users, user)
+local mine = prev and ('H:' .. prev) or nil
+
+local conflicts = {}
+for i = 9, #ARGV do
+  local owner = redis.call('HGET', K.seats, ARGV[i])
+  if owner and owner ~= mine then conflicts[#conflicts + 1] = ARGV[i] end
+end
+if #conflicts > 0 then
+  local v = announce()
+  return { expired, v, 0, conflicts, redis.call('HKEYS', K.seats) }
+end
+
+local owner = 'H:' .. hold_id
+local seats = {}
+for i = 9, #ARGV do
+  local seat = ARGV[i]
+  if redis.call('HGET', K.seats, seat) == nil then change(seat, 'HELD') end
+  redis.call('HSET', K.seats, seat, owner)
+  seats[#seats + 1] = seat
+end
+if prev then
+  local rec = hold_get(prev)
+  if rec then hold_end(prev, rec, 'RELEASED', K.now) end
+end
+local expires = K.now + ttl
+hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires })
+redis.call('HSET', K.users, user, hold_id)
+redis.call('ZADD', K.deadlines, expires, hold_id)
+local v = announce()
+return { expired, v, 1, prev or '' }

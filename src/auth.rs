@@ -1,0 +1,128 @@
+//! Bearer tokens: HS256 JWTs with `sub` and `exp` (and `role: "admin"` for
+//! ops). Anything else — another algorithm, `none`, another secret, a missing
+//! claim, an expired token — is 401 `UNAUTHORIZED`.
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Clock skew tolerated on `exp`, in seconds.
+const LEEWAY_SECONDS: u64 = 5;
+/// Longest user id accepted in `sub`; ids travel in Redis keys and rows.
+pub const MAX_USER_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// Signs and verifies user tokens with one secret.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+/// The caller of an authenticated route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub admin: bool,
+}
+
+impl Tokens {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    pub fn issue(&self, user: &str, admin: bool, ttl_seconds: i64) -> Result<String> {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.to_owned(),
+            exp: now + ttl_seconds,
+            role: admin.then(|| "admin".to_owned()),
+            iat: Some(now),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("jwt: {e}")))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<User> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+        let sub = data.claims.sub;
+        if sub.is_empty() || sub.len() > MAX_USER_ID_LEN || sub.chars().any(char::is_control) {
+            return Err(Error::Unauthorized("invalid token: bad sub".into()));
+        }
+        Ok(User {
+            id: sub,
+            admin: data.claims.role.as_deref() == Some("admin"),
+        })
+    }
+}
+
+/// Checks a user id for `/dev/token` and `showgate token`.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_USER_ID_LEN && !id.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_carry_the_admin_role() {
+        let t = Tokens::new("secret");
+        let user = t.verify(&t.issue("alice", true, 60).unwrap()).unwrap();
+        assert_eq!(
+            user,
+            User {
+                id: "alice".into(),
+                admin: true
+            }
+        );
+        assert!(!t.verify(&t.issue("bob", false, 60).unwrap()).unwrap().admin);
+    }
+
+    #[test]
+    fn foreign_expired_and_unsigned_tokens_are_refused() {
+        let t = Tokens::new("secret");
+        assert!(
+            t.verify(&Tokens::new("other").issue("alice", false, 60).unwrap())
+                .is_err()
+        );
+        assert!(t.verify(&t.issue("alice", false, -120).unwrap()).is_err());
+        // alg "none": header {"alg":"none","typ":"JWT"}, claims with sub/exp, empty signature.
+        let none =
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
+        assert!(t.verify(none).is_err());
+        let no_sub = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"exp": Utc::now().timestamp() + 60}),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert!(t.verify(&no_sub).is_err());
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &serde_json::json!({"sub": "a", "exp": Utc::now().timestamp() + 60}),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert!(t.verify(&hs512).is_err());
+    }
+}

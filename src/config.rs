@@ -1,0 +1,224 @@
+//! Settings: every one an environment variable and a flag of the same name
+//! (`HOLD_TTL_SECONDS` / `--hold-ttl-seconds`). Bad values stop start-up with
+//! a message that names the setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+pub const DEFAULT_HOLD_TTL_SECONDS: u64 = 300;
+pub const DEFAULT_ORDER_TTL_SECONDS: u64 = 600;
+pub const DEFAULT_MAX_SEATS_PER_HOLD: u32 = 10;
+pub const DEFAULT_ABANDON_AFTER_SECONDS: u64 = 60;
+pub const DEFAULT_RATE_LIMIT_USER_PER_SEC: u32 = 20;
+pub const DEFAULT_RATE_LIMIT_IP_PER_SEC: u32 = 100;
+/// Largest request body; anything larger is 413 `PAYLOAD_TOO_LARGE`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The development JWT secret, used only when `JWT_SECRET` is unset. Tokens
+/// signed with it are worthless outside a developer's machine.
+pub const DEV_JWT_SECRET: &str = "showgate-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, global = true, env = "BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+
+    /// Redis URL; unset (and no cluster) means the in-process memory engine.
+    #[arg(long, global = true, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Redis Cluster seed nodes, comma-separated (`redis://10.0.0.1:6379,...`).
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_CLUSTER_NODES",
+        value_delimiter = ','
+    )]
+    pub redis_cluster_nodes: Vec<String>,
+
+    /// Prefix of every Redis key and channel (several deployments or test runs can share one Redis).
+    #[arg(long, global = true, env = "REDIS_KEY_PREFIX", default_value = "sg:")]
+    pub redis_key_prefix: String,
+
+    /// Postgres URL; unset means the in-process store.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// HS256 secret for user and admission tokens; unset means the development secret.
+    #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    #[arg(long, global = true, env = "HOLD_TTL_SECONDS", default_value_t = DEFAULT_HOLD_TTL_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_ttl_seconds: u64,
+
+    #[arg(long, global = true, env = "ORDER_TTL_SECONDS", default_value_t = DEFAULT_ORDER_TTL_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub order_ttl_seconds: u64,
+
+    #[arg(long, global = true, env = "MAX_SEATS_PER_HOLD", default_value_t = DEFAULT_MAX_SEATS_PER_HOLD,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_seats_per_hold: u32,
+
+    #[arg(long, global = true, env = "ABANDON_AFTER_SECONDS", default_value_t = DEFAULT_ABANDON_AFTER_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub abandon_after_seconds: u64,
+
+    /// A catalog JSON file to serve instead of the demo catalog.
+    #[arg(long, global = true, env = "CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// Where the pages are; served at `/`.
+    #[arg(long, global = true, env = "STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+
+    /// Requests per second per user on authenticated routes (burst twice that); 0 turns it off.
+    #[arg(long, global = true, env = "RATE_LIMIT_USER_PER_SEC", default_value_t = DEFAULT_RATE_LIMIT_USER_PER_SEC)]
+    pub rate_limit_user_per_sec: u32,
+
+    /// Requests per second per client IP on public routes (burst twice that); 0 turns it off.
+    #[arg(long, global = true, env = "RATE_LIMIT_IP_PER_SEC", default_value_t = DEFAULT_RATE_LIMIT_IP_PER_SEC)]
+    pub rate_limit_ip_per_sec: u32,
+
+    /// How often the sweepers run (seat expiry, order expiry, lock reconciliation), in ms.
+    #[arg(long, global = true, env = "SWEEP_INTERVAL_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub sweep_interval_ms: u64,
+
+    #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    /// The defaults of every setting, ignoring the environment (tests start from this).
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            redis_url: None,
+            redis_cluster_nodes: Vec::new(),
+            redis_key_prefix: "sg:".into(),
+            database_url: None,
+            jwt_secret: None,
+            hold_ttl_seconds: DEFAULT_HOLD_TTL_SECONDS,
+            order_ttl_seconds: DEFAULT_ORDER_TTL_SECONDS,
+            max_seats_per_hold: DEFAULT_MAX_SEATS_PER_HOLD,
+            abandon_after_seconds: DEFAULT_ABANDON_AFTER_SECONDS,
+            catalog: None,
+            static_dir: PathBuf::from("static"),
+            rate_limit_user_per_sec: DEFAULT_RATE_LIMIT_USER_PER_SEC,
+            rate_limit_ip_per_sec: DEFAULT_RATE_LIMIT_IP_PER_SEC,
+            sweep_interval_ms: 500,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks what the types cannot; the error names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(format!(
+                    "REDIS_URL must start with redis://, rediss:// or unix:// (got {url:?})"
+                ));
+            }
+        }
+        for node in &self.redis_cluster_nodes {
+            if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+                return Err(format!(
+                    "REDIS_CLUSTER_NODES entries must start with redis:// (got {node:?})"
+                ));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
+            }
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.is_empty() {
+                return Err(
+                    "JWT_SECRET is set but empty; unset it for development or set a real secret"
+                        .into(),
+                );
+            }
+        }
+        if self.redis_key_prefix.contains(['{', '}']) {
+            return Err(
+                "REDIS_KEY_PREFIX must not contain '{' or '}' (they are hash-tag syntax)".into(),
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("MAX_BODY_BYTES must be at least 1024".into());
+        }
+        if let Some(path) = &self.catalog {
+            if !path.is_file() {
+                return Err(format!("CATALOG {} is not a readable file", path.display()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster_nodes.is_empty()
+    }
+
+    pub fn dev_secret(&self) -> bool {
+        self.jwt_secret.is_none()
+    }
+
+    pub fn jwt_secret(&self) -> &str {
+        self.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let s = Settings {
+            redis_url: Some("localhost:6379".into()),
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("REDIS_URL"));
+        let s = Settings {
+            database_url: Some("mysql://x".into()),
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("DATABASE_URL"));
+        let s = Settings {
+            jwt_secret: Some(String::new()),
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("JWT_SECRET"));
+        let s = Settings {
+            catalog: Some("/nonexistent.json".into()),
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("CATALOG"));
+        assert!(Settings::default().validate().is_ok());
+    }
+}

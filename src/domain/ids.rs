@@ -1,0 +1,127 @@
+//! Identifiers that arrive from outside, validated once at the edge.
+
+use std::fmt;
+
+/// Longest catalog id we accept: ids travel inside Redis keys and hold ids.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A catalog id (movie, theatre, screen, show): `[A-Za-z0-9_-]{1,64}`.
+/// The restriction matters: show ids are embedded in Redis keys and in hold
+/// ids (`<showId>.<uuid>`), so they must not contain `.`, `{`, `}` or `:`.
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShowId(String);
+
+impl ShowId {
+    pub fn parse(s: &str) -> Option<Self> {
+        is_valid_id(s).then(|| Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ShowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A seat label: a row of one to three upper-case letters and a seat number
+/// of 1 to 999, e.g. `A1`, `AA12`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeatId {
+    pub row: String,
+    pub number: u16,
+}
+
+impl SeatId {
+    pub fn parse(s: &str) -> Option<Self> {
+        let split = s.find(|c: char| !c.is_ascii_uppercase())?;
+        let (row, num) = s.split_at(split);
+        if row.is_empty()
+            || row.len() > 3
+            || num.is_empty()
+            || num.len() > 3
+            || num.starts_with('0')
+        {
+            return None;
+        }
+        if !num.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            row: row.to_owned(),
+            number: num.parse().ok()?,
+        })
+    }
+
+    pub fn new(row: &str, number: u16) -> Self {
+        Self {
+            row: row.to_owned(),
+            number,
+        }
+    }
+}
+
+impl fmt::Display for SeatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.row, self.number)
+    }
+}
+
+/// Hold ids carry their show, `<showId>.<uuid>`, so a hold can be found from
+/// its id alone without a cross-slot index in Redis Cluster.
+pub fn hold_id(show: &ShowId, id: uuid::Uuid) -> String {
+    format!("{}.{}", show.as_str(), id.simple())
+}
+
+/// The show a hold id belongs to, or `None` for anything we did not mint.
+pub fn show_of_hold(hold_id: &str) -> Option<ShowId> {
+    let (show, id) = hold_id.rsplit_once('.')?;
+    uuid::Uuid::try_parse(id).ok()?;
+    ShowId::parse(show)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seat_ids_parse_row_and_number() {
+        assert_eq!(SeatId::parse("A1"), Some(SeatId::new("A", 1)));
+        assert_eq!(SeatId::parse("AB120"), Some(SeatId::new("AB", 120)));
+        for bad in [
+            "", "A", "1", "a1", "A01", "A1B", "ABCD1", "A1000", "A-1", "Á1",
+        ] {
+            assert_eq!(SeatId::parse(bad), None, "{bad:?} must not parse");
+        }
+    }
+
+    #[test]
+    fn hold_ids_round_trip_their_show() {
+        let show = ShowId::parse("20261125-pvr-1-1930").unwrap();
+        let id = hold_id(&show, uuid::Uuid::new_v4());
+        assert_eq!(show_of_hold(&id), Some(show));
+        assert_eq!(show_of_hold("nodot"), None);
+        assert_eq!(show_of_hold("show.not-a-uuid"), None);
+        assert_eq!(
+            show_of_hold("bad{tag}.00000000000000000000000000000000"),
+            None
+        );
+    }
+
+    #[test]
+    fn catalog_ids_exclude_key_syntax() {
+        assert!(is_valid_id("show_1-a"));
+        for bad in ["", "a.b", "a{b}", "a:b", "a b", &"x".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
+    }
+}

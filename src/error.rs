@@ -1,0 +1,202 @@
+//! The one error type. Every failure a handler can meet becomes one of these,
+//! and every one of these becomes the contract's error JSON:
+//! `{"error": {"code", "message", ...extra}}`. Internal causes are logged,
+//! never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    AdmissionRequired(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("some seats are not available")]
+    SeatConflict {
+        conflicts: Vec<String>,
+        available: Vec<String>,
+    },
+    #[error("the hold has expired")]
+    HoldExpired,
+    #[error("{0}")]
+    HoldNotActive(String),
+    #[error("the order has expired")]
+    OrderExpired,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyMismatch,
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// A backing service (Redis, Postgres) did not answer; the detail is logged.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; the detail is logged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::AdmissionRequired(_) => "ADMISSION_REQUIRED",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::SeatConflict { .. } => "SEAT_CONFLICT",
+            Self::HoldExpired => "HOLD_EXPIRED",
+            Self::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
+            Self::OrderExpired => "ORDER_EXPIRED",
+            Self::InvalidState(_) => "INVALID_STATE",
+            Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::AdmissionRequired(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::SeatConflict { .. }
+            | Self::HoldExpired
+            | Self::HoldNotActive(_)
+            | Self::OrderExpired
+            | Self::InvalidState(_) => StatusCode::CONFLICT,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error object, as sent (also stored for idempotent replays).
+    pub fn body(&self) -> Value {
+        let message = match self {
+            Self::Unavailable(_) => "a backing service is unavailable; retry shortly".to_owned(),
+            Self::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut err = Map::new();
+        err.insert("code".into(), self.code().into());
+        err.insert("message".into(), message.into());
+        match self {
+            Self::SeatConflict {
+                conflicts,
+                available,
+            } => {
+                err.insert("conflicts".into(), json!(conflicts));
+                err.insert("available".into(), json!(available));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                err.insert("retryAfterSeconds".into(), json!(retry_after_secs));
+            }
+            _ => {}
+        }
+        json!({ "error": err })
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "backing service unavailable"),
+            _ => {}
+        }
+        let mut res = (self.status(), axum::Json(self.body())).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        res
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+        {
+            Self::Unavailable(format!("redis: {e}"))
+        } else {
+            Self::Internal(format!("redis: {e}"))
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(format!("postgres: {e}"))
+            }
+            e => Self::Internal(format!("postgres: {e}")),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("json: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_carry_their_seats_and_internals_stay_inside() {
+        let body = Error::SeatConflict {
+            conflicts: vec!["A1".into()],
+            available: vec!["A2".into()],
+        }
+        .body();
+        assert_eq!(body["error"]["code"], "SEAT_CONFLICT");
+        assert_eq!(body["error"]["conflicts"], json!(["A1"]));
+        assert_eq!(body["error"]["available"], json!(["A2"]));
+        let body = Error::Internal("password=hunter2 at db:5432".into()).body();
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn rate_limited_answers_retry_after() {
+        let res = Error::RateLimited {
+            retry_after_secs: 2,
+        }
+        .into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+    }
+}

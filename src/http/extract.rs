@@ -1,0 +1,135 @@
+//! Extractors whose rejections are the contract's errors: malformed JSON is
+//! 400 `BAD_REQUEST` (never axum's 415/422 text), an oversized body is 413,
+//! a missing or bad token 401.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::auth::User;
+use crate::error::Error;
+
+/// A JSON body.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct Json<T>(pub T);
+
+/// A path parameter.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
+/// Query parameters.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct Query<T>(pub T);
+
+impl From<JsonRejection> for Error {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Error::PayloadTooLarge("request body too large".into());
+        }
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                Error::BadRequest("expected a JSON body with Content-Type: application/json".into())
+            }
+            other => Error::BadRequest(format!("invalid JSON body: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(r: PathRejection) -> Self {
+        Error::BadRequest(format!("invalid path: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(r: QueryRejection) -> Self {
+        Error::BadRequest(format!("invalid query: {}", r.body_text()))
+    }
+}
+
+/// A JSON body that may be absent (then `T::default()`), for routes whose
+/// every field is optional.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge("request body too large".into())
+            } else {
+                Error::BadRequest(r.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The authenticated caller; also applies the per-user rate limit.
+pub struct Auth(pub User);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer(parts)
+            .or_else(|| query_token(parts))
+            .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let user = state.tokens.verify(&token)?;
+        state.rate_limits.per_user.check(&user.id)?;
+        Ok(Self(user))
+    }
+}
+
+/// An authenticated admin; other users are 403.
+pub struct Admin(pub User);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let Auth(user) = Auth::from_request_parts(parts, state).await?;
+        if !user.admin {
+            return Err(Error::Forbidden("this needs an admin token".into()));
+        }
+        Ok(Self(user))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// WebSocket clients cannot set headers from a browser: `?access_token=`.
+fn query_token(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "access_token").then(|| v.to_owned())
+    })
+}
+
+/// The peer address, where the server was started with connect info.
+pub fn client_ip(parts_or_req: &axum::http::Extensions) -> Option<IpAddr> {
+    parts_or_req
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+}

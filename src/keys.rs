@@ -1,0 +1,76 @@
+//! Redis key and channel names: built here and nowhere else. Every key of a
+//! show shares the hash tag `{show:<id>}`, so the multi-key scripts run on
+//! one Redis Cluster slot and the show's channel hashes to the same shard.
+
+/// The names of one show's keys, in the order the seat scripts take them.
+#[derive(Debug, Clone)]
+pub struct ShowKeys {
+    pub seats: String,
+    pub holds: String,
+    pub users: String,
+    pub deadlines: String,
+    pub gc: String,
+    pub version: String,
+    pub channel: String,
+}
+
+impl ShowKeys {
+    /// KEYS[1..6] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 6] {
+        [
+            &self.seats,
+            &self.holds,
+            &self.users,
+            &self.deadlines,
+            &self.gc,
+            &self.version,
+        ]
+    }
+}
+
+/// Key names under one prefix. Tests use a unique prefix per run.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn show(&self, show: &str) -> ShowKeys {
+        let tag = format!("{}{{show:{show}}}", self.prefix);
+        ShowKeys {
+            seats: format!("{tag}:seats"),
+            holds: format!("{tag}:holds"),
+            users: format!("{tag}:users"),
+            deadlines: format!("{tag}:deadlines"),
+            gc: format!("{tag}:gc"),
+            version: format!("{tag}:version"),
+            channel: format!("{tag}:events"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_show_shares_one_hash_tag() {
+        let k = Keys::new("t1:").show("s-1");
+        for key in k.script_keys().into_iter().chain([k.channel.as_str()]) {
+            assert!(key.starts_with("t1:{show:s-1}:"), "{key}");
+            let open = key.find('{').unwrap();
+            let close = key.find('}').unwrap();
+            assert_eq!(&key[open + 1..close], "show:s-1");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Metric names and the Prometheus recorder. Names live here so dashboards
+//! and code agree.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const SEAT_LOCK_ATTEMPTS: &str = "seat_lock_attempts_total";
+pub const SEAT_LOCK_DURATION: &str = "seat_lock_duration_seconds";
+pub const HOLDS_EXPIRED: &str = "holds_expired_total";
+pub const ORDERS: &str = "orders_total";
+pub const WAITROOM_QUEUE_LENGTH: &str = "waitroom_queue_length";
+pub const WAITROOM_ACTIVE: &str = "waitroom_active";
+pub const WAITROOM_ADMITTED: &str = "waitroom_admitted_total";
+pub const WS_CONNECTIONS: &str = "ws_connections";
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+
+/// Latency buckets from 0.5 ms to 10 s: seat locks live in the low
+/// milliseconds, a stalled dependency in seconds.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests build many apps in one
+/// process) and answers the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .expect("static bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only this one"
+                );
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        SEAT_LOCK_ATTEMPTS,
+        "Seat hold attempts by result (held, conflict, error)."
+    );
+    metrics::describe_histogram!(SEAT_LOCK_DURATION, "Time to run the atomic hold script.");
+    metrics::describe_counter!(
+        HOLDS_EXPIRED,
+        "Holds that reached their TTL without an order."
+    );
+    metrics::describe_counter!(ORDERS, "Orders by the status they entered.");
+    metrics::describe_gauge!(WS_CONNECTIONS, "Open WebSockets by kind.");
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
+    metrics::describe_histogram!(HTTP_DURATION, "HTTP request latency by route.");
+    // Registered at zero so they exist before the first event.
+    metrics::counter!(HOLDS_EXPIRED).increment(0);
+    for result in ["held", "conflict", "error"] {
+        metrics::counter!(SEAT_LOCK_ATTEMPTS, "result" => result).increment(0);
+    }
+    for gauge in [WAITROOM_QUEUE_LENGTH, WAITROOM_ACTIVE] {
+        metrics::describe_gauge!(gauge, "Waiting-room figures per show.");
+    }
+    metrics::describe_counter!(WAITROOM_ADMITTED, "Shoppers admitted per show.");
+}
