@@ -11,6 +11,7 @@
 --   KEYS[4] deadlines  ZSET  holdId scored by the ms at which its seats must be freed
 --   KEYS[5] gc         ZSET  holdId scored by the ms at which its record may be dropped
 --   KEYS[6] version    STRING the show's seat-change counter
+-- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
 --   ARGV[4] now (ms since the epoch), ARGV[5] record retention (ms)

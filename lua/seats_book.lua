@@ -10,7 +10,7 @@ local owner = 'B:' .. order_id
 for i = 8, #ARGV do
   local seat = ARGV[i]
   local current = redis.call('HGET', K.seats, seat)
-  if current == nil or string.sub(current, 1, 2) ~= 'B:' then change(seat, 'BOOKED') end
+  if not current or string.sub(current, 1, 2) ~= 'B:' then change(seat, 'BOOKED') end
   redis.call('HSET', K.seats, seat, owner)
 end
 redis.call('ZREM', K.deadlines, hold_id)

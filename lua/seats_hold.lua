@@ -25,7 +25,7 @@ local owner = 'H:' .. hold_id
 local seats = {}
 for i = 9, #ARGV do
   local seat = ARGV[i]
-  if redis.call('HGET', K.seats, seat) == nil then change(seat, 'HELD') end
+  if not redis.call('HGET', K.seats, seat) then change(seat, 'HELD') end
   redis.call('HSET', K.seats, seat, owner)
   seats[#seats + 1] = seat
 end

@@ -107,8 +107,7 @@ mod tests {
         );
         assert!(t.verify(&t.issue("alice", false, -120).unwrap()).is_err());
         // alg "none": header {"alg":"none","typ":"JWT"}, claims with sub/exp, empty signature.
-        let none =
-            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
         assert!(t.verify(none).is_err());
         let no_sub = encode(
             &Header::new(Algorithm::HS256),

@@ -15,8 +15,7 @@ use crate::domain::catalog::{Catalog, Layout, Show};
 use crate::domain::ids::{self, ShowId};
 use crate::domain::order::{OrderEvent, OrderStatus, Refusal, SeatEffect};
 use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, HoldStatus, OrderLock, Owner, ReleaseOutcome,
-    SeatStatus,
+    ExtendOutcome, HoldOutcome, HoldRecord, HoldStatus, OrderLock, Owner, ReleaseOutcome, SeatStatus,
 };
 use crate::engine::{Reply, SeatLocks};
 use crate::error::{Error, Result};
@@ -74,9 +73,7 @@ fn track<T>(reply: Reply<T>) -> T {
 
 impl Booking {
     pub fn show(&self, id: &str) -> Result<&Show> {
-        self.catalog
-            .show(id)
-            .ok_or_else(|| Error::not_found("show"))
+        self.catalog.show(id).ok_or_else(|| Error::not_found("show"))
     }
 
     fn layout(&self, show: &Show) -> Result<Arc<Layout>> {
@@ -89,11 +86,7 @@ impl Booking {
     pub async fn seat_map(&self, show_id: &str) -> Result<(u64, Vec<MapSeat>)> {
         let show = self.show(show_id)?;
         let layout = self.layout(show)?;
-        let snap = track(
-            self.locks
-                .snapshot(&show.id, now().timestamp_millis())
-                .await?,
-        );
+        let snap = track(self.locks.snapshot(&show.id, now().timestamp_millis()).await?);
         let seats = layout
             .seats
             .iter()
@@ -102,10 +95,7 @@ impl Booking {
                 let status = if layout.is_unavailable(&id) {
                     SeatStatus::Unavailable
                 } else {
-                    snap.taken
-                        .get(&id)
-                        .map(Owner::status)
-                        .unwrap_or(SeatStatus::Available)
+                    snap.taken.get(&id).map(Owner::status).unwrap_or(SeatStatus::Available)
                 };
                 MapSeat {
                     id,
@@ -121,9 +111,7 @@ impl Booking {
     /// Checks a seat list against the contract's rules (400 for each breach).
     fn check_seats(&self, layout: &Layout, seats: &[String]) -> Result<()> {
         if seats.is_empty() {
-            return Err(Error::BadRequest(
-                "seatIds must name at least one seat".into(),
-            ));
+            return Err(Error::BadRequest("seatIds must name at least one seat".into()));
         }
         if seats.len() > self.limits.max_seats_per_hold {
             return Err(Error::BadRequest(format!(
@@ -161,24 +149,14 @@ impl Booking {
         let now_ms = now().timestamp_millis();
         if seats.iter().any(|s| layout.is_unavailable(s)) {
             metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
-            return Err(self
-                .unavailable_conflict(show, &layout, user, &seats, now_ms)
-                .await?);
+            return Err(self.unavailable_conflict(show, &layout, user, &seats, now_ms).await?);
         }
-        let show_id =
-            ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
+        let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
         let hold_id = ids::hold_id(&show_id, Uuid::new_v4());
         let started = Instant::now();
         let result = self
             .locks
-            .hold(
-                &show.id,
-                now_ms,
-                user,
-                &hold_id,
-                &seats,
-                self.limits.hold_ttl_ms,
-            )
+            .hold(&show.id, now_ms, user, &hold_id, &seats, self.limits.hold_ttl_ms)
             .await;
         metrics::histogram!(m::SEAT_LOCK_DURATION).record(started.elapsed().as_secs_f64());
         let outcome = match result {
@@ -283,9 +261,7 @@ impl Booking {
             ReleaseOutcome::NotActive(status) if status == "ORDERED" => Err(Error::HoldNotActive(
                 "the hold has become an order; cancel the order instead".into(),
             )),
-            ReleaseOutcome::NotActive(status) => {
-                Err(Error::HoldNotActive(format!("the hold is {status}")))
-            }
+            ReleaseOutcome::NotActive(status) => Err(Error::HoldNotActive(format!("the hold is {status}"))),
         }
     }
 
@@ -335,22 +311,13 @@ impl Booking {
             return Err(Error::not_found("hold"));
         }
         if created {
-            metrics::counter!(m::ORDERS, "status" => OrderStatus::PaymentPending.as_str())
-                .increment(1);
+            metrics::counter!(m::ORDERS, "status" => OrderStatus::PaymentPending.as_str()).increment(1);
         }
         Ok((order, created))
     }
 
-    fn new_order(
-        &self,
-        user: &str,
-        show: &Show,
-        hold_id: &str,
-        seats: Vec<String>,
-        lock: &OrderLock,
-    ) -> Result<Order> {
-        let id = Uuid::parse_str(&lock.order_id)
-            .map_err(|_| Error::Internal("order id in lock".into()))?;
+    fn new_order(&self, user: &str, show: &Show, hold_id: &str, seats: Vec<String>, lock: &OrderLock) -> Result<Order> {
+        let id = Uuid::parse_str(&lock.order_id).map_err(|_| Error::Internal("order id in lock".into()))?;
         let created = from_ms(lock.created_ms);
         Ok(Order {
             id,
@@ -379,11 +346,7 @@ impl Booking {
 
     async fn owned_order(&self, user: &str, admin: bool, id: &str) -> Result<Order> {
         let id = Uuid::parse_str(id).map_err(|_| Error::not_found("order"))?;
-        let order = self
-            .records
-            .order(id)
-            .await?
-            .ok_or_else(|| Error::not_found("order"))?;
+        let order = self.records.order(id).await?.ok_or_else(|| Error::not_found("order"))?;
         if order.user_id != user && !admin {
             return Err(Error::not_found("order"));
         }
@@ -400,40 +363,24 @@ impl Booking {
     }
 
     pub async fn expire_order(&self, id: Uuid) -> Result<Order> {
-        match self
-            .records
-            .apply(id, OrderEvent::Expire, now(), None)
-            .await?
-        {
+        match self.records.apply(id, OrderEvent::Expire, now(), None).await? {
             Applied::Changed { order, effect } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, effect).await;
                 Ok(order)
             }
-            Applied::Unchanged(o)
-            | Applied::Refused(o, _)
-            | Applied::SeatsTaken { order: o, .. } => Ok(o),
+            Applied::Unchanged(o) | Applied::Refused(o, _) | Applied::SeatsTaken { order: o, .. } => Ok(o),
         }
     }
 
-    pub async fn confirm_payment(
-        &self,
-        user: &str,
-        id: &str,
-        success: bool,
-        reference: Option<&str>,
-    ) -> Result<Order> {
+    pub async fn confirm_payment(&self, user: &str, id: &str, success: bool, reference: Option<&str>) -> Result<Order> {
         let order = self.owned_order(user, false, id).await?;
         let event = if success {
             OrderEvent::PaymentSucceeded
         } else {
             OrderEvent::PaymentFailed
         };
-        match self
-            .records
-            .apply(order.id, event, now(), reference)
-            .await?
-        {
+        match self.records.apply(order.id, event, now(), reference).await? {
             Applied::Changed { order, effect } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, effect).await;
@@ -446,10 +393,9 @@ impl Booking {
                 }
                 Err(Error::OrderExpired)
             }
-            Applied::Refused(order, Refusal::InvalidState) => Err(Error::InvalidState(format!(
-                "the order is {}",
-                order.status.as_str()
-            ))),
+            Applied::Refused(order, Refusal::InvalidState) => {
+                Err(Error::InvalidState(format!("the order is {}", order.status.as_str())))
+            }
             Applied::SeatsTaken { order, conflicts } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, SeatEffect::Free).await;
@@ -459,40 +405,25 @@ impl Booking {
                     .filter(|s| s.status == SeatStatus::Available)
                     .map(|s| s.id)
                     .collect();
-                Err(Error::SeatConflict {
-                    conflicts,
-                    available,
-                })
+                Err(Error::SeatConflict { conflicts, available })
             }
         }
     }
 
     pub async fn cancel(&self, user: &str, admin: bool, id: &str) -> Result<Order> {
         let order = self.owned_order(user, admin, id).await?;
-        match self
-            .records
-            .apply(order.id, OrderEvent::Cancel, now(), None)
-            .await?
-        {
+        match self.records.apply(order.id, OrderEvent::Cancel, now(), None).await? {
             Applied::Changed { order, effect } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, effect).await;
                 Ok(order)
             }
             Applied::Unchanged(order) | Applied::SeatsTaken { order, .. } => Ok(order),
-            Applied::Refused(order, _) => Err(Error::InvalidState(format!(
-                "the order is {}",
-                order.status.as_str()
-            ))),
+            Applied::Refused(order, _) => Err(Error::InvalidState(format!("the order is {}", order.status.as_str()))),
         }
     }
 
-    pub async fn orders_of(
-        &self,
-        user: &str,
-        limit: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Vec<Order>> {
+    pub async fn orders_of(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
         let mut list = self.records.orders_of_user(user, limit, cursor).await?;
         for order in &mut list {
             if order.status == OrderStatus::PaymentPending && now() >= order.expires_at {
@@ -511,35 +442,19 @@ impl Booking {
             SeatEffect::Keep => return,
             SeatEffect::Book => {
                 self.locks
-                    .book(
-                        &order.show_id,
-                        now_ms,
-                        &oid,
-                        &order.hold_id,
-                        &order.seat_ids,
-                    )
+                    .book(&order.show_id, now_ms, &oid, &order.hold_id, &order.seat_ids)
                     .await
             }
             SeatEffect::Free => {
                 self.locks
-                    .release_order(
-                        &order.show_id,
-                        now_ms,
-                        &oid,
-                        &order.hold_id,
-                        &order.seat_ids,
-                    )
+                    .release_order(&order.show_id, now_ms, &oid, &order.hold_id, &order.seat_ids)
                     .await
             }
         };
         match result {
             Ok(reply) => {
                 track(reply);
-                if let Err(e) = self
-                    .records
-                    .mark_lock_synced(order.id, order.updated_at)
-                    .await
-                {
+                if let Err(e) = self.records.mark_lock_synced(order.id, order.updated_at).await {
                     tracing::warn!(order = %order.id, error = %e, "could not mark the lock synced; the reconciler will");
                 }
             }

@@ -36,12 +36,7 @@ pub struct Settings {
     pub redis_url: Option<String>,
 
     /// Redis Cluster seed nodes, comma-separated (`redis://10.0.0.1:6379,...`).
-    #[arg(
-        long,
-        global = true,
-        env = "REDIS_CLUSTER_NODES",
-        value_delimiter = ','
-    )]
+    #[arg(long, global = true, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
     pub redis_cluster_nodes: Vec<String>,
 
     /// Prefix of every Redis key and channel (several deployments or test runs can share one Redis).
@@ -96,13 +91,7 @@ pub struct Settings {
     #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    #[arg(
-        long,
-        global = true,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -135,10 +124,7 @@ impl Settings {
     /// Checks what the types cannot; the error names the setting.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
-            {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
                 return Err(format!(
                     "REDIS_URL must start with redis://, rediss:// or unix:// (got {url:?})"
                 ));
@@ -158,16 +144,11 @@ impl Settings {
         }
         if let Some(secret) = &self.jwt_secret {
             if secret.is_empty() {
-                return Err(
-                    "JWT_SECRET is set but empty; unset it for development or set a real secret"
-                        .into(),
-                );
+                return Err("JWT_SECRET is set but empty; unset it for development or set a real secret".into());
             }
         }
         if self.redis_key_prefix.contains(['{', '}']) {
-            return Err(
-                "REDIS_KEY_PREFIX must not contain '{' or '}' (they are hash-tag syntax)".into(),
-            );
+            return Err("REDIS_KEY_PREFIX must not contain '{' or '}' (they are hash-tag syntax)".into());
         }
         if self.max_body_bytes < 1024 {
             return Err("MAX_BODY_BYTES must be at least 1024".into());

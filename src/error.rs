@@ -103,10 +103,7 @@ impl Error {
         err.insert("code".into(), self.code().into());
         err.insert("message".into(), message.into());
         match self {
-            Self::SeatConflict {
-                conflicts,
-                available,
-            } => {
+            Self::SeatConflict { conflicts, available } => {
                 err.insert("conflicts".into(), json!(conflicts));
                 err.insert("available".into(), json!(available));
             }
@@ -132,10 +129,8 @@ impl IntoResponse for Error {
         }
         let mut res = (self.status(), axum::Json(self.body())).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
-            res.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         res
     }
@@ -143,11 +138,7 @@ impl IntoResponse for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_timeout()
-            || e.is_connection_refusal()
-        {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
             Self::Unavailable(format!("redis: {e}"))
         } else {
             Self::Internal(format!("redis: {e}"))
@@ -192,10 +183,7 @@ mod tests {
 
     #[test]
     fn rate_limited_answers_retry_after() {
-        let res = Error::RateLimited {
-            retry_after_secs: 2,
-        }
-        .into_response();
+        let res = Error::RateLimited { retry_after_secs: 2 }.into_response();
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[header::RETRY_AFTER], "2");
     }

@@ -9,11 +9,7 @@ use showgate::startup::{self, Application};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "showgate",
-    version,
-    about = "Flash-sale gateway for movie-ticket booking"
-)]
+#[command(name = "showgate", version, about = "Flash-sale gateway for movie-ticket booking")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -70,9 +66,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let app = Application::build(settings)
-                .await
-                .map_err(|e| e.to_string())?;
+            let app = Application::build(settings).await.map_err(|e| e.to_string())?;
             tracing::info!(addr = %app.local_addr(), "showgate listening");
             app.run_until(shutdown_signal())
                 .await
@@ -82,9 +76,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if settings.database_url.is_none() {
                 return Err("migrate needs DATABASE_URL".into());
             }
-            startup::records(&settings)
-                .await
-                .map_err(|e| e.to_string())?;
+            startup::records(&settings).await.map_err(|e| e.to_string())?;
             println!("migrations applied");
             Ok(())
         }
@@ -101,19 +93,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::ImportCatalog { file } => {
             if settings.database_url.is_none() {
-                return Err(
-                    "import-catalog needs DATABASE_URL (without it, serve the file with CATALOG)"
-                        .into(),
-                );
+                return Err("import-catalog needs DATABASE_URL (without it, serve the file with CATALOG)".into());
             }
             let data = startup::read_catalog_file(&file).map_err(|e| e.to_string())?;
-            let records = startup::records(&settings)
-                .await
-                .map_err(|e| e.to_string())?;
-            records
-                .save_catalog(&data)
-                .await
-                .map_err(|e| e.to_string())?;
+            let records = startup::records(&settings).await.map_err(|e| e.to_string())?;
+            records.save_catalog(&data).await.map_err(|e| e.to_string())?;
             println!(
                 "imported {} movies, {} theatres, {} shows",
                 data.movies.len(),
@@ -131,8 +115,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -35,9 +35,7 @@ pub fn install() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!(
-                    "a metrics recorder was already installed; /metrics shows only this one"
-                );
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this one");
             }
             describe();
             handle
@@ -51,10 +49,7 @@ fn describe() {
         "Seat hold attempts by result (held, conflict, error)."
     );
     metrics::describe_histogram!(SEAT_LOCK_DURATION, "Time to run the atomic hold script.");
-    metrics::describe_counter!(
-        HOLDS_EXPIRED,
-        "Holds that reached their TTL without an order."
-    );
+    metrics::describe_counter!(HOLDS_EXPIRED, "Holds that reached their TTL without an order.");
     metrics::describe_counter!(ORDERS, "Orders by the status they entered.");
     metrics::describe_gauge!(WS_CONNECTIONS, "Open WebSockets by kind.");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");

@@ -42,10 +42,7 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     #[error("cannot reach Redis ({setting}): {cause}")]
-    Redis {
-        setting: &'static str,
-        cause: String,
-    },
+    Redis { setting: &'static str, cause: String },
     #[error("cannot use Postgres (DATABASE_URL): {0}")]
     Postgres(String),
     #[error("catalog: {0}")]
@@ -97,21 +94,17 @@ pub async fn records(settings: &Settings) -> Result<Arc<dyn Records>, StartError
             let pg = PgRecords::connect(url)
                 .await
                 .map_err(|e| StartError::Postgres(e.to_string()))?;
-            pg.migrate()
-                .await
-                .map_err(|e| StartError::Postgres(e.to_string()))?;
+            pg.migrate().await.map_err(|e| StartError::Postgres(e.to_string()))?;
             Ok(Arc::new(pg))
         }
     }
 }
 
 pub fn read_catalog_file(path: &std::path::Path) -> Result<CatalogData, StartError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
-    let data: CatalogData = serde_json::from_str(&text)
-        .map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
-    Catalog::new(data.clone())
-        .map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
+    let data: CatalogData =
+        serde_json::from_str(&text).map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
+    Catalog::new(data.clone()).map_err(|e| StartError::Catalog(format!("{}: {e}", path.display())))?;
     Ok(data)
 }
 
@@ -121,11 +114,7 @@ pub fn read_catalog_file(path: &std::path::Path) -> Result<CatalogData, StartErr
 /// that already holds the demo, never over an imported catalog.
 async fn load_catalog(settings: &Settings, records: &dyn Records) -> Result<Catalog, StartError> {
     let db = |e: crate::error::Error| StartError::Postgres(e.to_string());
-    let given = settings
-        .catalog
-        .as_deref()
-        .map(read_catalog_file)
-        .transpose()?;
+    let given = settings.catalog.as_deref().map(read_catalog_file).transpose()?;
     let data = match given {
         Some(data) => {
             records.save_catalog(&data).await.map_err(db)?;
@@ -196,22 +185,13 @@ impl Application {
             metrics: crate::metrics::install(),
             settings: settings.clone(),
         }));
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .map_err(|e| StartError::Bind {
-                addr: settings.bind,
-                cause: e.to_string(),
-            })?;
+        let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind {
+            addr: settings.bind,
+            cause: e.to_string(),
+        })?;
         let stop = CancellationToken::new();
-        let mut tasks = sweeper::spawn(
-            booking,
-            Duration::from_millis(settings.sweep_interval_ms),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(forget_idle_callers(
-            state.clone(),
-            stop.clone(),
-        )));
+        let mut tasks = sweeper::spawn(booking, Duration::from_millis(settings.sweep_interval_ms), stop.clone());
+        tasks.push(tokio::spawn(forget_idle_callers(state.clone(), stop.clone())));
         Ok(Self {
             router: http::app(state.clone()),
             listener,
@@ -229,10 +209,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains requests in flight and
     /// stops the background loops.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self {
             listener,
             router,
@@ -241,9 +218,7 @@ impl Application {
             ..
         } = self;
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         stop.cancel();
         for t in tasks {
             let _ = t.await;

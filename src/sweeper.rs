@@ -22,11 +22,7 @@ const RECONCILE_AFTER: TimeDelta = TimeDelta::seconds(2);
 /// Shows that started longer ago than this are no longer swept.
 const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::hours(6);
 
-pub fn spawn(
-    booking: Arc<Booking>,
-    every: Duration,
-    stop: CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(booking: Arc<Booking>, every: Duration, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(run(stop.clone(), every, booking.clone(), expire_seats)),
         tokio::spawn(run(stop.clone(), every, booking.clone(), expire_orders)),
@@ -71,11 +67,7 @@ pub async fn expire_seats(booking: Arc<Booking>) {
 
 /// One pass of order expiry.
 pub async fn expire_orders(booking: Arc<Booking>) {
-    match booking
-        .records
-        .due_orders(booking::now(), ORDER_BATCH)
-        .await
-    {
+    match booking.records.due_orders(booking::now(), ORDER_BATCH).await {
         Ok(ids) => {
             for id in ids {
                 if let Err(e) = booking.expire_order(id).await {
@@ -97,9 +89,7 @@ pub async fn reconcile(booking: Arc<Booking>) {
         Ok(orders) => {
             for order in orders {
                 tracing::info!(order = %order.id, status = order.status.as_str(), "reconciling seat locks");
-                booking
-                    .sync_locks(&order, Booking::effect_for(order.status))
-                    .await;
+                booking.sync_locks(&order, Booking::effect_for(order.status)).await;
             }
         }
         Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),

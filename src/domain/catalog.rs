@@ -131,9 +131,7 @@ impl Layout {
 
     /// Seats that can ever be sold.
     pub fn sellable(&self) -> impl Iterator<Item = &SeatId> {
-        self.seats
-            .iter()
-            .filter(|s| !self.unavailable.contains(&s.to_string()))
+        self.seats.iter().filter(|s| !self.unavailable.contains(&s.to_string()))
     }
 
     pub fn len(&self) -> usize {
@@ -176,10 +174,7 @@ impl Catalog {
             }
             for s in &t.screens {
                 check_id("screen", &s.id)?;
-                if layouts
-                    .insert(s.id.clone(), Arc::new(Layout::new(s)?))
-                    .is_some()
-                {
+                if layouts.insert(s.id.clone(), Arc::new(Layout::new(s)?)).is_some() {
                     return Err(format!("screen {} appears twice", s.id));
                 }
                 screen_theatre.insert(s.id.clone(), t.id.clone());
@@ -213,10 +208,7 @@ impl Catalog {
             if shows.insert(s.id.clone(), i).is_some() {
                 return Err(format!("show {} appears twice", s.id));
             }
-            shows_by_movie
-                .entry(s.movie_id.clone())
-                .or_default()
-                .push(i);
+            shows_by_movie.entry(s.movie_id.clone()).or_default().push(i);
         }
         for list in shows_by_movie.values_mut() {
             list.sort_by_key(|&i| (data.shows[i].start_time, data.shows[i].id.clone()));
@@ -256,10 +248,7 @@ impl Catalog {
 
     /// UTC dates on which the movie has at least one show, ascending.
     pub fn dates_of_movie(&self, movie: &str) -> Vec<NaiveDate> {
-        let mut dates: Vec<NaiveDate> = self
-            .shows_of_movie(movie)
-            .map(|s| s.start_time.date_naive())
-            .collect();
+        let mut dates: Vec<NaiveDate> = self.shows_of_movie(movie).map(|s| s.start_time.date_naive()).collect();
         dates.dedup();
         dates
     }
@@ -290,13 +279,7 @@ pub fn demo(today: NaiveDate) -> CatalogData {
         genres: genres.iter().map(|g| g.to_string()).collect(),
     };
     let movies = vec![
-        movie(
-            "dune-3",
-            "Dune: Part Three",
-            "English",
-            166,
-            &["Sci-Fi", "Adventure"],
-        ),
+        movie("dune-3", "Dune: Part Three", "English", 166, &["Sci-Fi", "Adventure"]),
         movie(
             "monsoon-heist",
             "The Monsoon Heist",
@@ -304,13 +287,7 @@ pub fn demo(today: NaiveDate) -> CatalogData {
             142,
             &["Thriller", "Crime"],
         ),
-        movie(
-            "kaalachakra",
-            "Kaalachakra",
-            "Kannada",
-            151,
-            &["Drama", "Fantasy"],
-        ),
+        movie("kaalachakra", "Kaalachakra", "Kannada", 151, &["Drama", "Fantasy"]),
         movie(
             "paper-planets",
             "Paper Planets",
@@ -348,12 +325,7 @@ pub fn demo(today: NaiveDate) -> CatalogData {
             name: "INOX Megaplex".into(),
             city: "Mumbai".into(),
             screens: vec![
-                screen(
-                    "inox-imax",
-                    "IMAX",
-                    rows(25, 48),
-                    &["A1", "A2", "A47", "A48", "M24"],
-                ),
+                screen("inox-imax", "IMAX", rows(25, 48), &["A1", "A2", "A47", "A48", "M24"]),
                 screen("inox-2", "Screen 2", rows(12, 12), &["L1", "L12"]),
             ],
         },

@@ -9,10 +9,7 @@ pub const MAX_ID_LEN: usize = 64;
 /// The restriction matters: show ids are embedded in Redis keys and in hold
 /// ids (`<showId>.<uuid>`), so they must not contain `.`, `{`, `}` or `:`.
 pub fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= MAX_ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,12 +42,7 @@ impl SeatId {
     pub fn parse(s: &str) -> Option<Self> {
         let split = s.find(|c: char| !c.is_ascii_uppercase())?;
         let (row, num) = s.split_at(split);
-        if row.is_empty()
-            || row.len() > 3
-            || num.is_empty()
-            || num.len() > 3
-            || num.starts_with('0')
-        {
+        if row.is_empty() || row.len() > 3 || num.is_empty() || num.len() > 3 || num.starts_with('0') {
             return None;
         }
         if !num.bytes().all(|b| b.is_ascii_digit()) {
@@ -97,9 +89,7 @@ mod tests {
     fn seat_ids_parse_row_and_number() {
         assert_eq!(SeatId::parse("A1"), Some(SeatId::new("A", 1)));
         assert_eq!(SeatId::parse("AB120"), Some(SeatId::new("AB", 120)));
-        for bad in [
-            "", "A", "1", "a1", "A01", "A1B", "ABCD1", "A1000", "A-1", "Á1",
-        ] {
+        for bad in ["", "A", "1", "a1", "A01", "A1B", "ABCD1", "A1000", "A-1", "Á1"] {
             assert_eq!(SeatId::parse(bad), None, "{bad:?} must not parse");
         }
     }
@@ -111,10 +101,7 @@ mod tests {
         assert_eq!(show_of_hold(&id), Some(show));
         assert_eq!(show_of_hold("nodot"), None);
         assert_eq!(show_of_hold("show.not-a-uuid"), None);
-        assert_eq!(
-            show_of_hold("bad{tag}.00000000000000000000000000000000"),
-            None
-        );
+        assert_eq!(show_of_hold("bad{tag}.00000000000000000000000000000000"), None);
     }
 
     #[test]

@@ -88,18 +88,12 @@ pub enum Refusal {
 /// Decides the transition for `event` from `from`. `past_expiry` says whether
 /// `now >= expiresAt`. `Ok(None)` is an idempotent repeat: nothing changes and
 /// the caller answers the order as it is.
-pub fn step(
-    from: OrderStatus,
-    event: OrderEvent,
-    past_expiry: bool,
-) -> Result<Option<Step>, Refusal> {
+pub fn step(from: OrderStatus, event: OrderEvent, past_expiry: bool) -> Result<Option<Step>, Refusal> {
     use OrderEvent as E;
     use OrderStatus as S;
     let to = |to, seats| Ok(Some(Step { to, seats }));
     match (from, event) {
-        (S::PaymentPending, E::PaymentSucceeded) if !past_expiry => {
-            to(S::Confirmed, SeatEffect::Book)
-        }
+        (S::PaymentPending, E::PaymentSucceeded) if !past_expiry => to(S::Confirmed, SeatEffect::Book),
         (S::PaymentPending, E::PaymentFailed) if !past_expiry => to(S::Failed, SeatEffect::Free),
         (S::PaymentPending, E::PaymentSucceeded | E::PaymentFailed) => Err(Refusal::Expired),
         (S::PaymentPending, E::Expire) if past_expiry => to(S::Expired, SeatEffect::Free),
@@ -136,30 +130,18 @@ mod tests {
     #[test]
     fn pending_orders_confirm_fail_or_expire() {
         assert_eq!(
-            step(S::PaymentPending, E::PaymentSucceeded, false)
-                .unwrap()
-                .unwrap()
-                .to,
+            step(S::PaymentPending, E::PaymentSucceeded, false).unwrap().unwrap().to,
             S::Confirmed
         );
         assert_eq!(
-            step(S::PaymentPending, E::PaymentFailed, false)
-                .unwrap()
-                .unwrap()
-                .seats,
+            step(S::PaymentPending, E::PaymentFailed, false).unwrap().unwrap().seats,
             SeatEffect::Free
         );
         assert_eq!(
-            step(S::PaymentPending, E::Expire, true)
-                .unwrap()
-                .unwrap()
-                .to,
+            step(S::PaymentPending, E::Expire, true).unwrap().unwrap().to,
             S::Expired
         );
-        assert_eq!(
-            step(S::PaymentPending, E::Expire, false),
-            Err(Refusal::InvalidState)
-        );
+        assert_eq!(step(S::PaymentPending, E::Expire, false), Err(Refusal::InvalidState));
     }
 
     #[test]
@@ -168,10 +150,7 @@ mod tests {
             step(S::PaymentPending, E::PaymentSucceeded, true),
             Err(Refusal::Expired)
         );
-        assert_eq!(
-            step(S::Expired, E::PaymentSucceeded, true),
-            Err(Refusal::Expired)
-        );
+        assert_eq!(step(S::Expired, E::PaymentSucceeded, true), Err(Refusal::Expired));
     }
 
     #[test]

@@ -125,15 +125,9 @@ pub struct SeatDelta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldOutcome {
     /// Locked; `replaced` is the user's previous hold, released in the same step.
-    Held {
-        version: u64,
-        replaced: Option<String>,
-    },
+    Held { version: u64, replaced: Option<String> },
     /// Nothing changed. `taken` lists every seat that is locked or booked now.
-    Conflict {
-        conflicts: Vec<String>,
-        taken: Vec<String>,
-    },
+    Conflict { conflicts: Vec<String>, taken: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,12 +361,7 @@ impl ShowSeats {
         let mine = prev.clone().map(Owner::Hold);
         let conflicts: Vec<String> = seats
             .iter()
-            .filter(|s| {
-                op.state
-                    .owners
-                    .get(*s)
-                    .is_some_and(|o| Some(o) != mine.as_ref())
-            })
+            .filter(|s| op.state.owners.get(*s).is_some_and(|o| Some(o) != mine.as_ref()))
             .cloned()
             .collect();
         if !conflicts.is_empty() {
@@ -434,9 +423,7 @@ impl ShowSeats {
             None => ReleaseOutcome::NotFound,
             Some(rec) if rec.user != user => ReleaseOutcome::NotFound,
             Some(rec) if rec.order_id.is_some() => ReleaseOutcome::NotActive("ORDERED".into()),
-            Some(rec) if rec.status != HoldStatus::Held => {
-                ReleaseOutcome::NotActive(status_name(rec.status))
-            }
+            Some(rec) if rec.status != HoldStatus::Held => ReleaseOutcome::NotActive(status_name(rec.status)),
             Some(_) => {
                 op.hold_end(hold_id, HoldStatus::Released, now);
                 ReleaseOutcome::Released
@@ -467,9 +454,7 @@ impl ShowSeats {
                 expires_ms: rec.order_expires_ms.unwrap_or_default(),
             }),
             Some(rec) if rec.status == HoldStatus::Expired => ExtendOutcome::Expired,
-            Some(rec) if rec.status != HoldStatus::Held => {
-                ExtendOutcome::NotActive(status_name(rec.status))
-            }
+            Some(rec) if rec.status != HoldStatus::Held => ExtendOutcome::NotActive(status_name(rec.status)),
             Some(rec) => {
                 let lock = OrderLock {
                     order_id: order_id.to_owned(),
@@ -481,16 +466,12 @@ impl ShowSeats {
                 rec.order_expires_ms = Some(lock.expires_ms);
                 let seats = rec.seats.clone();
                 for seat in seats {
-                    op.state
-                        .owners
-                        .insert(seat, Owner::Order(order_id.to_owned()));
+                    op.state.owners.insert(seat, Owner::Order(order_id.to_owned()));
                 }
                 if op.state.users.get(user).map(String::as_str) == Some(hold_id) {
                     op.state.users.remove(user);
                 }
-                op.state
-                    .deadlines
-                    .add(lock.expires_ms + times.order_grace_ms, hold_id);
+                op.state.deadlines.add(lock.expires_ms + times.order_grace_ms, hold_id);
                 ExtendOutcome::Attached(lock)
             }
         };
@@ -510,10 +491,7 @@ impl ShowSeats {
     ) -> (u64, Effects) {
         let mut op = Op::begin(self, show, now, times);
         for seat in seats {
-            let prev = op
-                .state
-                .owners
-                .insert(seat.clone(), Owner::Booked(order_id.to_owned()));
+            let prev = op.state.owners.insert(seat.clone(), Owner::Booked(order_id.to_owned()));
             if !matches!(prev, Some(Owner::Booked(_))) {
                 op.changes.set(seat, SeatStatus::Booked);
             }
@@ -533,10 +511,7 @@ impl ShowSeats {
         seats: &[String],
     ) -> (u64, Effects) {
         let mut op = Op::begin(self, show, now, times);
-        let (held, booked) = (
-            Owner::Order(order_id.to_owned()),
-            Owner::Booked(order_id.to_owned()),
-        );
+        let (held, booked) = (Owner::Order(order_id.to_owned()), Owner::Booked(order_id.to_owned()));
         for seat in seats {
             let owner = op.state.owners.get(seat);
             if owner == Some(&held) || owner == Some(&booked) {
@@ -550,13 +525,7 @@ impl ShowSeats {
     }
 
     /// The sweeper's pass (`lua/seats_expire.lua`): expiry plus record clean-up.
-    pub fn expire(
-        &mut self,
-        show: &str,
-        now: i64,
-        times: LockTimes,
-        gc_limit: usize,
-    ) -> (u64, Effects) {
+    pub fn expire(&mut self, show: &str, now: i64, times: LockTimes, gc_limit: usize) -> (u64, Effects) {
         let op = Op::begin(self, show, now, times);
         for id in op.state.gc.due(now, gc_limit) {
             op.state.holds.remove(&id);
@@ -679,14 +648,8 @@ mod tests {
     fn expiry_frees_seats_at_the_deadline_and_keeps_the_record() {
         let mut s = ShowSeats::default();
         s.hold("s", 0, T, "u1", "h1", &seats(&["A1"]), TTL);
-        assert_eq!(
-            s.hold_record("h1").unwrap().status_at(TTL - 1),
-            HoldStatus::Held
-        );
-        assert_eq!(
-            s.hold_record("h1").unwrap().status_at(TTL),
-            HoldStatus::Expired
-        );
+        assert_eq!(s.hold_record("h1").unwrap().status_at(TTL - 1), HoldStatus::Held);
+        assert_eq!(s.hold_record("h1").unwrap().status_at(TTL), HoldStatus::Expired);
         let (snap, fx) = s.snapshot("s", TTL, T);
         assert!(snap.taken.is_empty());
         assert_eq!(fx.expired_holds, 1);
@@ -730,13 +693,7 @@ mod tests {
         s.extend_for_order("s", 1, T, "u1", "h1", "o1", 600_000);
         let (v, fx) = s.book("s", 2, T, "o1", "h1", &seats(&["A1", "A2"]));
         assert_eq!(v, 2);
-        assert!(
-            fx.delta
-                .unwrap()
-                .changes
-                .iter()
-                .all(|c| c.status == SeatStatus::Booked)
-        );
+        assert!(fx.delta.unwrap().changes.iter().all(|c| c.status == SeatStatus::Booked));
         // Far past the order's expiry a booked seat stays booked.
         let (snap, _) = s.snapshot("s", 10_000_000, T);
         assert_eq!(snap.taken.len(), 2);
@@ -750,19 +707,8 @@ mod tests {
         let mut s = ShowSeats::default();
         s.hold("s", 0, T, "u1", "h1", &seats(&["A1"]), TTL);
         s.extend_for_order("s", 0, T, "u1", "h1", "o1", 1000);
-        assert_eq!(
-            s.snapshot("s", 1000 + T.order_grace_ms - 1, T)
-                .0
-                .taken
-                .len(),
-            1
-        );
-        assert!(
-            s.snapshot("s", 1000 + T.order_grace_ms, T)
-                .0
-                .taken
-                .is_empty()
-        );
+        assert_eq!(s.snapshot("s", 1000 + T.order_grace_ms - 1, T).0.taken.len(), 1);
+        assert!(s.snapshot("s", 1000 + T.order_grace_ms, T).0.taken.is_empty());
     }
 
     #[derive(Debug, Clone)]

@@ -11,8 +11,7 @@ use tokio::sync::broadcast;
 
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::seats::{
-    Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, ReleaseOutcome, SeatDelta,
-    SeatSnapshot, ShowSeats,
+    Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, ReleaseOutcome, SeatDelta, SeatSnapshot, ShowSeats,
 };
 use crate::error::Result;
 
@@ -57,11 +56,7 @@ impl MemorySeatLocks {
 
     /// Runs `f` under the show's lock and publishes its delta before the lock
     /// is released, so subscribers see deltas in version order.
-    fn with<T>(
-        &self,
-        id: &str,
-        f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects),
-    ) -> Reply<T> {
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects)) -> Reply<T> {
         let show = self.show(id);
         let mut seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
         let (out, fx) = f(&mut seats, self.times);
@@ -89,18 +84,10 @@ impl SeatLocks for MemorySeatLocks {
         seats: &[String],
         ttl_ms: i64,
     ) -> Result<Reply<HoldOutcome>> {
-        Ok(self.with(show, |s, t| {
-            s.hold(show, now, t, user, hold_id, seats, ttl_ms)
-        }))
+        Ok(self.with(show, |s, t| s.hold(show, now, t, user, hold_id, seats, ttl_ms)))
     }
 
-    async fn release(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-    ) -> Result<Reply<ReleaseOutcome>> {
+    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
         Ok(self.with(show, |s, t| s.release(show, now, t, user, hold_id)))
     }
 
@@ -118,17 +105,8 @@ impl SeatLocks for MemorySeatLocks {
         }))
     }
 
-    async fn book(
-        &self,
-        show: &str,
-        now: i64,
-        order_id: &str,
-        hold_id: &str,
-        seats: &[String],
-    ) -> Result<Reply<()>> {
-        Ok(self.with(show, |s, t| {
-            ((), s.book(show, now, t, order_id, hold_id, seats).1)
-        }))
+    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>> {
+        Ok(self.with(show, |s, t| ((), s.book(show, now, t, order_id, hold_id, seats).1)))
     }
 
     async fn release_order(
@@ -140,10 +118,7 @@ impl SeatLocks for MemorySeatLocks {
         seats: &[String],
     ) -> Result<Reply<()>> {
         Ok(self.with(show, |s, t| {
-            (
-                (),
-                s.release_order(show, now, t, order_id, hold_id, seats).1,
-            )
+            ((), s.release_order(show, now, t, order_id, hold_id, seats).1)
         }))
     }
 

@@ -13,9 +13,7 @@ pub mod redis_conn;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, ReleaseOutcome, SeatDelta, SeatSnapshot,
-};
+use crate::domain::seats::{ExtendOutcome, HoldOutcome, HoldRecord, ReleaseOutcome, SeatDelta, SeatSnapshot};
 use crate::error::Result;
 
 /// An engine's answer: the outcome, the show's version after the operation
@@ -43,13 +41,7 @@ pub trait SeatLocks: Send + Sync + 'static {
         ttl_ms: i64,
     ) -> Result<Reply<HoldOutcome>>;
 
-    async fn release(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-    ) -> Result<Reply<ReleaseOutcome>>;
+    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>>;
 
     /// Turns the user's active hold into the lock of order `order_id`
     /// (or answers the order it already became).
@@ -63,14 +55,7 @@ pub trait SeatLocks: Send + Sync + 'static {
         order_ttl_ms: i64,
     ) -> Result<Reply<ExtendOutcome>>;
 
-    async fn book(
-        &self,
-        show: &str,
-        now: i64,
-        order_id: &str,
-        hold_id: &str,
-        seats: &[String],
-    ) -> Result<Reply<()>>;
+    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>>;
 
     async fn release_order(
         &self,

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use super::redis_conn::RedisHandle;
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, ReleaseOutcome, SeatDelta,
-    SeatSnapshot,
+    ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, ReleaseOutcome, SeatDelta, SeatSnapshot,
 };
 use crate::error::{Error, Result};
 use crate::keys::{Keys, ShowKeys};
@@ -36,23 +35,13 @@ impl RedisSeatLocks {
     }
 
     /// Runs a seat script with the common KEYS and ARGV, then `args`.
-    async fn run(
-        &self,
-        script: &Script,
-        show: &str,
-        now: i64,
-        args: &[&str],
-    ) -> Result<Vec<Value>> {
+    async fn run(&self, script: &Script, show: &str, now: i64, args: &[&str]) -> Result<Vec<Value>> {
         let k = self.keys.show(show);
         let mut inv = script.prepare_invoke();
         for key in k.script_keys() {
             inv.key(key);
         }
-        let publish = if self.redis.cluster {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
+        let publish = if self.redis.cluster { "SPUBLISH" } else { "PUBLISH" };
         inv.arg(show)
             .arg(&k.channel)
             .arg(publish)
@@ -138,16 +127,8 @@ impl SeatLocks for RedisSeatLocks {
         reply(&items, out)
     }
 
-    async fn release(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-    ) -> Result<Reply<ReleaseOutcome>> {
-        let items = self
-            .run(&self.scripts.release, show, now, &[user, hold_id])
-            .await?;
+    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
+        let items = self.run(&self.scripts.release, show, now, &[user, hold_id]).await?;
         let out = match text(items.get(2))?.as_str() {
             "RELEASED" => ReleaseOutcome::Released,
             "NOT_FOUND" => ReleaseOutcome::NotFound,
@@ -165,10 +146,7 @@ impl SeatLocks for RedisSeatLocks {
         order_id: &str,
         order_ttl_ms: i64,
     ) -> Result<Reply<ExtendOutcome>> {
-        let (ttl, grace) = (
-            order_ttl_ms.to_string(),
-            self.times.order_grace_ms.to_string(),
-        );
+        let (ttl, grace) = (order_ttl_ms.to_string(), self.times.order_grace_ms.to_string());
         let items = self
             .run(
                 &self.scripts.extend_for_order,
@@ -187,14 +165,7 @@ impl SeatLocks for RedisSeatLocks {
         reply(&items, out)
     }
 
-    async fn book(
-        &self,
-        show: &str,
-        now: i64,
-        order_id: &str,
-        hold_id: &str,
-        seats: &[String],
-    ) -> Result<Reply<()>> {
+    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>> {
         let mut args = vec![order_id, hold_id];
         args.extend(seats.iter().map(String::as_str));
         let items = self.run(&self.scripts.book, show, now, &args).await?;
@@ -211,9 +182,7 @@ impl SeatLocks for RedisSeatLocks {
     ) -> Result<Reply<()>> {
         let mut args = vec![order_id, hold_id];
         args.extend(seats.iter().map(String::as_str));
-        let items = self
-            .run(&self.scripts.release_order, show, now, &args)
-            .await?;
+        let items = self.run(&self.scripts.release_order, show, now, &args).await?;
         reply(&items, ())
     }
 
@@ -228,8 +197,7 @@ impl SeatLocks for RedisSeatLocks {
         let flat = texts(items.get(2))?;
         let mut taken = std::collections::HashMap::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
-            let owner = Owner::parse(&pair[1])
-                .ok_or_else(|| Error::Internal(format!("seat owner {:?}", pair[1])))?;
+            let owner = Owner::parse(&pair[1]).ok_or_else(|| Error::Internal(format!("seat owner {:?}", pair[1])))?;
             taken.insert(pair[0].clone(), owner);
         }
         let version = int(&items[1])? as u64;
@@ -239,16 +207,14 @@ impl SeatLocks for RedisSeatLocks {
     async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
         let mut conn = self.redis.conn.clone();
         let raw: Option<String> = conn.hget(self.show_keys(show).holds, hold_id).await?;
-        raw.map(|r| serde_json::from_str(&r).map_err(Error::from))
-            .transpose()
+        raw.map(|r| serde_json::from_str(&r).map_err(Error::from)).transpose()
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        let client = self.redis.client.as_ref().ok_or_else(|| {
-            Error::Unavailable(
-                "seat stream subscriptions on Redis Cluster are not built yet".into(),
-            )
-        })?;
+        let client =
+            self.redis.client.as_ref().ok_or_else(|| {
+                Error::Unavailable("seat stream subscriptions on Redis Cluster are not built yet".into())
+            })?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(self.show_keys(show).channel).await?;
         let stream = pubsub.into_on_message().filter_map(|msg| async move {

@@ -78,8 +78,7 @@ impl RedisHandle {
             });
         }
         let url = url.ok_or_else(|| Error::Internal("no Redis configured".into()))?;
-        let client =
-            redis::Client::open(url).map_err(|e| Error::Unavailable(format!("REDIS_URL: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| Error::Unavailable(format!("REDIS_URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -35,19 +35,10 @@ async fn movie(State(app): State<AppState>, Path(id): Path<String>) -> Result<Js
     Ok(JsonResponse(json!(movie)))
 }
 
-async fn availability(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
+async fn availability(State(app): State<AppState>, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
     let catalog = &app.booking.catalog;
-    catalog
-        .movie(&id)
-        .ok_or_else(|| Error::not_found("movie"))?;
-    let dates: Vec<String> = catalog
-        .dates_of_movie(&id)
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
+    catalog.movie(&id).ok_or_else(|| Error::not_found("movie"))?;
+    let dates: Vec<String> = catalog.dates_of_movie(&id).iter().map(|d| d.to_string()).collect();
     Ok(JsonResponse(json!({ "movieId": id, "dates": dates })))
 }
 
@@ -57,16 +48,14 @@ async fn shows(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<JsonResponse<Value>> {
     let catalog = &app.booking.catalog;
-    catalog
-        .movie(&id)
-        .ok_or_else(|| Error::not_found("movie"))?;
-    let date =
-        match q.get("date") {
-            Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-                Error::BadRequest(format!("date {d:?} is not a date like 2026-11-25"))
-            })?),
-            None => None,
-        };
+    catalog.movie(&id).ok_or_else(|| Error::not_found("movie"))?;
+    let date = match q.get("date") {
+        Some(d) => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| Error::BadRequest(format!("date {d:?} is not a date like 2026-11-25")))?,
+        ),
+        None => None,
+    };
     let shows: Vec<Value> = catalog
         .shows_of_movie(&id)
         .filter(|s| date.is_none_or(|d| s.start_time.date_naive() == d))
@@ -80,10 +69,7 @@ async fn show(State(app): State<AppState>, Path(id): Path<String>) -> Result<Jso
     Ok(JsonResponse(views::show(&app.booking.catalog, show)))
 }
 
-async fn seat_map(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
+async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
     let (version, seats) = app.booking.seat_map(&id).await?;
     Ok(JsonResponse(views::seat_map(&id, version, &seats)))
 }

@@ -113,9 +113,7 @@ impl FromRequestParts<AppState> for Admin {
 fn bearer(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 /// WebSocket clients cannot set headers from a browser: `?access_token=`.
@@ -129,7 +127,5 @@ fn query_token(parts: &Parts) -> Option<String> {
 
 /// The peer address, where the server was started with connect info.
 pub fn client_ip(parts_or_req: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_or_req
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip())
+    parts_or_req.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip())
 }

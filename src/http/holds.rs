@@ -30,29 +30,14 @@ async fn create(
     Auth(user): Auth,
     Json(req): Json<HoldRequest>,
 ) -> Result<(StatusCode, JsonResponse<Value>)> {
-    let hold = app
-        .booking
-        .hold(&user.id, &req.show_id, req.seat_ids)
-        .await?;
+    let hold = app.booking.hold(&user.id, &req.show_id, req.seat_ids).await?;
     Ok((StatusCode::CREATED, JsonResponse(views::hold(&hold))))
 }
 
-async fn read(
-    State(app): State<AppState>,
-    Auth(user): Auth,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
-    Ok(JsonResponse(views::hold(
-        &app.booking.get_hold(&user.id, &id).await?,
-    )))
+async fn read(State(app): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
+    Ok(JsonResponse(views::hold(&app.booking.get_hold(&user.id, &id).await?)))
 }
 
-async fn release(
-    State(app): State<AppState>,
-    Auth(user): Auth,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
-    Ok(JsonResponse(views::hold(
-        &app.booking.release(&user.id, &id).await?,
-    )))
+async fn release(State(app): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
+    Ok(JsonResponse(views::hold(&app.booking.release(&user.id, &id).await?)))
 }

@@ -67,9 +67,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::any(|| async { Error::not_found("route") }),
         )
         .fallback_service(pages)
-        .method_not_allowed_fallback(|| async {
-            Error::MethodNotAllowed("method not allowed on this route".into())
-        })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed("method not allowed on this route".into()) })
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
@@ -99,8 +97,7 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         });
     let started = Instant::now();
     let res = next.run(req).await;
-    metrics::histogram!(m::HTTP_DURATION, "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::HTTP_DURATION, "route" => route.clone()).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::HTTP_REQUESTS, "route" => route, "status" => res.status().as_u16().to_string()).increment(1);
     res
 }

@@ -22,10 +22,7 @@ const DEV_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
 
 pub fn router(dev_tokens: bool) -> Router<AppState> {
     let r = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { JsonResponse(json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(|| async { JsonResponse(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics));
     if dev_tokens {
@@ -94,17 +91,12 @@ struct DevTokenRequest {
     admin: bool,
 }
 
-async fn dev_token(
-    State(app): State<AppState>,
-    Json(req): Json<DevTokenRequest>,
-) -> Result<JsonResponse<Value>> {
+async fn dev_token(State(app): State<AppState>, Json(req): Json<DevTokenRequest>) -> Result<JsonResponse<Value>> {
     if !valid_user_id(&req.user_id) {
         return Err(Error::BadRequest(
             "userId must be 1 to 128 characters without control characters".into(),
         ));
     }
-    let token = app
-        .tokens
-        .issue(&req.user_id, req.admin, DEV_TOKEN_TTL_SECONDS)?;
+    let token = app.tokens.issue(&req.user_id, req.admin, DEV_TOKEN_TTL_SECONDS)?;
     Ok(JsonResponse(json!({ "token": token })))
 }

@@ -43,10 +43,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     let key = value
         .to_str()
         .map_err(|_| Error::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::BadRequest(format!(
             "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
         )));
@@ -61,10 +58,7 @@ async fn create(
     Json(req): Json<CreateOrder>,
 ) -> Result<(StatusCode, JsonResponse<Value>)> {
     let key = idempotency_key(&headers)?;
-    let hash = hex(&Sha256::digest(format!(
-        "POST /api/v1/orders\n{}",
-        req.hold_id
-    )));
+    let hash = hex(&Sha256::digest(format!("POST /api/v1/orders\n{}", req.hold_id)));
     let records = &app.booking.records;
     if let Some(key) = &key {
         if let Some(stored) = records.idempotent_response(&user.id, key).await? {
@@ -73,11 +67,7 @@ async fn create(
     }
     let (status, body) = match app.booking.create_order(&user.id, &req.hold_id).await {
         Ok((order, created)) => (
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
+            if created { StatusCode::CREATED } else { StatusCode::OK },
             views::order(&order),
         ),
         // A failure of ours is not an answer to remember: the retry may succeed.
@@ -92,12 +82,7 @@ async fn create(
                 status: status.as_u16(),
                 body,
             };
-            replay(
-                records
-                    .store_idempotent_response(&user.id, &key, &first)
-                    .await?,
-                &hash,
-            )
+            replay(records.store_idempotent_response(&user.id, &key, &first).await?, &hash)
         }
         None => Ok((status, JsonResponse(body))),
     }
@@ -108,8 +93,7 @@ fn replay(stored: StoredResponse, hash: &str) -> Result<(StatusCode, JsonRespons
     if stored.request_hash != hash {
         return Err(Error::IdempotencyMismatch);
     }
-    let status =
-        StatusCode::from_u16(stored.status).map_err(|_| Error::Internal("stored status".into()))?;
+    let status = StatusCode::from_u16(stored.status).map_err(|_| Error::Internal("stored status".into()))?;
     Ok((status, JsonResponse(stored.body)))
 }
 
@@ -117,11 +101,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn read(
-    State(app): State<AppState>,
-    Auth(user): Auth,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
+async fn read(State(app): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
     Ok(JsonResponse(views::order(
         &app.booking.order(&user.id, user.admin, &id).await?,
     )))
@@ -149,11 +129,7 @@ async fn confirm(
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<ConfirmPayment>,
 ) -> Result<JsonResponse<Value>> {
-    if req
-        .payment_reference
-        .as_ref()
-        .is_some_and(|r| r.len() > 200)
-    {
+    if req.payment_reference.as_ref().is_some_and(|r| r.len() > 200) {
         return Err(Error::BadRequest(
             "paymentReference is longer than 200 characters".into(),
         ));
@@ -166,11 +142,7 @@ async fn confirm(
     Ok(JsonResponse(views::order(&order)))
 }
 
-async fn cancel(
-    State(app): State<AppState>,
-    Auth(user): Auth,
-    Path(id): Path<String>,
-) -> Result<JsonResponse<Value>> {
+async fn cancel(State(app): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
     Ok(JsonResponse(views::order(
         &app.booking.cancel(&user.id, user.admin, &id).await?,
     )))
@@ -187,9 +159,7 @@ async fn list(
             .parse::<i64>()
             .ok()
             .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| {
-                Error::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
-            })?,
+            .ok_or_else(|| Error::BadRequest(format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
     };
     let cursor = q.get("cursor").map(|c| parse_cursor(c)).transpose()?;
     let mut orders = app.booking.orders_of(&user.id, limit + 1, cursor).await?;
@@ -202,17 +172,14 @@ async fn list(
         None
     };
     let orders: Vec<Value> = orders.iter().map(views::order).collect();
-    Ok(JsonResponse(
-        json!({ "orders": orders, "nextCursor": next }),
-    ))
+    Ok(JsonResponse(json!({ "orders": orders, "nextCursor": next })))
 }
 
 /// Cursors are `<created_at µs>.<order id>`: the last order of a page.
 fn parse_cursor(c: &str) -> Result<Cursor> {
     let bad = || Error::BadRequest("cursor is not one this server gave out".into());
     let (micros, id) = c.split_once('.').ok_or_else(bad)?;
-    let created_at = chrono::DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?)
-        .ok_or_else(bad)?;
+    let created_at = chrono::DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
     Ok(Cursor {
         created_at,
         id: Uuid::parse_str(id).map_err(|_| bad())?,

@@ -43,11 +43,11 @@ impl MemoryRecords {
 impl Records for MemoryRecords {
     async fn create_order(&self, order: &Order) -> Result<(Order, bool)> {
         let mut s = self.lock();
-        if let Some(existing) = s.orders.get(&order.id).or_else(|| {
-            s.by_hold
-                .get(&order.hold_id)
-                .and_then(|id| s.orders.get(id))
-        }) {
+        if let Some(existing) = s
+            .orders
+            .get(&order.id)
+            .or_else(|| s.by_hold.get(&order.hold_id).and_then(|id| s.orders.get(id)))
+        {
             return Ok((existing.clone(), false));
         }
         s.by_hold.insert(order.hold_id.clone(), order.id);
@@ -61,10 +61,7 @@ impl Records for MemoryRecords {
 
     async fn order_by_hold(&self, hold_id: &str) -> Result<Option<Order>> {
         let s = self.lock();
-        Ok(s.by_hold
-            .get(hold_id)
-            .and_then(|id| s.orders.get(id))
-            .cloned())
+        Ok(s.by_hold.get(hold_id).and_then(|id| s.orders.get(id)).cloned())
     }
 
     async fn apply(
@@ -103,10 +100,7 @@ impl Records for MemoryRecords {
                 next.payment_reference = payment_reference.map(str::to_owned);
                 next.lock_synced = false;
                 s.orders.insert(id, next.clone());
-                return Ok(Applied::SeatsTaken {
-                    order: next,
-                    conflicts,
-                });
+                return Ok(Applied::SeatsTaken { order: next, conflicts });
             }
             for seat in &current.seat_ids {
                 s.booked.insert((current.show_id.clone(), seat.clone()), id);
@@ -121,10 +115,7 @@ impl Records for MemoryRecords {
                 }
             }
         }
-        if matches!(
-            event,
-            OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed
-        ) {
+        if matches!(event, OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed) {
             next.payment_reference = payment_reference.map(str::to_owned);
         }
         next.status = step.to;
@@ -166,19 +157,10 @@ impl Records for MemoryRecords {
             .filter(|o| o.status == OrderStatus::PaymentPending && o.expires_at <= now)
             .collect();
         due.sort_by_key(|o| o.expires_at);
-        Ok(due
-            .into_iter()
-            .take(limit.max(0) as usize)
-            .map(|o| o.id)
-            .collect())
+        Ok(due.into_iter().take(limit.max(0) as usize).map(|o| o.id).collect())
     }
 
-    async fn orders_of_user(
-        &self,
-        user: &str,
-        limit: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Vec<Order>> {
+    async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
         let s = self.lock();
         let mut list: Vec<Order> = s
             .orders
@@ -202,11 +184,7 @@ impl Records for MemoryRecords {
     }
 
     async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>> {
-        Ok(self
-            .lock()
-            .idempotency
-            .get(&(user.to_owned(), key.to_owned()))
-            .cloned())
+        Ok(self.lock().idempotency.get(&(user.to_owned(), key.to_owned())).cloned())
     }
 
     async fn store_idempotent_response(

@@ -97,12 +97,7 @@ pub trait Records: Send + Sync + 'static {
     async fn due_orders(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>>;
 
     /// The user's orders, newest first, after `cursor`.
-    async fn orders_of_user(
-        &self,
-        user: &str,
-        limit: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Vec<Order>>;
+    async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>>;
 
     /// Every booked seat of a show with its order.
     async fn booked_seats(&self, show: &str) -> Result<Vec<(String, Uuid)>>;

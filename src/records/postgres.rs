@@ -34,8 +34,7 @@ const ORDER_COLUMNS: &str = "id, user_id, show_id, hold_id, seat_ids, amount_min
 impl PgRecords {
     /// Connects lazily checked: the first query proves the database answers.
     pub async fn connect(url: &str) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::Unavailable(format!("DATABASE_URL: {e}")))?;
+        let opts = PgConnectOptions::from_str(url).map_err(|e| Error::Unavailable(format!("DATABASE_URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -67,8 +66,7 @@ fn order_from_row(row: &sqlx::postgres::PgRow) -> Result<Order> {
         seat_ids: row.try_get("seat_ids")?,
         amount_minor: row.try_get("amount_minor")?,
         currency: row.try_get::<String, _>("currency")?.trim().to_owned(),
-        status: OrderStatus::parse(&status)
-            .ok_or_else(|| Error::Internal(format!("order status {status:?}")))?,
+        status: OrderStatus::parse(&status).ok_or_else(|| Error::Internal(format!("order status {status:?}")))?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -146,12 +144,10 @@ impl Records for PgRecords {
     }
 
     async fn order_by_hold(&self, hold_id: &str) -> Result<Option<Order>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"
-        ))
-        .bind(hold_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"))
+            .bind(hold_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(order_from_row).transpose()
     }
 
@@ -163,13 +159,11 @@ impl Records for PgRecords {
         payment_reference: Option<&str>,
     ) -> Result<Applied> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::not_found("order"))?;
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("order"))?;
         let current = order_from_row(&row)?;
         let step = match order::step(current.status, event, now >= current.expires_at) {
             Ok(Some(step)) => step,
@@ -180,10 +174,7 @@ impl Records for PgRecords {
         next.updated_at = super::micros(now);
         next.status = step.to;
         next.lock_synced = step.seats == SeatEffect::Keep && current.lock_synced;
-        if matches!(
-            event,
-            OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed
-        ) {
+        if matches!(event, OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed) {
             next.payment_reference = payment_reference.map(str::to_owned);
         }
         let mut conflicts = Vec::new();
@@ -253,10 +244,7 @@ impl Records for PgRecords {
                 effect: step.seats,
             })
         } else {
-            Ok(Applied::SeatsTaken {
-                order: next,
-                conflicts,
-            })
+            Ok(Applied::SeatsTaken { order: next, conflicts })
         }
     }
 
@@ -290,35 +278,29 @@ impl Records for PgRecords {
         .await?)
     }
 
-    async fn orders_of_user(
-        &self,
-        user: &str,
-        limit: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Vec<Order>> {
-        let rows = match cursor {
-            None => {
-                sqlx::query(&format!(
+    async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
+        let rows =
+            match cursor {
+                None => sqlx::query(&format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
                 ))
                 .bind(user)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?
-            }
-            Some(c) => {
-                sqlx::query(&format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND (created_at, id) < ($3, $4) \
+                .await?,
+                Some(c) => {
+                    sqlx::query(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND (created_at, id) < ($3, $4) \
                      ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(user)
-                .bind(limit)
-                .bind(c.created_at)
-                .bind(c.id)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+                    ))
+                    .bind(user)
+                    .bind(limit)
+                    .bind(c.created_at)
+                    .bind(c.id)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
         rows.iter().map(order_from_row).collect()
     }
 
@@ -345,12 +327,7 @@ impl Records for PgRecords {
         }))
     }
 
-    async fn store_idempotent_response(
-        &self,
-        user: &str,
-        key: &str,
-        r: &StoredResponse,
-    ) -> Result<StoredResponse> {
+    async fn store_idempotent_response(&self, user: &str, key: &str, r: &StoredResponse) -> Result<StoredResponse> {
         sqlx::query(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id, key) DO NOTHING",
@@ -368,24 +345,20 @@ impl Records for PgRecords {
     }
 
     async fn load_catalog(&self) -> Result<Option<CatalogData>> {
-        let movies: Vec<(String, String, String, i32, Vec<String>)> = sqlx::query_as(
-            "SELECT id, title, language, duration_minutes, genres FROM movies ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let movies: Vec<(String, String, String, i32, Vec<String>)> =
+            sqlx::query_as("SELECT id, title, language, duration_minutes, genres FROM movies ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         if movies.is_empty() {
             return Ok(None);
         }
-        let theatres: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT id, name, city FROM theatres ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        let screens: Vec<(String, String, String, serde_json::Value, Vec<String>)> =
-            sqlx::query_as(
-                "SELECT id, theatre_id, name, seat_rows, unavailable FROM screens ORDER BY id",
-            )
+        let theatres: Vec<(String, String, String)> = sqlx::query_as("SELECT id, name, city FROM theatres ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
+        let screens: Vec<(String, String, String, serde_json::Value, Vec<String>)> =
+            sqlx::query_as("SELECT id, theatre_id, name, seat_rows, unavailable FROM screens ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let shows: Vec<(String, String, String, String, DateTime<Utc>, i64, String)> = sqlx::query_as(
             "SELECT id, movie_id, theatre_id, screen_id, start_time, price_minor, currency FROM shows ORDER BY start_time, id",
         )
@@ -486,11 +459,7 @@ impl Records for PgRecords {
                 .await?;
             }
         }
-        let mut months: Vec<NaiveDate> = data
-            .shows
-            .iter()
-            .map(|s| s.start_time.date_naive())
-            .collect();
+        let mut months: Vec<NaiveDate> = data.shows.iter().map(|s| s.start_time.date_naive()).collect();
         months.sort();
         months.dedup();
         for d in months {

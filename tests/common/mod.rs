@@ -1,0 +1,66 @@
+//! Shared by the integration test binaries: real Redis and Postgres, each
+//! test with its own key prefix and its own database.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use showgate::domain::seats::LockTimes;
+use showgate::engine::SeatLocks;
+use showgate::engine::memory::MemorySeatLocks;
+use showgate::engine::redis::RedisSeatLocks;
+use showgate::engine::redis_conn::RedisHandle;
+use showgate::keys::Keys;
+use showgate::records::Records;
+use showgate::records::memory::MemoryRecords;
+use showgate::records::postgres::PgRecords;
+use sqlx::Connection;
+
+pub const TIMES: LockTimes = LockTimes { retention_ms: 3_600_000, order_grace_ms: 60_000 };
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The Postgres server, without a database name.
+pub fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A key prefix no other test or run shares.
+pub fn unique_prefix() -> String {
+    format!("sgtest:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates an empty database for one test and answers its URL. Databases
+/// are named `sg_t_<uuid>`; `.ci/run` drops leftovers before each run.
+pub async fn fresh_database() -> String {
+    let name = format!("sg_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base()))
+        .await
+        .expect("Postgres must run at TEST_POSTGRES_URL (default 127.0.0.1:5432)");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+    format!("{}/{name}", postgres_base())
+}
+
+pub async fn redis_locks(prefix: &str) -> Arc<dyn SeatLocks> {
+    let handle = RedisHandle::connect(Some(&redis_url()), &[]).await.expect("Redis must run at TEST_REDIS_URL");
+    Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
+}
+
+pub fn memory_locks() -> Arc<dyn SeatLocks> {
+    Arc::new(MemorySeatLocks::new(TIMES))
+}
+
+pub async fn pg_records() -> Arc<dyn Records> {
+    let pg = PgRecords::connect(&fresh_database().await).await.expect("connect test database");
+    pg.migrate().await.expect("migrate");
+    Arc::new(pg)
+}
+
+pub fn memory_records() -> Arc<dyn Records> {
+    Arc::new(MemoryRecords::new())
+}
+
+pub fn seats(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
