@@ -19,8 +19,9 @@ const ORDER_BATCH: i64 = 200;
 /// An unsynced order younger than this is probably being synced by the
 /// request that changed it.
 const RECONCILE_AFTER: TimeDelta = TimeDelta::seconds(2);
-/// Shows that started longer ago than this are no longer swept.
-const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::hours(6);
+/// Shows that started longer ago than this are no longer swept (holds on
+/// them still expire on read).
+const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::days(2);
 
 pub fn spawn(booking: Arc<Booking>, every: Duration, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     vec![

@@ -1,0 +1,58 @@
+//! Bearer tokens: what is refused, and the development route.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::StatusCode;
+use serde_json::json;
+use showgate::config::DEV_JWT_SECRET;
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+
+fn sign(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+    encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+#[tokio::test]
+async fn authenticated_routes_refuse_missing_and_bad_tokens() {
+    let app = spawn_app().await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let bad = [
+        sign(Algorithm::HS256, "another-secret", json!({"sub": "alice", "exp": exp})),
+        sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp - 7200})),
+        sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"exp": exp})),
+        sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice"})),
+        sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": 42, "exp": exp})),
+        sign(Algorithm::HS384, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp})),
+        // alg "none", unsigned.
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.".to_owned(),
+        "not-a-jwt".to_owned(),
+    ];
+    for token in &bad {
+        assert_error(app.get("/api/v1/orders", Some(token)).await, 401, "UNAUTHORIZED").await;
+        assert_error(app.hold(token, "x", &["A1"]).await, 401, "UNAUTHORIZED").await;
+    }
+    assert_error(app.get("/api/v1/orders", None).await, 401, "UNAUTHORIZED").await;
+    let res = app.http.get(app.url("/api/v1/orders")).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap();
+    assert_error(res, 401, "UNAUTHORIZED").await;
+    let good = sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp}));
+    assert_eq!(app.get("/api/v1/orders", Some(&good)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_a_real_secret_the_dev_route_does_not_exist_and_only_its_tokens_pass() {
+    let app = spawn_app_with(|s| s.jwt_secret = Some("a-real-secret-for-this-test-only".into())).await;
+    let res = app.post("/api/v1/dev/token", None, json!({"userId": "alice"})).await;
+    assert_error(res, 404, "NOT_FOUND").await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let dev = sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp}));
+    assert_error(app.get("/api/v1/orders", Some(&dev)).await, 401, "UNAUTHORIZED").await;
+    let real = sign(Algorithm::HS256, "a-real-secret-for-this-test-only", json!({"sub": "alice", "exp": exp}));
+    assert_eq!(app.get("/api/v1/orders", Some(&real)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_dev_route_checks_its_input() {
+    let app = spawn_app().await;
+    assert_error(app.post("/api/v1/dev/token", None, json!({"userId": ""})).await, 400, "BAD_REQUEST").await;
+    assert_error(app.post("/api/v1/dev/token", None, json!({"admin": true})).await, 400, "BAD_REQUEST").await;
+    assert_error(app.post("/api/v1/dev/token", None, json!({"userId": 7})).await, 400, "BAD_REQUEST").await;
+}

@@ -1,0 +1,177 @@
+//! Every bad input of the contract answers its 4xx in the error shape, and
+//! nothing is written.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn malformed_mistyped_and_incomplete_hold_bodies_are_400() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let alice = app.token("alice").await;
+    let raw = |body: &'static str, content_type: &'static str| {
+        let app = &app;
+        let alice = alice.clone();
+        async move {
+            app.http
+                .post(app.url("/api/v1/holds"))
+                .bearer_auth(alice)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_error(raw("{not json", "application/json").await, 400, "BAD_REQUEST").await;
+    assert_error(raw(r#"{"showId": "x"}"#, "text/plain").await, 400, "BAD_REQUEST").await;
+    assert_error(raw("", "application/json").await, 400, "BAD_REQUEST").await;
+    for body in [
+        json!({"showId": show}),
+        json!({"seatIds": ["A2"]}),
+        json!({"showId": 42, "seatIds": ["A2"]}),
+        json!({"showId": show, "seatIds": "A2"}),
+        json!({"showId": show, "seatIds": [2]}),
+        json!([1, 2]),
+    ] {
+        assert_error(app.post("/api/v1/holds", Some(&alice), body).await, 400, "BAD_REQUEST").await;
+    }
+    assert_eq!(app.seat_map(&show).await["version"], 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn seat_lists_that_break_the_rules_are_400_and_lock_nothing() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let alice = app.token("alice").await;
+    let eleven: Vec<String> = (1..=11).map(|n| format!("B{n}")).collect();
+    let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+    for seats in [vec![], vec!["B1", "B1"], eleven, vec!["Z99"], vec!["B1", "b2"], vec!["B1", "B15"]] {
+        let body = assert_error(app.hold(&alice, &show, &seats).await, 400, "BAD_REQUEST").await;
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(app.seat_map(&show).await["version"], 0);
+    assert_eq!(app.seat_status(&show, "B1").await, "AVAILABLE");
+}
+
+#[tokio::test]
+async fn the_seat_limit_follows_max_seats_per_hold() {
+    let app = spawn_app_with(|s| s.max_seats_per_hold = 2).await;
+    let show = app.a_show().await;
+    let alice = app.token("alice").await;
+    assert_error(app.hold(&alice, &show, &["B1", "B2", "B3"]).await, 400, "BAD_REQUEST").await;
+    assert_eq!(app.hold(&alice, &show, &["B1", "B2"]).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_permanently_unavailable_seat_is_a_conflict() {
+    let app = spawn_app().await;
+    let show = app.a_show().await; // pvr-forum-1: A1, A14 and J7 are unavailable
+    let alice = app.token("alice").await;
+    let bob = app.token("bob").await;
+    app.hold(&bob, &show, &["A3"]).await;
+    let body = assert_error(app.hold(&alice, &show, &["A1", "A2", "A3"]).await, 409, "SEAT_CONFLICT").await;
+    assert_eq!(body["error"]["conflicts"], json!(["A1", "A3"]));
+    let available = body["error"]["available"].as_array().unwrap();
+    assert!(available.contains(&json!("A2")));
+    assert!(!available.contains(&json!("A1")) && !available.contains(&json!("A3")));
+    assert_eq!(app.seat_status(&show, "A2").await, "AVAILABLE");
+}
+
+#[tokio::test]
+async fn unknown_things_are_404() {
+    let app = spawn_app().await;
+    let alice = app.token("alice").await;
+    assert_error(app.get("/api/v1/movies/no-such-movie", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/api/v1/movies/no-such-movie/availability", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/api/v1/movies/no-such-movie/shows?date=2026-11-25", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/api/v1/shows/no-such-show", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.get("/api/v1/shows/no-such-show/seatmap", None).await, 404, "NOT_FOUND").await;
+    assert_error(app.hold(&alice, "no-such-show", &["A1"]).await, 404, "NOT_FOUND").await;
+    for hold in ["nope", "show.00000000000000000000000000000000", "a.b.c"] {
+        assert_error(app.get(&format!("/api/v1/holds/{hold}"), Some(&alice)).await, 404, "NOT_FOUND").await;
+        assert_error(app.order(&alice, hold).await, 404, "NOT_FOUND").await;
+    }
+    for order in ["nope", "00000000-0000-0000-0000-000000000000"] {
+        assert_error(app.get(&format!("/api/v1/orders/{order}"), Some(&alice)).await, 404, "NOT_FOUND").await;
+        assert_error(app.pay(&alice, order, "SUCCESS").await, 404, "NOT_FOUND").await;
+    }
+    assert_error(app.get("/api/v1/no/such/route", None).await, 404, "NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn bad_dates_limits_cursors_and_outcomes_are_400() {
+    let app = spawn_app().await;
+    let alice = app.token("alice").await;
+    for date in ["2026-13-01", "tomorrow", "2026-11-25T00:00:00Z", ""] {
+        let res = app.get(&format!("/api/v1/movies/dune-3/shows?date={date}"), None).await;
+        assert_error(res, 400, "BAD_REQUEST").await;
+    }
+    for q in ["limit=0", "limit=101", "limit=abc", "cursor=garbage", "cursor=1.nope"] {
+        assert_error(app.get(&format!("/api/v1/orders?{q}"), Some(&alice)).await, 400, "BAD_REQUEST").await;
+    }
+    let show = app.a_show().await;
+    let hold: Value = app.hold(&alice, &show, &["C5"]).await.json().await.unwrap();
+    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let id = order["orderId"].as_str().unwrap();
+    let path = format!("/api/v1/orders/{id}/confirm-payment");
+    assert_error(app.post(&path, Some(&alice), json!({"outcome": "MAYBE"})).await, 400, "BAD_REQUEST").await;
+    assert_error(app.post(&path, Some(&alice), json!({"outcome": 1})).await, 400, "BAD_REQUEST").await;
+    let still: Value = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await.json().await.unwrap();
+    assert_eq!(still["status"], "PAYMENT_PENDING");
+    // An empty body is a successful payment by default.
+    let res = app.http.post(app.url(&path)).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    assert_error(app.order(&alice, "").await, 404, "NOT_FOUND").await;
+    let bad_key =
+        app.http.post(app.url("/api/v1/orders")).bearer_auth(&alice).header("Idempotency-Key", "has space").json(&json!({"holdId": "x"})).send().await.unwrap();
+    assert_error(bad_key, 400, "BAD_REQUEST").await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let app = spawn_app().await;
+    let alice = app.token("alice").await;
+    let huge = json!({"showId": "x".repeat(100_000), "seatIds": ["A1"]});
+    assert_error(app.post("/api/v1/holds", Some(&alice), huge).await, 413, "PAYLOAD_TOO_LARGE").await;
+}
+
+#[tokio::test]
+async fn other_methods_get_json_errors_too() {
+    let app = spawn_app().await;
+    let res = app.http.put(app.url("/api/v1/movies")).send().await.unwrap();
+    assert_error(res, 405, "METHOD_NOT_ALLOWED").await;
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit_user_per_sec = 2;
+        s.rate_limit_ip_per_sec = 3;
+    })
+    .await;
+    let alice = app.token("alice").await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let res = app.get("/api/v1/orders", Some(&alice)).await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(res);
+            break;
+        }
+    }
+    let res = limited.expect("a burst of 10 against 2/s with burst 4 is limited");
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    assert_error(res, 429, "RATE_LIMITED").await;
+    // Another user is not affected by alice's limit.
+    let bob = app.token("bob").await;
+    assert_eq!(app.get("/api/v1/orders", Some(&bob)).await.status(), StatusCode::OK);
+    // Public routes are limited per IP.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.get("/api/v1/movies", None).await.status());
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+}

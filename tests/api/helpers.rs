@@ -1,0 +1,200 @@
+//! `spawn_app`: the real application on port 0 against real Redis and
+//! Postgres (a unique key prefix and a fresh database per test), and a typed
+//! client for the contract.
+
+use std::net::SocketAddr;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use showgate::config::Settings;
+use showgate::startup::Application;
+use sqlx::PgPool;
+
+#[path = "../common/mod.rs"]
+pub mod common;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub db: Option<PgPool>,
+    pub settings: Settings,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub fn test_settings() -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        redis_url: Some(common::redis_url()),
+        redis_key_prefix: common::unique_prefix(),
+        rate_limit_user_per_sec: 0,
+        rate_limit_ip_per_sec: 0,
+        sweep_interval_ms: 100,
+        static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
+        ..Settings::default()
+    }
+}
+
+/// The app on Redis and a fresh Postgres database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    settings.database_url = Some(common::fresh_database().await);
+    tune(&mut settings);
+    start(settings).await
+}
+
+/// The app on the in-process engines (no Redis, no Postgres).
+pub async fn spawn_memory_app() -> TestApp {
+    let mut settings = test_settings();
+    settings.redis_url = None;
+    start(settings).await
+}
+
+pub async fn start(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone()).await.expect("the app builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let db = match &settings.database_url {
+        Some(url) => Some(PgPool::connect(url).await.unwrap()),
+        None => None,
+    };
+    TestApp { addr, http: reqwest::Client::new(), db, settings, _stop: stop }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.http.delete(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// A token for `user` from the development route.
+    pub async fn token(&self, user: &str) -> String {
+        self.token_as(user, false).await
+    }
+
+    pub async fn token_as(&self, user: &str, admin: bool) -> String {
+        let res = self.post("/api/v1/dev/token", None, json!({"userId": user, "admin": admin})).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn hold(&self, token: &str, show: &str, seats: &[&str]) -> Response {
+        self.post("/api/v1/holds", Some(token), json!({"showId": show, "seatIds": seats})).await
+    }
+
+    pub async fn order(&self, token: &str, hold_id: &str) -> Response {
+        self.post("/api/v1/orders", Some(token), json!({"holdId": hold_id})).await
+    }
+
+    pub async fn pay(&self, token: &str, order_id: &str, outcome: &str) -> Response {
+        let body = json!({"paymentReference": format!("pay-{order_id}"), "outcome": outcome});
+        self.post(&format!("/api/v1/orders/{order_id}/confirm-payment"), Some(token), body).await
+    }
+
+    pub async fn seat_map(&self, show: &str) -> Value {
+        let res = self.get(&format!("/api/v1/shows/{show}/seatmap"), None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    pub async fn seat_status(&self, show: &str, seat: &str) -> String {
+        let map = self.seat_map(show).await;
+        map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A show of the demo catalog with a small screen, and the flash-sale one.
+    pub async fn a_show(&self) -> String {
+        self.show_on("pvr-forum-1").await
+    }
+
+    pub async fn big_show(&self) -> String {
+        self.show_on("inox-imax").await
+    }
+
+    async fn show_on(&self, screen: &str) -> String {
+        let res: Value = self.get("/api/v1/movies", None).await.json().await.unwrap();
+        for m in res["movies"].as_array().unwrap() {
+            let shows: Value =
+                self.get(&format!("/api/v1/movies/{}/shows", m["id"].as_str().unwrap()), None).await.json().await.unwrap();
+            if let Some(s) = shows["shows"].as_array().unwrap().iter().find(|s| s["screenId"] == screen) {
+                return s["id"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("no show on {screen}")
+    }
+}
+
+/// Asserts the contract's error shape and code; answers the body.
+pub async fn assert_error(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    let body: Value = res.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+/// A TCP proxy to a real service that a test can cut, to see the app lose
+/// a dependency mid-run.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub async fn to(target: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    _ = token.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, stop }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the HTTP contract: the real app, real Redis, real
+//! Postgres, real HTTP clients. One binary; each module one concern.
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod expiry;
+mod journey;
+mod race;
