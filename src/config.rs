@@ -91,6 +91,27 @@ pub struct Settings {
     #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
+    /// Frames a seat socket may fall behind by before it gets a fresh snapshot.
+    #[arg(long, global = true, env = "WS_QUEUE_FRAMES", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub ws_queue_frames: u64,
+
+    /// Open WebSockets per node; more are refused with 503 at the handshake.
+    #[arg(long, global = true, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub ws_max_connections: usize,
+
+    /// Seconds between server pings; a peer silent for three pings is closed.
+    #[arg(long, global = true, env = "WS_PING_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_seconds: u64,
+
+    /// Kernel send buffer of each accepted connection, in bytes; 0 leaves the
+    /// OS default (autotuned up to megabytes). A cap bounds what one slow
+    /// client can pin in kernel memory; past it, its socket falls behind
+    /// its queue and is resynced with a snapshot.
+    #[arg(long, global = true, env = "TCP_SEND_BUFFER_BYTES", default_value_t = 0)]
+    pub tcp_send_buffer_bytes: usize,
+
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
@@ -115,6 +136,10 @@ impl Default for Settings {
             rate_limit_ip_per_sec: DEFAULT_RATE_LIMIT_IP_PER_SEC,
             sweep_interval_ms: 500,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            ws_queue_frames: 256,
+            ws_max_connections: 100_000,
+            ws_ping_seconds: 20,
+            tcp_send_buffer_bytes: 0,
             log_format: LogFormat::Text,
         }
     }

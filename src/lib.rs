@@ -8,6 +8,7 @@
 //! - `records`: orders, booked seats, idempotency keys, outbox and catalog
 //!   behind `Records`, in Postgres or in process.
 //! - `booking`: the pipeline that keeps locks and record consistent.
+//! - `live`: the seat stream: one feed per show per node, one socket session.
 //! - `sweeper`: seat expiry, order expiry and lock reconciliation loops.
 //! - `http`: one router per feature; `http::extract` turns every rejection
 //!   into the contract's error; `http::views` builds the response JSON.
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod lua;
 pub mod metrics;
 pub mod ratelimit;

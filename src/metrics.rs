@@ -13,6 +13,7 @@ pub const WAITROOM_QUEUE_LENGTH: &str = "waitroom_queue_length";
 pub const WAITROOM_ACTIVE: &str = "waitroom_active";
 pub const WAITROOM_ADMITTED: &str = "waitroom_admitted_total";
 pub const WS_CONNECTIONS: &str = "ws_connections";
+pub const SEAT_FEEDS: &str = "seat_feeds";
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
@@ -52,6 +53,11 @@ fn describe() {
     metrics::describe_counter!(HOLDS_EXPIRED, "Holds that reached their TTL without an order.");
     metrics::describe_counter!(ORDERS, "Orders by the status they entered.");
     metrics::describe_gauge!(WS_CONNECTIONS, "Open WebSockets by kind.");
+    metrics::describe_gauge!(
+        SEAT_FEEDS,
+        "Shows this node has a live seat feed (one subscription) for."
+    );
+    metrics::gauge!(WS_CONNECTIONS, "kind" => "seats").increment(0.0);
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     metrics::describe_histogram!(HTTP_DURATION, "HTTP request latency by route.");
     // Registered at zero so they exist before the first event.

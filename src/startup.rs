@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,8 @@ use crate::engine::redis::RedisSeatLocks;
 use crate::engine::redis_conn::RedisHandle;
 use crate::http::{self, AppState, Inner};
 use crate::keys::Keys;
+use crate::live::hub::{LINGER, SeatHub};
+use crate::live::session::SocketTimes;
 use crate::ratelimit::{self, Limiter, RateLimits};
 use crate::records::Records;
 use crate::records::memory::MemoryRecords;
@@ -175,7 +178,17 @@ impl Application {
                 max_seats_per_hold: settings.max_seats_per_hold as usize,
             },
         });
+        let hub = SeatHub::new(booking.clone(), settings.ws_queue_frames as usize, LINGER);
+        let ping = Duration::from_secs(settings.ws_ping_seconds);
         let state = AppState(Arc::new(Inner {
+            hub,
+            socket_times: SocketTimes {
+                ping_every: ping,
+                dead_after: ping * 3,
+                send_timeout: Duration::from_secs(10),
+            },
+            sessions: CancellationToken::new(),
+            ws_slots: Arc::new(tokio::sync::Semaphore::new(settings.ws_max_connections)),
             booking: booking.clone(),
             tokens: Tokens::new(settings.jwt_secret()),
             rate_limits: RateLimits {
@@ -215,9 +228,24 @@ impl Application {
             router,
             stop,
             tasks,
-            ..
+            state,
         } = self;
+        let send_buffer = state.settings.tcp_send_buffer_bytes;
+        let listener = listener.tap_io(move |tcp| {
+            // Deltas are small and latency is the product: no Nagle delay.
+            let _ = tcp.set_nodelay(true);
+            if send_buffer > 0 {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+            }
+        });
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let sessions = state.sessions.clone();
+        // Upgraded sockets are not tracked by graceful shutdown: tell them to
+        // close ("reconnect") first, then drain HTTP.
+        let shutdown = async move {
+            shutdown.await;
+            sessions.cancel();
+        };
         let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         stop.cancel();
         for t in tasks {

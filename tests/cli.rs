@@ -8,7 +8,14 @@ use showgate::auth::Tokens;
 
 fn showgate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_showgate"));
-    for var in ["REDIS_URL", "REDIS_CLUSTER_NODES", "DATABASE_URL", "JWT_SECRET", "CATALOG", "BIND"] {
+    for var in [
+        "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "CATALOG",
+        "BIND",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -16,7 +23,11 @@ fn showgate() -> Command {
 
 #[test]
 fn token_prints_a_token_signed_with_the_configured_secret() {
-    let out = showgate().args(["token", "--user", "ops-1", "--admin"]).env("JWT_SECRET", "s3cret").output().unwrap();
+    let out = showgate()
+        .args(["token", "--user", "ops-1", "--admin"])
+        .env("JWT_SECRET", "s3cret")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap();
     let user = Tokens::new("s3cret").verify(token.trim()).unwrap();
@@ -38,7 +49,11 @@ fn bad_configuration_stops_start_up_naming_the_setting() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(named), "{var}={value}: {stderr}");
     }
-    let out = showgate().env("REDIS_URL", "redis://127.0.0.1:1").env("BIND", "127.0.0.1:0").output().unwrap();
+    let out = showgate()
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Redis (REDIS_URL)"));
 }
@@ -56,22 +71,37 @@ async fn import_catalog_validates_then_stores_and_migrate_is_idempotent() {
     data.movies.truncate(4);
     let good = dir.join("good.json");
     std::fs::write(&good, serde_json::to_string(&data).unwrap()).unwrap();
-    let out = showgate().arg("import-catalog").arg(&good).env("DATABASE_URL", &db).output().unwrap();
+    let out = showgate()
+        .arg("import-catalog")
+        .arg(&good)
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("112 shows"));
 
     data.shows[0].price = "free".into();
     let bad = dir.join("bad.json");
     std::fs::write(&bad, serde_json::to_string(&data).unwrap()).unwrap();
-    let out = showgate().arg("import-catalog").arg(&bad).env("DATABASE_URL", &db).output().unwrap();
+    let out = showgate()
+        .arg("import-catalog")
+        .arg(&bad)
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("price"));
 
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
-    let shows: i64 = sqlx::query_scalar("SELECT count(*) FROM shows").fetch_one(&pool).await.unwrap();
+    let shows: i64 = sqlx::query_scalar("SELECT count(*) FROM shows")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(shows, 112, "the bad file wrote nothing");
     // Shows land in their month's partition: January and February 2027.
-    let parts: Vec<String> =
-        sqlx::query_scalar("SELECT tableoid::regclass::text FROM shows GROUP BY 1 ORDER BY 1").fetch_all(&pool).await.unwrap();
+    let parts: Vec<String> = sqlx::query_scalar("SELECT tableoid::regclass::text FROM shows GROUP BY 1 ORDER BY 1")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(parts, vec!["shows_202701", "shows_202702"]);
 }

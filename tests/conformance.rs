@@ -25,9 +25,21 @@ const T0: i64 = 1_800_000_000_000;
 // ---- seat locks -----------------------------------------------------------
 
 async fn a_hold_is_all_or_nothing(locks: Arc<dyn SeatLocks>) {
-    let r = locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
-    assert_eq!(r.out, HoldOutcome::Held { version: 1, replaced: None });
-    let r = locks.hold(SHOW, T0, "bob", "h2", &seats(&["A3", "A2"]), TTL).await.unwrap();
+    let r = locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 1,
+            replaced: None
+        }
+    );
+    let r = locks
+        .hold(SHOW, T0, "bob", "h2", &seats(&["A3", "A2"]), TTL)
+        .await
+        .unwrap();
     match r.out {
         HoldOutcome::Conflict { conflicts, mut taken } => {
             taken.sort();
@@ -43,20 +55,38 @@ async fn a_hold_is_all_or_nothing(locks: Arc<dyn SeatLocks>) {
 }
 
 async fn a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict(locks: Arc<dyn SeatLocks>) {
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
-    let r = locks.hold(SHOW, T0 + 1, "alice", "h2", &seats(&["A2", "A3"]), TTL).await.unwrap();
-    assert_eq!(r.out, HoldOutcome::Held { version: 2, replaced: Some("h1".into()) });
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .hold(SHOW, T0 + 1, "alice", "h2", &seats(&["A2", "A3"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 2,
+            replaced: Some("h1".into())
+        }
+    );
     let snap = locks.snapshot(SHOW, T0 + 2).await.unwrap().out;
     let mut taken: Vec<_> = snap.taken.keys().cloned().collect();
     taken.sort();
     assert_eq!(taken, seats(&["A2", "A3"]));
-    assert_eq!(locks.hold_record(SHOW, "h1").await.unwrap().unwrap().status, HoldStatus::Released);
+    assert_eq!(
+        locks.hold_record(SHOW, "h1").await.unwrap().unwrap().status,
+        HoldStatus::Released
+    );
 }
 
 async fn a_failed_hold_leaves_the_previous_hold_untouched(locks: Arc<dyn SeatLocks>) {
     locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
     locks.hold(SHOW, T0, "bob", "h2", &seats(&["B1"]), TTL).await.unwrap();
-    let r = locks.hold(SHOW, T0, "alice", "h3", &seats(&["B1", "C1"]), TTL).await.unwrap();
+    let r = locks
+        .hold(SHOW, T0, "alice", "h3", &seats(&["B1", "C1"]), TTL)
+        .await
+        .unwrap();
     assert!(matches!(r.out, HoldOutcome::Conflict { .. }));
     let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
     assert_eq!(rec.status, HoldStatus::Held);
@@ -65,7 +95,10 @@ async fn a_failed_hold_leaves_the_previous_hold_untouched(locks: Arc<dyn SeatLoc
 
 async fn release_frees_seats_once(locks: Arc<dyn SeatLocks>) {
     locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    assert_eq!(locks.release(SHOW, T0, "bob", "h1").await.unwrap().out, ReleaseOutcome::NotFound);
+    assert_eq!(
+        locks.release(SHOW, T0, "bob", "h1").await.unwrap().out,
+        ReleaseOutcome::NotFound
+    );
     let r = locks.release(SHOW, T0, "alice", "h1").await.unwrap();
     assert_eq!((r.out, r.version), (ReleaseOutcome::Released, 2));
     let again = locks.release(SHOW, T0, "alice", "h1").await.unwrap();
@@ -74,7 +107,10 @@ async fn release_frees_seats_once(locks: Arc<dyn SeatLocks>) {
 }
 
 async fn holds_expire_at_their_deadline(locks: Arc<dyn SeatLocks>) {
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
     let before = locks.snapshot(SHOW, T0 + TTL - 1).await.unwrap();
     assert_eq!(before.out.taken.len(), 2);
     let after = locks.snapshot(SHOW, T0 + TTL).await.unwrap();
@@ -83,77 +119,173 @@ async fn holds_expire_at_their_deadline(locks: Arc<dyn SeatLocks>) {
     let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
     assert_eq!(rec.status, HoldStatus::Expired);
     // Another shopper takes the seats at once.
-    let r = locks.hold(SHOW, T0 + TTL, "bob", "h2", &seats(&["A1"]), TTL).await.unwrap();
+    let r = locks
+        .hold(SHOW, T0 + TTL, "bob", "h2", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
     assert!(matches!(r.out, HoldOutcome::Held { version: 3, .. }));
     // The record is dropped once retention runs out.
-    locks.expire(SHOW, T0 + TTL + common::TIMES.retention_ms + 1).await.unwrap();
+    locks
+        .expire(SHOW, T0 + TTL + common::TIMES.retention_ms + 1)
+        .await
+        .unwrap();
     assert!(locks.hold_record(SHOW, "h1").await.unwrap().is_none());
 }
 
 async fn an_expired_hold_cannot_become_an_order(locks: Arc<dyn SeatLocks>) {
     locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    let r = locks.extend_for_order(SHOW, T0 + TTL, "alice", "h1", "o1", 600_000).await.unwrap();
+    let r = locks
+        .extend_for_order(SHOW, T0 + TTL, "alice", "h1", "o1", 600_000)
+        .await
+        .unwrap();
     assert_eq!(r.out, ExtendOutcome::Expired);
-    let r = locks.extend_for_order(SHOW, T0 + TTL, "bob", "h1", "o1", 600_000).await.unwrap();
+    let r = locks
+        .extend_for_order(SHOW, T0 + TTL, "bob", "h1", "o1", 600_000)
+        .await
+        .unwrap();
     assert_eq!(r.out, ExtendOutcome::NotFound);
 }
 
 async fn an_order_keeps_its_seats_past_the_hold_ttl(locks: Arc<dyn SeatLocks>) {
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
-    let r = locks.extend_for_order(SHOW, T0 + 10, "alice", "h1", "o1", 600_000).await.unwrap();
-    let ExtendOutcome::Attached(lock) = r.out else { panic!("expected attached, got {:?}", r.out) };
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .extend_for_order(SHOW, T0 + 10, "alice", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    let ExtendOutcome::Attached(lock) = r.out else {
+        panic!("expected attached, got {:?}", r.out)
+    };
     assert_eq!((lock.created_ms, lock.expires_ms), (T0 + 10, T0 + 600_010));
     assert_eq!(r.version, 1, "seats stay HELD: no delta");
-    let again = locks.extend_for_order(SHOW, T0 + 20, "alice", "h1", "o2", 600_000).await.unwrap();
+    let again = locks
+        .extend_for_order(SHOW, T0 + 20, "alice", "h1", "o2", 600_000)
+        .await
+        .unwrap();
     assert_eq!(again.out, ExtendOutcome::Existing(lock));
     let snap = locks.snapshot(SHOW, T0 + TTL + 1).await.unwrap().out;
     assert_eq!(snap.taken["A1"], Owner::Order("o1".into()));
-    assert_eq!(locks.release(SHOW, T0, "alice", "h1").await.unwrap().out, ReleaseOutcome::NotActive("ORDERED".into()));
+    assert_eq!(
+        locks.release(SHOW, T0, "alice", "h1").await.unwrap().out,
+        ReleaseOutcome::NotActive("ORDERED".into())
+    );
     // A new hold by the same user leaves the order alone.
-    let r = locks.hold(SHOW, T0 + 30, "alice", "h2", &seats(&["A3"]), TTL).await.unwrap();
-    assert_eq!(r.out, HoldOutcome::Held { version: 2, replaced: None });
+    let r = locks
+        .hold(SHOW, T0 + 30, "alice", "h2", &seats(&["A3"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 2,
+            replaced: None
+        }
+    );
     assert_eq!(locks.snapshot(SHOW, T0 + 31).await.unwrap().out.taken.len(), 3);
 }
 
 async fn booking_and_releasing_an_order(locks: Arc<dyn SeatLocks>) {
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
-    locks.extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000).await.unwrap();
-    let r = locks.book(SHOW, T0 + 1, "o1", "h1", &seats(&["A1", "A2"])).await.unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000)
+        .await
+        .unwrap();
+    let r = locks
+        .book(SHOW, T0 + 1, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
     assert_eq!(r.version, 2);
     // Long past the order's expiry and grace, booked seats stay booked.
     let snap = locks.snapshot(SHOW, T0 + 10_000_000).await.unwrap();
     assert_eq!(snap.out.taken["A2"], Owner::Booked("o1".into()));
     assert_eq!(snap.version, 2);
-    let r = locks.release_order(SHOW, T0 + 10_000_001, "o1", "h1", &seats(&["A1", "A2"])).await.unwrap();
+    let r = locks
+        .release_order(SHOW, T0 + 10_000_001, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
     assert_eq!(r.version, 3);
-    assert!(locks.snapshot(SHOW, T0 + 10_000_002).await.unwrap().out.taken.is_empty());
+    assert!(
+        locks
+            .snapshot(SHOW, T0 + 10_000_002)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .is_empty()
+    );
     // Releasing again changes nothing.
-    let r = locks.release_order(SHOW, T0 + 10_000_003, "o1", "h1", &seats(&["A1", "A2"])).await.unwrap();
+    let r = locks
+        .release_order(SHOW, T0 + 10_000_003, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
     assert_eq!(r.version, 3);
 }
 
 async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<dyn SeatLocks>) {
     locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    locks.extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000).await.unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000)
+        .await
+        .unwrap();
     let grace = common::TIMES.order_grace_ms;
-    assert_eq!(locks.snapshot(SHOW, T0 + 1000 + grace - 1).await.unwrap().out.taken.len(), 1);
-    assert!(locks.snapshot(SHOW, T0 + 1000 + grace).await.unwrap().out.taken.is_empty());
+    assert_eq!(
+        locks
+            .snapshot(SHOW, T0 + 1000 + grace - 1)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .len(),
+        1
+    );
+    assert!(
+        locks
+            .snapshot(SHOW, T0 + 1000 + grace)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .is_empty()
+    );
 }
 
 async fn subscribers_see_every_delta_in_version_order(locks: Arc<dyn SeatLocks>) {
     let mut events = locks.subscribe(SHOW).await.unwrap();
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL).await.unwrap();
-    locks.hold(SHOW, T0, "alice", "h2", &seats(&["A2", "A3"]), TTL).await.unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h2", &seats(&["A2", "A3"]), TTL)
+        .await
+        .unwrap();
     locks.hold(SHOW, T0, "bob", "h3", &seats(&["A3"]), TTL).await.unwrap(); // conflict: no delta
-    locks.extend_for_order(SHOW, T0, "alice", "h2", "o1", 600_000).await.unwrap(); // no status change
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h2", "o1", 600_000)
+        .await
+        .unwrap(); // no status change
     locks.book(SHOW, T0, "o1", "h2", &seats(&["A2", "A3"])).await.unwrap();
     locks.hold(SHOW, T0, "bob", "h4", &seats(&["B1"]), 1).await.unwrap();
     locks.expire(SHOW, T0 + 1).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..5 {
-        let d = tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("delta in time").unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("delta in time")
+            .unwrap();
         assert_eq!(d.show_id, SHOW);
-        got.push((d.version, d.changes.iter().map(|c| (c.seat_id.clone(), c.status)).collect::<Vec<_>>()));
+        got.push((
+            d.version,
+            d.changes
+                .iter()
+                .map(|c| (c.seat_id.clone(), c.status))
+                .collect::<Vec<_>>(),
+        ));
     }
     use SeatStatus::*;
     assert_eq!(
@@ -169,9 +301,21 @@ async fn subscribers_see_every_delta_in_version_order(locks: Arc<dyn SeatLocks>)
 }
 
 async fn shows_are_independent(locks: Arc<dyn SeatLocks>) {
-    locks.hold("show-a", T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    let r = locks.hold("show-b", T0, "bob", "h2", &seats(&["A1"]), TTL).await.unwrap();
-    assert_eq!(r.out, HoldOutcome::Held { version: 1, replaced: None });
+    locks
+        .hold("show-a", T0, "alice", "h1", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .hold("show-b", T0, "bob", "h2", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 1,
+            replaced: None
+        }
+    );
 }
 
 macro_rules! seat_lock_cases {
@@ -243,15 +387,24 @@ async fn payment_books_seats_and_a_second_sale_is_refused(records: Arc<dyn Recor
     let b = order("bob", "h2", &["A2", "A3"], now);
     records.create_order(&a).await.unwrap();
     records.create_order(&b).await.unwrap();
-    let Applied::Changed { order: confirmed, effect } =
-        records.apply(a.id, OrderEvent::PaymentSucceeded, now, Some("pay-1")).await.unwrap()
+    let Applied::Changed {
+        order: confirmed,
+        effect,
+    } = records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, Some("pay-1"))
+        .await
+        .unwrap()
     else {
         panic!("confirm must change the order")
     };
     assert_eq!((confirmed.status, effect), (OrderStatus::Confirmed, SeatEffect::Book));
     assert!(confirmed.ticket_code.as_deref().is_some_and(|c| c.starts_with("SG-")));
     assert!(!confirmed.lock_synced);
-    match records.apply(b.id, OrderEvent::PaymentSucceeded, now, None).await.unwrap() {
+    match records
+        .apply(b.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap()
+    {
         Applied::SeatsTaken { order, conflicts } => {
             assert_eq!(conflicts, seats(&["A2"]));
             assert_eq!(order.status, OrderStatus::Failed);
@@ -272,14 +425,20 @@ async fn cancelling_a_confirmed_order_unbooks_its_seats(records: Arc<dyn Records
     let now = Utc::now();
     let a = order("alice", "h1", &["A1"], now);
     records.create_order(&a).await.unwrap();
-    records.apply(a.id, OrderEvent::PaymentSucceeded, now, None).await.unwrap();
+    records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap();
     let Applied::Changed { order, effect } = records.apply(a.id, OrderEvent::Cancel, now, None).await.unwrap() else {
         panic!("cancel must change the order")
     };
     assert_eq!((order.status, effect), (OrderStatus::Cancelled, SeatEffect::Free));
     assert!(records.booked_seats(SHOW).await.unwrap().is_empty());
     assert!(matches!(
-        records.apply(a.id, OrderEvent::PaymentSucceeded, now, None).await.unwrap(),
+        records
+            .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+            .await
+            .unwrap(),
         Applied::Refused(_, Refusal::InvalidState)
     ));
 }
@@ -291,7 +450,10 @@ async fn pending_orders_expire_and_refuse_payment(records: Arc<dyn Records>) {
     let now = Utc::now();
     assert_eq!(records.due_orders(now, 10).await.unwrap(), vec![a.id]);
     assert!(matches!(
-        records.apply(a.id, OrderEvent::PaymentSucceeded, now, None).await.unwrap(),
+        records
+            .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+            .await
+            .unwrap(),
         Applied::Refused(_, Refusal::Expired)
     ));
     let Applied::Changed { order, .. } = records.apply(a.id, OrderEvent::Expire, now, None).await.unwrap() else {
@@ -302,7 +464,13 @@ async fn pending_orders_expire_and_refuse_payment(records: Arc<dyn Records>) {
     let unsynced = records.unsynced_orders(now + TimeDelta::seconds(1), 10).await.unwrap();
     assert_eq!(unsynced.iter().map(|o| o.id).collect::<Vec<_>>(), vec![a.id]);
     records.mark_lock_synced(a.id, order.updated_at).await.unwrap();
-    assert!(records.unsynced_orders(now + TimeDelta::seconds(1), 10).await.unwrap().is_empty());
+    assert!(
+        records
+            .unsynced_orders(now + TimeDelta::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn history_pages_newest_first(records: Arc<dyn Records>) {
@@ -317,16 +485,36 @@ async fn history_pages_newest_first(records: Arc<dyn Records>) {
     let page1 = records.orders_of_user("alice", 2, None).await.unwrap();
     assert_eq!(page1.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
     let last = page1.last().unwrap();
-    let cursor = Cursor { created_at: last.created_at, id: last.id };
+    let cursor = Cursor {
+        created_at: last.created_at,
+        id: last.id,
+    };
     let page2 = records.orders_of_user("alice", 10, Some(cursor)).await.unwrap();
-    assert_eq!(page2.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ids[2], ids[1], ids[0]]);
+    assert_eq!(
+        page2.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1], ids[0]]
+    );
 }
 
 async fn the_first_idempotent_response_wins(records: Arc<dyn Records>) {
-    let first = StoredResponse { request_hash: "h1".into(), status: 201, body: serde_json::json!({"n": 1}) };
-    let second = StoredResponse { request_hash: "h2".into(), status: 200, body: serde_json::json!({"n": 2}) };
-    assert_eq!(records.store_idempotent_response("alice", "k", &first).await.unwrap(), first);
-    assert_eq!(records.store_idempotent_response("alice", "k", &second).await.unwrap(), first);
+    let first = StoredResponse {
+        request_hash: "h1".into(),
+        status: 201,
+        body: serde_json::json!({"n": 1}),
+    };
+    let second = StoredResponse {
+        request_hash: "h2".into(),
+        status: 200,
+        body: serde_json::json!({"n": 2}),
+    };
+    assert_eq!(
+        records.store_idempotent_response("alice", "k", &first).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        records.store_idempotent_response("alice", "k", &second).await.unwrap(),
+        first
+    );
     assert_eq!(records.idempotent_response("alice", "k").await.unwrap(), Some(first));
     assert_eq!(records.idempotent_response("bob", "k").await.unwrap(), None);
 }

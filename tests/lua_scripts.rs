@@ -28,7 +28,13 @@ impl Fixture {
         let client = redis::Client::open(common::redis_url()).unwrap();
         let conn = client.get_multiplexed_async_connection().await.unwrap();
         let prefix = common::unique_prefix();
-        Self { keys: Keys::new(prefix.clone()).show("s1"), conn, client, prefix, scripts: Scripts::load() }
+        Self {
+            keys: Keys::new(prefix.clone()).show("s1"),
+            conn,
+            client,
+            prefix,
+            scripts: Scripts::load(),
+        }
     }
 
     async fn run(&self, script: &Script, now: i64, args: &[&str]) -> Vec<Value> {
@@ -36,7 +42,11 @@ impl Fixture {
         for k in self.keys.script_keys() {
             inv.key(k);
         }
-        inv.arg("s1").arg(&self.keys.channel).arg("PUBLISH").arg(now).arg(RETENTION);
+        inv.arg("s1")
+            .arg(&self.keys.channel)
+            .arg("PUBLISH")
+            .arg(now)
+            .arg(RETENTION);
         for a in args {
             inv.arg(*a);
         }
@@ -48,7 +58,14 @@ impl Fixture {
     }
 
     /// Everything the scripts keep for the show, for before/after comparisons.
-    async fn state(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>, Vec<(String, f64)>, Option<i64>) {
+    async fn state(
+        &self,
+    ) -> (
+        BTreeMap<String, String>,
+        BTreeMap<String, String>,
+        Vec<(String, f64)>,
+        Option<i64>,
+    ) {
         let mut c = self.conn.clone();
         let seats: BTreeMap<String, String> = c.hgetall(&self.keys.seats).await.unwrap();
         let holds: BTreeMap<String, String> = c.hgetall(&self.keys.holds).await.unwrap();
@@ -83,11 +100,19 @@ async fn seats_hold_locks_every_seat_records_the_hold_and_publishes_one_delta() 
     pubsub.subscribe(&f.keys.channel).await.unwrap();
     let mut messages = pubsub.into_on_message();
 
-    let reply = f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"]).await;
-    assert_eq!((int(&reply[0]), int(&reply[1]), int(&reply[2]), text(&reply[3])), (0, 1, 1, String::new()));
+    let reply = f
+        .run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
+        .await;
+    assert_eq!(
+        (int(&reply[0]), int(&reply[1]), int(&reply[2]), text(&reply[3])),
+        (0, 1, 1, String::new())
+    );
 
     let (seats, _, deadlines, version) = f.state().await;
-    assert_eq!(seats, BTreeMap::from([("A1".into(), "H:h1".into()), ("A2".into(), "H:h1".into())]));
+    assert_eq!(
+        seats,
+        BTreeMap::from([("A1".into(), "H:h1".into()), ("A2".into(), "H:h1".into())])
+    );
     assert_eq!(deadlines, vec![("h1".into(), (NOW + 300_000) as f64)]);
     assert_eq!(version, Some(1));
     let rec = f.hold_json("h1").await;
@@ -98,7 +123,10 @@ async fn seats_hold_locks_every_seat_records_the_hold_and_publishes_one_delta() 
     let active: String = c.hget(&f.keys.users, "alice").await.unwrap();
     assert_eq!(active, "h1");
 
-    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next()).await.unwrap().unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
     let delta: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
     assert_eq!(
         delta,
@@ -125,11 +153,17 @@ async fn seats_hold_with_a_conflict_writes_nothing_and_names_the_seats() {
 #[tokio::test]
 async fn seats_hold_by_the_same_user_moves_the_hold_in_one_step() {
     let f = Fixture::new().await;
-    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"]).await;
-    let reply = f.run(&f.scripts.hold, NOW + 5, &["alice", "h2", "300000", "A2", "A3"]).await;
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
+        .await;
+    let reply = f
+        .run(&f.scripts.hold, NOW + 5, &["alice", "h2", "300000", "A2", "A3"])
+        .await;
     assert_eq!((int(&reply[1]), int(&reply[2]), text(&reply[3])), (2, 1, "h1".into()));
     let (seats, _, deadlines, _) = f.state().await;
-    assert_eq!(seats, BTreeMap::from([("A2".into(), "H:h2".into()), ("A3".into(), "H:h2".into())]));
+    assert_eq!(
+        seats,
+        BTreeMap::from([("A2".into(), "H:h2".into()), ("A3".into(), "H:h2".into())])
+    );
     assert_eq!(deadlines.len(), 1);
     assert_eq!(f.hold_json("h1").await["st"], "RELEASED");
 }
@@ -140,13 +174,20 @@ async fn seats_expire_frees_due_holds_then_drops_their_records_after_retention()
     f.run(&f.scripts.hold, NOW, &["alice", "h1", "1000", "A1"]).await;
     f.run(&f.scripts.hold, NOW, &["bob", "h2", "5000", "B1"]).await;
     let reply = f.run(&f.scripts.expire, NOW + 999, &["100"]).await;
-    assert_eq!((int(&reply[0]), int(&reply[1])), (0, 2), "nothing is due before the deadline");
+    assert_eq!(
+        (int(&reply[0]), int(&reply[1])),
+        (0, 2),
+        "nothing is due before the deadline"
+    );
     let reply = f.run(&f.scripts.expire, NOW + 1000, &["100"]).await;
     assert_eq!((int(&reply[0]), int(&reply[1]), int(&reply[2])), (1, 3, 0));
     let (seats, _, _, _) = f.state().await;
     assert_eq!(seats, BTreeMap::from([("B1".into(), "H:h2".into())]));
     let rec = f.hold_json("h1").await;
-    assert_eq!((rec["st"].as_str(), rec["t"].as_i64()), (Some("EXPIRED"), Some(NOW + 1000)));
+    assert_eq!(
+        (rec["st"].as_str(), rec["t"].as_i64()),
+        (Some("EXPIRED"), Some(NOW + 1000))
+    );
     let mut c = f.conn.clone();
     let active: Option<String> = c.hget(&f.keys.users, "alice").await.unwrap();
     assert_eq!(active, None);
@@ -160,35 +201,71 @@ async fn seats_expire_frees_due_holds_then_drops_their_records_after_retention()
 async fn seats_extend_for_order_moves_the_lock_to_the_order() {
     let f = Fixture::new().await;
     f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1"]).await;
-    let reply = f.run(&f.scripts.extend_for_order, NOW + 10, &["alice", "h1", "o1", "600000", "60000"]).await;
+    let reply = f
+        .run(
+            &f.scripts.extend_for_order,
+            NOW + 10,
+            &["alice", "h1", "o1", "600000", "60000"],
+        )
+        .await;
     assert_eq!(text(&reply[2]), "ATTACHED");
-    assert_eq!((text(&reply[3]), int(&reply[4]), int(&reply[5])), ("o1".into(), NOW + 600_010, NOW + 10));
+    assert_eq!(
+        (text(&reply[3]), int(&reply[4]), int(&reply[5])),
+        ("o1".into(), NOW + 600_010, NOW + 10)
+    );
     let (seats, _, deadlines, version) = f.state().await;
     assert_eq!(seats["A1"], "O:o1");
-    assert_eq!(deadlines, vec![("h1".into(), (NOW + 660_010) as f64)], "freed at order expiry plus grace");
+    assert_eq!(
+        deadlines,
+        vec![("h1".into(), (NOW + 660_010) as f64)],
+        "freed at order expiry plus grace"
+    );
     assert_eq!(version, Some(1), "the seat stays HELD: no new version");
     let mut c = f.conn.clone();
     let active: Option<String> = c.hget(&f.keys.users, "alice").await.unwrap();
     assert_eq!(active, None, "an ordered hold is no longer the user's active hold");
-    let reply = f.run(&f.scripts.extend_for_order, NOW + 20, &["alice", "h1", "o2", "600000", "60000"]).await;
+    let reply = f
+        .run(
+            &f.scripts.extend_for_order,
+            NOW + 20,
+            &["alice", "h1", "o2", "600000", "60000"],
+        )
+        .await;
     assert_eq!((text(&reply[2]), text(&reply[3])), ("EXISTING".into(), "o1".into()));
-    let reply = f.run(&f.scripts.extend_for_order, NOW + 20, &["mallory", "h1", "o3", "600000", "60000"]).await;
+    let reply = f
+        .run(
+            &f.scripts.extend_for_order,
+            NOW + 20,
+            &["mallory", "h1", "o3", "600000", "60000"],
+        )
+        .await;
     assert_eq!(text(&reply[2]), "NOT_FOUND");
 }
 
 #[tokio::test]
 async fn seats_book_and_release_order_touch_only_the_orders_seats() {
     let f = Fixture::new().await;
-    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"]).await;
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
+        .await;
     f.run(&f.scripts.hold, NOW, &["bob", "h2", "300000", "B1"]).await;
-    f.run(&f.scripts.extend_for_order, NOW, &["alice", "h1", "o1", "600000", "60000"]).await;
+    f.run(
+        &f.scripts.extend_for_order,
+        NOW,
+        &["alice", "h1", "o1", "600000", "60000"],
+    )
+    .await;
     let reply = f.run(&f.scripts.book, NOW, &["o1", "h1", "A1", "A2"]).await;
     assert_eq!(int(&reply[1]), 3);
     let (seats, _, deadlines, _) = f.state().await;
     assert_eq!((seats["A1"].as_str(), seats["A2"].as_str()), ("B:o1", "B:o1"));
-    assert_eq!(deadlines.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["h2"]);
+    assert_eq!(
+        deadlines.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        vec!["h2"]
+    );
     // Releasing order o1 with a seat it never had leaves that seat alone.
-    let reply = f.run(&f.scripts.release_order, NOW, &["o1", "h1", "A1", "A2", "B1"]).await;
+    let reply = f
+        .run(&f.scripts.release_order, NOW, &["o1", "h1", "A1", "A2", "B1"])
+        .await;
     assert_eq!(int(&reply[1]), 4);
     let (seats, _, _, _) = f.state().await;
     assert_eq!(seats, BTreeMap::from([("B1".into(), "H:h2".into())]));
@@ -203,10 +280,17 @@ async fn seats_release_answers_each_outcome() {
     let reply = f.run(&f.scripts.release, NOW, &["alice", "h1"]).await;
     assert_eq!((text(&reply[2]), int(&reply[1])), ("RELEASED".into(), 2));
     let reply = f.run(&f.scripts.release, NOW, &["alice", "h1"]).await;
-    assert_eq!((text(&reply[2]), text(&reply[3])), ("NOT_ACTIVE".into(), "RELEASED".into()));
+    assert_eq!(
+        (text(&reply[2]), text(&reply[3])),
+        ("NOT_ACTIVE".into(), "RELEASED".into())
+    );
     f.run(&f.scripts.hold, NOW, &["alice", "h2", "10", "A1"]).await;
     let reply = f.run(&f.scripts.release, NOW + 10, &["alice", "h2"]).await;
-    assert_eq!((int(&reply[0]), text(&reply[3])), (1, "EXPIRED".into()), "expired by the in-line sweep");
+    assert_eq!(
+        (int(&reply[0]), text(&reply[3])),
+        (1, "EXPIRED".into()),
+        "expired by the in-line sweep"
+    );
 }
 
 #[tokio::test]
@@ -223,7 +307,12 @@ async fn seats_snapshot_sweeps_first_so_a_version_means_one_state() {
 async fn every_key_a_script_writes_is_under_the_shows_hash_tag() {
     let f = Fixture::new().await;
     f.run(&f.scripts.hold, NOW, &["alice", "h1", "100", "A1"]).await;
-    f.run(&f.scripts.extend_for_order, NOW, &["alice", "h1", "o1", "600000", "60000"]).await;
+    f.run(
+        &f.scripts.extend_for_order,
+        NOW,
+        &["alice", "h1", "o1", "600000", "60000"],
+    )
+    .await;
     f.run(&f.scripts.book, NOW, &["o1", "h1", "A1"]).await;
     f.run(&f.scripts.release_order, NOW, &["o1", "h1", "A1"]).await;
     f.run(&f.scripts.expire, NOW + 1, &["10"]).await;

@@ -5,19 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
-use super::{GC_BATCH, Reply, SeatLocks};
+use super::{EVENT_BUFFER, GC_BATCH, Reply, SeatLocks, broadcast_stream};
 use crate::domain::seats::{
     Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, ReleaseOutcome, SeatDelta, SeatSnapshot, ShowSeats,
 };
 use crate::error::Result;
-
-/// Deltas a subscriber may fall behind by before it misses some (and must
-/// re-read a snapshot, which the version gap tells it).
-const EVENT_BUFFER: usize = 1024;
 
 struct Show {
     /// A std mutex: no `.await` happens while it is held, and every operation
@@ -137,9 +132,11 @@ impl SeatLocks for MemorySeatLocks {
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        let rx = self.show(show).events.subscribe();
-        // A lagged receiver skips ahead; the version gap tells the consumer.
-        Ok(tokio_stream_from(rx))
+        Ok(broadcast_stream(self.show(show).events.subscribe()))
+    }
+
+    async fn unsubscribe(&self, _show: &str) -> Result<()> {
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {
@@ -149,17 +146,4 @@ impl SeatLocks for MemorySeatLocks {
     fn name(&self) -> &'static str {
         "memory"
     }
-}
-
-fn tokio_stream_from(rx: broadcast::Receiver<SeatDelta>) -> BoxStream<'static, SeatDelta> {
-    futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(d) => return Some((d, rx)),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-    .boxed()
 }

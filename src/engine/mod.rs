@@ -7,6 +7,7 @@
 //! orders, catalogs or HTTP.
 
 pub mod memory;
+pub mod pubsub;
 pub mod redis;
 pub mod redis_conn;
 
@@ -74,9 +75,13 @@ pub trait SeatLocks: Send + Sync + 'static {
 
     async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>>;
 
-    /// The show's deltas from now on, in version order. One call is one
-    /// subscription: callers share it per show per node.
+    /// The show's deltas from now on, in version order. Callers share one
+    /// subscription per show per node (`live::hub`); a stream that ends means
+    /// the subscription was lost and must be taken again.
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>>;
+
+    /// Drops this node's subscription to the show.
+    async fn unsubscribe(&self, show: &str) -> Result<()>;
 
     async fn ping(&self) -> Result<()>;
 
@@ -85,3 +90,24 @@ pub trait SeatLocks: Send + Sync + 'static {
 
 /// How many ended hold records one sweeper pass drops per show.
 pub const GC_BATCH: usize = 500;
+
+/// Deltas a subscriber may fall behind by before it misses some; it then
+/// sees a version gap and re-reads a snapshot.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// A broadcast receiver as a stream that skips over a lag (the version gap
+/// tells the consumer) and ends when the sender is gone.
+pub fn broadcast_stream(rx: tokio::sync::broadcast::Receiver<SeatDelta>) -> BoxStream<'static, SeatDelta> {
+    use futures::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(d) => return Some((d, rx)),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}

@@ -3,11 +3,11 @@
 //! itself, so no change is ever unannounced.
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 use std::sync::Arc;
 
+use super::pubsub::Subscriptions;
 use super::redis_conn::RedisHandle;
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::seats::{
@@ -19,6 +19,8 @@ use crate::lua::Scripts;
 
 pub struct RedisSeatLocks {
     redis: RedisHandle,
+    /// The node's one pub/sub connection (single-node Redis).
+    subscriptions: Option<Subscriptions>,
     keys: Keys,
     scripts: Arc<Scripts>,
     times: LockTimes,
@@ -26,8 +28,10 @@ pub struct RedisSeatLocks {
 
 impl RedisSeatLocks {
     pub fn new(redis: RedisHandle, keys: Keys, times: LockTimes) -> Self {
+        let subscriptions = redis.client.clone().map(Subscriptions::new);
         Self {
             redis,
+            subscriptions,
             keys,
             scripts: Arc::new(Scripts::load()),
             times,
@@ -211,23 +215,18 @@ impl SeatLocks for RedisSeatLocks {
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        let client =
-            self.redis.client.as_ref().ok_or_else(|| {
-                Error::Unavailable("seat stream subscriptions on Redis Cluster are not built yet".into())
-            })?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(self.show_keys(show).channel).await?;
-        let stream = pubsub.into_on_message().filter_map(|msg| async move {
-            let payload: String = msg.get_payload().ok()?;
-            match serde_json::from_str::<SeatDelta>(&payload) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable seat delta");
-                    None
-                }
-            }
-        });
-        Ok(stream.boxed())
+        let subs = self
+            .subscriptions
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("seat stream subscriptions on Redis Cluster are not built yet".into()))?;
+        subs.subscribe(&self.show_keys(show).channel).await
+    }
+
+    async fn unsubscribe(&self, show: &str) -> Result<()> {
+        match &self.subscriptions {
+            Some(subs) => subs.unsubscribe(&self.show_keys(show).channel).await,
+            None => Ok(()),
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod extract;
 pub mod holds;
+pub mod live;
 pub mod ops;
 pub mod orders;
 pub mod views;
@@ -28,6 +29,12 @@ use crate::ratelimit::RateLimits;
 
 pub struct Inner {
     pub booking: Arc<Booking>,
+    pub hub: Arc<crate::live::hub::SeatHub>,
+    pub socket_times: crate::live::session::SocketTimes,
+    /// Cancelled at shutdown: every socket closes with "reconnect".
+    pub sessions: tokio_util::sync::CancellationToken,
+    /// One permit per open WebSocket (`WS_MAX_CONNECTIONS`).
+    pub ws_slots: Arc<tokio::sync::Semaphore>,
     pub tokens: Tokens,
     pub rate_limits: RateLimits,
     pub metrics: PrometheusHandle,
@@ -54,6 +61,9 @@ pub fn app(state: AppState) -> Router {
         .merge(public)
         .merge(holds::router())
         .merge(orders::router())
+        // Not limited per IP: a socket is one long-lived connection, capped
+        // per node by WS_MAX_CONNECTIONS instead.
+        .merge(live::router())
         .merge(ops::router(state.settings.dev_secret()));
     let dir = &state.settings.static_dir;
     let pages = ServeDir::new(dir)

@@ -17,7 +17,11 @@ async fn authenticated_routes_refuse_missing_and_bad_tokens() {
     let exp = chrono::Utc::now().timestamp() + 600;
     let bad = [
         sign(Algorithm::HS256, "another-secret", json!({"sub": "alice", "exp": exp})),
-        sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp - 7200})),
+        sign(
+            Algorithm::HS256,
+            DEV_JWT_SECRET,
+            json!({"sub": "alice", "exp": exp - 7200}),
+        ),
         sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"exp": exp})),
         sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice"})),
         sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": 42, "exp": exp})),
@@ -31,7 +35,13 @@ async fn authenticated_routes_refuse_missing_and_bad_tokens() {
         assert_error(app.hold(token, "x", &["A1"]).await, 401, "UNAUTHORIZED").await;
     }
     assert_error(app.get("/api/v1/orders", None).await, 401, "UNAUTHORIZED").await;
-    let res = app.http.get(app.url("/api/v1/orders")).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/api/v1/orders"))
+        .header("authorization", "Basic YWxpY2U6eA==")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "UNAUTHORIZED").await;
     let good = sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp}));
     assert_eq!(app.get("/api/v1/orders", Some(&good)).await.status(), StatusCode::OK);
@@ -45,14 +55,33 @@ async fn with_a_real_secret_the_dev_route_does_not_exist_and_only_its_tokens_pas
     let exp = chrono::Utc::now().timestamp() + 600;
     let dev = sign(Algorithm::HS256, DEV_JWT_SECRET, json!({"sub": "alice", "exp": exp}));
     assert_error(app.get("/api/v1/orders", Some(&dev)).await, 401, "UNAUTHORIZED").await;
-    let real = sign(Algorithm::HS256, "a-real-secret-for-this-test-only", json!({"sub": "alice", "exp": exp}));
+    let real = sign(
+        Algorithm::HS256,
+        "a-real-secret-for-this-test-only",
+        json!({"sub": "alice", "exp": exp}),
+    );
     assert_eq!(app.get("/api/v1/orders", Some(&real)).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn the_dev_route_checks_its_input() {
     let app = spawn_app().await;
-    assert_error(app.post("/api/v1/dev/token", None, json!({"userId": ""})).await, 400, "BAD_REQUEST").await;
-    assert_error(app.post("/api/v1/dev/token", None, json!({"admin": true})).await, 400, "BAD_REQUEST").await;
-    assert_error(app.post("/api/v1/dev/token", None, json!({"userId": 7})).await, 400, "BAD_REQUEST").await;
+    assert_error(
+        app.post("/api/v1/dev/token", None, json!({"userId": ""})).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
+    assert_error(
+        app.post("/api/v1/dev/token", None, json!({"admin": true})).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
+    assert_error(
+        app.post("/api/v1/dev/token", None, json!({"userId": 7})).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
 }

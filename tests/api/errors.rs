@@ -48,7 +48,14 @@ async fn seat_lists_that_break_the_rules_are_400_and_lock_nothing() {
     let alice = app.token("alice").await;
     let eleven: Vec<String> = (1..=11).map(|n| format!("B{n}")).collect();
     let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
-    for seats in [vec![], vec!["B1", "B1"], eleven, vec!["Z99"], vec!["B1", "b2"], vec!["B1", "B15"]] {
+    for seats in [
+        vec![],
+        vec!["B1", "B1"],
+        eleven,
+        vec!["Z99"],
+        vec!["B1", "b2"],
+        vec!["B1", "B15"],
+    ] {
         let body = assert_error(app.hold(&alice, &show, &seats).await, 400, "BAD_REQUEST").await;
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
@@ -62,7 +69,10 @@ async fn the_seat_limit_follows_max_seats_per_hold() {
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     assert_error(app.hold(&alice, &show, &["B1", "B2", "B3"]).await, 400, "BAD_REQUEST").await;
-    assert_eq!(app.hold(&alice, &show, &["B1", "B2"]).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.hold(&alice, &show, &["B1", "B2"]).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -85,17 +95,43 @@ async fn unknown_things_are_404() {
     let app = spawn_app().await;
     let alice = app.token("alice").await;
     assert_error(app.get("/api/v1/movies/no-such-movie", None).await, 404, "NOT_FOUND").await;
-    assert_error(app.get("/api/v1/movies/no-such-movie/availability", None).await, 404, "NOT_FOUND").await;
-    assert_error(app.get("/api/v1/movies/no-such-movie/shows?date=2026-11-25", None).await, 404, "NOT_FOUND").await;
+    assert_error(
+        app.get("/api/v1/movies/no-such-movie/availability", None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get("/api/v1/movies/no-such-movie/shows?date=2026-11-25", None)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     assert_error(app.get("/api/v1/shows/no-such-show", None).await, 404, "NOT_FOUND").await;
-    assert_error(app.get("/api/v1/shows/no-such-show/seatmap", None).await, 404, "NOT_FOUND").await;
+    assert_error(
+        app.get("/api/v1/shows/no-such-show/seatmap", None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     assert_error(app.hold(&alice, "no-such-show", &["A1"]).await, 404, "NOT_FOUND").await;
     for hold in ["nope", "show.00000000000000000000000000000000", "a.b.c"] {
-        assert_error(app.get(&format!("/api/v1/holds/{hold}"), Some(&alice)).await, 404, "NOT_FOUND").await;
+        assert_error(
+            app.get(&format!("/api/v1/holds/{hold}"), Some(&alice)).await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
         assert_error(app.order(&alice, hold).await, 404, "NOT_FOUND").await;
     }
     for order in ["nope", "00000000-0000-0000-0000-000000000000"] {
-        assert_error(app.get(&format!("/api/v1/orders/{order}"), Some(&alice)).await, 404, "NOT_FOUND").await;
+        assert_error(
+            app.get(&format!("/api/v1/orders/{order}"), Some(&alice)).await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
         assert_error(app.pay(&alice, order, "SUCCESS").await, 404, "NOT_FOUND").await;
     }
     assert_error(app.get("/api/v1/no/such/route", None).await, 404, "NOT_FOUND").await;
@@ -110,23 +146,55 @@ async fn bad_dates_limits_cursors_and_outcomes_are_400() {
         assert_error(res, 400, "BAD_REQUEST").await;
     }
     for q in ["limit=0", "limit=101", "limit=abc", "cursor=garbage", "cursor=1.nope"] {
-        assert_error(app.get(&format!("/api/v1/orders?{q}"), Some(&alice)).await, 400, "BAD_REQUEST").await;
+        assert_error(
+            app.get(&format!("/api/v1/orders?{q}"), Some(&alice)).await,
+            400,
+            "BAD_REQUEST",
+        )
+        .await;
     }
     let show = app.a_show().await;
     let hold: Value = app.hold(&alice, &show, &["C5"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = order["orderId"].as_str().unwrap();
     let path = format!("/api/v1/orders/{id}/confirm-payment");
-    assert_error(app.post(&path, Some(&alice), json!({"outcome": "MAYBE"})).await, 400, "BAD_REQUEST").await;
-    assert_error(app.post(&path, Some(&alice), json!({"outcome": 1})).await, 400, "BAD_REQUEST").await;
-    let still: Value = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await.json().await.unwrap();
+    assert_error(
+        app.post(&path, Some(&alice), json!({"outcome": "MAYBE"})).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
+    assert_error(
+        app.post(&path, Some(&alice), json!({"outcome": 1})).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
+    let still: Value = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(still["status"], "PAYMENT_PENDING");
     // An empty body is a successful payment by default.
     let res = app.http.post(app.url(&path)).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "CONFIRMED");
     assert_error(app.order(&alice, "").await, 404, "NOT_FOUND").await;
-    let bad_key =
-        app.http.post(app.url("/api/v1/orders")).bearer_auth(&alice).header("Idempotency-Key", "has space").json(&json!({"holdId": "x"})).send().await.unwrap();
+    let bad_key = app
+        .http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&alice)
+        .header("Idempotency-Key", "has space")
+        .json(&json!({"holdId": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_error(bad_key, 400, "BAD_REQUEST").await;
 }
 
@@ -135,7 +203,12 @@ async fn an_oversized_body_is_413() {
     let app = spawn_app().await;
     let alice = app.token("alice").await;
     let huge = json!({"showId": "x".repeat(100_000), "seatIds": ["A1"]});
-    assert_error(app.post("/api/v1/holds", Some(&alice), huge).await, 413, "PAYLOAD_TOO_LARGE").await;
+    assert_error(
+        app.post("/api/v1/holds", Some(&alice), huge).await,
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
 }
 
 #[tokio::test]

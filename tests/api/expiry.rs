@@ -35,7 +35,12 @@ async fn a_hold_is_expired_the_moment_its_ttl_passes_and_its_seats_return() {
     let got: Value = app.get(&path, Some(&alice)).await.json().await.unwrap();
     assert_eq!(got["status"], "EXPIRED");
     assert_eq!(app.seat_status(&show, "D4").await, "AVAILABLE");
-    assert_error(app.order(&alice, hold["holdId"].as_str().unwrap()).await, 409, "HOLD_EXPIRED").await;
+    assert_error(
+        app.order(&alice, hold["holdId"].as_str().unwrap()).await,
+        409,
+        "HOLD_EXPIRED",
+    )
+    .await;
     assert_error(app.delete(&path, &alice).await, 409, "HOLD_NOT_ACTIVE").await;
     assert_eq!(app.hold(&bob, &show, &["D5"]).await.status(), StatusCode::CREATED);
 }
@@ -47,7 +52,11 @@ async fn the_sweeper_frees_expired_seats_in_redis_without_any_reader() {
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["D6"]).await.json().await.unwrap();
     let keys = Keys::new(app.settings.redis_key_prefix.clone()).show(&show);
-    let mut redis = redis::Client::open(common::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let owner: Option<String> = redis.hget(&keys.seats, "D6").await.unwrap();
     assert!(owner.is_some());
     sleep_past(hold["expiresAt"].as_str().unwrap(), 400).await;
@@ -57,7 +66,10 @@ async fn the_sweeper_frees_expired_seats_in_redis_without_any_reader() {
     assert_eq!(version, 2, "and announced it as one delta");
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     let expired = metrics.lines().find(|l| l.starts_with("holds_expired_total")).unwrap();
-    assert!(expired.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 1.0, "{expired}");
+    assert!(
+        expired.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 1.0,
+        "{expired}"
+    );
 }
 
 #[tokio::test]
@@ -66,13 +78,30 @@ async fn an_orders_seats_stay_held_past_the_hold_ttl_until_payment() {
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["D7"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     sleep_past(hold["expiresAt"].as_str().unwrap(), 300).await;
     assert_eq!(app.seat_status(&show, "D7").await, "HELD");
-    let got: Value =
-        app.get(&format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()), Some(&alice)).await.json().await.unwrap();
+    let got: Value = app
+        .get(
+            &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
+            Some(&alice),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["status"], "HELD", "a hold that became an order stays HELD");
-    let paid: Value = app.pay(&alice, order["orderId"].as_str().unwrap(), "SUCCESS").await.json().await.unwrap();
+    let paid: Value = app
+        .pay(&alice, order["orderId"].as_str().unwrap(), "SUCCESS")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(paid["status"], "CONFIRMED");
     assert_eq!(app.seat_status(&show, "D7").await, "BOOKED");
 }
@@ -83,7 +112,12 @@ async fn an_unpaid_order_expires_by_the_sweeper_and_refuses_payment() {
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["D8", "D9"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = order["orderId"].as_str().unwrap();
     sleep_past(order["expiresAt"].as_str().unwrap(), 500).await;
     let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid")
@@ -94,7 +128,9 @@ async fn an_unpaid_order_expires_by_the_sweeper_and_refuses_payment() {
     assert_eq!(status, "EXPIRED", "expired by the sweeper, before anyone read it");
     assert_eq!(app.seat_status(&show, "D8").await, "AVAILABLE");
     assert_error(app.pay(&alice, id, "SUCCESS").await, 409, "ORDER_EXPIRED").await;
-    let res = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({})).await;
+    let res = app
+        .post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({}))
+        .await;
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "CANCELLED");
 }
 
@@ -108,11 +144,21 @@ async fn paying_after_expiry_expires_the_order_even_before_the_sweeper() {
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["E9"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = order["orderId"].as_str().unwrap();
     sleep_past(order["expiresAt"].as_str().unwrap(), 5).await;
     assert_error(app.pay(&alice, id, "SUCCESS").await, 409, "ORDER_EXPIRED").await;
-    let got: Value = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await.json().await.unwrap();
+    let got: Value = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["status"], "EXPIRED");
     assert_eq!(app.seat_status(&show, "E9").await, "AVAILABLE");
 }

@@ -64,7 +64,13 @@ pub async fn start(settings: Settings) -> TestApp {
         Some(url) => Some(PgPool::connect(url).await.unwrap()),
         None => None,
     };
-    TestApp { addr, http: reqwest::Client::new(), db, settings, _stop: stop }
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        db,
+        settings,
+        _stop: stop,
+    }
 }
 
 impl TestApp {
@@ -89,7 +95,16 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Response {
-        self.http.delete(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token_owned(&self, user: String) -> String {
+        self.token(&user).await
     }
 
     /// A token for `user` from the development route.
@@ -98,22 +113,27 @@ impl TestApp {
     }
 
     pub async fn token_as(&self, user: &str, admin: bool) -> String {
-        let res = self.post("/api/v1/dev/token", None, json!({"userId": user, "admin": admin})).await;
+        let res = self
+            .post("/api/v1/dev/token", None, json!({"userId": user, "admin": admin}))
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
 
     pub async fn hold(&self, token: &str, show: &str, seats: &[&str]) -> Response {
-        self.post("/api/v1/holds", Some(token), json!({"showId": show, "seatIds": seats})).await
+        self.post("/api/v1/holds", Some(token), json!({"showId": show, "seatIds": seats}))
+            .await
     }
 
     pub async fn order(&self, token: &str, hold_id: &str) -> Response {
-        self.post("/api/v1/orders", Some(token), json!({"holdId": hold_id})).await
+        self.post("/api/v1/orders", Some(token), json!({"holdId": hold_id}))
+            .await
     }
 
     pub async fn pay(&self, token: &str, order_id: &str, outcome: &str) -> Response {
         let body = json!({"paymentReference": format!("pay-{order_id}"), "outcome": outcome});
-        self.post(&format!("/api/v1/orders/{order_id}/confirm-payment"), Some(token), body).await
+        self.post(&format!("/api/v1/orders/{order_id}/confirm-payment"), Some(token), body)
+            .await
     }
 
     pub async fn seat_map(&self, show: &str) -> Value {
@@ -124,7 +144,12 @@ impl TestApp {
 
     pub async fn seat_status(&self, show: &str, seat: &str) -> String {
         let map = self.seat_map(show).await;
-        map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat).unwrap()["status"]
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == seat)
+            .unwrap()["status"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -142,9 +167,18 @@ impl TestApp {
     async fn show_on(&self, screen: &str) -> String {
         let res: Value = self.get("/api/v1/movies", None).await.json().await.unwrap();
         for m in res["movies"].as_array().unwrap() {
-            let shows: Value =
-                self.get(&format!("/api/v1/movies/{}/shows", m["id"].as_str().unwrap()), None).await.json().await.unwrap();
-            if let Some(s) = shows["shows"].as_array().unwrap().iter().find(|s| s["screenId"] == screen) {
+            let shows: Value = self
+                .get(&format!("/api/v1/movies/{}/shows", m["id"].as_str().unwrap()), None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(s) = shows["shows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["screenId"] == screen)
+            {
                 return s["id"].as_str().unwrap().to_owned();
             }
         }
@@ -157,7 +191,10 @@ pub async fn assert_error(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
     let body: Value = res.json().await.expect("error bodies are JSON");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     body
 }
 
@@ -182,7 +219,9 @@ impl Proxy {
                 };
                 let token = token.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
@@ -196,5 +235,94 @@ impl Proxy {
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
         self.stop.cancel();
+    }
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestApp {
+    pub async fn ws(&self, path: &str) -> Ws {
+        ws_connect(self.addr, path).await
+    }
+}
+
+pub async fn ws_connect(addr: SocketAddr, path: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+        .await
+        .expect("websocket handshake");
+    ws
+}
+
+/// The next JSON message, skipping pings; panics after 5 s of silence.
+pub async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("the socket is open")
+            .expect("a readable message");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A showgate server in its own process (the binary), for multi-node tests.
+pub struct Node {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl Node {
+    pub async fn start(envs: &[(&str, String)]) -> Node {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_showgate"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("RATE_LIMIT_USER_PER_SEC", "0")
+            .env("RATE_LIMIT_IP_PER_SEC", "0")
+            .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start showgate");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "showgate listening" {
+                        return v["fields"]["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                    }
+                }
+            }
+            panic!("showgate exited before listening")
+        })
+        .await
+        .expect("showgate listens within 30 s");
+        // Keep draining its logs so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node { addr, child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
     }
 }

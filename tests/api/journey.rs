@@ -3,21 +3,35 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app, spawn_memory_app, TestApp};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_memory_app};
 
 async fn journey(app: &TestApp) {
     // Browse.
     let movies: Value = app.get("/api/v1/movies", None).await.json().await.unwrap();
     let movie = &movies["movies"][0];
     let movie_id = movie["id"].as_str().unwrap();
-    let got: Value = app.get(&format!("/api/v1/movies/{movie_id}"), None).await.json().await.unwrap();
+    let got: Value = app
+        .get(&format!("/api/v1/movies/{movie_id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(&got, movie);
-    let avail: Value = app.get(&format!("/api/v1/movies/{movie_id}/availability"), None).await.json().await.unwrap();
+    let avail: Value = app
+        .get(&format!("/api/v1/movies/{movie_id}/availability"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let dates = avail["dates"].as_array().unwrap();
     assert_eq!(dates.len(), 7);
     let date = dates[1].as_str().unwrap();
-    let shows: Value =
-        app.get(&format!("/api/v1/movies/{movie_id}/shows?date={date}"), None).await.json().await.unwrap();
+    let shows: Value = app
+        .get(&format!("/api/v1/movies/{movie_id}/shows?date={date}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let show = shows["shows"]
         .as_array()
         .unwrap()
@@ -27,15 +41,24 @@ async fn journey(app: &TestApp) {
         .clone();
     assert!(show["startTime"].as_str().unwrap().starts_with(date));
     let show_id = show["id"].as_str().unwrap();
-    let got: Value = app.get(&format!("/api/v1/shows/{show_id}"), None).await.json().await.unwrap();
+    let got: Value = app
+        .get(&format!("/api/v1/shows/{show_id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["price"], show["price"]);
     let map = app.seat_map(show_id).await;
     assert_eq!(map["version"], 0);
     let seats = map["seats"].as_array().unwrap();
     assert!(seats.len() >= 100);
     assert!(seats.iter().any(|s| s["status"] == "UNAVAILABLE"));
-    let free: Vec<&str> =
-        seats.iter().filter(|s| s["status"] == "AVAILABLE").take(2).map(|s| s["id"].as_str().unwrap()).collect();
+    let free: Vec<&str> = seats
+        .iter()
+        .filter(|s| s["status"] == "AVAILABLE")
+        .take(2)
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
 
     // Hold.
     let alice = app.token("alice").await;
@@ -49,7 +72,12 @@ async fn journey(app: &TestApp) {
     let map = app.seat_map(show_id).await;
     assert_eq!(map["version"], 1);
     assert_eq!(app.seat_status(show_id, free[0]).await, "HELD");
-    let got: Value = app.get(&format!("/api/v1/holds/{hold_id}"), Some(&alice)).await.json().await.unwrap();
+    let got: Value = app
+        .get(&format!("/api/v1/holds/{hold_id}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["expiresAt"], hold["expiresAt"]);
 
     // Order.
@@ -63,10 +91,22 @@ async fn journey(app: &TestApp) {
     assert_eq!(order["currency"], "INR");
     let order_id = order["orderId"].as_str().unwrap();
     let again = app.order(&alice, hold_id).await;
-    assert_eq!(again.status(), StatusCode::OK, "the same hold answers the existing order");
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "the same hold answers the existing order"
+    );
     assert_eq!(again.json::<Value>().await.unwrap()["orderId"], order["orderId"]);
-    let got: Value = app.get(&format!("/api/v1/holds/{hold_id}"), Some(&alice)).await.json().await.unwrap();
-    assert_eq!((got["status"].as_str(), got["orderId"].as_str()), (Some("HELD"), Some(order_id)));
+    let got: Value = app
+        .get(&format!("/api/v1/holds/{hold_id}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["status"].as_str(), got["orderId"].as_str()),
+        (Some("HELD"), Some(order_id))
+    );
 
     // Pay.
     let res = app.pay(&alice, order_id, "SUCCESS").await;
@@ -76,7 +116,11 @@ async fn journey(app: &TestApp) {
     let ticket = paid["ticketCode"].as_str().unwrap().to_owned();
     assert!(ticket.starts_with("SG-"));
     let repeat: Value = app.pay(&alice, order_id, "SUCCESS").await.json().await.unwrap();
-    assert_eq!(repeat["ticketCode"], ticket.as_str(), "repeating a confirmation answers the same result");
+    assert_eq!(
+        repeat["ticketCode"],
+        ticket.as_str(),
+        "repeating a confirmation answers the same result"
+    );
     for seat in &free {
         assert_eq!(app.seat_status(show_id, seat).await, "BOOKED");
     }
@@ -101,8 +145,10 @@ async fn the_whole_journey_on_redis_and_postgres_ends_with_the_seats_booked_in_t
             .unwrap();
     assert_eq!(booked.len(), 2);
     assert!(booked.iter().all(|(_, status)| status == "CONFIRMED"));
-    let outbox: Vec<String> =
-        sqlx::query_scalar("SELECT topic FROM outbox ORDER BY id").fetch_all(app.db.as_ref().unwrap()).await.unwrap();
+    let outbox: Vec<String> = sqlx::query_scalar("SELECT topic FROM outbox ORDER BY id")
+        .fetch_all(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(outbox, vec!["order.created", "booking.confirmed"]);
 }
 
@@ -121,7 +167,15 @@ async fn a_new_hold_replaces_the_users_previous_hold() {
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(app.seat_status(&show, "C1").await, "AVAILABLE");
     assert_eq!(app.seat_status(&show, "C3").await, "HELD");
-    let old: Value = app.get(&format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()), Some(&alice)).await.json().await.unwrap();
+    let old: Value = app
+        .get(
+            &format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()),
+            Some(&alice),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(old["status"], "RELEASED");
 }
 
@@ -136,7 +190,15 @@ async fn a_failed_hold_leaves_the_previous_one_in_place() {
     assert_eq!(body["error"]["conflicts"], json!(["D1"]));
     let available = body["error"]["available"].as_array().unwrap();
     assert!(available.contains(&json!("D2")) && !available.contains(&json!("C1")) && !available.contains(&json!("A1")));
-    let held: Value = app.get(&format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()), Some(&alice)).await.json().await.unwrap();
+    let held: Value = app
+        .get(
+            &format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()),
+            Some(&alice),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(held["status"], "HELD");
     assert_eq!(app.seat_status(&show, "D2").await, "AVAILABLE");
 }
@@ -163,7 +225,12 @@ async fn an_ordered_hold_is_not_the_active_hold_and_cannot_be_released() {
     let hold: Value = app.hold(&alice, &show, &["F1"]).await.json().await.unwrap();
     let hold_id = hold["holdId"].as_str().unwrap();
     app.order(&alice, hold_id).await;
-    assert_error(app.delete(&format!("/api/v1/holds/{hold_id}"), &alice).await, 409, "HOLD_NOT_ACTIVE").await;
+    assert_error(
+        app.delete(&format!("/api/v1/holds/{hold_id}"), &alice).await,
+        409,
+        "HOLD_NOT_ACTIVE",
+    )
+    .await;
     // A new hold on the same show leaves the order's seats alone.
     assert_eq!(app.hold(&alice, &show, &["F2"]).await.status(), StatusCode::CREATED);
     assert_eq!(app.seat_status(&show, "F1").await, "HELD");
@@ -176,7 +243,12 @@ async fn a_failed_payment_frees_the_seats_and_is_repeated_as_failed() {
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["G1", "G2"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = order["orderId"].as_str().unwrap();
     let failed: Value = app.pay(&alice, id, "FAILURE").await.json().await.unwrap();
     assert_eq!(failed["status"], "FAILED");
@@ -192,15 +264,24 @@ async fn cancelling_a_confirmed_order_returns_its_seats_and_refuses_payment_afte
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &show, &["H1"]).await.json().await.unwrap();
-    let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = order["orderId"].as_str().unwrap();
     app.pay(&alice, id, "SUCCESS").await;
-    let res = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({})).await;
+    let res = app
+        .post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "CANCELLED");
     assert_eq!(app.seat_status(&show, "H1").await, "AVAILABLE");
-    let rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM booked_seats").fetch_one(app.db.as_ref().unwrap()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats")
+        .fetch_one(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(rows, 0);
     assert_error(app.pay(&alice, id, "SUCCESS").await, 409, "INVALID_STATE").await;
     // Someone else can buy the seat now.
@@ -212,18 +293,45 @@ async fn cancelling_a_confirmed_order_returns_its_seats_and_refuses_payment_afte
 async fn admins_cancel_any_order_and_others_see_none_of_it() {
     let app = spawn_app().await;
     let show = app.a_show().await;
-    let (alice, bob, ops) = (app.token("alice").await, app.token("bob").await, app.token_as("ops", true).await);
+    let (alice, bob, ops) = (
+        app.token("alice").await,
+        app.token("bob").await,
+        app.token_as("ops", true).await,
+    );
     let hold: Value = app.hold(&alice, &show, &["J1"]).await.json().await.unwrap();
     let hold_id = hold["holdId"].as_str().unwrap();
-    assert_error(app.get(&format!("/api/v1/holds/{hold_id}"), Some(&bob)).await, 404, "NOT_FOUND").await;
-    assert_error(app.delete(&format!("/api/v1/holds/{hold_id}"), &bob).await, 404, "NOT_FOUND").await;
+    assert_error(
+        app.get(&format!("/api/v1/holds/{hold_id}"), Some(&bob)).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.delete(&format!("/api/v1/holds/{hold_id}"), &bob).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     assert_error(app.order(&bob, hold_id).await, 404, "NOT_FOUND").await;
     let order: Value = app.order(&alice, hold_id).await.json().await.unwrap();
     let id = order["orderId"].as_str().unwrap();
-    assert_error(app.get(&format!("/api/v1/orders/{id}"), Some(&bob)).await, 404, "NOT_FOUND").await;
+    assert_error(
+        app.get(&format!("/api/v1/orders/{id}"), Some(&bob)).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     assert_error(app.pay(&bob, id, "SUCCESS").await, 404, "NOT_FOUND").await;
-    assert_error(app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&bob), json!({})).await, 404, "NOT_FOUND").await;
-    let res = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&ops), json!({})).await;
+    assert_error(
+        app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&bob), json!({}))
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    let res = app
+        .post(&format!("/api/v1/orders/{id}/cancel"), Some(&ops), json!({}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.seat_status(&show, "J1").await, "AVAILABLE");
 }
@@ -252,11 +360,17 @@ async fn idempotency_keys_replay_the_first_response_and_refuse_another_body() {
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     let replay = send(h1["holdId"].as_str().unwrap().into(), "key-1").await;
-    assert_eq!(replay.status(), StatusCode::CREATED, "the first response, status included");
+    assert_eq!(
+        replay.status(),
+        StatusCode::CREATED,
+        "the first response, status included"
+    );
     assert_eq!(replay.json::<Value>().await.unwrap(), first);
     assert_error(send("other-hold".into(), "key-1").await, 422, "IDEMPOTENCY_MISMATCH").await;
-    let orders: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(app.db.as_ref().unwrap()).await.unwrap();
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(orders, 1);
 }
 
@@ -268,16 +382,40 @@ async fn order_history_pages_newest_first_with_a_cursor() {
     let mut ids = Vec::new();
     for seat in ["B8", "B9", "B10"] {
         let hold: Value = app.hold(&alice, &show, &[seat]).await.json().await.unwrap();
-        let order: Value = app.order(&alice, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+        let order: Value = app
+            .order(&alice, hold["holdId"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
         ids.push(order["orderId"].as_str().unwrap().to_owned());
     }
-    let page: Value = app.get("/api/v1/orders?limit=2", Some(&alice)).await.json().await.unwrap();
-    let got: Vec<&str> = page["orders"].as_array().unwrap().iter().map(|o| o["orderId"].as_str().unwrap()).collect();
+    let page: Value = app
+        .get("/api/v1/orders?limit=2", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
     let cursor = page["nextCursor"].as_str().unwrap();
-    let page: Value =
-        app.get(&format!("/api/v1/orders?limit=2&cursor={cursor}"), Some(&alice)).await.json().await.unwrap();
-    let got: Vec<&str> = page["orders"].as_array().unwrap().iter().map(|o| o["orderId"].as_str().unwrap()).collect();
+    let page: Value = app
+        .get(&format!("/api/v1/orders?limit=2&cursor={cursor}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[0].as_str()]);
     assert_eq!(page["nextCursor"], Value::Null);
     let bob = app.token("bob").await;
@@ -295,7 +433,12 @@ async fn health_readiness_and_metrics_answer() {
     let alice = app.token("alice").await;
     app.hold(&alice, &show, &["M1"]).await;
     let text = app.get("/metrics", None).await.text().await.unwrap();
-    for name in ["seat_lock_attempts_total", "seat_lock_duration_seconds_bucket", "http_requests_total", "holds_expired_total"] {
+    for name in [
+        "seat_lock_attempts_total",
+        "seat_lock_duration_seconds_bucket",
+        "http_requests_total",
+        "holds_expired_total",
+    ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
     assert!(text.contains("route=\"/api/v1/holds\""));
@@ -311,12 +454,20 @@ async fn readiness_names_a_dependency_that_goes_down() {
     assert_eq!(body["error"]["down"], json!(["redis"]));
     // Requests that need Redis answer 503 in the contract's shape, not a hang or a 500.
     let show = app.a_show().await;
-    assert_error(app.get(&format!("/api/v1/shows/{show}/seatmap"), None).await, 503, "SERVICE_UNAVAILABLE").await;
+    assert_error(
+        app.get(&format!("/api/v1/shows/{show}/seatmap"), None).await,
+        503,
+        "SERVICE_UNAVAILABLE",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_memory_app_reports_no_external_dependencies() {
     let app = spawn_memory_app().await;
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
-    assert_eq!(ready["checks"], json!({"redis": "not configured", "postgres": "not configured"}));
+    assert_eq!(
+        ready["checks"],
+        json!({"redis": "not configured", "postgres": "not configured"})
+    );
 }

@@ -7,4 +7,5 @@ mod auth;
 mod errors;
 mod expiry;
 mod journey;
+mod live;
 mod race;

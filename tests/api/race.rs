@@ -46,7 +46,11 @@ async fn stampede(app: &TestApp, show: &str) -> Vec<(String, Vec<String>, Status
 
 /// Checks that every contested seat is held by at most one winner, that the
 /// seat map agrees, and that every loser was refused for a real reason.
-async fn check_holds(app: &TestApp, show: &str, results: &[(String, Vec<String>, StatusCode, Value)]) -> HashMap<String, String> {
+async fn check_holds(
+    app: &TestApp,
+    show: &str,
+    results: &[(String, Vec<String>, StatusCode, Value)],
+) -> HashMap<String, String> {
     let mut owner: HashMap<String, String> = HashMap::new();
     for (user, wanted, status, body) in results {
         match *status {
@@ -60,14 +64,23 @@ async fn check_holds(app: &TestApp, show: &str, results: &[(String, Vec<String>,
             StatusCode::CONFLICT => {
                 assert_eq!(body["error"]["code"], "SEAT_CONFLICT");
                 let conflicts: Vec<String> = serde_json::from_value(body["error"]["conflicts"].clone()).unwrap();
-                assert!(!conflicts.is_empty() && conflicts.iter().all(|c| wanted.contains(c)), "{body}");
+                assert!(
+                    !conflicts.is_empty() && conflicts.iter().all(|c| wanted.contains(c)),
+                    "{body}"
+                );
             }
             other => panic!("{user}: unexpected {other}: {body}"),
         }
     }
     let map = app.seat_map(show).await;
     for seat in contested() {
-        let status = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat.as_str()).unwrap()["status"].clone();
+        let status = map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == seat.as_str())
+            .unwrap()["status"]
+            .clone();
         let expected = if owner.contains_key(&seat) { "HELD" } else { "AVAILABLE" };
         assert_eq!(status, expected, "{seat} on the seat map");
     }
@@ -75,7 +88,10 @@ async fn check_holds(app: &TestApp, show: &str, results: &[(String, Vec<String>,
     for (_, _, status, body) in results {
         if *status == StatusCode::CONFLICT {
             for c in body["error"]["conflicts"].as_array().unwrap() {
-                assert!(owner.contains_key(c.as_str().unwrap()), "conflict on {c} which nobody holds");
+                assert!(
+                    owner.contains_key(c.as_str().unwrap()),
+                    "conflict on {c} which nobody holds"
+                );
             }
         }
     }
@@ -96,9 +112,19 @@ async fn two_hundred_clients_fight_for_ten_seats_and_every_seat_ends_with_exactl
         let app = &app;
         async move {
             let token = app.token(user).await;
-            let order: Value = app.order(&token, hold["holdId"].as_str().unwrap()).await.json().await.unwrap();
+            let order: Value = app
+                .order(&token, hold["holdId"].as_str().unwrap())
+                .await
+                .json()
+                .await
+                .unwrap();
             let outcome = if n % 2 == 0 { "FAILURE" } else { "SUCCESS" };
-            let paid: Value = app.pay(&token, order["orderId"].as_str().unwrap(), outcome).await.json().await.unwrap();
+            let paid: Value = app
+                .pay(&token, order["orderId"].as_str().unwrap(), outcome)
+                .await
+                .json()
+                .await
+                .unwrap();
             (user.clone(), wanted.clone(), paid)
         }
     }))
@@ -116,8 +142,18 @@ async fn two_hundred_clients_fight_for_ten_seats_and_every_seat_ends_with_exactl
     }
     let map = app.seat_map(&show).await;
     for seat in contested() {
-        let status = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat.as_str()).unwrap()["status"].clone();
-        let expected = if booked_by.contains_key(&seat) { "BOOKED" } else { "AVAILABLE" };
+        let status = map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == seat.as_str())
+            .unwrap()["status"]
+            .clone();
+        let expected = if booked_by.contains_key(&seat) {
+            "BOOKED"
+        } else {
+            "AVAILABLE"
+        };
         assert_eq!(status, expected, "{seat}: owner {:?}", owner.get(&seat));
     }
     // Postgres agrees: one row per booked seat, owned by the confirmed order.
@@ -132,7 +168,10 @@ async fn two_hundred_clients_fight_for_ten_seats_and_every_seat_ends_with_exactl
         .fetch_one(app.db.as_ref().unwrap())
         .await
         .unwrap();
-    assert_eq!(confirmed as usize, paid.iter().filter(|p| p.2["status"] == "CONFIRMED").count());
+    assert_eq!(
+        confirmed as usize,
+        paid.iter().filter(|p| p.2["status"] == "CONFIRMED").count()
+    );
 }
 
 #[tokio::test]
@@ -162,8 +201,15 @@ async fn one_user_racing_themselves_ends_with_exactly_one_active_hold() {
     .await;
     let mut active = Vec::new();
     for hold in &results {
-        let got: Value =
-            app.get(&format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()), Some(&token)).await.json().await.unwrap();
+        let got: Value = app
+            .get(
+                &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
+                Some(&token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         match got["status"].as_str().unwrap() {
             "HELD" => active.push(got["seatIds"][0].as_str().unwrap().to_owned()),
             "RELEASED" => {}
@@ -197,9 +243,15 @@ async fn concurrent_orders_for_one_hold_make_one_order() {
     .await;
     let ids: HashSet<&str> = answers.iter().map(|(_, b)| b["orderId"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 1, "{answers:?}");
-    assert!(answers.iter().all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::OK));
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::OK)
+    );
     assert!(answers.iter().any(|(s, _)| *s == StatusCode::CREATED));
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(app.db.as_ref().unwrap()).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }

@@ -15,7 +15,10 @@ use showgate::records::memory::MemoryRecords;
 use showgate::records::postgres::PgRecords;
 use sqlx::Connection;
 
-pub const TIMES: LockTimes = LockTimes { retention_ms: 3_600_000, order_grace_ms: 60_000 };
+pub const TIMES: LockTimes = LockTimes {
+    retention_ms: 3_600_000,
+    order_grace_ms: 60_000,
+};
 
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -38,12 +41,17 @@ pub async fn fresh_database() -> String {
     let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base()))
         .await
         .expect("Postgres must run at TEST_POSTGRES_URL (default 127.0.0.1:5432)");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     format!("{}/{name}", postgres_base())
 }
 
 pub async fn redis_locks(prefix: &str) -> Arc<dyn SeatLocks> {
-    let handle = RedisHandle::connect(Some(&redis_url()), &[]).await.expect("Redis must run at TEST_REDIS_URL");
+    let handle = RedisHandle::connect(Some(&redis_url()), &[])
+        .await
+        .expect("Redis must run at TEST_REDIS_URL");
     Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
 }
 
@@ -52,7 +60,9 @@ pub fn memory_locks() -> Arc<dyn SeatLocks> {
 }
 
 pub async fn pg_records() -> Arc<dyn Records> {
-    let pg = PgRecords::connect(&fresh_database().await).await.expect("connect test database");
+    let pg = PgRecords::connect(&fresh_database().await)
+        .await
+        .expect("connect test database");
     pg.migrate().await.expect("migrate");
     Arc::new(pg)
 }

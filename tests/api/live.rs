@@ -1,0 +1,324 @@
+//! The live seat stream, with real WebSocket clients.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::helpers::{Node, Ws, assert_error, common, next_json, spawn_app, spawn_app_with, ws_connect};
+
+/// Seat statuses from a snapshot message.
+fn statuses(snapshot: &Value) -> HashMap<String, String> {
+    snapshot["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn apply(state: &mut HashMap<String, String>, delta: &Value) {
+    for c in delta["changes"].as_array().unwrap() {
+        state.insert(
+            c["seatId"].as_str().unwrap().to_owned(),
+            c["status"].as_str().unwrap().to_owned(),
+        );
+    }
+}
+
+/// Reads deltas until `version`, checking they rise by exactly one.
+async fn deltas_until(ws: &mut Ws, mut from: u64, version: u64) -> Vec<Value> {
+    let mut got = Vec::new();
+    while from < version {
+        let msg = next_json(ws).await;
+        assert_eq!(msg["type"], "delta", "{msg}");
+        assert_eq!(msg["version"], from + 1, "versions rise by exactly one");
+        from += 1;
+        got.push(msg);
+    }
+    got
+}
+
+#[tokio::test]
+async fn two_clients_see_the_same_contiguous_deltas_during_a_burst_of_holds() {
+    let app = spawn_app().await;
+    let show = app.big_show().await;
+    let path = format!("/api/v1/shows/{show}/seats/ws");
+    let (mut a, mut b) = (app.ws(&path).await, app.ws(&path).await);
+    let (snap_a, snap_b) = (next_json(&mut a).await, next_json(&mut b).await);
+    assert_eq!(snap_a["type"], "snapshot");
+    assert_eq!(snap_a["showId"], show.as_str());
+    assert_eq!(snap_a, snap_b);
+    assert_eq!(snap_a["seats"].as_array().unwrap().len(), 1200);
+    let v0 = snap_a["version"].as_u64().unwrap();
+
+    // 60 shoppers at once, half of them then change their minds.
+    let tokens: Vec<String> = join_all((0..60).map(|i| app.token_owned(format!("burst-{i}")))).await;
+    join_all(tokens.iter().enumerate().map(|(i, t)| {
+        let app = &app;
+        let show = show.clone();
+        async move {
+            let seats = [format!("E{}", i % 40 + 1), format!("F{}", i % 40 + 1)];
+            let res = app.hold(t, &show, &[seats[0].as_str(), seats[1].as_str()]).await;
+            if res.status() == StatusCode::CREATED && i % 2 == 0 {
+                let hold: Value = res.json().await.unwrap();
+                app.delete(&format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()), t)
+                    .await;
+            }
+        }
+    }))
+    .await;
+    let map = app.seat_map(&show).await;
+    let final_version = map["version"].as_u64().unwrap();
+    assert!(final_version > v0 + 30);
+
+    let da = deltas_until(&mut a, v0, final_version).await;
+    let db = deltas_until(&mut b, v0, final_version).await;
+    assert_eq!(da, db, "both clients saw the same sequence");
+    let mut state = statuses(&snap_a);
+    for d in &da {
+        apply(&mut state, d);
+    }
+    let expected: HashMap<String, String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(state, expected, "snapshot plus deltas is the seat map");
+}
+
+#[tokio::test]
+async fn a_client_on_node_b_sees_changes_made_through_node_a() {
+    let database = common::fresh_database().await;
+    let env = vec![
+        ("REDIS_URL", common::redis_url()),
+        ("REDIS_KEY_PREFIX", common::unique_prefix()),
+        ("DATABASE_URL", database),
+    ];
+    let (a, b) = (Node::start(&env).await, Node::start(&env).await);
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(a.url("/api/v1/dev/token"))
+        .json(&json!({"userId": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap();
+    let shows: Value = http
+        .get(a.url("/api/v1/movies/dune-3/shows"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let show = shows["shows"][0]["id"].as_str().unwrap();
+    let mut on_b = ws_connect(b.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
+    let snap = next_json(&mut on_b).await;
+    let v0 = snap["version"].as_u64().unwrap();
+
+    let hold: Value = http
+        .post(a.url("/api/v1/holds"))
+        .bearer_auth(token)
+        .json(&json!({"showId": show, "seatIds": ["C3", "C4"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delta = next_json(&mut on_b).await;
+    assert_eq!(
+        delta,
+        json!({"type": "delta", "version": v0 + 1, "changes": [
+        {"seatId": "C3", "status": "HELD"}, {"seatId": "C4", "status": "HELD"}]})
+    );
+    let order: Value = http
+        .post(a.url("/api/v1/orders"))
+        .bearer_auth(token)
+        .json(&json!({"holdId": hold["holdId"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.post(a.url(&format!(
+        "/api/v1/orders/{}/confirm-payment",
+        order["orderId"].as_str().unwrap()
+    )))
+    .bearer_auth(token)
+    .json(&json!({"outcome": "SUCCESS"}))
+    .send()
+    .await
+    .unwrap();
+    let delta = next_json(&mut on_b).await;
+    assert_eq!(delta["version"], v0 + 2);
+    assert_eq!(
+        delta["changes"],
+        json!([{"seatId": "C3", "status": "BOOKED"}, {"seatId": "C4", "status": "BOOKED"}])
+    );
+}
+
+#[tokio::test]
+async fn expiry_shows_on_the_stream() {
+    let app = spawn_app_with(|s| s.hold_ttl_seconds = 1).await;
+    let show = app.a_show().await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    let v0 = next_json(&mut ws).await["version"].as_u64().unwrap();
+    let alice = app.token("alice").await;
+    assert_eq!(app.hold(&alice, &show, &["G5"]).await.status(), StatusCode::CREATED);
+    let held = next_json(&mut ws).await;
+    assert_eq!(held["changes"], json!([{"seatId": "G5", "status": "HELD"}]));
+    let expired = next_json(&mut ws).await; // within the TTL plus one sweep
+    assert_eq!(
+        expired,
+        json!({"type": "delta", "version": v0 + 2, "changes": [{"seatId": "G5", "status": "AVAILABLE"}]})
+    );
+}
+
+#[tokio::test]
+async fn a_client_too_slow_for_its_queue_gets_a_fresh_snapshot_then_consistent_deltas() {
+    // A queue of 4 frames and a client whose socket buffer is tiny and
+    // which stops reading: the server cannot write, falls behind, and must
+    // resync the client with a snapshot instead of buffering or skipping.
+    let app = spawn_app_with(|s| {
+        s.ws_queue_frames = 4;
+        s.tcp_send_buffer_bytes = 8192;
+    })
+    .await;
+    let show = app.big_show().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/api/v1/shows/{show}/seats/ws", app.addr);
+    let (mut slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let first = next_json(&mut slow).await;
+    assert_eq!(first["type"], "snapshot");
+
+    // While it does not read: one shopper moves a ten-seat hold 400 times,
+    // each move one delta of twenty changes (~320 KB in all).
+    let token = app.token("restless").await;
+    for i in 0..400 {
+        let row = (b'B' + (i % 20) as u8) as char;
+        let seats: Vec<String> = (3..13).map(|n| format!("{row}{n}")).collect();
+        let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+        assert_eq!(app.hold(&token, &show, &seats).await.status(), StatusCode::CREATED);
+    }
+    let map = app.seat_map(&show).await;
+    let final_version = map["version"].as_u64().unwrap();
+
+    // Now read: deltas may come first, then at least one fresh snapshot, and
+    // from every snapshot on, deltas rise by one until the final version.
+    let mut version = first["version"].as_u64().unwrap();
+    let mut state = statuses(&first);
+    let mut resyncs = 0;
+    while version < final_version {
+        let msg = next_json(&mut slow).await;
+        match msg["type"].as_str().unwrap() {
+            "snapshot" => {
+                resyncs += 1;
+                let v = msg["version"].as_u64().unwrap();
+                assert!(v >= version, "a snapshot never goes back");
+                version = v;
+                state = statuses(&msg);
+            }
+            "delta" => {
+                assert_eq!(msg["version"], version + 1, "no gap, ever");
+                version += 1;
+                apply(&mut state, &msg);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(resyncs >= 1, "the slow client was resynced with a snapshot");
+    let expected: HashMap<String, String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(state, expected);
+}
+
+#[tokio::test]
+async fn the_handshake_refuses_unknown_shows_and_plain_requests() {
+    let app = spawn_app().await;
+    let res = app.get("/api/v1/shows/no-such-show/seats/ws", None).await;
+    assert_error(res, 404, "NOT_FOUND").await;
+    let err = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/shows/no-such-show/seats/ws", app.addr))
+        .await
+        .unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(res) => assert_eq!(res.status(), 404),
+        other => panic!("expected an HTTP 404 at the handshake, got {other}"),
+    }
+    let show = app.a_show().await;
+    assert_error(
+        app.get(&format!("/api/v1/shows/{show}/seats/ws"), None).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_inbound_message_over_64_kib_closes_the_socket_with_1009() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    next_json(&mut ws).await;
+    ws.send(Message::Text("x".repeat(1024).into())).await.unwrap();
+    ws.send(Message::Text("x".repeat(64 * 1024 + 1).into())).await.unwrap();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Size);
+}
+
+#[tokio::test]
+async fn shutting_down_closes_sockets_with_the_reconnect_code() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    next_json(&mut ws).await;
+    let addr = app.addr;
+    drop(app);
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.unwrap().code), showgate::live::close::SHUTTING_DOWN);
+    let _ = addr;
+}
