@@ -1,0 +1,368 @@
+// showgate shopper pages: movies → dates → shows → a live seat map where a
+// shopper holds seats, orders, pays (mock) and gets a ticket. Plain modules,
+// no framework, nothing loaded from outside this folder.
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = $("#view");
+
+// ---- session ---------------------------------------------------------------
+
+const session = {
+  get token() { return localStorage.getItem("sg.token"); },
+  get user() { return localStorage.getItem("sg.user"); },
+  set(user, token) { localStorage.setItem("sg.user", user); localStorage.setItem("sg.token", token); },
+  clear() { localStorage.removeItem("sg.user"); localStorage.removeItem("sg.token"); },
+};
+
+function renderSession() {
+  const signedIn = !!session.token;
+  $("#signin").hidden = signedIn;
+  $("#me").hidden = !signedIn;
+  $("#me-name").textContent = session.user || "";
+}
+
+$("#signin").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const user = $("#user").value.trim();
+  if (!user) return;
+  try {
+    const { token } = await api("POST", "/api/v1/dev/token", { userId: user, admin: false }, { auth: false });
+    session.set(user, token);
+    renderSession();
+    route();
+  } catch (err) {
+    toast(err.status === 404 ? "Sign-in by name is only open in development." : err.message);
+  }
+});
+$("#signout").addEventListener("click", () => { session.clear(); renderSession(); route(); });
+
+// ---- HTTP ------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body, { auth = true, headers = {} } = {}) {
+  const h = { ...headers };
+  if (body !== undefined) h["content-type"] = "application/json";
+  if (auth && session.token) h.authorization = `Bearer ${session.token}`;
+  const res = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
+  if (!res.ok) {
+    if (res.status === 401 && auth) { session.clear(); renderSession(); }
+    throw new ApiError(res.status, data);
+  }
+  return data;
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+let toastTimer;
+function toast(text) {
+  const t = $("#toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (t.hidden = true), 4000);
+}
+
+const fmtTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const fmtDate = (d) => new Date(`${d}T00:00:00Z`).toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+const money = (amount, currency) => `${currency === "INR" ? "₹" : currency + " "}${amount}`;
+
+// ---- routing ---------------------------------------------------------------
+
+let cleanup = () => {};
+function route() {
+  cleanup();
+  cleanup = () => {};
+  const [, page, id, extra] = location.hash.split("/");
+  const render = { movie: moviePage, show: showPage, orders: ordersPage }[page] || moviesPage;
+  render(decodeURIComponent(id || ""), extra).catch((err) => {
+    view.replaceChildren(h("section", { class: "card" }, h("h1", {}, "Something went wrong"), h("p", {}, err.message)));
+  });
+}
+window.addEventListener("hashchange", route);
+
+// ---- pages -----------------------------------------------------------------
+
+async function moviesPage() {
+  const { movies } = await api("GET", "/api/v1/movies", undefined, { auth: false });
+  view.replaceChildren(
+    h("h1", {}, "Now booking"),
+    h("div", { class: "grid" }, movies.map((m) =>
+      h("a", { class: "card movie", href: `#/movie/${encodeURIComponent(m.id)}` },
+        h("h2", {}, m.title),
+        h("p", {}, `${m.language} · ${m.durationMinutes} min`),
+        h("p", {}, m.genres.join(", "))))),
+  );
+}
+
+async function moviePage(movieId, date) {
+  const [movie, { dates }] = await Promise.all([
+    api("GET", `/api/v1/movies/${encodeURIComponent(movieId)}`, undefined, { auth: false }),
+    api("GET", `/api/v1/movies/${encodeURIComponent(movieId)}/availability`, undefined, { auth: false }),
+  ]);
+  const chosen = date && dates.includes(date) ? date : dates[0];
+  const list = h("div", { class: "shows" });
+  view.replaceChildren(
+    h("h1", {}, movie.title),
+    h("p", { class: "muted" }, `${movie.language} · ${movie.durationMinutes} min · ${movie.genres.join(", ")}`),
+    h("div", { class: "chips", role: "tablist" }, dates.map((d) =>
+      h("button", { class: "chip", "aria-pressed": String(d === chosen), onclick: () => (location.hash = `#/movie/${encodeURIComponent(movieId)}/${d}`) }, fmtDate(d)))),
+    list,
+  );
+  if (!chosen) { list.append(h("p", { class: "muted" }, "No shows scheduled.")); return; }
+  const { shows } = await api("GET", `/api/v1/movies/${encodeURIComponent(movieId)}/shows?date=${chosen}`, undefined, { auth: false });
+  list.replaceChildren(...shows.map((s) =>
+    h("a", { class: "card show", href: `#/show/${encodeURIComponent(s.id)}`, dataset: { show: s.id } },
+      h("div", {}, h("strong", {}, fmtTime(s.startTime)), h("p", {}, `${s.theatreName} · ${s.screenName}`)),
+      h("div", {}, money(s.price, s.currency)))));
+}
+
+async function ordersPage() {
+  if (!session.token) { view.replaceChildren(h("section", { class: "card" }, h("p", {}, "Sign in to see your tickets."))); return; }
+  const { orders } = await api("GET", "/api/v1/orders?limit=50");
+  view.replaceChildren(
+    h("h1", {}, "My tickets"),
+    orders.length === 0 ? h("p", { class: "muted" }, "No orders yet.") :
+      h("table", {}, h("tr", {}, h("th", {}, "Show"), h("th", {}, "Seats"), h("th", {}, "Status"), h("th", {}, "Ticket")),
+        orders.map((o) => h("tr", {}, h("td", {}, h("a", { href: `#/show/${encodeURIComponent(o.showId)}` }, o.showId)),
+          h("td", {}, o.seatIds.join(" ")), h("td", {}, o.status), h("td", {}, o.ticketCode || "—")))),
+  );
+}
+
+// ---- the live seat map -----------------------------------------------------
+
+/** Keeps a socket to the seat stream: snapshot, then contiguous deltas. On a
+ *  version gap or a "reconnect" close it reconnects (with backoff) and takes
+ *  the fresh snapshot it is sent. */
+function seatStream(showId, { onSnapshot, onDelta, onState }) {
+  let ws, version = -1, stopped = false, attempt = 0, timer;
+  const open = () => {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}/api/v1/shows/${encodeURIComponent(showId)}/seats/ws`);
+    ws.onopen = () => { attempt = 0; onState("live"); };
+    ws.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "snapshot") { version = msg.version; onSnapshot(msg); }
+      else if (msg.type === "delta") {
+        if (version >= 0 && msg.version !== version + 1) { ws.close(); return; } // gap: resync by reconnecting
+        version = msg.version;
+        onDelta(msg);
+      }
+    };
+    ws.onclose = (ev) => {
+      if (stopped) return;
+      const terminal = ev.code >= 4000 && ev.code < 4500;
+      onState(terminal ? "closed" : "reconnecting");
+      if (terminal) return;
+      const delay = Math.min(10000, 250 * 2 ** attempt++) * (0.5 + Math.random());
+      timer = setTimeout(open, delay);
+    };
+  };
+  open();
+  return () => { stopped = true; clearTimeout(timer); ws?.close(1000); };
+}
+
+async function showPage(showId) {
+  const show = await api("GET", `/api/v1/shows/${encodeURIComponent(showId)}`, undefined, { auth: false });
+  const movie = await api("GET", `/api/v1/movies/${encodeURIComponent(show.movieId)}`, undefined, { auth: false });
+  const seats = new Map();       // id → button
+  const selected = new Set();    // seats picked, not yet held
+  let hold = null, order = null, tick;
+  // While our own hold request is in flight its seats turn HELD on the
+  // stream before the answer arrives: that is us, not a rival.
+  let holding = false;
+
+  const live = h("span", { class: "live", id: "live", "data-state": "connecting" }, "live");
+  const rows = h("div", { class: "rows", id: "seatmap" });
+  const sum = h("div", { class: "sum", id: "summary" });
+  const action = h("button", { id: "action", disabled: true });
+  const secondary = h("button", { id: "secondary", class: "secondary", hidden: true });
+  const outcome = h("section", { id: "outcome" });
+
+  view.replaceChildren(
+    h("h1", {}, movie.title),
+    h("p", { class: "muted" }, `${show.theatreName} · ${show.screenName} · ${new Date(show.startTime).toLocaleString()} · ${money(show.price, show.currency)} a seat `, live),
+    h("div", { class: "screen" }), h("div", { class: "screen-label" }, "SCREEN THIS WAY"),
+    h("div", { class: "seatmap" }, rows),
+    h("div", { class: "legend" },
+      h("span", {}, h("i", { style: "background:var(--free)" }), "available"),
+      h("span", {}, h("i", { style: "background:var(--mine)" }), "yours"),
+      h("span", {}, h("i", { style: "background:var(--held)" }), "held"),
+      h("span", {}, h("i", { style: "background:var(--booked)" }), "booked")),
+    outcome,
+    h("div", { class: "tray" }, sum, h("div", {}, secondary, " ", action)),
+  );
+
+  const mine = () => new Set(order ? order.seatIds : hold ? hold.seatIds : []);
+  const paint = () => {
+    const own = mine();
+    for (const [id, btn] of seats) {
+      btn.dataset.selected = String(selected.has(id));
+      btn.dataset.mine = String(own.has(id) && btn.dataset.status !== "AVAILABLE");
+    }
+    const price = Number(show.price);
+    clearInterval(tick);
+    secondary.hidden = true;
+    if (order && order.status === "CONFIRMED") {
+      sum.replaceChildren("Booked: ", h("strong", {}, order.seatIds.join(" ")));
+      action.hidden = true;
+    } else if (order) {
+      action.hidden = false;
+      action.disabled = false;
+      action.textContent = `Pay ${money(order.amount, order.currency)}`;
+      action.onclick = pay;
+      secondary.hidden = false;
+      secondary.textContent = "Cancel";
+      secondary.onclick = cancelOrder;
+      const cd = h("span", { class: "countdown", id: "countdown" });
+      sum.replaceChildren("Order for ", h("strong", {}, order.seatIds.join(" ")), " · pay within ", cd);
+      countdown(cd, order.expiresAt, () => { toast("The order expired."); order = null; hold = null; paint(); });
+    } else if (hold) {
+      action.hidden = false;
+      action.disabled = false;
+      action.textContent = `Book ${hold.seatIds.length} for ${money((price * hold.seatIds.length).toFixed(2), show.currency)}`;
+      action.onclick = createOrder;
+      secondary.hidden = false;
+      secondary.textContent = "Release";
+      secondary.onclick = release;
+      const cd = h("span", { class: "countdown", id: "countdown" });
+      sum.replaceChildren("Held ", h("strong", {}, hold.seatIds.join(" ")), " for ", cd);
+      countdown(cd, hold.expiresAt, () => { toast("Your hold expired; the seats are back on sale."); hold = null; paint(); });
+    } else {
+      action.hidden = false;
+      action.disabled = selected.size === 0;
+      action.textContent = selected.size ? `Hold ${selected.size} seat${selected.size > 1 ? "s" : ""}` : "Pick seats";
+      action.onclick = holdSeats;
+      sum.replaceChildren(selected.size ? h("strong", {}, [...selected].join(" ")) : "Tap seats to choose them.");
+    }
+  };
+  const countdown = (el, iso, done) => {
+    const end = Date.parse(iso);
+    const step = () => {
+      const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+      if (left === 0) { clearInterval(tick); done(); }
+    };
+    step();
+    tick = setInterval(step, 500);
+  };
+
+  const setStatus = (id, status) => {
+    const btn = seats.get(id);
+    if (!btn || btn.dataset.status === status) return;
+    btn.dataset.status = status;
+    btn.classList.remove("flash"); void btn.offsetWidth; btn.classList.add("flash");
+    if (status !== "AVAILABLE" && selected.has(id) && !mine().has(id) && !holding) {
+      selected.delete(id);
+      toast(`${id} was just taken.`);
+    }
+  };
+  const build = (snapshot) => {
+    seats.clear();
+    const byRow = new Map();
+    for (const s of snapshot.seats) {
+      const row = s.id.match(/^[A-Z]+/)[0];
+      if (!byRow.has(row)) byRow.set(row, []);
+      byRow.get(row).push(s);
+    }
+    rows.replaceChildren(...[...byRow].map(([row, list]) => h("div", { class: "row" },
+      h("span", { class: "row-label" }, row),
+      list.map((s) => {
+        const btn = h("button", { class: "seat", "aria-label": `seat ${s.id}`, title: s.id, dataset: { seat: s.id, status: s.status },
+          onclick: () => toggle(s.id) }, s.id.replace(/^[A-Z]+/, ""));
+        seats.set(s.id, btn);
+        return btn;
+      }),
+      h("span", { class: "row-label" }, row))));
+    paint();
+  };
+  const toggle = (id) => {
+    const btn = seats.get(id);
+    if (hold || order || btn.dataset.status !== "AVAILABLE") return;
+    if (selected.has(id)) selected.delete(id); else selected.add(id);
+    paint();
+  };
+  const needSignIn = () => { if (!session.token) { toast("Sign in first (top right)."); $("#user").focus(); return true; } return false; };
+
+  async function holdSeats() {
+    if (needSignIn() || selected.size === 0) return;
+    action.disabled = true;
+    holding = true;
+    try {
+      hold = await api("POST", "/api/v1/holds", { showId, seatIds: [...selected] });
+      selected.clear();
+      for (const id of hold.seatIds) setStatus(id, "HELD");
+    } catch (err) {
+      for (const id of selected) {
+        if (seats.get(id)?.dataset.status !== "AVAILABLE") selected.delete(id);
+      }
+      if (err.code === "SEAT_CONFLICT") {
+        for (const id of err.body.error.conflicts) { selected.delete(id); }
+        toast(`Taken just now: ${err.body.error.conflicts.join(", ")}`);
+      } else toast(err.message);
+    } finally {
+      holding = false;
+    }
+    paint();
+  }
+  async function release() {
+    try { await api("DELETE", `/api/v1/holds/${encodeURIComponent(hold.holdId)}`); } catch (err) { toast(err.message); }
+    hold = null;
+    paint();
+  }
+  async function createOrder() {
+    action.disabled = true;
+    try {
+      order = await api("POST", "/api/v1/orders", { holdId: hold.holdId }, { headers: { "Idempotency-Key": `order-${hold.holdId}` } });
+    } catch (err) { toast(err.message); if (err.code === "HOLD_EXPIRED") hold = null; }
+    paint();
+  }
+  async function pay() {
+    action.disabled = true;
+    try {
+      order = await api("POST", `/api/v1/orders/${order.orderId}/confirm-payment`, { paymentReference: `demo-${Date.now()}`, outcome: "SUCCESS" });
+      if (order.status === "CONFIRMED") {
+        outcome.replaceChildren(h("div", { class: "card ticket", id: "ticket" },
+          h("p", {}, "Your ticket"), h("div", { class: "code", id: "ticket-code" }, order.ticketCode),
+          h("p", {}, `${movie.title} · ${new Date(show.startTime).toLocaleString()} · seats ${order.seatIds.join(" ")}`),
+          h("p", {}, `${money(order.amount, order.currency)} paid`)));
+        for (const id of order.seatIds) setStatus(id, "BOOKED");
+      }
+    } catch (err) { toast(err.message); if (err.code === "ORDER_EXPIRED") { order = null; hold = null; } }
+    paint();
+  }
+  async function cancelOrder() {
+    try { await api("POST", `/api/v1/orders/${order.orderId}/cancel`); } catch (err) { toast(err.message); }
+    order = null; hold = null;
+    paint();
+  }
+
+  const stop = seatStream(showId, {
+    onSnapshot: (snap) => { build(snap); },
+    onDelta: (d) => { for (const c of d.changes) setStatus(c.seatId, c.status); paint(); },
+    onState: (state) => { live.dataset.state = state; live.textContent = state === "live" ? "live" : state; },
+  });
+  cleanup = () => { stop(); clearInterval(tick); };
+}
+
+renderSession();
+route();

@@ -1,0 +1,91 @@
+// Two shoppers in two real browsers: what A does shows on B's open seat map
+// without a reload (held, then booked), and A gets a ticket.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { startServer, launchBrowser, aShow, artifacts, api } from "./harness.mjs";
+
+let server, browser;
+before(async () => { server = await startServer(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); server?.stop(); });
+
+const seat = (page, id) => page.locator(`[data-seat="${id}"]`);
+
+async function waitStatus(page, id, status) {
+  await page.waitForFunction(([id, status]) => document.querySelector(`[data-seat="${id}"]`)?.dataset.status === status,
+    [id, status], { timeout: 5000 });
+}
+
+test("shopper B's seat map shows A's hold live, then A's booking, and A gets a ticket", async () => {
+  const show = await aShow(server.base);
+  const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+  const a = await (await browser.newContext(phone)).newPage();
+  const b = await (await browser.newContext(phone)).newPage();
+  const errors = [];
+  for (const p of [a, b]) p.on("pageerror", (e) => errors.push(e.message));
+
+  // B is just watching the show.
+  await b.goto(`${server.base}/#/show/${show}`);
+  await waitStatus(b, "C5", "AVAILABLE");
+  assert.equal(await seat(b, "A1").getAttribute("data-status"), "UNAVAILABLE");
+
+  // A browses to the same show through the pages, signs in and picks two seats.
+  await a.goto(`${server.base}/`);
+  await a.fill("#user", "alice");
+  await a.click("#signin button");
+  await a.waitForSelector("#me:not([hidden])");
+  await a.click("a.movie >> nth=0");
+  await a.waitForSelector(".chip");
+  await a.goto(`${server.base}/#/show/${show}`);
+  await waitStatus(a, "C5", "AVAILABLE");
+  await seat(a, "C5").click();
+  await seat(a, "C6").click();
+  assert.match(await a.textContent("#action"), /Hold 2 seats/);
+  const held = Date.now();
+  await a.click("#action");
+
+  // B sees both seats held, with no reload.
+  await waitStatus(b, "C5", "HELD");
+  await waitStatus(b, "C6", "HELD");
+  const latency = Date.now() - held;
+  await a.waitForSelector("#countdown");
+  const notice = await a.locator("#toast").isVisible() ? await a.textContent("#toast") : "";
+  assert.doesNotMatch(notice, /taken/, "our own hold is not reported as taken by someone else");
+  assert.match(await a.textContent("#countdown"), /^[45]:\d\d$/);
+
+  // A orders and pays.
+  await a.click("#action");
+  await a.waitForFunction(() => /Pay/.test(document.querySelector("#action").textContent));
+  await a.click("#action");
+  await a.waitForSelector("#ticket-code");
+  assert.match(await a.textContent("#ticket-code"), /^SG-[0-9A-Z]{10}$/);
+
+  // B sees them booked, still with no reload.
+  await waitStatus(b, "C5", "BOOKED");
+  await waitStatus(b, "C6", "BOOKED");
+  await seat(b, "C5").scrollIntoViewIfNeeded();
+  await b.screenshot({ path: path.join(artifacts, "seatmap-shopper-b.png"), fullPage: false });
+  await a.screenshot({ path: path.join(artifacts, "ticket-shopper-a.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+  console.log(`# hold reached the other browser's seat map in ${latency} ms (includes the hold request)`);
+});
+
+test("a seat taken by someone else while picked is dropped from the picker with a notice", async () => {
+  const show = await aShow(server.base);
+  const a = await (await browser.newContext()).newPage();
+  await a.goto(`${server.base}/`);
+  await a.fill("#user", "carol");
+  await a.click("#signin button");
+  await a.goto(`${server.base}/#/show/${show}`);
+  await waitStatus(a, "D3", "AVAILABLE");
+  await seat(a, "D3").click();
+  assert.equal(await seat(a, "D3").getAttribute("data-selected"), "true");
+  // Someone else holds D3 through the API.
+  const { body: { token } } = await api(server.base, "POST", "/api/v1/dev/token", { userId: "dave" });
+  const res = await api(server.base, "POST", "/api/v1/holds", { showId: show, seatIds: ["D3"] }, token);
+  assert.equal(res.status, 201);
+  await waitStatus(a, "D3", "HELD");
+  assert.equal(await seat(a, "D3").getAttribute("data-selected"), "false");
+  await a.waitForSelector("#toast:not([hidden])");
+  assert.match(await a.textContent("#toast"), /D3 was just taken/);
+});
