@@ -34,6 +34,28 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 wait_for redis redis-cli -h 127.0.0.1 -p 6379 ping
 
+# --- Redis Cluster (three masters on 7101-7103, for the cluster tests) ---------
+cluster_ports="7101 7102 7103"
+for p in $cluster_ports; do
+  if ! redis-cli -p "$p" ping >/dev/null 2>&1; then
+    dir=/tmp/showgate-cluster/$p
+    rm -rf "$dir"; mkdir -p "$dir"
+    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+      --cluster-node-timeout 2000 --dir "$dir" --save "" --appendonly no --daemonize yes --logfile "$dir/redis.log"
+  fi
+done
+for p in $cluster_ports; do wait_for "redis cluster node $p" redis-cli -p "$p" ping; done
+if ! redis-cli -p 7101 cluster info 2>/dev/null | grep -q "cluster_state:ok"; then
+  log "creating the redis cluster"
+  for p in $cluster_ports; do
+    redis-cli -p "$p" flushall >/dev/null 2>&1 || true
+    redis-cli -p "$p" cluster reset hard >/dev/null 2>&1 || true
+  done
+  redis-cli --cluster create 127.0.0.1:7101 127.0.0.1:7102 127.0.0.1:7103 --cluster-replicas 0 --cluster-yes >/dev/null
+fi
+cluster_ok() { for p in $cluster_ports; do redis-cli -p "$p" cluster info | grep -q "cluster_state:ok" || return 1; done; }
+wait_for "redis cluster" cluster_ok
+
 # --- PostgreSQL --------------------------------------------------------------
 if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
   log "installing postgresql"; apt_install postgresql postgresql-client

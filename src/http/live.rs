@@ -2,22 +2,23 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::response::Response;
 use axum::routing::get;
 use futures::StreamExt;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::AppState;
 use super::extract::Path;
 use crate::error::{Error, Result};
 use crate::live::session;
+use crate::live::upgrade::Upgrade;
 use crate::metrics as m;
 
 /// Largest inbound message or frame: anything bigger closes the socket (1009).
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
-/// tungstenite's read buffer per socket. Clients send almost nothing, and the
-/// default of 128 KiB per socket is what makes idle sockets expensive.
-pub const READ_BUFFER_BYTES: usize = 1024;
+/// tungstenite's read buffer per socket. Clients send almost nothing (pongs),
+/// and the default of 128 KiB per socket is what makes idle sockets expensive.
+pub const READ_BUFFER_BYTES: usize = 512;
 /// Most bytes a socket may have queued in tungstenite before writes fail: a
 /// few snapshots of the largest screen. Past it the socket is closed as slow.
 pub const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
@@ -26,24 +27,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/shows/{show_id}/seats/ws", get(seats))
 }
 
-/// Applies the socket limits of every showgate WebSocket.
-pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        // Write each frame at once: frames are whole messages already, and a
-        // write buffer per idle socket is memory for nothing.
+/// The socket limits of every showgate WebSocket.
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Write each frame at once: a write buffer per idle socket is memory
+        // for nothing (see `live::session::FRAGMENT_BYTES`).
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .max_message_size(MAX_INBOUND_BYTES)
-        .max_frame_size(MAX_INBOUND_BYTES)
+        .max_message_size(Some(MAX_INBOUND_BYTES))
+        .max_frame_size(Some(MAX_INBOUND_BYTES))
 }
 
-async fn seats(
-    State(app): State<AppState>,
-    Path(show): Path<String>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response> {
+async fn seats(State(app): State<AppState>, Path(show): Path<String>, ws: Result<Upgrade, Error>) -> Result<Response> {
     app.booking.show(&show)?;
-    let ws = ws.map_err(|r| Error::BadRequest(format!("expected a WebSocket upgrade: {}", r.body_text())))?;
+    let ws = ws?;
     let permit = app
         .ws_slots
         .clone()
@@ -53,7 +51,7 @@ async fn seats(
     // not a socket that opens and dies.
     let joined = app.hub.join(&show).await?;
     let (times, shutdown) = (app.socket_times, app.sessions.clone());
-    Ok(configure(ws).on_upgrade(move |socket| async move {
+    Ok(ws.respond(socket_config(), move |socket| async move {
         let _permit = permit;
         metrics::gauge!(m::WS_CONNECTIONS, "kind" => "seats").increment(1.0);
         let (sink, stream) = socket.split();

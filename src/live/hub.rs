@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use dashmap::DashMap;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -39,12 +39,12 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 pub enum Frame {
     Delta {
         version: u64,
-        json: Utf8Bytes,
+        json: Bytes,
     },
     /// The feed re-read the show (after a gap): every socket resyncs.
     Snapshot {
         version: u64,
-        json: Utf8Bytes,
+        json: Bytes,
     },
 }
 
@@ -53,7 +53,7 @@ struct Replica {
     version: u64,
     taken: HashMap<String, SeatStatus>,
     /// The snapshot message for this version, built on first need.
-    json: Option<Utf8Bytes>,
+    json: Option<Bytes>,
 }
 
 pub struct Feed {
@@ -68,7 +68,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    fn snapshot_json(&self, r: &Replica) -> Utf8Bytes {
+    fn snapshot_json(&self, r: &Replica) -> Bytes {
         let seats: Vec<serde_json::Value> = self
             .layout
             .seats
@@ -89,7 +89,7 @@ impl Feed {
     }
 
     /// The current snapshot and a receiver of every frame after it.
-    pub async fn join(&self) -> (broadcast::Receiver<Frame>, u64, Utf8Bytes) {
+    pub async fn join(&self) -> (broadcast::Receiver<Frame>, u64, Bytes) {
         let mut r = self.state.write().await;
         let rx = self.tx.subscribe();
         let json = match &r.json {
@@ -104,7 +104,7 @@ impl Feed {
     }
 
     /// A fresh snapshot for a socket that fell behind.
-    pub async fn snapshot(&self) -> (u64, Utf8Bytes) {
+    pub async fn snapshot(&self) -> (u64, Bytes) {
         let (_, v, j) = self.join().await;
         (v, j)
     }
@@ -207,7 +207,7 @@ pub struct Joined {
     pub viewer: Viewer,
     pub rx: broadcast::Receiver<Frame>,
     pub version: u64,
-    pub snapshot: Utf8Bytes,
+    pub snapshot: Bytes,
 }
 
 impl SeatHub {

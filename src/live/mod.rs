@@ -10,3 +10,4 @@
 pub mod close;
 pub mod hub;
 pub mod session;
+pub mod upgrade;

@@ -1,5 +1,5 @@
-//! One seat-map socket. Written over `Sink`/`Stream` so it runs the same on
-//! a real WebSocket and on channels in tests.
+//! One seat-map socket. Written over `Sink`/`Stream` of tungstenite messages
+//! so it runs the same on a real WebSocket and on channels in tests.
 //!
 //! The socket is sent the feed's snapshot, then every delta in version
 //! order. Its queue is the feed's bounded broadcast channel: if the socket
@@ -8,14 +8,23 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use bytes::Bytes;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::close;
-use super::hub::{Frame, Joined};
+use super::hub::{Frame as FeedFrame, Joined};
+
+/// Largest frame the server writes. Longer messages (a 1,200-seat snapshot
+/// is ~40 KB) go out as fragments: tungstenite keeps its write buffer's
+/// capacity for the socket's life, so the largest frame ever written is what
+/// every idle socket costs.
+pub const FRAGMENT_BYTES: usize = 1024;
 
 /// Timing of a socket.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +33,7 @@ pub struct SocketTimes {
     pub ping_every: Duration,
     /// A peer silent for this long (no pong, no message) is dead.
     pub dead_after: Duration,
-    /// One write may take this long before the socket is closed as slow.
+    /// One message may take this long to write before the socket is closed as slow.
     pub send_timeout: Duration,
 }
 
@@ -46,14 +55,43 @@ pub enum End {
     Broken,
 }
 
-async fn send<S>(sink: &mut S, msg: Message, times: SocketTimes) -> Result<(), End>
+/// Writes one text message, fragmented when long. `json` is ASCII JSON, so
+/// any byte boundary is a valid fragment boundary.
+async fn send_text<S>(sink: &mut S, json: &Bytes) -> Result<(), S::Error>
 where
     S: Sink<Message> + Unpin,
 {
-    match timeout(times.send_timeout, sink.send(msg)).await {
+    if json.len() <= FRAGMENT_BYTES {
+        let text = Utf8Bytes::try_from(json.clone()).unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
+        return sink.send(Message::Text(text)).await;
+    }
+    let mut start = 0;
+    while start < json.len() {
+        let end = (start + FRAGMENT_BYTES).min(json.len());
+        let opcode = if start == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        sink.send(Message::Frame(Frame::message(
+            json.slice(start..end),
+            opcode,
+            end == json.len(),
+        )))
+        .await?;
+        start = end;
+    }
+    Ok(())
+}
+
+async fn deliver<S>(sink: &mut S, json: &Bytes, times: SocketTimes) -> Result<(), End>
+where
+    S: Sink<Message> + Unpin,
+{
+    match timeout(times.send_timeout, send_text(sink, json)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Broken),
-        Err(_) => Err(End::Closed(close::SLOW_CONSUMER)),
+        Err(_) => Err(close_with(sink, close::SLOW_CONSUMER, "too slow, reconnect").await),
     }
 }
 
@@ -62,20 +100,11 @@ where
     S: Sink<Message> + Unpin,
 {
     let frame = CloseFrame {
-        code,
+        code: code.into(),
         reason: Utf8Bytes::from_static(reason),
     };
     let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
     End::Closed(code)
-}
-
-/// True when the read failed because the peer's message was over the limit.
-fn too_big(err: axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    matches!(
-        err.into_inner().downcast::<WsError>().map(|e| *e),
-        Ok(WsError::Capacity(_))
-    )
 }
 
 /// Runs the socket until either side ends it.
@@ -88,7 +117,7 @@ pub async fn run<S, R>(
 ) -> End
 where
     S: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     let Joined {
         viewer,
@@ -96,65 +125,53 @@ where
         mut version,
         snapshot,
     } = joined;
-    if let Err(end) = send(&mut sink, Message::Text(snapshot), times).await {
+    if let Err(end) = deliver(&mut sink, &snapshot, times).await {
         return end;
     }
+    drop(snapshot);
     let mut ping = tokio::time::interval(times.ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
             frame = rx.recv() => {
-                let msg = match frame {
-                    Ok(Frame::Delta { version: v, json }) => {
-                        if v <= version {
-                            continue;
-                        }
-                        if v != version + 1 {
-                            // Cannot happen with one in-order feed; resync rather than gap.
-                            let (v, json) = viewer.feed.snapshot().await;
-                            version = v;
-                            json
-                        } else {
-                            version = v;
-                            json
-                        }
-                    }
-                    Ok(Frame::Snapshot { version: v, json }) => {
+                let json = match frame {
+                    Ok(FeedFrame::Delta { version: v, json }) if v == version + 1 => {
                         version = v;
                         json
                     }
-                    Err(RecvError::Lagged(_)) => {
+                    Ok(FeedFrame::Delta { version: v, .. }) if v <= version => continue,
+                    Ok(FeedFrame::Snapshot { version: v, json }) => {
+                        version = v;
+                        json
+                    }
+                    // Behind its queue (or, which one in-order feed never
+                    // produces, a gap): resync with a fresh snapshot.
+                    Ok(FeedFrame::Delta { .. }) | Err(RecvError::Lagged(_)) => {
                         let (v, json) = viewer.feed.snapshot().await;
                         version = v;
                         json
                     }
                     Err(RecvError::Closed) => return close_with(&mut sink, close::FEED_LOST, "feed lost, reconnect").await,
                 };
-                if let Err(end) = send(&mut sink, Message::Text(msg), times).await {
-                    if end == End::Closed(close::SLOW_CONSUMER) {
-                        return close_with(&mut sink, close::SLOW_CONSUMER, "too slow, reconnect").await;
-                    }
+                if let Err(end) = deliver(&mut sink, &json, times).await {
                     return end;
                 }
             }
             incoming = stream.next() => match incoming {
-                None => return End::ClientClosed,
-                Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
                 Some(Ok(_)) => last_heard = Instant::now(),
-                Some(Err(e)) => {
-                    if too_big(e) {
-                        return close_with(&mut sink, close::MESSAGE_TOO_BIG, "message too big").await;
-                    }
-                    return End::Broken;
+                Some(Err(WsError::Capacity(_))) => {
+                    return close_with(&mut sink, close::MESSAGE_TOO_BIG, "message too big").await;
                 }
+                Some(Err(_)) => return End::Broken,
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= times.dead_after {
                     return close_with(&mut sink, close::PEER_TIMEOUT, "no pong, reconnect").await;
                 }
-                if let Err(end) = send(&mut sink, Message::Ping(Default::default()), times).await {
-                    return end;
+                if timeout(times.send_timeout, sink.send(Message::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
+                    return End::Broken;
                 }
             }
             _ = shutdown.cancelled() => {

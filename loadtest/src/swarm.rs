@@ -1,0 +1,131 @@
+//! A swarm of WebSocket clients on tokio-tungstenite (Goose has none). One
+//! process holds at most ~19,900 sockets (the file limit); sockets take
+//! their source address from 127.0.0.0/8 so a run is never short of ports.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Sockets per source address (well under the ephemeral port range).
+const PER_SOURCE: usize = 20_000;
+/// Handshakes in flight at once.
+const CONNECT_CONCURRENCY: usize = 256;
+
+/// The source address of socket `i`: 127.0.1.1, 127.0.1.2, ...
+pub fn source_addr(i: usize) -> SocketAddr {
+    let n = (i / PER_SOURCE) as u32 + 1;
+    SocketAddr::from((Ipv4Addr::from(0x7f00_0100 + n), 0))
+}
+
+/// Counters the sockets share.
+#[derive(Default)]
+pub struct Tally {
+    pub connected: AtomicU64,
+    pub failed: AtomicU64,
+    pub messages: AtomicU64,
+}
+
+/// What each socket does with its messages: called with the socket's index,
+/// the parsed JSON and the instant it arrived.
+pub type OnMessage = Arc<dyn Fn(usize, &serde_json::Value, Instant) + Send + Sync>;
+
+/// Opens `count` sockets to `url` (the path after the host) and keeps them
+/// open until `hold_for` passes. Answers once every socket has connected (or
+/// failed); the sockets keep running in the background.
+pub async fn open(
+    server: SocketAddr,
+    path: &str,
+    count: usize,
+    tally: Arc<Tally>,
+    on_message: OnMessage,
+    hold_for: Duration,
+) {
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(count.max(1));
+    for i in 0..count {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let (tally, on_message, done) = (tally.clone(), on_message.clone(), done_tx.clone());
+        let url = format!("ws://{server}{path}");
+        tokio::spawn(async move {
+            let mut ws = match connect(server, &url, i).await {
+                Ok(ws) => {
+                    tally.connected.fetch_add(1, Ordering::Relaxed);
+                    ws
+                }
+                Err(e) => {
+                    if tally.failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("socket {i}: {e}");
+                    }
+                    drop(permit);
+                    let _ = done.send(()).await;
+                    return;
+                }
+            };
+            drop(permit);
+            let _ = done.send(()).await;
+            let deadline = tokio::time::sleep(hold_for);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    msg = ws.next() => match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            let at = Instant::now();
+                            tally.messages.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
+                                on_message(i, &v, at);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+        });
+    }
+    drop(done_tx);
+    for _ in 0..count {
+        if done_rx.recv().await.is_none() {
+            break;
+        }
+    }
+}
+
+async fn connect(
+    server: SocketAddr,
+    url: &str,
+    i: usize,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(source_addr(i))
+        .map_err(|e| format!("bind {}: {e}", source_addr(i)))?;
+    let stream = socket.connect(server).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    // The client's own buffers stay small: many sockets in one process.
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Waits until `cond` holds or `limit` passes; answers whether it held.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
