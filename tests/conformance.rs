@@ -328,6 +328,13 @@ macro_rules! seat_lock_cases {
                 super::$case(super::common::redis_locks(&super::common::unique_prefix()).await).await
             } )*
         }
+        /// The same scripts on a three-master Redis Cluster: every key of a
+        /// show in one slot, deltas over sharded pub/sub.
+        mod redis_cluster_seat_locks {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::cluster_locks(&super::common::unique_prefix()).await).await
+            } )*
+        }
     };
 }
 

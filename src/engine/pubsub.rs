@@ -1,6 +1,7 @@
 //! One Redis pub/sub connection per node, shared by every show: a show is
-//! one SUBSCRIBE on it, taken when the node's first viewer of the show
-//! arrives, and its messages are routed to the show's local channel.
+//! one SUBSCRIBE (SSUBSCRIBE on Redis Cluster, so a show's messages stay on
+//! its slot's shard) on it, taken when the node's first viewer of the show
+//! arrives; messages are routed to the show's local channel.
 
 use std::sync::Arc;
 
@@ -9,58 +10,111 @@ use dashmap::mapref::entry::Entry;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::aio::PubSubSink;
-use tokio::sync::{Mutex, broadcast};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::{Mutex, broadcast, mpsc};
 
 use super::{EVENT_BUFFER, broadcast_stream};
 use crate::domain::seats::SeatDelta;
 use crate::error::{Error, Result};
 
+type Routes = Arc<DashMap<String, broadcast::Sender<SeatDelta>>>;
+
+enum Backend {
+    /// A dedicated RESP2 pub/sub connection; `None` until first use and
+    /// after it is lost. A tokio mutex: connecting awaits under it.
+    Single {
+        client: redis::Client,
+        sink: Arc<Mutex<Option<PubSubSink>>>,
+    },
+    /// The cluster connection itself (RESP3): sharded subscriptions, pushes
+    /// arrive on the channel given to the client builder.
+    Cluster { conn: ClusterConnection },
+}
+
 pub struct Subscriptions {
-    client: redis::Client,
-    /// The live connection's command half; `None` until first use and after
-    /// the connection is lost. A tokio mutex: connecting awaits under it.
-    sink: Arc<Mutex<Option<PubSubSink>>>,
+    backend: Backend,
     /// Channel name → the show's local channel.
-    routes: Arc<DashMap<String, broadcast::Sender<SeatDelta>>>,
+    routes: Routes,
+}
+
+fn route(routes: &Routes, channel: &str, payload: &str) {
+    let Some(tx) = routes.get(channel) else { return };
+    match serde_json::from_str::<SeatDelta>(payload) {
+        Ok(delta) => {
+            let _ = tx.send(delta);
+        }
+        Err(e) => tracing::error!(error = %e, "undecodable seat delta"),
+    }
 }
 
 impl Subscriptions {
-    pub fn new(client: redis::Client) -> Self {
+    pub fn single(client: redis::Client) -> Self {
         Self {
-            client,
-            sink: Arc::new(Mutex::new(None)),
-            routes: Arc::new(DashMap::new()),
+            backend: Backend::Single {
+                client,
+                sink: Arc::new(Mutex::new(None)),
+            },
+            routes: Routes::default(),
         }
     }
 
-    async fn sink(&self) -> Result<PubSubSink> {
-        let mut slot = self.sink.lock().await;
-        if let Some(sink) = slot.as_ref() {
-            return Ok(sink.clone());
-        }
-        let (sink, mut stream) = self.client.get_async_pubsub().await?.split();
-        let (routes, shared) = (self.routes.clone(), self.sink.clone());
+    /// Routes the cluster connection's pushes; `pushes` is the receiver of
+    /// the push sender the cluster client was built with.
+    pub fn cluster(conn: ClusterConnection, mut pushes: mpsc::UnboundedReceiver<PushInfo>) -> Self {
+        let routes = Routes::default();
+        let table = routes.clone();
         tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                let Some(tx) = routes.get(msg.get_channel_name()) else {
-                    continue;
-                };
-                let Ok(payload) = msg.get_payload::<String>() else {
-                    continue;
-                };
-                match serde_json::from_str::<SeatDelta>(&payload) {
-                    Ok(delta) => {
-                        let _ = tx.send(delta);
+            while let Some(push) = pushes.recv().await {
+                match push.kind {
+                    PushKind::SMessage | PushKind::Message => {
+                        if let [Value::BulkString(channel), Value::BulkString(payload), ..] = push.data.as_slice() {
+                            route(
+                                &table,
+                                &String::from_utf8_lossy(channel),
+                                &String::from_utf8_lossy(payload),
+                            );
+                        }
                     }
-                    Err(e) => tracing::error!(error = %e, "undecodable seat delta"),
+                    PushKind::Disconnection => {
+                        // Messages may have been lost: end every stream so
+                        // each feed resubscribes and re-reads its show.
+                        tracing::warn!("redis cluster connection dropped; seat feeds will resync");
+                        table.clear();
+                    }
+                    _ => {}
                 }
             }
-            tracing::warn!("redis pub/sub connection lost; subscribers will resubscribe");
+        });
+        Self {
+            backend: Backend::Cluster { conn },
+            routes,
+        }
+    }
+
+    async fn single_sink(
+        client: &redis::Client,
+        slot: &Arc<Mutex<Option<PubSubSink>>>,
+        routes: &Routes,
+    ) -> Result<PubSubSink> {
+        let mut guard = slot.lock().await;
+        if let Some(sink) = guard.as_ref() {
+            return Ok(sink.clone());
+        }
+        let (sink, mut stream) = client.get_async_pubsub().await?.split();
+        let (table, shared) = (routes.clone(), slot.clone());
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                if let Ok(payload) = msg.get_payload::<String>() {
+                    route(&table, msg.get_channel_name(), &payload);
+                }
+            }
+            tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
             *shared.lock().await = None;
             // Dropping the senders ends every subscriber's stream.
-            routes.clear();
+            table.clear();
         });
-        *slot = Some(sink.clone());
+        *guard = Some(sink.clone());
         Ok(sink)
     }
 
@@ -74,11 +128,14 @@ impl Subscriptions {
             }
         };
         if fresh {
-            // The route exists before SUBSCRIBE is sent, so no message of the
-            // channel can arrive unrouted.
-            let result = match self.sink().await {
-                Ok(mut sink) => sink.subscribe(channel).await.map_err(Error::from),
-                Err(e) => Err(e),
+            // The route exists before the subscription is sent, so no message
+            // of the channel can arrive unrouted.
+            let result = match &self.backend {
+                Backend::Single { client, sink } => match Self::single_sink(client, sink, &self.routes).await {
+                    Ok(mut sink) => sink.subscribe(channel).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                },
+                Backend::Cluster { conn } => conn.clone().ssubscribe(channel).await.map_err(Error::from),
             };
             if let Err(e) = result {
                 self.routes.remove(channel);
@@ -89,15 +146,21 @@ impl Subscriptions {
     }
 
     pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
-        if self.routes.remove(channel).is_some() {
-            if let Some(mut sink) = self.sink.lock().await.clone() {
-                sink.unsubscribe(channel).await?;
+        if self.routes.remove(channel).is_none() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Single { sink, .. } => {
+                if let Some(mut sink) = sink.lock().await.clone() {
+                    sink.unsubscribe(channel).await?;
+                }
             }
+            Backend::Cluster { conn } => conn.clone().sunsubscribe(channel).await?,
         }
         Ok(())
     }
 
-    /// Channels this node is subscribed to (for tests and metrics).
+    /// Channels this node is subscribed to.
     pub fn channels(&self) -> usize {
         self.routes.len()
     }

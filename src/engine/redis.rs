@@ -7,7 +7,6 @@ use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 use std::sync::Arc;
 
-use super::pubsub::Subscriptions;
 use super::redis_conn::RedisHandle;
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::seats::{
@@ -19,8 +18,6 @@ use crate::lua::Scripts;
 
 pub struct RedisSeatLocks {
     redis: RedisHandle,
-    /// The node's one pub/sub connection (single-node Redis).
-    subscriptions: Option<Subscriptions>,
     keys: Keys,
     scripts: Arc<Scripts>,
     times: LockTimes,
@@ -28,10 +25,8 @@ pub struct RedisSeatLocks {
 
 impl RedisSeatLocks {
     pub fn new(redis: RedisHandle, keys: Keys, times: LockTimes) -> Self {
-        let subscriptions = redis.client.clone().map(Subscriptions::new);
         Self {
             redis,
-            subscriptions,
             keys,
             scripts: Arc::new(Scripts::load()),
             times,
@@ -215,18 +210,14 @@ impl SeatLocks for RedisSeatLocks {
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        let subs = self
-            .subscriptions
-            .as_ref()
-            .ok_or_else(|| Error::Unavailable("seat stream subscriptions on Redis Cluster are not built yet".into()))?;
-        subs.subscribe(&self.show_keys(show).channel).await
+        self.redis.subscriptions.subscribe(&self.show_keys(show).channel).await
     }
 
     async fn unsubscribe(&self, show: &str) -> Result<()> {
-        match &self.subscriptions {
-            Some(subs) => subs.unsubscribe(&self.show_keys(show).channel).await,
-            None => Ok(()),
-        }
+        self.redis
+            .subscriptions
+            .unsubscribe(&self.show_keys(show).channel)
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -7,6 +7,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use super::pubsub::Subscriptions;
 use crate::error::{Error, Result};
 
 /// How long one Redis command may take before the request gives up with 503.
@@ -50,11 +51,10 @@ impl ConnectionLike for RedisConn {
 }
 
 /// Where Redis is, and a connection to it.
-#[derive(Clone)]
 pub struct RedisHandle {
     pub conn: RedisConn,
-    /// For dedicated pub/sub connections (single node only).
-    pub client: Option<redis::Client>,
+    /// The node's one pub/sub connection.
+    pub subscriptions: Subscriptions,
     pub cluster: bool,
 }
 
@@ -62,18 +62,23 @@ impl RedisHandle {
     /// Connects to `REDIS_CLUSTER_NODES` if given, else to `REDIS_URL`.
     pub async fn connect(url: Option<&str>, cluster_nodes: &[String]) -> Result<Self> {
         if !cluster_nodes.is_empty() {
+            let (push_tx, push_rx) = tokio::sync::mpsc::unbounded_channel();
             let client = redis::cluster::ClusterClientBuilder::new(cluster_nodes.to_vec())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
+                // RESP3 carries sharded pub/sub on the same connections.
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push_tx)
                 .build()
                 .map_err(|e| Error::Unavailable(format!("REDIS_CLUSTER_NODES: {e}")))?;
             let conn = client
                 .get_async_connection()
                 .await
                 .map_err(|e| Error::Unavailable(format!("REDIS_CLUSTER_NODES: {e}")))?;
+            let subscriptions = Subscriptions::cluster(conn.clone(), push_rx);
             return Ok(Self {
                 conn: RedisConn::Cluster(conn),
-                client: None,
+                subscriptions,
                 cluster: true,
             });
         }
@@ -88,7 +93,7 @@ impl RedisHandle {
             .map_err(|e| Error::Unavailable(format!("REDIS_URL: {e}")))?;
         Ok(Self {
             conn: RedisConn::Single(conn),
-            client: Some(client),
+            subscriptions: Subscriptions::single(client),
             cluster: false,
         })
     }

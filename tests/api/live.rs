@@ -322,3 +322,47 @@ async fn shutting_down_closes_sockets_with_the_reconnect_code() {
     assert_eq!(u16::from(close.unwrap().code), showgate::live::close::SHUTTING_DOWN);
     let _ = addr;
 }
+
+#[tokio::test]
+async fn on_a_redis_cluster_holds_and_bookings_reach_the_stream_over_sharded_pub_sub() {
+    let app = spawn_app_with(|s| {
+        s.redis_url = None;
+        s.redis_cluster_nodes = common::redis_cluster_nodes();
+    })
+    .await;
+    // Two shows, likely on different shards: each stream sees only its own.
+    let (one, two) = (app.a_show().await, app.big_show().await);
+    let mut ws_one = app.ws(&format!("/api/v1/shows/{one}/seats/ws")).await;
+    let mut ws_two = app.ws(&format!("/api/v1/shows/{two}/seats/ws")).await;
+    let v1 = next_json(&mut ws_one).await["version"].as_u64().unwrap();
+    let v2 = next_json(&mut ws_two).await["version"].as_u64().unwrap();
+    let alice = app.token("alice").await;
+    let hold: Value = app.hold(&alice, &one, &["B2"]).await.json().await.unwrap();
+    app.hold(&alice, &two, &["K9"]).await;
+    let d1 = next_json(&mut ws_one).await;
+    assert_eq!(
+        d1,
+        json!({"type": "delta", "version": v1 + 1, "changes": [{"seatId": "B2", "status": "HELD"}]})
+    );
+    let d2 = next_json(&mut ws_two).await;
+    assert_eq!(
+        d2,
+        json!({"type": "delta", "version": v2 + 1, "changes": [{"seatId": "K9", "status": "HELD"}]})
+    );
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid: Value = app
+        .pay(&alice, order["orderId"].as_str().unwrap(), "SUCCESS")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "CONFIRMED");
+    let d1 = next_json(&mut ws_one).await;
+    assert_eq!(d1["changes"], json!([{"seatId": "B2", "status": "BOOKED"}]));
+    assert_eq!(app.seat_status(&one, "B2").await, "BOOKED");
+}

@@ -24,6 +24,15 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Seed nodes of the local Redis Cluster (`scripts/services.sh` starts it).
+pub fn redis_cluster_nodes() -> Vec<String> {
+    std::env::var("TEST_REDIS_CLUSTER_NODES")
+        .unwrap_or_else(|_| "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The Postgres server, without a database name.
 pub fn postgres_base() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
@@ -52,6 +61,13 @@ pub async fn redis_locks(prefix: &str) -> Arc<dyn SeatLocks> {
     let handle = RedisHandle::connect(Some(&redis_url()), &[])
         .await
         .expect("Redis must run at TEST_REDIS_URL");
+    Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
+}
+
+pub async fn cluster_locks(prefix: &str) -> Arc<dyn SeatLocks> {
+    let handle = RedisHandle::connect(None, &redis_cluster_nodes())
+        .await
+        .expect("the Redis Cluster must run at TEST_REDIS_CLUSTER_NODES (scripts/services.sh starts one)");
     Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
 }
 
