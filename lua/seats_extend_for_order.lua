@@ -8,6 +8,8 @@
 --      | {expired, version, "EXISTING", orderId, orderExpiresAt, createdAt}
 --      | {expired, version, "NOT_FOUND"} | {expired, version, "EXPIRED"}
 --      | {expired, version, "NOT_ACTIVE", status}
+-- A hold that no longer owns all its seats (one was booked by an order
+-- whose lock had been lost) cannot become an order: it is released.
 local user, hold_id, order_id = ARGV[6], ARGV[7], ARGV[8]
 local order_ttl, grace = tonumber(ARGV[9]), tonumber(ARGV[10])
 local expired = sweep()
@@ -22,6 +24,16 @@ elseif rec.st == 'EXPIRED' then
 elseif rec.st ~= 'HELD' then
   outcome = { 'NOT_ACTIVE', rec.st }
 else
+  local lost = false
+  for _, seat in ipairs(rec.s) do
+    if redis.call('HGET', K.seats, seat) ~= 'H:' .. hold_id then lost = true end
+  end
+  if lost then
+    hold_end(hold_id, rec, 'RELEASED', K.now)
+    outcome = { 'NOT_ACTIVE', 'RELEASED' }
+  end
+end
+if outcome == nil then
   local owner = 'O:' .. order_id
   for _, seat in ipairs(rec.s) do redis.call('HSET', K.seats, seat, owner) end
   rec.o = order_id

@@ -444,7 +444,18 @@ impl ShowSeats {
         order_id: &str,
         order_ttl_ms: i64,
     ) -> (ExtendOutcome, Effects) {
-        let op = Op::begin(self, show, now, times);
+        let mut op = Op::begin(self, show, now, times);
+        // A hold that lost a seat (booked by an order whose lock had been
+        // lost) cannot become an order: it gives back what it still has.
+        let owner = Owner::Hold(hold_id.to_owned());
+        let lost = op.state.holds.get(hold_id).is_some_and(|rec| {
+            rec.order_id.is_none()
+                && rec.status == HoldStatus::Held
+                && rec.seats.iter().any(|s| op.state.owners.get(s) != Some(&owner))
+        });
+        if lost && op.state.holds.get(hold_id).is_some_and(|rec| rec.user == user) {
+            op.hold_end(hold_id, HoldStatus::Released, now);
+        }
         let outcome = match op.state.holds.get_mut(hold_id) {
             None => ExtendOutcome::NotFound,
             Some(rec) if rec.user != user => ExtendOutcome::NotFound,
