@@ -31,6 +31,10 @@ enum Command {
         /// Redis for the server; unset runs it on the memory engine.
         #[arg(long, env = "REDIS_URL")]
         redis_url: Option<String>,
+        /// Screen of the watched show: `pvr-forum-1` (140 seats, ~5 KB snapshot)
+        /// or `inox-imax` (1,200 seats, ~40 KB snapshot).
+        #[arg(long, default_value = "pvr-forum-1")]
+        screen: String,
     },
 }
 
@@ -38,11 +42,9 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::WsIdle {
-            sockets,
-            server_bin,
-            redis_url,
-        } => ws_idle(sockets, server_bin, redis_url).await,
+        Command::WsIdle { sockets, server_bin, redis_url, screen } => {
+            ws_idle(sockets, server_bin, redis_url, &screen).await
+        }
     };
     if let Err(e) = result {
         eprintln!("sg-load: {e}");
@@ -50,7 +52,7 @@ async fn main() {
     }
 }
 
-async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>) -> Result<(), String> {
+async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>, screen: &str) -> Result<(), String> {
     if sockets > 19_000 {
         return Err("one process holds at most ~19,900 sockets; run several processes for more".into());
     }
@@ -61,7 +63,7 @@ async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>) -> Res
     }
     let server = server::Server::start(&bin, &envs).await?;
     let http = format!("http://{}", server.addr);
-    let show = small_show(&http).await?;
+    let show = show_on(&http, screen).await?;
     let path = format!("/api/v1/shows/{show}/seats/ws");
     let tally = Arc::new(swarm::Tally::default());
     let noop: swarm::OnMessage = Arc::new(|_, _, _| {});
@@ -86,7 +88,7 @@ async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>) -> Res
     let after = server.rss();
     let connected = tally.connected.load(Ordering::Relaxed) - 200;
     println!(
-        "ws-idle: {connected} idle seat-map sockets (each got its snapshot: {all}), engine {}",
+        "ws-idle: {connected} idle seat-map sockets on {show} (each got its snapshot: {all}), engine {}",
         if redis_url.is_some() { "redis" } else { "memory" }
     );
     println!(
@@ -103,12 +105,12 @@ async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>) -> Res
     Ok(())
 }
 
-/// A show on a small screen (a ~5 KB snapshot).
-async fn small_show(http: &str) -> Result<String, String> {
+/// A show of the demo catalog on `screen`.
+async fn show_on(http: &str, screen: &str) -> Result<String, String> {
     let body = get_json(&format!("{http}/api/v1/movies/dune-3/shows")).await?;
     body["shows"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == "pvr-forum-1"))
+        .and_then(|s| s.iter().find(|s| s["screenId"] == screen))
         .and_then(|s| s["id"].as_str())
         .map(str::to_owned)
         .ok_or_else(|| "no demo show found".into())

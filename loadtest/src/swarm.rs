@@ -129,3 +129,17 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
     cond()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_spread_over_loopback_addresses_without_running_out_of_ports() {
+        assert_eq!(source_addr(0).ip(), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(source_addr(PER_SOURCE - 1).ip(), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(source_addr(PER_SOURCE).ip(), Ipv4Addr::new(127, 0, 1, 2));
+        assert_eq!(source_addr(1_000_000).ip(), Ipv4Addr::new(127, 0, 1, 51));
+        assert!(source_addr(5_000_000).ip().is_loopback());
+    }
+}
