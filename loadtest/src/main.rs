@@ -42,9 +42,12 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::WsIdle { sockets, server_bin, redis_url, screen } => {
-            ws_idle(sockets, server_bin, redis_url, &screen).await
-        }
+        Command::WsIdle {
+            sockets,
+            server_bin,
+            redis_url,
+            screen,
+        } => ws_idle(sockets, server_bin, redis_url, &screen).await,
     };
     if let Err(e) = result {
         eprintln!("sg-load: {e}");

@@ -366,3 +366,44 @@ async fn on_a_redis_cluster_holds_and_bookings_reach_the_stream_over_sharded_pub
     assert_eq!(d1["changes"], json!([{"seatId": "B2", "status": "BOOKED"}]));
     assert_eq!(app.seat_status(&one, "B2").await, "BOOKED");
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.ws_ping_seconds = 1).await;
+    let show = app.a_show().await;
+    // A raw client that completes the handshake and then never answers:
+    // no pongs, nothing read, so the server hears nothing at all.
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/shows/{show}/seats/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut bytes))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(bytes.starts_with(b"HTTP/1.1 101"));
+    // Walk the server's frames: snapshot fragments, pings, then the close.
+    let (mut at, mut pings, mut close_code) = (head_end, 0, None);
+    while at + 2 <= bytes.len() {
+        let opcode = bytes[at] & 0x0f;
+        let (len, header) = match bytes[at + 1] & 0x7f {
+            126 => (u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize, 4),
+            127 => panic!("no frame is that long"),
+            n => (n as usize, 2),
+        };
+        let payload = &bytes[at + header..at + header + len];
+        match opcode {
+            0x9 => pings += 1,
+            0x8 => close_code = Some(u16::from_be_bytes([payload[0], payload[1]])),
+            _ => {}
+        }
+        at += header + len;
+    }
+    assert!(pings >= 2, "the server pinged ({pings})");
+    assert_eq!(close_code, Some(showgate::live::close::PEER_TIMEOUT));
+}
