@@ -75,6 +75,46 @@ impl Tokens {
     }
 }
 
+/// Claims of an admission token: this user may hold seats of this show
+/// until `exp`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdmissionClaims {
+    pub sub: String,
+    pub show: String,
+    pub exp: i64,
+    pub typ: String,
+}
+
+const ADMISSION_TYP: &str = "admission";
+
+impl Tokens {
+    /// An admission token for `user` on `show`, valid until `expires_ms`.
+    pub fn admission(&self, user: &str, show: &str, expires_ms: i64) -> Result<String> {
+        let claims = AdmissionClaims {
+            sub: user.to_owned(),
+            show: show.to_owned(),
+            exp: expires_ms.div_euclid(1000),
+            typ: ADMISSION_TYP.to_owned(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("jwt: {e}")))
+    }
+
+    /// Accepts only our own, unexpired admission token for this user and show.
+    pub fn check_admission(&self, token: &str, user: &str, show: &str) -> Result<()> {
+        let refuse = |why: &str| Error::AdmissionRequired(format!("this show has a waiting room: {why}"));
+        let mut validation = self.validation.clone();
+        validation.leeway = 0;
+        let data = decode::<AdmissionClaims>(token, &self.decoding, &validation)
+            .map_err(|_| refuse("the admission token is missing, forged or expired"))?;
+        let c = data.claims;
+        if c.typ != ADMISSION_TYP || c.sub != user || c.show != show {
+            return Err(refuse("the admission token is for another user or show"));
+        }
+        Ok(())
+    }
+}
+
 /// Checks a user id for `/dev/token` and `showgate token`.
 pub fn valid_user_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_USER_ID_LEN && !id.chars().any(char::is_control)
@@ -123,5 +163,23 @@ mod tests {
         )
         .unwrap();
         assert!(t.verify(&hs512).is_err());
+    }
+
+    #[test]
+    fn admission_tokens_bind_user_show_and_time() {
+        let t = Tokens::new("secret");
+        let exp = Utc::now().timestamp_millis() + 60_000;
+        let tok = t.admission("alice", "show-1", exp).unwrap();
+        assert!(t.check_admission(&tok, "alice", "show-1").is_ok());
+        assert!(t.check_admission(&tok, "bob", "show-1").is_err());
+        assert!(t.check_admission(&tok, "alice", "show-2").is_err());
+        assert!(Tokens::new("other").check_admission(&tok, "alice", "show-1").is_err());
+        let old = t
+            .admission("alice", "show-1", Utc::now().timestamp_millis() - 1000)
+            .unwrap();
+        assert!(t.check_admission(&old, "alice", "show-1").is_err());
+        // A user token is not an admission token.
+        let user = t.issue("alice", false, 60).unwrap();
+        assert!(t.check_admission(&user, "alice", "show-1").is_err());
     }
 }

@@ -52,6 +52,8 @@ pub struct Booking {
     pub catalog: Arc<Catalog>,
     pub locks: Arc<dyn SeatLocks>,
     pub records: Arc<dyn Records>,
+    /// Told when an order is confirmed: the shopper's admission is used up.
+    pub waitrooms: Arc<dyn crate::waitroom::WaitingRooms>,
     pub limits: Limits,
 }
 
@@ -384,6 +386,11 @@ impl Booking {
             Applied::Changed { order, effect } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, effect).await;
+                if order.status == OrderStatus::Confirmed {
+                    if let Err(e) = self.waitrooms.end_active(&order.show_id, &order.user_id).await {
+                        tracing::warn!(order = %order.id, error = %e, "could not end the shopper's admission");
+                    }
+                }
                 Ok(order)
             }
             Applied::Unchanged(order) => Ok(order),

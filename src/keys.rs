@@ -28,6 +28,42 @@ impl ShowKeys {
     }
 }
 
+/// The names of one show's waiting-room keys (same hash tag as its seats, so
+/// the admission script can see how many seats are left).
+#[derive(Debug, Clone)]
+pub struct RoomKeys {
+    pub config: String,
+    pub queue: String,
+    pub pre: String,
+    pub seq: String,
+    pub seen: String,
+    pub stats: String,
+    pub admitted: String,
+    pub events: String,
+    pub lease: String,
+    pub fence: String,
+    pub seats: String,
+    pub channel: String,
+}
+
+impl RoomKeys {
+    pub fn all(&self) -> [&str; 11] {
+        [
+            &self.config,
+            &self.queue,
+            &self.pre,
+            &self.seq,
+            &self.seen,
+            &self.stats,
+            &self.admitted,
+            &self.events,
+            &self.lease,
+            &self.fence,
+            &self.channel,
+        ]
+    }
+}
+
 /// Key names under one prefix. Tests use a unique prefix per run.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -55,6 +91,30 @@ impl Keys {
             channel: format!("{tag}:events"),
         }
     }
+
+    pub fn room(&self, show: &str) -> RoomKeys {
+        let tag = format!("{}{{show:{show}}}:wr", self.prefix);
+        RoomKeys {
+            config: format!("{tag}:config"),
+            queue: format!("{tag}:queue"),
+            pre: format!("{tag}:pre"),
+            seq: format!("{tag}:seq"),
+            seen: format!("{tag}:seen"),
+            stats: format!("{tag}:stats"),
+            admitted: format!("{tag}:admitted"),
+            events: format!("{tag}:evseq"),
+            lease: format!("{tag}:lease"),
+            fence: format!("{tag}:fence"),
+            seats: self.show(show).seats,
+            channel: format!("{tag}:events"),
+        }
+    }
+
+    /// The set of shows with a waiting room. Outside any show's hash tag:
+    /// only admin writes and the nodes' config refresh touch it.
+    pub fn room_index(&self) -> String {
+        format!("{}waitrooms", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +129,11 @@ mod tests {
             let open = key.find('{').unwrap();
             let close = key.find('}').unwrap();
             assert_eq!(&key[open + 1..close], "show:s-1");
+        }
+        let keys = Keys::new("t1:");
+        let r = keys.room("s-1");
+        for key in r.all().into_iter().chain([r.seats.as_str()]) {
+            assert!(key.starts_with("t1:{show:s-1}:"), "{key}");
         }
     }
 }

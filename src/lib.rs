@@ -9,6 +9,7 @@
 //!   behind `Records`, in Postgres or in process.
 //! - `booking`: the pipeline that keeps locks and record consistent.
 //! - `live`: the seat stream: one feed per show per node, one socket session.
+//! - `waitroom`: the virtual waiting room: queue, admission leader, positions.
 //! - `sweeper`: seat expiry, order expiry and lock reconciliation loops.
 //! - `http`: one router per feature; `http::extract` turns every rejection
 //!   into the contract's error; `http::views` builds the response JSON.
@@ -31,3 +32,4 @@ pub mod ratelimit;
 pub mod records;
 pub mod startup;
 pub mod sweeper;
+pub mod waitroom;

@@ -12,6 +12,29 @@ macro_rules! seat_script {
     };
 }
 
+/// The waiting-room scripts (no shared prelude).
+pub struct RoomScripts {
+    pub join: Script,
+    pub leave: Script,
+    pub admit: Script,
+    pub lease: Script,
+    pub open: Script,
+    pub ranks: Script,
+}
+
+impl RoomScripts {
+    pub fn load() -> Self {
+        Self {
+            join: Script::new(include_str!("../lua/wr_join.lua")),
+            leave: Script::new(include_str!("../lua/wr_leave.lua")),
+            admit: Script::new(include_str!("../lua/wr_admit.lua")),
+            lease: Script::new(include_str!("../lua/wr_lease.lua")),
+            open: Script::new(include_str!("../lua/wr_open.lua")),
+            ranks: Script::new(include_str!("../lua/wr_ranks.lua")),
+        }
+    }
+}
+
 /// The compiled-in scripts. `redis::Script` runs EVALSHA and falls back to
 /// EVAL (loading the script) when Redis answers NOSCRIPT.
 pub struct Scripts {

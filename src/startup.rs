@@ -30,6 +30,10 @@ use crate::records::Records;
 use crate::records::memory::MemoryRecords;
 use crate::records::postgres::PgRecords;
 use crate::sweeper;
+use crate::waitroom::WaitingRooms;
+use crate::waitroom::memory::MemoryWaitingRooms;
+use crate::waitroom::redis::RedisWaitingRooms;
+use crate::waitroom::service::Rooms;
 
 /// How long ended hold records stay readable (GET /holds/{id}).
 pub const HOLD_RECORD_RETENTION: Duration = Duration::from_secs(3600);
@@ -62,13 +66,16 @@ pub struct Application {
     pub state: AppState,
 }
 
-pub async fn seat_locks(settings: &Settings) -> Result<Arc<dyn SeatLocks>, StartError> {
+/// The seat locks and the waiting rooms, on Redis (one shared connection)
+/// or in process.
+pub async fn engines(settings: &Settings) -> Result<(Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>), StartError> {
     let times = LockTimes {
         retention_ms: HOLD_RECORD_RETENTION.as_millis() as i64,
         order_grace_ms: ORDER_LOCK_GRACE.as_millis() as i64,
     };
     if !settings.uses_redis() {
-        return Ok(Arc::new(MemorySeatLocks::new(times)));
+        let locks: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(times));
+        return Ok((locks.clone(), Arc::new(MemoryWaitingRooms::new(locks))));
     }
     let setting = if settings.redis_cluster_nodes.is_empty() {
         "REDIS_URL"
@@ -81,12 +88,14 @@ pub async fn seat_locks(settings: &Settings) -> Result<Arc<dyn SeatLocks>, Start
             setting,
             cause: e.to_string(),
         })?;
-    let locks = RedisSeatLocks::new(handle, Keys::new(settings.redis_key_prefix.clone()), times);
+    let handle = Arc::new(handle);
+    let keys = Keys::new(settings.redis_key_prefix.clone());
+    let locks = RedisSeatLocks::new(handle.clone(), keys.clone(), times);
     locks.ping().await.map_err(|e| StartError::Redis {
         setting,
         cause: e.to_string(),
     })?;
-    Ok(Arc::new(locks))
+    Ok((Arc::new(locks), Arc::new(RedisWaitingRooms::new(handle, keys))))
 }
 
 /// Connects to Postgres and runs the migrations, or answers the in-process store.
@@ -158,7 +167,7 @@ impl Application {
                  and POST /api/v1/dev/token is open. Set JWT_SECRET for anything but a developer machine."
             );
         }
-        let locks = seat_locks(&settings).await?;
+        let (locks, waitrooms) = engines(&settings).await?;
         let records = records(&settings).await?;
         let catalog = Arc::new(load_catalog(&settings, records.as_ref()).await?);
         tracing::info!(
@@ -172,6 +181,7 @@ impl Application {
             catalog,
             locks,
             records,
+            waitrooms: waitrooms.clone(),
             limits: Limits {
                 hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
                 order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
@@ -179,6 +189,15 @@ impl Application {
             },
         });
         let hub = SeatHub::new(booking.clone(), settings.ws_queue_frames as usize, LINGER);
+        let tokens = Arc::new(Tokens::new(settings.jwt_secret()));
+        let stop = CancellationToken::new();
+        let rooms = Rooms::new(
+            waitrooms,
+            booking.clone(),
+            tokens.clone(),
+            Duration::from_secs(settings.abandon_after_seconds),
+            stop.clone(),
+        );
         let ping = Duration::from_secs(settings.ws_ping_seconds);
         let state = AppState(Arc::new(Inner {
             hub,
@@ -190,7 +209,8 @@ impl Application {
             sessions: CancellationToken::new(),
             ws_slots: Arc::new(tokio::sync::Semaphore::new(settings.ws_max_connections)),
             booking: booking.clone(),
-            tokens: Tokens::new(settings.jwt_secret()),
+            tokens,
+            rooms: rooms.clone(),
             rate_limits: RateLimits {
                 per_user: Limiter::new(settings.rate_limit_user_per_sec),
                 per_ip: Limiter::new(settings.rate_limit_ip_per_sec),
@@ -202,9 +222,9 @@ impl Application {
             addr: settings.bind,
             cause: e.to_string(),
         })?;
-        let stop = CancellationToken::new();
         let mut tasks = sweeper::spawn(booking, Duration::from_millis(settings.sweep_interval_ms), stop.clone());
         tasks.push(tokio::spawn(forget_idle_callers(state.clone(), stop.clone())));
+        tasks.extend(rooms.spawn());
         Ok(Self {
             router: http::app(state.clone()),
             listener,

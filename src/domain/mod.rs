@@ -6,5 +6,6 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod seats;
+pub mod waitroom;
 
 pub use ids::{SeatId, ShowId};

@@ -1,7 +1,8 @@
-//! One Redis pub/sub connection per node, shared by every show: a show is
-//! one SUBSCRIBE (SSUBSCRIBE on Redis Cluster, so a show's messages stay on
-//! its slot's shard) on it, taken when the node's first viewer of the show
-//! arrives; messages are routed to the show's local channel.
+//! One Redis pub/sub connection per node, shared by every show and feature:
+//! a channel is one SUBSCRIBE (SSUBSCRIBE on Redis Cluster, so a show's
+//! messages stay on its slot's shard) on it, taken when the node's first
+//! local consumer arrives; payloads are routed to the channel's local
+//! broadcast and parsed by that one consumer.
 
 use std::sync::Arc;
 
@@ -14,11 +15,13 @@ use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 
-use super::{EVENT_BUFFER, broadcast_stream};
-use crate::domain::seats::SeatDelta;
+use super::EVENT_BUFFER;
 use crate::error::{Error, Result};
 
-type Routes = Arc<DashMap<String, broadcast::Sender<SeatDelta>>>;
+/// A message's payload, shared by every local receiver.
+pub type Payload = Arc<str>;
+
+type Routes = Arc<DashMap<String, broadcast::Sender<Payload>>>;
 
 enum Backend {
     /// A dedicated RESP2 pub/sub connection; `None` until first use and
@@ -39,13 +42,25 @@ pub struct Subscriptions {
 }
 
 fn route(routes: &Routes, channel: &str, payload: &str) {
-    let Some(tx) = routes.get(channel) else { return };
-    match serde_json::from_str::<SeatDelta>(payload) {
-        Ok(delta) => {
-            let _ = tx.send(delta);
-        }
-        Err(e) => tracing::error!(error = %e, "undecodable seat delta"),
+    if let Some(tx) = routes.get(channel) {
+        let _ = tx.send(Payload::from(payload));
     }
+}
+
+/// Payloads as a stream that skips over a lag (the consumer sees the gap in
+/// its sequence numbers) and ends when the route is dropped.
+fn payload_stream(rx: broadcast::Receiver<Payload>) -> BoxStream<'static, Payload> {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(p) => return Some((p, rx)),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
 impl Subscriptions {
@@ -118,7 +133,7 @@ impl Subscriptions {
         Ok(sink)
     }
 
-    pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, SeatDelta>> {
+    pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Payload>> {
         let (rx, fresh) = match self.routes.entry(channel.to_owned()) {
             Entry::Occupied(e) => (e.get().subscribe(), false),
             Entry::Vacant(v) => {
@@ -142,7 +157,7 @@ impl Subscriptions {
                 return Err(e);
             }
         }
-        Ok(broadcast_stream(rx))
+        Ok(payload_stream(rx))
     }
 
     pub async fn unsubscribe(&self, channel: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 //! itself, so no change is ever unannounced.
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 use std::sync::Arc;
@@ -17,14 +18,14 @@ use crate::keys::{Keys, ShowKeys};
 use crate::lua::Scripts;
 
 pub struct RedisSeatLocks {
-    redis: RedisHandle,
+    redis: Arc<RedisHandle>,
     keys: Keys,
     scripts: Arc<Scripts>,
     times: LockTimes,
 }
 
 impl RedisSeatLocks {
-    pub fn new(redis: RedisHandle, keys: Keys, times: LockTimes) -> Self {
+    pub fn new(redis: Arc<RedisHandle>, keys: Keys, times: LockTimes) -> Self {
         Self {
             redis,
             keys,
@@ -210,7 +211,18 @@ impl SeatLocks for RedisSeatLocks {
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        self.redis.subscriptions.subscribe(&self.show_keys(show).channel).await
+        let payloads = self
+            .redis
+            .subscriptions
+            .subscribe(&self.show_keys(show).channel)
+            .await?;
+        Ok(payloads
+            .filter_map(|p| async move {
+                serde_json::from_str::<SeatDelta>(&p)
+                    .map_err(|e| tracing::error!(error = %e, "undecodable seat delta"))
+                    .ok()
+            })
+            .boxed())
     }
 
     async fn unsubscribe(&self, show: &str) -> Result<()> {

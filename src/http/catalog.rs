@@ -66,7 +66,9 @@ async fn shows(
 
 async fn show(State(app): State<AppState>, Path(id): Path<String>) -> Result<JsonResponse<Value>> {
     let show = app.booking.show(&id)?;
-    Ok(JsonResponse(views::show(&app.booking.catalog, show)))
+    let mut v = views::show(&app.booking.catalog, show);
+    v["waitingRoom"] = Value::Bool(app.rooms.gated(&id).is_some());
+    Ok(JsonResponse(v))
 }
 
 async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> Result<JsonResponse<Value>> {

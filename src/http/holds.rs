@@ -28,8 +28,12 @@ struct HoldRequest {
 async fn create(
     State(app): State<AppState>,
     Auth(user): Auth,
+    headers: axum::http::HeaderMap,
     Json(req): Json<HoldRequest>,
 ) -> Result<(StatusCode, JsonResponse<Value>)> {
+    app.booking.show(&req.show_id)?;
+    app.rooms
+        .check_admission(&req.show_id, &user.id, super::waitroom::admission_token(&headers))?;
     let hold = app.booking.hold(&user.id, &req.show_id, req.seat_ids).await?;
     Ok((StatusCode::CREATED, JsonResponse(views::hold(&hold))))
 }

@@ -8,6 +8,7 @@ pub mod live;
 pub mod ops;
 pub mod orders;
 pub mod views;
+pub mod waitroom;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ pub struct Inner {
     pub sessions: tokio_util::sync::CancellationToken,
     /// One permit per open WebSocket (`WS_MAX_CONNECTIONS`).
     pub ws_slots: Arc<tokio::sync::Semaphore>,
-    pub tokens: Tokens,
+    pub tokens: Arc<Tokens>,
+    pub rooms: Arc<crate::waitroom::service::Rooms>,
     pub rate_limits: RateLimits,
     pub metrics: PrometheusHandle,
     pub settings: Settings,
@@ -64,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         // Not limited per IP: a socket is one long-lived connection, capped
         // per node by WS_MAX_CONNECTIONS instead.
         .merge(live::router())
+        .merge(waitroom::router())
         .merge(ops::router(state.settings.dev_secret()));
     let dir = &state.settings.static_dir;
     let pages = ServeDir::new(dir)

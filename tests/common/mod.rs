@@ -61,14 +61,38 @@ pub async fn redis_locks(prefix: &str) -> Arc<dyn SeatLocks> {
     let handle = RedisHandle::connect(Some(&redis_url()), &[])
         .await
         .expect("Redis must run at TEST_REDIS_URL");
-    Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
+    Arc::new(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES))
 }
 
 pub async fn cluster_locks(prefix: &str) -> Arc<dyn SeatLocks> {
     let handle = RedisHandle::connect(None, &redis_cluster_nodes())
         .await
         .expect("the Redis Cluster must run at TEST_REDIS_CLUSTER_NODES (scripts/services.sh starts one)");
-    Arc::new(RedisSeatLocks::new(handle, Keys::new(prefix), TIMES))
+    Arc::new(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES))
+}
+
+/// A Redis waiting-room engine with its seat locks under one prefix.
+pub async fn redis_rooms(prefix: &str) -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
+    let handle = Arc::new(
+        RedisHandle::connect(Some(&redis_url()), &[])
+            .await
+            .expect("Redis must run at TEST_REDIS_URL"),
+    );
+    (
+        Arc::new(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES)),
+        Arc::new(showgate::waitroom::redis::RedisWaitingRooms::new(
+            handle,
+            Keys::new(prefix),
+        )),
+    )
+}
+
+pub fn memory_rooms() -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
+    let locks = memory_locks();
+    (
+        locks.clone(),
+        Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(locks)),
+    )
 }
 
 pub fn memory_locks() -> Arc<dyn SeatLocks> {

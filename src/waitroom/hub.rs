@@ -1,0 +1,381 @@
+//! Queue sockets on one node. Per show, one feed subscribes to the room's
+//! events and keeps the exact position of each of this node's sockets from
+//! them alone (`domain::waitroom::PositionBook`): Redis work per admission
+//! tick does not grow with the number of waiting shoppers. A gap in the
+//! event sequence makes the feed re-read its sockets' ranks in one batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use tokio::sync::{Mutex, OnceCell, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{RoomEvent, Stand, Standing, WaitingRooms};
+use crate::auth::Tokens;
+use crate::domain::waitroom::{PositionBook, QueueChange, eta_seconds};
+use crate::error::Result;
+
+/// Users per rank re-read (one script call each).
+const REREAD_CHUNK: usize = 1000;
+/// A feed outlives its last socket by this long.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// What a queue socket shows; sessions send the latest, coalesced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SocketView {
+    Queued {
+        position: u64,
+        queue_length: u64,
+        eta_seconds: Option<u64>,
+    },
+    PreQueued {
+        entrants: u64,
+    },
+    Admitted {
+        token: String,
+        expires_ms: i64,
+    },
+    SoldOut {
+        position: u64,
+        queue_length: u64,
+    },
+    /// The room was removed: the show is no longer gated.
+    Closed,
+}
+
+struct Socket {
+    user: String,
+    view: watch::Sender<SocketView>,
+}
+
+struct FeedState {
+    book: PositionBook<u64>,
+    sockets: HashMap<u64, Socket>,
+    last_seq: u64,
+    queue_length: u64,
+    rate: f64,
+    sold_out: bool,
+}
+
+pub struct QueueFeed {
+    show: String,
+    /// A tokio mutex: registration reads Redis under it, so no event is
+    /// applied between a socket's read and its entry in the book.
+    state: Mutex<FeedState>,
+    viewers: AtomicUsize,
+    stop: CancellationToken,
+}
+
+/// Rate used for ETAs when none has been observed yet.
+pub type ConfiguredRate = Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
+
+pub struct QueueHub {
+    engine: Arc<dyn WaitingRooms>,
+    tokens: Arc<Tokens>,
+    feeds: DashMap<String, Arc<OnceCell<Arc<QueueFeed>>>>,
+    next_id: AtomicU64,
+    configured_rate: ConfiguredRate,
+}
+
+/// A registered socket; dropping it unregisters.
+pub struct Registration {
+    pub id: u64,
+    pub user: String,
+    pub view: watch::Receiver<SocketView>,
+    feed: Arc<QueueFeed>,
+    hub: Arc<QueueHub>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let (feed, hub, id) = (self.feed.clone(), self.hub.clone(), self.id);
+        tokio::spawn(async move {
+            {
+                let mut st = feed.state.lock().await;
+                st.book.remove(&id);
+                st.sockets.remove(&id);
+            }
+            if feed.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
+                tokio::time::sleep(LINGER).await;
+                hub.drop_if_idle(&feed.show).await;
+            }
+        });
+    }
+}
+
+impl QueueHub {
+    pub fn new(engine: Arc<dyn WaitingRooms>, tokens: Arc<Tokens>, configured_rate: ConfiguredRate) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            tokens,
+            feeds: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            configured_rate,
+        })
+    }
+
+    fn view_of(&self, show: &str, user: &str, standing: &Standing, st: &FeedState) -> SocketView {
+        match standing {
+            Standing::Admitted { expires_ms } => match self.tokens.admission(user, show, *expires_ms) {
+                Ok(token) => SocketView::Admitted {
+                    token,
+                    expires_ms: *expires_ms,
+                },
+                Err(_) => SocketView::Closed,
+            },
+            Standing::PreQueued { entrants } => SocketView::PreQueued { entrants: *entrants },
+            Standing::Queued {
+                position, queue_length, ..
+            } => self.queued(show, *position, (*queue_length).max(st.queue_length), st),
+            Standing::None => SocketView::Closed,
+        }
+    }
+
+    fn queued(&self, show: &str, position: u64, queue_length: u64, st: &FeedState) -> SocketView {
+        if st.sold_out {
+            return SocketView::SoldOut { position, queue_length };
+        }
+        let rate = if st.rate > 0.0 {
+            Some(st.rate)
+        } else {
+            (self.configured_rate)(show)
+        };
+        SocketView::Queued {
+            position,
+            queue_length,
+            eta_seconds: rate.and_then(|r| eta_seconds(position, r)),
+        }
+    }
+
+    /// Registers a socket of `user`: joins the queue (idempotently) under
+    /// the feed's lock and tracks the position from then on.
+    pub async fn register(
+        self: &Arc<Self>,
+        show: &str,
+        user: &str,
+        join: impl AsyncFnOnce() -> Result<Stand>,
+    ) -> Result<Registration> {
+        loop {
+            let cell = self.feeds.entry(show.to_owned()).or_default().clone();
+            let feed = cell.get_or_try_init(|| self.start(show)).await?.clone();
+            feed.viewers.fetch_add(1, Ordering::AcqRel);
+            if feed.stop.is_cancelled() {
+                feed.viewers.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut st = feed.state.lock().await;
+            let stand = match join().await {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(st);
+                    feed.viewers.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            };
+            if let Standing::Queued { score, position, .. } = &stand.standing {
+                st.book.insert(id, *score, *position, stand.seq);
+            }
+            let view = self.view_of(show, user, &stand.standing, &st);
+            let (tx, rx) = watch::channel(view);
+            st.sockets.insert(
+                id,
+                Socket {
+                    user: user.to_owned(),
+                    view: tx,
+                },
+            );
+            drop(st);
+            return Ok(Registration {
+                id,
+                user: user.to_owned(),
+                view: rx,
+                feed,
+                hub: self.clone(),
+            });
+        }
+    }
+
+    async fn start(self: &Arc<Self>, show: &str) -> Result<Arc<QueueFeed>> {
+        let events = self.engine.subscribe(show).await?;
+        let (seq, queue_length, _) = self.engine.ranks(show, &[]).await?;
+        let feed = Arc::new(QueueFeed {
+            show: show.to_owned(),
+            state: Mutex::new(FeedState {
+                book: PositionBook::default(),
+                sockets: HashMap::new(),
+                last_seq: seq,
+                queue_length,
+                rate: 0.0,
+                sold_out: false,
+            }),
+            viewers: AtomicUsize::new(0),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(self.clone().run(feed.clone(), events));
+        Ok(feed)
+    }
+
+    async fn drop_if_idle(&self, show: &str) {
+        let removed = self.feeds.remove_if(show, |_, cell| {
+            cell.get().is_none_or(|f| f.viewers.load(Ordering::Acquire) == 0)
+        });
+        if let Some((_, cell)) = removed {
+            if let Some(feed) = cell.get() {
+                feed.stop.cancel();
+            }
+            let _ = self.engine.unsubscribe(show).await;
+        }
+    }
+
+    /// Tells every socket of the show that the room is gone.
+    pub async fn close(&self, show: &str) {
+        if let Some((_, cell)) = self.feeds.remove(show) {
+            if let Some(feed) = cell.get() {
+                let st = feed.state.lock().await;
+                for s in st.sockets.values() {
+                    let _ = s.view.send(SocketView::Closed);
+                }
+                feed.stop.cancel();
+            }
+        }
+    }
+
+    /// The users with a live socket on this node, per show (for liveness).
+    pub async fn live_users(&self) -> Vec<(String, Vec<String>)> {
+        let feeds: Vec<Arc<QueueFeed>> = self.feeds.iter().filter_map(|e| e.value().get().cloned()).collect();
+        let mut out = Vec::new();
+        for feed in feeds {
+            let st = feed.state.lock().await;
+            out.push((feed.show.clone(), st.sockets.values().map(|s| s.user.clone()).collect()));
+        }
+        out
+    }
+
+    async fn run(self: Arc<Self>, feed: Arc<QueueFeed>, mut events: futures::stream::BoxStream<'static, RoomEvent>) {
+        loop {
+            let event = tokio::select! {
+                _ = feed.stop.cancelled() => return,
+                e = events.next() => e,
+            };
+            let Some(event) = event else {
+                // The subscription was lost: resubscribe, then re-read.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match self.engine.subscribe(&feed.show).await {
+                    Ok(s) => events = s,
+                    Err(e) => tracing::warn!(show = %feed.show, error = %e, "queue feed resubscribe failed"),
+                }
+                let mut st = feed.state.lock().await;
+                self.reread(&feed.show, &mut st).await;
+                continue;
+            };
+            let mut st = feed.state.lock().await;
+            self.apply(&feed.show, &mut st, event).await;
+        }
+    }
+
+    async fn apply(&self, show: &str, st: &mut FeedState, event: RoomEvent) {
+        let seq = event.seq();
+        if seq <= st.last_seq {
+            return;
+        }
+        if seq != st.last_seq + 1 || matches!(event, RoomEvent::Reset { .. }) {
+            if seq != st.last_seq + 1 {
+                tracing::info!(%show, have = st.last_seq, got = seq, "queue feed gap; re-reading positions");
+            }
+            self.reread(show, st).await;
+            if let RoomEvent::Tick { sold_out, rate, .. } = event {
+                st.sold_out = sold_out;
+                st.rate = rate;
+            }
+            return;
+        }
+        st.last_seq = seq;
+        let (moved, admitted, flipped) = match &event {
+            RoomEvent::Tick {
+                admitted,
+                queue_length,
+                sold_out,
+                rate,
+                expires_at,
+                ..
+            } => {
+                st.queue_length = *queue_length;
+                st.rate = *rate;
+                let flipped = st.sold_out != *sold_out;
+                st.sold_out = *sold_out;
+                let (moved, gone) = st.book.apply(seq, &QueueChange::Head(admitted.len() as u64));
+                for id in &gone {
+                    if let Some(s) = st.sockets.get(id) {
+                        if let Ok(token) = self.tokens.admission(&s.user, show, *expires_at) {
+                            let _ = s.view.send(SocketView::Admitted {
+                                token,
+                                expires_ms: *expires_at,
+                            });
+                        }
+                    }
+                }
+                (moved, gone, flipped)
+            }
+            RoomEvent::Left {
+                scores, queue_length, ..
+            } => {
+                st.queue_length = *queue_length;
+                let (moved, _) = st.book.apply(seq, &QueueChange::Left(scores.clone()));
+                (moved, Vec::new(), false)
+            }
+            RoomEvent::Reset { .. } => (Vec::new(), Vec::new(), false),
+        };
+        let _ = admitted;
+        let targets: Vec<u64> = if flipped {
+            st.book.keys().copied().collect()
+        } else {
+            moved
+        };
+        for id in targets {
+            if let (Some(pos), Some(s)) = (st.book.position(&id), st.sockets.get(&id)) {
+                let _ = s.view.send(self.queued(show, pos, st.queue_length, st));
+            }
+        }
+    }
+
+    /// Re-reads the rank of every socket's user in batches, as of one event.
+    async fn reread(&self, show: &str, st: &mut FeedState) {
+        let ids: Vec<u64> = st.sockets.keys().copied().collect();
+        let mut last = st.last_seq;
+        for chunk in ids.chunks(REREAD_CHUNK) {
+            let users: Vec<String> = chunk.iter().map(|id| st.sockets[id].user.clone()).collect();
+            match self.engine.ranks(show, &users).await {
+                Ok((seq, length, ranks)) => {
+                    last = last.max(seq);
+                    st.queue_length = length;
+                    for (id, rank) in chunk.iter().zip(ranks) {
+                        if let Some((score, rank)) = rank {
+                            st.book.insert(*id, score, rank + 1, seq);
+                            let view = self.queued(show, rank + 1, length, st);
+                            let _ = st.sockets[id].view.send(view);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%show, error = %e, "queue position re-read failed"),
+            }
+        }
+        st.last_seq = last;
+        // Sockets whose user is no longer queued: admitted during the gap, or gone.
+        let now = chrono::Utc::now().timestamp_millis();
+        let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
+        for id in missing {
+            let user = st.sockets[&id].user.clone();
+            if let Ok(stand) = self.engine.join(show, &user, now, false, false, now).await {
+                if matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. }) {
+                    let view = self.view_of(show, &user, &stand.standing, st);
+                    let _ = st.sockets[&id].view.send(view);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The in-process waiting room: the same steps as `lua/wr_*.lua` over plain
+//! maps behind one mutex per process, events on a broadcast per show.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast;
+
+use super::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use crate::domain::seats::Owner;
+use crate::engine::{EVENT_BUFFER, SeatLocks};
+use crate::error::Result;
+
+#[derive(Default)]
+struct Room {
+    stored: Option<StoredRoom>,
+    /// Scores are whole numbers (arrival order, or lottery places below 0).
+    queue: BTreeMap<i64, String>,
+    score_of: HashMap<String, i64>,
+    pre: HashSet<String>,
+    arrivals: i64,
+    events: u64,
+    seen: HashMap<String, i64>,
+    admitted: HashMap<String, i64>,
+    joined: u64,
+    admitted_total: u64,
+    abandoned: u64,
+    lease: Option<(String, i64)>,
+    fence: u64,
+}
+
+impl Room {
+    fn rank(&self, score: i64) -> u64 {
+        self.queue.range(..score).count() as u64
+    }
+
+    fn remove(&mut self, users: &[String]) -> (u64, Vec<f64>) {
+        let (mut removed, mut scores) = (0, Vec::new());
+        for user in users {
+            if let Some(score) = self.score_of.remove(user) {
+                self.queue.remove(&score);
+                scores.push(score as f64);
+                removed += 1;
+            } else if self.pre.remove(user) {
+                removed += 1;
+            }
+            self.seen.remove(user);
+        }
+        (removed, scores)
+    }
+}
+
+pub struct MemoryWaitingRooms {
+    rooms: Mutex<HashMap<String, Room>>,
+    events: dashmap::DashMap<String, broadcast::Sender<RoomEvent>>,
+    seats: Arc<dyn SeatLocks>,
+}
+
+impl MemoryWaitingRooms {
+    pub fn new(seats: Arc<dyn SeatLocks>) -> Self {
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            events: dashmap::DashMap::new(),
+            seats,
+        }
+    }
+
+    fn with<T>(&self, show: &str, f: impl FnOnce(&mut Room) -> T) -> T {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        f(rooms.entry(show.to_owned()).or_default())
+    }
+
+    fn publish(&self, show: &str, event: RoomEvent) {
+        if let Some(tx) = self.events.get(show) {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+#[async_trait]
+impl WaitingRooms for MemoryWaitingRooms {
+    async fn save(&self, show: &str, room: &StoredRoom) -> Result<()> {
+        self.with(show, |r| {
+            let (sold_out, rate) = r
+                .stored
+                .as_ref()
+                .map(|s| (s.sold_out, s.observed_rate))
+                .unwrap_or_default();
+            r.stored = Some(StoredRoom {
+                sold_out,
+                observed_rate: rate,
+                ..room.clone()
+            });
+        });
+        Ok(())
+    }
+
+    async fn load(&self, show: &str) -> Result<Option<StoredRoom>> {
+        Ok(self.with(show, |r| r.stored.clone()))
+    }
+
+    async fn all(&self) -> Result<Vec<(String, StoredRoom)>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(rooms
+            .iter()
+            .filter_map(|(show, r)| r.stored.clone().map(|s| (show.clone(), s)))
+            .collect())
+    }
+
+    async fn remove(&self, show: &str) -> Result<()> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).remove(show);
+        Ok(())
+    }
+
+    async fn join(&self, show: &str, user: &str, now: i64, prequeue: bool, create: bool, until: i64) -> Result<Stand> {
+        Ok(self.with(show, |r| {
+            let seq = r.events;
+            if let Some(exp) = r.admitted.get(user).filter(|e| **e > now) {
+                return Stand {
+                    standing: Standing::Admitted { expires_ms: *exp },
+                    seq,
+                };
+            }
+            let score = match r.score_of.get(user) {
+                Some(s) => *s,
+                None if r.pre.contains(user) => {
+                    r.seen.insert(user.to_owned(), until);
+                    return Stand {
+                        standing: Standing::PreQueued {
+                            entrants: r.pre.len() as u64,
+                        },
+                        seq,
+                    };
+                }
+                None if !create => {
+                    return Stand {
+                        standing: Standing::None,
+                        seq,
+                    };
+                }
+                None => {
+                    r.joined += 1;
+                    r.seen.insert(user.to_owned(), until);
+                    if prequeue {
+                        r.pre.insert(user.to_owned());
+                        return Stand {
+                            standing: Standing::PreQueued {
+                                entrants: r.pre.len() as u64,
+                            },
+                            seq,
+                        };
+                    }
+                    r.arrivals += 1;
+                    let score = r.arrivals;
+                    r.queue.insert(score, user.to_owned());
+                    r.score_of.insert(user.to_owned(), score);
+                    score
+                }
+            };
+            r.seen.insert(user.to_owned(), until);
+            let standing = Standing::Queued {
+                score: score as f64,
+                position: r.rank(score) + 1,
+                queue_length: r.queue.len() as u64,
+            };
+            Stand { standing, seq }
+        }))
+    }
+
+    async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64> {
+        let (removed, event) = self.with(show, |r| {
+            let (removed, scores) = r.remove(users);
+            if counter == "abandoned" {
+                r.abandoned += removed;
+            }
+            if scores.is_empty() {
+                return (removed, None);
+            }
+            r.events += 1;
+            (
+                removed,
+                Some(RoomEvent::Left {
+                    seq: r.events,
+                    scores,
+                    queue_length: r.queue.len() as u64,
+                }),
+            )
+        });
+        if let Some(e) = event {
+            self.publish(show, e);
+        }
+        Ok(removed)
+    }
+
+    async fn abandon(&self, show: &str, cutoff: i64, limit: u64) -> Result<u64> {
+        let stale: Vec<String> = self.with(show, |r| {
+            let mut stale: Vec<(i64, String)> = r
+                .seen
+                .iter()
+                .filter(|(_, at)| **at <= cutoff)
+                .map(|(u, at)| (*at, u.clone()))
+                .collect();
+            stale.sort();
+            stale.into_iter().take(limit as usize).map(|(_, u)| u).collect()
+        });
+        self.leave(show, &stale, "abandoned").await
+    }
+
+    async fn touch(&self, show: &str, users: &[String], until: i64) -> Result<()> {
+        self.with(show, |r| {
+            for u in users {
+                if let Some(at) = r.seen.get_mut(u) {
+                    *at = until;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
+        let now = Self::now_ms();
+        Ok(self.with(show, |r| match &r.lease {
+            Some((token, until)) if *until > now => {
+                if token.starts_with(&format!("{node}/")) {
+                    r.lease = Some((token.clone(), now + ttl_ms));
+                    r.lease.as_ref().map(|l| l.0.clone())
+                } else {
+                    None
+                }
+            }
+            _ => {
+                r.fence += 1;
+                let token = format!("{node}/{}", r.fence);
+                r.lease = Some((token.clone(), now + ttl_ms));
+                Some(token)
+            }
+        }))
+    }
+
+    async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>> {
+        let now = Self::now_ms();
+        if self.with(show, |r| {
+            r.lease.as_ref().is_none_or(|(t, until)| t != token || *until <= now)
+        }) {
+            return Ok(None);
+        }
+        let snap = self.seats.snapshot(show, p.now).await?.out;
+        let available = p.sellable as i64 - snap.taken.len() as i64;
+        let sold_out = available <= 0 && snap.taken.values().all(|o| matches!(o, Owner::Booked(_)));
+        let (tick, event) = self.with(show, |r| {
+            r.admitted.retain(|_, exp| *exp > p.now);
+            let mut active = r.admitted.len() as u64;
+            let mut users = Vec::new();
+            if !p.paused && available > 0 {
+                let k = p.max.min(p.max_active.saturating_sub(active)).min(r.queue.len() as u64);
+                for _ in 0..k {
+                    if let Some((_, user)) = r.queue.pop_first() {
+                        r.score_of.remove(&user);
+                        r.seen.remove(&user);
+                        r.admitted.insert(user.clone(), p.now + p.ttl_ms);
+                        users.push(user);
+                    }
+                }
+                r.admitted_total += users.len() as u64;
+                active += users.len() as u64;
+            }
+            if let Some(s) = r.stored.as_mut() {
+                s.sold_out = sold_out;
+                s.observed_rate = p.observed_rate;
+            }
+            r.events += 1;
+            let event = RoomEvent::Tick {
+                seq: r.events,
+                admitted: users.clone(),
+                expires_at: p.now + p.ttl_ms,
+                queue_length: r.queue.len() as u64,
+                active,
+                sold_out,
+                paused: p.paused,
+                rate: p.observed_rate,
+            };
+            let tick = Tick {
+                admitted: users,
+                queue_length: r.queue.len() as u64,
+                active,
+                available,
+                sold_out,
+                seq: r.events,
+            };
+            (tick, event)
+        });
+        self.publish(show, event);
+        Ok(Some(tick))
+    }
+
+    async fn pre_queued(&self, show: &str) -> Result<Vec<String>> {
+        Ok(self.with(show, |r| r.pre.iter().cloned().collect()))
+    }
+
+    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64> {
+        let (moved, event) = self.with(show, |r| {
+            let mut moved = 0;
+            for (i, u) in users.iter().enumerate() {
+                if r.pre.remove(u) {
+                    let score = base as i64 + i as i64;
+                    r.queue.insert(score, u.clone());
+                    r.score_of.insert(u.clone(), score);
+                    moved += 1;
+                }
+            }
+            r.events += 1;
+            (
+                moved,
+                RoomEvent::Reset {
+                    seq: r.events,
+                    queue_length: r.queue.len() as u64,
+                },
+            )
+        });
+        self.publish(show, event);
+        Ok(moved)
+    }
+
+    async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {
+        Ok(self.with(show, |r| {
+            let out = users
+                .iter()
+                .map(|u| r.score_of.get(u).map(|s| (*s as f64, r.rank(*s))))
+                .collect();
+            (r.events, r.queue.len() as u64, out)
+        }))
+    }
+
+    async fn end_active(&self, show: &str, user: &str) -> Result<()> {
+        self.with(show, |r| r.admitted.remove(user));
+        Ok(())
+    }
+
+    async fn counters(&self, show: &str, now: i64) -> Result<Counters> {
+        Ok(self.with(show, |r| Counters {
+            queue_length: r.queue.len() as u64,
+            pre_queue: r.pre.len() as u64,
+            active: r.admitted.values().filter(|e| **e > now).count() as u64,
+            joined_total: r.joined,
+            admitted_total: r.admitted_total,
+            abandoned_total: r.abandoned,
+            leader: r
+                .lease
+                .as_ref()
+                .filter(|(_, until)| *until > Self::now_ms())
+                .map(|(t, _)| t.clone()),
+        }))
+    }
+
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, RoomEvent>> {
+        let rx = self
+            .events
+            .entry(show.to_owned())
+            .or_insert_with(|| broadcast::channel(EVENT_BUFFER).0)
+            .subscribe();
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Some((e, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed())
+    }
+
+    async fn unsubscribe(&self, _show: &str) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,367 @@
+//! The Redis waiting room: every step that moves shoppers is one script in
+//! `lua/wr_*.lua`, which also publishes the event that moves positions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use redis::{AsyncCommands, Script, Value};
+
+use super::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use crate::engine::redis_conn::RedisHandle;
+use crate::error::{Error, Result};
+use crate::keys::{Keys, RoomKeys};
+use crate::lua::RoomScripts;
+
+pub struct RedisWaitingRooms {
+    redis: Arc<RedisHandle>,
+    keys: Keys,
+    scripts: RoomScripts,
+}
+
+impl RedisWaitingRooms {
+    pub fn new(redis: Arc<RedisHandle>, keys: Keys) -> Self {
+        Self {
+            redis,
+            keys,
+            scripts: RoomScripts::load(),
+        }
+    }
+
+    fn k(&self, show: &str) -> RoomKeys {
+        self.keys.room(show)
+    }
+
+    fn publish(&self) -> &'static str {
+        if self.redis.cluster { "SPUBLISH" } else { "PUBLISH" }
+    }
+
+    async fn run(&self, script: &Script, keys: &[&str], args: &[String]) -> Result<Value> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let mut conn = self.redis.conn.clone();
+        Ok(inv.invoke_async(&mut conn).await?)
+    }
+}
+
+fn items(v: Value) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(items) => Ok(items),
+        other => Err(Error::Internal(format!("waiting-room script answered {other:?}"))),
+    }
+}
+
+fn get<T: redis::FromRedisValue>(items: &[Value], i: usize) -> Result<T> {
+    let v = items
+        .get(i)
+        .ok_or_else(|| Error::Internal("waiting-room reply too short".into()))?;
+    redis::from_redis_value_ref(v).map_err(|e| Error::Internal(format!("waiting-room reply: {e}")))
+}
+
+#[async_trait]
+impl WaitingRooms for RedisWaitingRooms {
+    async fn save(&self, show: &str, room: &StoredRoom) -> Result<()> {
+        let k = self.k(show);
+        let mut conn = self.redis.conn.clone();
+        let _: () = conn.hset(&k.config, "room", serde_json::to_string(room)?).await?;
+        let _: () = conn.sadd(self.keys.room_index(), show).await?;
+        Ok(())
+    }
+
+    async fn load(&self, show: &str) -> Result<Option<StoredRoom>> {
+        let mut conn = self.redis.conn.clone();
+        let (room, sold_out, rate): (Option<String>, Option<String>, Option<f64>) = redis::cmd("HMGET")
+            .arg(self.k(show).config)
+            .arg("room")
+            .arg("soldOut")
+            .arg("rate")
+            .query_async(&mut conn)
+            .await?;
+        let Some(room) = room else { return Ok(None) };
+        let mut room: StoredRoom = serde_json::from_str(&room)?;
+        room.sold_out = sold_out.as_deref() == Some("1");
+        room.observed_rate = rate.unwrap_or_default();
+        Ok(Some(room))
+    }
+
+    async fn all(&self) -> Result<Vec<(String, StoredRoom)>> {
+        let mut conn = self.redis.conn.clone();
+        let shows: Vec<String> = conn.smembers(self.keys.room_index()).await?;
+        let mut rooms = Vec::with_capacity(shows.len());
+        for show in shows {
+            if let Some(room) = self.load(&show).await? {
+                rooms.push((show, room));
+            }
+        }
+        Ok(rooms)
+    }
+
+    async fn remove(&self, show: &str) -> Result<()> {
+        let k = self.k(show);
+        let mut conn = self.redis.conn.clone();
+        let _: () = conn.srem(self.keys.room_index(), show).await?;
+        // One DEL per key: on a cluster they share a slot, but keep it plain.
+        for key in k.all() {
+            let _: () = conn.del(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn join(
+        &self,
+        show: &str,
+        user: &str,
+        now: i64,
+        prequeue: bool,
+        create: bool,
+        seen_until: i64,
+    ) -> Result<Stand> {
+        let k = self.k(show);
+        let reply = items(
+            self.run(
+                &self.scripts.join,
+                &[&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events],
+                &[
+                    user.to_owned(),
+                    now.to_string(),
+                    if prequeue { "1" } else { "0" }.into(),
+                    if create { "1" } else { "0" }.into(),
+                    seen_until.to_string(),
+                ],
+            )
+            .await?,
+        )?;
+        let kind: String = get(&reply, 0)?;
+        let (standing, seq) = match kind.as_str() {
+            "ADMITTED" => (
+                Standing::Admitted {
+                    expires_ms: get::<f64>(&reply, 1)? as i64,
+                },
+                get(&reply, 2)?,
+            ),
+            "PREQUEUED" => (
+                Standing::PreQueued {
+                    entrants: get(&reply, 1)?,
+                },
+                get(&reply, 2)?,
+            ),
+            "QUEUED" => (
+                Standing::Queued {
+                    score: get::<String>(&reply, 1)?
+                        .parse()
+                        .map_err(|_| Error::Internal("queue score".into()))?,
+                    position: get(&reply, 2)?,
+                    queue_length: get(&reply, 3)?,
+                },
+                get(&reply, 4)?,
+            ),
+            _ => (Standing::None, get(&reply, 1)?),
+        };
+        Ok(Stand { standing, seq })
+    }
+
+    async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64> {
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let k = self.k(show);
+        let mut args = vec![
+            k.channel.clone(),
+            self.publish().into(),
+            counter.to_owned(),
+            "0".into(),
+            "0".into(),
+        ];
+        args.extend(users.iter().cloned());
+        let v = self
+            .run(
+                &self.scripts.leave,
+                &[&k.queue, &k.pre, &k.seen, &k.stats, &k.events],
+                &args,
+            )
+            .await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("leave reply: {e}")))
+    }
+
+    async fn abandon(&self, show: &str, cutoff: i64, limit: u64) -> Result<u64> {
+        let k = self.k(show);
+        let args = vec![
+            k.channel.clone(),
+            self.publish().into(),
+            "abandoned".into(),
+            cutoff.to_string(),
+            limit.to_string(),
+        ];
+        let v = self
+            .run(
+                &self.scripts.leave,
+                &[&k.queue, &k.pre, &k.seen, &k.stats, &k.events],
+                &args,
+            )
+            .await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("abandon reply: {e}")))
+    }
+
+    async fn touch(&self, show: &str, users: &[String], until: i64) -> Result<()> {
+        let k = self.k(show);
+        let mut conn = self.redis.conn.clone();
+        for chunk in users.chunks(1000) {
+            // XX: only shoppers still waiting; one pipelined round trip per chunk.
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(&k.seen).arg("XX");
+            for u in chunk {
+                cmd.arg(until).arg(u);
+            }
+            let _: () = cmd.query_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
+        let k = self.k(show);
+        let v = self
+            .run(
+                &self.scripts.lease,
+                &[&k.lease, &k.fence],
+                &[node.to_owned(), ttl_ms.to_string()],
+            )
+            .await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("lease reply: {e}")))
+    }
+
+    async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>> {
+        let k = self.k(show);
+        let reply = items(
+            self.run(
+                &self.scripts.admit,
+                &[
+                    &k.queue,
+                    &k.admitted,
+                    &k.seen,
+                    &k.stats,
+                    &k.events,
+                    &k.lease,
+                    &k.seats,
+                    &k.config,
+                ],
+                &[
+                    token.to_owned(),
+                    p.now.to_string(),
+                    p.max.to_string(),
+                    p.ttl_ms.to_string(),
+                    p.sellable.to_string(),
+                    p.max_active.to_string(),
+                    if p.paused { "1" } else { "0" }.into(),
+                    format!("{:.3}", p.observed_rate),
+                    k.channel.clone(),
+                    self.publish().into(),
+                ],
+            )
+            .await?,
+        )?;
+        if get::<i64>(&reply, 0)? != 1 {
+            return Ok(None);
+        }
+        let admitted = (7..reply.len())
+            .map(|i| get::<String>(&reply, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Tick {
+            admitted,
+            queue_length: get(&reply, 2)?,
+            active: get(&reply, 3)?,
+            available: get(&reply, 4)?,
+            sold_out: get::<i64>(&reply, 5)? == 1,
+            seq: get(&reply, 6)?,
+        }))
+    }
+
+    async fn pre_queued(&self, show: &str) -> Result<Vec<String>> {
+        let mut conn = self.redis.conn.clone();
+        Ok(conn.smembers(self.k(show).pre).await?)
+    }
+
+    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64> {
+        let k = self.k(show);
+        let mut args = vec![base.to_string(), k.channel.clone(), self.publish().into()];
+        args.extend(users.iter().cloned());
+        let v = self
+            .run(&self.scripts.open, &[&k.queue, &k.pre, &k.events], &args)
+            .await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("open reply: {e}")))
+    }
+
+    async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {
+        let k = self.k(show);
+        let reply = items(self.run(&self.scripts.ranks, &[&k.queue, &k.events], users).await?)?;
+        let (seq, length): (u64, u64) = (get(&reply, 0)?, get(&reply, 1)?);
+        let mut out = Vec::with_capacity(users.len());
+        for i in 0..users.len() {
+            let score: Option<String> = get(&reply, 2 + 2 * i)?;
+            let rank: Option<u64> = get(&reply, 3 + 2 * i)?;
+            out.push(match (score.and_then(|s| s.parse::<f64>().ok()), rank) {
+                (Some(s), Some(r)) => Some((s, r)),
+                _ => None,
+            });
+        }
+        Ok((seq, length, out))
+    }
+
+    async fn end_active(&self, show: &str, user: &str) -> Result<()> {
+        let mut conn = self.redis.conn.clone();
+        let _: () = conn.zrem(self.k(show).admitted, user).await?;
+        Ok(())
+    }
+
+    async fn counters(&self, show: &str, now: i64) -> Result<Counters> {
+        let k = self.k(show);
+        let mut conn = self.redis.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.zcard(&k.queue)
+            .scard(&k.pre)
+            .zcount(&k.admitted, now + 1, "+inf")
+            .hget(&k.stats, "joined")
+            .hget(&k.stats, "admitted")
+            .hget(&k.stats, "abandoned")
+            .get(&k.lease);
+        #[allow(clippy::type_complexity)]
+        let (queue_length, pre_queue, active, joined, admitted, abandoned, leader): (
+            u64,
+            u64,
+            u64,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+            Option<String>,
+        ) = pipe.query_async(&mut conn).await?;
+        Ok(Counters {
+            queue_length,
+            pre_queue,
+            active,
+            joined_total: joined.unwrap_or_default(),
+            admitted_total: admitted.unwrap_or_default(),
+            abandoned_total: abandoned.unwrap_or_default(),
+            leader,
+        })
+    }
+
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, RoomEvent>> {
+        let payloads = self.redis.subscriptions.subscribe(&self.k(show).channel).await?;
+        Ok(payloads
+            .filter_map(|p| async move {
+                serde_json::from_str::<RoomEvent>(&p)
+                    .map_err(|e| tracing::error!(error = %e, payload = %p, "undecodable waiting-room event"))
+                    .ok()
+            })
+            .boxed())
+    }
+
+    async fn unsubscribe(&self, show: &str) -> Result<()> {
+        self.redis.subscriptions.unsubscribe(&self.k(show).channel).await
+    }
+}
