@@ -9,3 +9,4 @@ mod expiry;
 mod journey;
 mod live;
 mod race;
+mod waitroom;
