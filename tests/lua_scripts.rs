@@ -325,3 +325,165 @@ async fn every_key_a_script_writes_is_under_the_shows_hash_tag() {
         assert!(k.starts_with(&tag), "{k} is outside the show's hash tag");
     }
 }
+
+// ---- waiting-room scripts -------------------------------------------------------
+
+use showgate::lua::RoomScripts;
+
+async fn room_run(f: &Fixture, script: &Script, keys: &[&str], args: &[&str]) -> Value {
+    let mut inv = script.prepare_invoke();
+    for k in keys {
+        inv.key(*k);
+    }
+    for a in args {
+        inv.arg(*a);
+    }
+    let mut conn = f.conn.clone();
+    inv.invoke_async(&mut conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn wr_join_queues_once_and_answers_each_standing() {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let now = NOW.to_string();
+    let items = |v: Value| match v {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "0", "1", &now]).await);
+    assert_eq!(
+        (text(&r[0]), text(&r[1]), int(&r[2]), int(&r[3]), int(&r[4])),
+        ("QUEUED".into(), "1".into(), 1, 1, 0)
+    );
+    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "0", "1", &now]).await);
+    assert_eq!(int(&r[2]), 1, "joining again keeps the place");
+    let r = items(room_run(&f, &s.join, &keys, &["bob", &now, "0", "0", &now]).await);
+    assert_eq!(text(&r[0]), "NONE", "a read does not join");
+    let r = items(room_run(&f, &s.join, &keys, &["carol", &now, "1", "1", &now]).await);
+    assert_eq!((text(&r[0]), int(&r[1])), ("PREQUEUED".into(), 1));
+    let mut c = f.conn.clone();
+    let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
+    assert_eq!(joined, 2);
+    let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
+    let r = items(room_run(&f, &s.join, &keys, &["dave", &now, "0", "1", &now]).await);
+    assert_eq!(
+        (text(&r[0]), text(&r[1])),
+        ("ADMITTED".into(), (NOW + 1000).to_string())
+    );
+}
+
+#[tokio::test]
+async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let join_keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let now = NOW.to_string();
+    for u in ["a", "b", "c"] {
+        room_run(&f, &s.join, &join_keys, &[u, &now, "0", "1", &now]).await;
+    }
+    let token: String =
+        redis::from_redis_value(room_run(&f, &s.lease, &[&k.lease, &k.fence], &["n1", "5000"]).await).unwrap();
+    assert_eq!(token, "n1/1");
+    let other: Option<String> =
+        redis::from_redis_value(room_run(&f, &s.lease, &[&k.lease, &k.fence], &["n2", "5000"]).await).unwrap();
+    assert_eq!(other, None);
+    let mut pubsub = f.client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&k.channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let admit_keys = [
+        &k.queue,
+        &k.admitted,
+        &k.seen,
+        &k.stats,
+        &k.events,
+        &k.lease,
+        &k.seats,
+        &k.config,
+    ]
+    .map(String::as_str);
+    let args = |tok: &'static str| [tok, "", "2", "60000", "100", "10", "0", "2.5", "", "PUBLISH"];
+    let mut stale = args("n2/7");
+    stale[1] = &now;
+    stale[8] = &k.channel;
+    let v = room_run(&f, &s.admit, &admit_keys, &stale).await;
+    assert_eq!(
+        v,
+        Value::Array(vec![Value::Int(-1)]),
+        "a token that is not the lease's admits nobody"
+    );
+    let mut good = args("n1/1");
+    good[1] = &now;
+    good[8] = &k.channel;
+    let r = match room_run(&f, &s.admit, &admit_keys, &good).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((int(&r[1]), int(&r[2]), int(&r[3]), int(&r[6])), (2, 1, 2, 1));
+    assert_eq!((text(&r[7]), text(&r[8])), ("a".into(), "b".into()));
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(event["type"], "tick");
+    assert_eq!(event["admitted"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        (
+            event["queueLength"].as_u64(),
+            event["active"].as_u64(),
+            event["seq"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    let mut c = f.conn.clone();
+    let exp: f64 = c.zscore(&k.admitted, "a").await.unwrap();
+    assert_eq!(exp as i64, NOW + 60_000);
+}
+
+#[tokio::test]
+async fn wr_leave_and_wr_open_move_scores_and_say_so() {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let join_keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let now = NOW.to_string();
+    room_run(&f, &s.join, &join_keys, &["a", &now, "0", "1", &now]).await;
+    room_run(&f, &s.join, &join_keys, &["b", &now, "0", "1", &now]).await;
+    room_run(&f, &s.join, &join_keys, &["p", &now, "1", "1", &now]).await;
+    let leave_keys = [&k.queue, &k.pre, &k.seen, &k.stats, &k.events].map(String::as_str);
+    let n: i64 = redis::from_redis_value(
+        room_run(
+            &f,
+            &s.leave,
+            &leave_keys,
+            &[&k.channel, "PUBLISH", "left", "0", "0", "a"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let n: i64 = redis::from_redis_value(
+        room_run(
+            &f,
+            &s.open,
+            &[&k.queue, &k.pre, &k.events],
+            &["-1", &k.channel, "PUBLISH", "p"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let r = match room_run(&f, &s.ranks, &[&k.queue, &k.events], &["p", "b", "a"]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((int(&r[0]), int(&r[1])), (2, 2), "two events, two queued");
+    assert_eq!(
+        (text(&r[2]), int(&r[3])),
+        ("-1".into(), 0),
+        "the lottery place is ahead"
+    );
+    assert_eq!((text(&r[4]), int(&r[5])), ("2".into(), 1));
+    assert_eq!((r[6].clone(), r[7].clone()), (Value::Nil, Value::Nil));
+}
