@@ -25,8 +25,15 @@ use crate::metrics as m;
 
 /// How often nodes re-read every room's config.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
-/// Admission ticks per second: 10 keeps bursts within a tenth of a second.
+/// Admission ticks: at most every 100 ms, and often enough that the bucket
+/// is never more than half full between two ticks (a tick that finds it
+/// full would waste the tokens that arrived meanwhile): burst / rate / 2.
 pub const TICK_EVERY: Duration = Duration::from_millis(100);
+const TICK_MIN: Duration = Duration::from_millis(10);
+
+fn tick_period(rate: f64, burst: u32) -> Duration {
+    Duration::from_secs_f64(burst as f64 / rate.max(1e-6) / 2.0).clamp(TICK_MIN, TICK_EVERY)
+}
 /// The leader's lease: renewed every second, lost three seconds after its
 /// holder stops.
 const LEASE_EVERY: Duration = Duration::from_secs(1);
@@ -334,7 +341,8 @@ impl Rooms {
             .and_then(|s| self.booking.catalog.layout(&s.screen_id))
             .map(|l| l.sellable().count() as u64)
             .unwrap_or_default();
-        let mut tick = tokio::time::interval(TICK_EVERY);
+        let mut period = TICK_EVERY;
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut lease: Option<String> = None;
         let mut last_lease: Option<Instant> = None;
@@ -379,6 +387,12 @@ impl Rooms {
             let key = (room.config.admit_rate_per_second.to_bits(), room.config.burst);
             if bucket.as_ref().is_none_or(|(k, _)| *k != key) {
                 bucket = Some((key, limiter(room.config.admit_rate_per_second, room.config.burst)));
+                let wanted = tick_period(room.config.admit_rate_per_second, room.config.burst);
+                if wanted != period {
+                    period = wanted;
+                    tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                }
             }
             let Some((_, limiter)) = bucket.as_ref() else { continue };
             let mut tokens = 0u64;

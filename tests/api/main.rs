@@ -10,3 +10,4 @@ mod journey;
 mod live;
 mod race;
 mod waitroom;
+mod waitroom_scale;
