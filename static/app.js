@@ -93,7 +93,7 @@ function route() {
   cleanup();
   cleanup = () => {};
   const [, page, id, extra] = location.hash.split("/");
-  const render = { movie: moviePage, show: showPage, orders: ordersPage }[page] || moviesPage;
+  const render = { movie: moviePage, show: showPage, queue: queuePage, orders: ordersPage }[page] || moviesPage;
   render(decodeURIComponent(id || ""), extra).catch((err) => {
     view.replaceChildren(h("section", { class: "card" }, h("h1", {}, "Something went wrong"), h("p", {}, err.message)));
   });
@@ -148,6 +148,97 @@ async function ordersPage() {
   );
 }
 
+// ---- the waiting room ------------------------------------------------------
+
+/** Admission tokens, per show, for this tab. */
+const admission = {
+  get(show) {
+    const raw = sessionStorage.getItem(`sg.admission.${show}`);
+    if (!raw) return null;
+    const a = JSON.parse(raw);
+    return Date.parse(a.expiresAt) > Date.now() ? a : null;
+  },
+  set(show, token, expiresAt) { sessionStorage.setItem(`sg.admission.${show}`, JSON.stringify({ token, expiresAt })); },
+  clear(show) { sessionStorage.removeItem(`sg.admission.${show}`); },
+};
+
+async function queuePage(showId) {
+  const show = await api("GET", `/api/v1/shows/${encodeURIComponent(showId)}`, undefined, { auth: false });
+  const movie = await api("GET", `/api/v1/movies/${encodeURIComponent(show.movieId)}`, undefined, { auth: false });
+  if (!show.waitingRoom || admission.get(showId)) { location.hash = `#/show/${encodeURIComponent(showId)}`; return; }
+  const status = h("p", { class: "muted", id: "queue-status" }, "Connecting…");
+  const pos = h("div", { class: "big", id: "position" }, "—");
+  const eta = h("p", { id: "eta" }, "");
+  const bar = h("progress", { id: "progress", max: 1, value: 0 });
+  const live = h("span", { class: "live", "data-state": "connecting" }, "connecting");
+  view.replaceChildren(
+    h("h1", {}, movie.title),
+    h("p", { class: "muted" }, `${show.theatreName} · ${show.screenName} · ${new Date(show.startTime).toLocaleString()} `, live),
+    h("section", { class: "card queue", id: "queue" },
+      h("h2", {}, "You're in the queue"),
+      h("p", { class: "muted" }, "Keep this page open: your place is kept while you're here (and for a minute if you drop out)."),
+      h("p", {}, "Your place in line"), pos, bar, eta, status,
+      h("button", { class: "secondary", id: "leave", onclick: leave }, "Leave the queue")),
+  );
+  if (!session.token) {
+    status.textContent = "Sign in (top right) to join the queue.";
+    $("#user").focus();
+    const retry = () => { if (session.token) route(); };
+    $("#signin").addEventListener("submit", () => setTimeout(retry, 300), { once: true });
+    return;
+  }
+  let first = null, ws, stopped = false, left = false, attempt = 0, timer;
+  const admitted = (token, expiresAt) => {
+    admission.set(showId, token, expiresAt);
+    pos.textContent = "🎟";
+    bar.value = 1;
+    status.textContent = "";
+    eta.replaceChildren(h("strong", { id: "admitted" }, "You're in!"), " Pick your seats before ", new Date(expiresAt).toLocaleTimeString(), ".");
+    setTimeout(() => { if (!left) location.hash = `#/show/${encodeURIComponent(showId)}`; }, 1500);
+  };
+  const render = (m) => {
+    if (m.type === "admitted") { stopped = true; admitted(m.admissionToken, m.expiresAt); return; }
+    if (m.type === "soldOut") { pos.textContent = "—"; status.replaceChildren(h("strong", { id: "sold-out" }, "Sold out."), " Every seat is booked; we'll let you know if seats come back."); return; }
+    if (m.position === null) {
+      pos.textContent = "🎲";
+      eta.textContent = `${m.queueLength} in the draw. Places are drawn by lottery when the sale opens.`;
+      status.textContent = "";
+      return;
+    }
+    if (first === null || m.position > first) first = m.position;
+    pos.textContent = String(m.position);
+    bar.value = first > 1 ? 1 - (m.position - 1) / first : 0.99;
+    eta.textContent = m.etaSeconds == null ? "Admission is paused for a moment." :
+      m.etaSeconds < 60 ? `About ${m.etaSeconds} s to go · ${m.queueLength} waiting` : `About ${Math.ceil(m.etaSeconds / 60)} min to go · ${m.queueLength} waiting`;
+    status.textContent = "";
+  };
+  const open = () => {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}/api/v1/waitrooms/${encodeURIComponent(showId)}/ws?access_token=${encodeURIComponent(session.token)}`);
+    ws.onopen = () => { attempt = 0; live.dataset.state = "live"; live.textContent = "live"; };
+    ws.onmessage = (ev) => render(JSON.parse(ev.data));
+    ws.onclose = async (ev) => {
+      if (stopped) return;
+      if (ev.code === 4410) { location.hash = `#/show/${encodeURIComponent(showId)}`; return; }
+      live.dataset.state = "reconnecting";
+      live.textContent = "reconnecting";
+      status.textContent = "Connection lost; reconnecting — your place is kept.";
+      // Poll once meanwhile: it counts as presence and may carry the admission.
+      try { const me = await api("GET", `/api/v1/waitrooms/${encodeURIComponent(showId)}/me`); if (me.state === "ADMITTED") { stopped = true; admitted(me.admissionToken, me.admissionExpiresAt); return; } render({ type: "position", ...me }); } catch { /* offline */ }
+      const delay = Math.min(15000, 500 * 2 ** attempt++) * (0.5 + Math.random());
+      timer = setTimeout(open, delay);
+    };
+  };
+  async function leave() {
+    stopped = true;
+    ws?.close(1000);
+    try { await api("DELETE", `/api/v1/waitrooms/${encodeURIComponent(showId)}/me`); } catch { /* already gone */ }
+    location.hash = `#/movie/${encodeURIComponent(show.movieId)}`;
+  }
+  open();
+  cleanup = () => { stopped = true; left = true; clearTimeout(timer); ws?.close(1000); };
+}
+
 // ---- the live seat map -----------------------------------------------------
 
 /** Keeps a socket to the seat stream: snapshot, then contiguous deltas. On a
@@ -183,6 +274,7 @@ function seatStream(showId, { onSnapshot, onDelta, onState }) {
 
 async function showPage(showId) {
   const show = await api("GET", `/api/v1/shows/${encodeURIComponent(showId)}`, undefined, { auth: false });
+  if (show.waitingRoom && !admission.get(showId)) { location.hash = `#/queue/${encodeURIComponent(showId)}`; return; }
   const movie = await api("GET", `/api/v1/movies/${encodeURIComponent(show.movieId)}`, undefined, { auth: false });
   const seats = new Map();       // id → button
   const selected = new Set();    // seats picked, not yet held
@@ -308,12 +400,18 @@ async function showPage(showId) {
     action.disabled = true;
     holding = true;
     try {
-      hold = await api("POST", "/api/v1/holds", { showId, seatIds: [...selected] });
+      const adm = admission.get(showId);
+      hold = await api("POST", "/api/v1/holds", { showId, seatIds: [...selected] }, { headers: adm ? { "X-Admission-Token": adm.token } : {} });
       selected.clear();
       for (const id of hold.seatIds) setStatus(id, "HELD");
     } catch (err) {
       for (const id of selected) {
         if (seats.get(id)?.dataset.status !== "AVAILABLE") selected.delete(id);
+      }
+      if (err.code === "ADMISSION_REQUIRED") {
+        admission.clear(showId);
+        location.hash = `#/queue/${encodeURIComponent(showId)}`;
+        return;
       }
       if (err.code === "SEAT_CONFLICT") {
         for (const id of err.body.error.conflicts) { selected.delete(id); }
