@@ -1,6 +1,8 @@
 //! `sg-load`: load tests and benchmarks for showgate. Every run targets
 //! loopback only, is bounded in users and time, and stops by itself.
 
+mod flash;
+mod journey;
 mod server;
 mod swarm;
 
@@ -20,6 +22,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The HTTP journey as Goose scenarios (browse; join, poll, hold, order, pay) against a server.
+    Journey {
+        /// Base URL of a running showgate (loopback only); unset starts one (memory engine).
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        #[arg(long, default_value_t = 25)]
+        hatch_rate: usize,
+        /// Seconds to run (the run stops by itself).
+        #[arg(long, default_value_t = 20)]
+        seconds: usize,
+        /// Gate the flash-sale show with a waiting room at this rate first.
+        #[arg(long)]
+        gate_rate: Option<f64>,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
+    },
+    /// The flash sale: N join a gated show, M wait on sockets, admission at R/s, the admitted buy.
+    FlashSale {
+        #[arg(long, default_value_t = 10_000)]
+        shoppers: usize,
+        #[arg(long, default_value_t = 2_000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Server processes on one Redis.
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// The admission phase stops after this many seconds at most.
+        #[arg(long, default_value_t = 60)]
+        max_seconds: u64,
+        /// Joins in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// An existing, empty Postgres database for the servers (double bookings are checked there).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
+    },
     /// Server memory per idle seat-map socket: RSS before and after opening N sockets.
     WsIdle {
         /// Sockets to open (one process holds at most ~19,900).
@@ -42,6 +87,30 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Journey { host, users, hatch_rate, seconds, gate_rate, server_bin } => {
+            journey_cmd(host, users.min(10_000), hatch_rate, seconds.min(3600), gate_rate, server_bin).await
+        }
+        Command::FlashSale { shoppers, sockets, rate, nodes, max_seconds, concurrency, redis_url, database_url, server_bin } => {
+            if shoppers > 1_000_000 || sockets > shoppers || sockets > 19_000 * nodes.max(1) {
+                Err("at most 1,000,000 shoppers, sockets ≤ shoppers, and ≤ 19,000 sockets per node".into())
+            } else {
+                match loopback(&redis_url) {
+                    Err(e) => Err(e),
+                    Ok(redis_url) => flash::run(flash::Params {
+                        shoppers,
+                        sockets,
+                        rate,
+                        nodes: nodes.clamp(1, 8),
+                        max_seconds: max_seconds.min(1800),
+                        concurrency: concurrency.clamp(1, 4096),
+                        redis_url,
+                        database_url,
+                        server_bin,
+                    })
+                    .await,
+                }
+            }
+        }
         Command::WsIdle {
             sockets,
             server_bin,
@@ -53,6 +122,73 @@ async fn main() {
         eprintln!("sg-load: {e}");
         std::process::exit(1);
     }
+}
+
+/// Load tests target this machine only.
+fn loopback(url: &str) -> Result<String, String> {
+    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    if host == "localhost" || host.starts_with("127.") {
+        Ok(url.to_owned())
+    } else {
+        Err(format!("{url}: load tests run against loopback addresses only"))
+    }
+}
+
+async fn journey_cmd(
+    host: Option<String>,
+    users: usize,
+    hatch_rate: usize,
+    seconds: usize,
+    gate_rate: Option<f64>,
+    bin: PathBuf,
+) -> Result<(), String> {
+    let _server;
+    let host = match host {
+        Some(h) => loopback(&h)?,
+        None => {
+            _server = server::Server::start(&bin, &[]).await?;
+            format!("http://{}", _server.addr)
+        }
+    };
+    let shows = get_json(&format!("{host}/api/v1/movies/dune-3/shows")).await?;
+    let show = shows["shows"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax"))
+        .and_then(|s| s["id"].as_str())
+        .ok_or("no flash-sale show")?
+        .to_owned();
+    let map = get_json(&format!("{host}/api/v1/shows/{show}/seatmap")).await?;
+    let seats: Vec<String> = map["seats"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["status"] == "AVAILABLE").filter_map(|s| s["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if let Some(rate) = gate_rate {
+        let admin = showgate::auth::Tokens::new(showgate::config::DEV_JWT_SECRET)
+            .issue("loadtest-ops", true, 3600)
+            .map_err(|e| e.to_string())?;
+        let res = reqwest::Client::new()
+            .put(format!("{host}/api/v1/admin/waitrooms/{show}"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"admitRatePerSecond": rate, "maxActive": 1_000_000}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("gating the show: {}", res.status()));
+        }
+    }
+    let target = journey::Target {
+        show,
+        movie: "dune-3".into(),
+        gated: gate_rate.is_some(),
+        seats: Arc::new(seats),
+        next_user: Arc::default(),
+        run: format!("j{}", std::process::id()),
+    };
+    let metrics = journey::run(&host, target, users, hatch_rate, seconds).await?;
+    println!("{metrics}");
+    println!("journey: {users} users for {seconds} s against {host}");
+    Ok(())
 }
 
 async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>, screen: &str) -> Result<(), String> {

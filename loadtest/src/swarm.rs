@@ -24,6 +24,9 @@ pub fn source_addr(i: usize) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x7f00_0100 + n), 0))
 }
 
+/// Sockets opened by this process so far: spreads source addresses.
+static SOCKET_BASE: AtomicU64 = AtomicU64::new(0);
+
 /// Counters the sockets share.
 #[derive(Default)]
 pub struct Tally {
@@ -47,14 +50,21 @@ pub async fn open(
     on_message: OnMessage,
     hold_for: Duration,
 ) {
+    open_paths(server, vec![path.to_owned(); count], tally, on_message, hold_for).await
+}
+
+/// Like `open`, one socket per path (each with its own query, e.g. a token).
+pub async fn open_paths(server: SocketAddr, paths: Vec<String>, tally: Arc<Tally>, on_message: OnMessage, hold_for: Duration) {
+    let count = paths.len();
     let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(count.max(1));
-    for i in 0..count {
+    for (i, path) in paths.into_iter().enumerate() {
         let permit = gate.clone().acquire_owned().await.expect("semaphore open");
         let (tally, on_message, done) = (tally.clone(), on_message.clone(), done_tx.clone());
         let url = format!("ws://{server}{path}");
+        let base = SOCKET_BASE.fetch_add(1, Ordering::Relaxed) as usize;
         tokio::spawn(async move {
-            let mut ws = match connect(server, &url, i).await {
+            let mut ws = match connect(server, &url, base).await {
                 Ok(ws) => {
                     tally.connected.fetch_add(1, Ordering::Relaxed);
                     ws
