@@ -34,7 +34,9 @@ pub struct Step(Mutex<Histogram<u64>>);
 
 impl Step {
     pub fn new() -> Self {
-        Self(Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")))
+        Self(Mutex::new(
+            Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
+        ))
     }
     pub fn record(&self, d: Duration) {
         let _ = self.0.lock().unwrap().record(d.as_micros().max(1) as u64);
@@ -45,12 +47,22 @@ impl Step {
             return format!("  {name:<28} n=0");
         }
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        format!("  {name:<28} n={:<8} p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms", h.len(), ms(0.5), ms(0.95), ms(0.99), h.max() as f64 / 1000.0)
+        format!(
+            "  {name:<28} n={:<8} p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+            h.len(),
+            ms(0.5),
+            ms(0.95),
+            ms(0.99),
+            h.max() as f64 / 1000.0
+        )
     }
 }
 
 fn epoch_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 pub async fn run(p: Params) -> Result<(), String> {
@@ -70,19 +82,47 @@ pub async fn run(p: Params) -> Result<(), String> {
         nodes.push(Server::start(&p.server_bin, &envs).await?);
     }
     let bases: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.addr)).collect();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(p.concurrency).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(p.concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
     let tokens = Arc::new(Tokens::new(DEV_JWT_SECRET));
     let admin = tokens.issue("loadtest-ops", true, 3600).map_err(|e| e.to_string())?;
-    let shows: Value = http.get(format!("{}/api/v1/movies/dune-3/shows", bases[0])).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let shows: Value = http
+        .get(format!("{}/api/v1/movies/dune-3/shows", bases[0]))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
     let now = chrono_now();
     let show = shows["shows"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax" && s["startTime"].as_str().is_some_and(|t| t > now.as_str())))
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["screenId"] == "inox-imax" && s["startTime"].as_str().is_some_and(|t| t > now.as_str()))
+        })
         .and_then(|s| s["id"].as_str())
         .ok_or("no future flash-sale show in the demo catalog")?
         .to_owned();
-    let map: Value = http.get(format!("{}/api/v1/shows/{show}/seatmap", bases[0])).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-    let sellable: Vec<String> = map["seats"].as_array().map(|s| s.iter().filter(|s| s["status"] == "AVAILABLE").filter_map(|s| s["id"].as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let map: Value = http
+        .get(format!("{}/api/v1/shows/{show}/seatmap", bases[0]))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let sellable: Vec<String> = map["seats"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter(|s| s["status"] == "AVAILABLE")
+                .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let room_url = format!("{}/api/v1/admin/waitrooms/{show}", bases[0]);
     let burst = (p.rate / 10.0).ceil().max(1.0) as u64;
     let put = http.put(&room_url).bearer_auth(&admin).json(&json!({"admitRatePerSecond": p.rate, "burst": burst, "maxActive": 1_000_000, "admissionTtlSeconds": 600, "paused": true})).send().await.map_err(|e| e.to_string())?;
@@ -90,7 +130,14 @@ pub async fn run(p: Params) -> Result<(), String> {
         return Err(format!("configuring the room: {}", put.status()));
     }
     let rss_before: u64 = nodes.iter().map(Server::rss).sum();
-    println!("flash-sale {run_id}: {} shoppers ({} on sockets), admission {}/s, {} node(s), show {show} with {} seats for sale", p.shoppers, p.sockets, p.rate, nodes.len(), sellable.len());
+    println!(
+        "flash-sale {run_id}: {} shoppers ({} on sockets), admission {}/s, {} node(s), show {show} with {} seats for sale",
+        p.shoppers,
+        p.sockets,
+        p.rate,
+        nodes.len(),
+        sellable.len()
+    );
 
     // 1. Joins at full speed.
     let join_step = Arc::new(Step::new());
@@ -121,7 +168,8 @@ pub async fn run(p: Params) -> Result<(), String> {
     let join_secs = started.elapsed().as_secs_f64();
 
     // 2. The first M shoppers in line wait on sockets, spread over the nodes.
-    let admitted_at: Arc<Mutex<HashMap<usize, (i64, String)>>> = Arc::default();
+    // Socket shopper → (admission tick time from expiresAt - ttl, admission token, received at).
+    let admitted_at: Arc<Mutex<HashMap<usize, (i64, String, i64)>>> = Arc::default();
     let tally = Arc::new(swarm::Tally::default());
     let per_node = p.sockets.div_ceil(nodes.len());
     for (n, node) in nodes.iter().enumerate() {
@@ -131,17 +179,28 @@ pub async fn run(p: Params) -> Result<(), String> {
             continue;
         }
         let record = admitted_at.clone();
-        let toks: Vec<String> = (lo..hi).map(|i| tokens.issue(&format!("{run_id}-u{i}"), false, 3600).unwrap_or_default()).collect();
+        let toks: Vec<String> = (lo..hi)
+            .map(|i| tokens.issue(&format!("{run_id}-u{i}"), false, 3600).unwrap_or_default())
+            .collect();
         let on: swarm::OnMessage = Arc::new(move |i, v, _| {
             if v["type"] == "admitted" {
                 let token = v["admissionToken"].as_str().unwrap_or_default().to_owned();
                 let expires = v["expiresAt"].as_str().and_then(parse_ms).unwrap_or_default();
-                record.lock().unwrap().insert(lo + i, (expires, token));
-                let _ = epoch_ms();
+                record.lock().unwrap().insert(lo + i, (expires, token, epoch_ms()));
             }
         });
-        let paths: Vec<String> = toks.iter().map(|t| format!("/api/v1/waitrooms/{show}/ws?access_token={t}")).collect();
-        swarm::open_paths(node.addr, paths, tally.clone(), on, Duration::from_secs(p.max_seconds + 60)).await;
+        let paths: Vec<String> = toks
+            .iter()
+            .map(|t| format!("/api/v1/waitrooms/{show}/ws?access_token={t}"))
+            .collect();
+        swarm::open_paths(
+            node.addr,
+            paths,
+            tally.clone(),
+            on,
+            Duration::from_secs(p.max_seconds + 60),
+        )
+        .await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_sockets: u64 = nodes.iter().map(Server::rss).sum();
@@ -153,9 +212,22 @@ pub async fn run(p: Params) -> Result<(), String> {
     let notify_step = Arc::new(Step::new());
     let sold = Arc::new(AtomicU64::new(0));
     let conflicts = Arc::new(AtomicU64::new(0));
-    http.put(&room_url).bearer_auth(&admin).json(&json!({"paused": false})).send().await.map_err(|e| e.to_string())?;
+    http.put(&room_url)
+        .bearer_auth(&admin)
+        .json(&json!({"paused": false}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let opened = Instant::now();
-    let room0: Value = http.get(&room_url).bearer_auth(&admin).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let room0: Value = http
+        .get(&room_url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
     let a0 = room0["admittedTotal"].as_u64().unwrap_or_default();
     let mut buyers: HashMap<usize, bool> = HashMap::new();
     let mut poll_cursor = p.sockets;
@@ -165,26 +237,65 @@ pub async fn run(p: Params) -> Result<(), String> {
     while opened.elapsed() < Duration::from_secs(p.max_seconds) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Socket shoppers who were told they are in.
-        let ready: Vec<(usize, (i64, String))> = admitted_at.lock().unwrap().iter().filter(|(i, _)| !buyers.contains_key(i)).map(|(i, v)| (*i, v.clone())).collect();
-        for (i, (expires, token)) in ready {
+        let ready: Vec<(usize, (i64, String, i64))> = admitted_at
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| !buyers.contains_key(i))
+            .map(|(i, v)| (*i, v.clone()))
+            .collect();
+        for (i, (expires, token, received)) in ready {
             buyers.insert(i, true);
-            notify_step.record(Duration::from_millis((epoch_ms() - (expires - ttl_ms)).max(0) as u64));
-            racing.push(tokio::spawn(race(http.clone(), bases[i % bases.len()].clone(), show.clone(), tokens.issue(&format!("{run_id}-u{i}"), false, 3600).unwrap_or_default(), token, seats.clone(), [hold_step.clone(), order_step.clone(), pay_step.clone()], sold.clone(), conflicts.clone())));
+            notify_step.record(Duration::from_millis((received - (expires - ttl_ms)).max(0) as u64));
+            racing.push(tokio::spawn(race(
+                http.clone(),
+                bases[i % bases.len()].clone(),
+                show.clone(),
+                tokens.issue(&format!("{run_id}-u{i}"), false, 3600).unwrap_or_default(),
+                token,
+                seats.clone(),
+                [hold_step.clone(), order_step.clone(), pay_step.clone()],
+                sold.clone(),
+                conflicts.clone(),
+            )));
         }
         // Polling shoppers: those next in line beyond the sockets poll.
-        let room: Value = http.get(&room_url).bearer_auth(&admin).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        let room: Value = http
+            .get(&room_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
         let admitted_total = room["admittedTotal"].as_u64().unwrap_or_default() as usize;
         while poll_cursor < p.shoppers && poll_cursor < admitted_total {
             let i = poll_cursor;
             poll_cursor += 1;
             let user = tokens.issue(&format!("{run_id}-u{i}"), false, 3600).unwrap_or_default();
-            let me: Value = match http.get(format!("{}/api/v1/waitrooms/{show}/me", bases[i % bases.len()])).bearer_auth(&user).send().await {
+            let me: Value = match http
+                .get(format!("{}/api/v1/waitrooms/{show}/me", bases[i % bases.len()]))
+                .bearer_auth(&user)
+                .send()
+                .await
+            {
                 Ok(r) => r.json().await.unwrap_or_default(),
                 Err(_) => continue,
             };
             if me["state"] == "ADMITTED" {
                 let adm = me["admissionToken"].as_str().unwrap_or_default().to_owned();
-                racing.push(tokio::spawn(race(http.clone(), bases[i % bases.len()].clone(), show.clone(), user, adm, seats.clone(), [hold_step.clone(), order_step.clone(), pay_step.clone()], sold.clone(), conflicts.clone())));
+                racing.push(tokio::spawn(race(
+                    http.clone(),
+                    bases[i % bases.len()].clone(),
+                    show.clone(),
+                    user,
+                    adm,
+                    seats.clone(),
+                    [hold_step.clone(), order_step.clone(), pay_step.clone()],
+                    sold.clone(),
+                    conflicts.clone(),
+                )));
             }
         }
         if room["soldOut"] == true || (room["queueLength"] == 0 && admitted_total >= p.shoppers) {
@@ -192,22 +303,68 @@ pub async fn run(p: Params) -> Result<(), String> {
         }
     }
     let window = opened.elapsed().as_secs_f64();
-    let room1: Value = http.get(&room_url).bearer_auth(&admin).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let room1: Value = http
+        .get(&room_url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
     for r in racing {
         let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
     }
     let a1 = room1["admittedTotal"].as_u64().unwrap_or_default();
-    let map: Value = http.get(format!("{}/api/v1/shows/{show}/seatmap", bases[0])).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-    let booked = map["seats"].as_array().map(|s| s.iter().filter(|s| s["status"] == "BOOKED").count()).unwrap_or_default();
+    let map: Value = http
+        .get(format!("{}/api/v1/shows/{show}/seatmap", bases[0]))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let booked = map["seats"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["status"] == "BOOKED").count())
+        .unwrap_or_default();
 
-    println!("\njoins: {} in {:.2} s = {:.0} joins/s ({} failed)", p.shoppers, join_secs, p.shoppers as f64 / join_secs, failed.load(Ordering::Relaxed));
-    println!("admission: {} admitted in {:.1} s = {:.2}/s observed, {} configured (server's view: {}/s)", a1 - a0, window, (a1 - a0) as f64 / window, p.rate, room1["observedAdmitRate"]);
-    println!("sockets: {} connected, {} failed", tally.connected.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    println!(
+        "\njoins: {} in {:.2} s = {:.0} joins/s ({} failed)",
+        p.shoppers,
+        join_secs,
+        p.shoppers as f64 / join_secs,
+        failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "admission: {} admitted in {:.1} s = {:.2}/s observed, {} configured (server's view: {}/s)",
+        a1 - a0,
+        window,
+        (a1 - a0) as f64 / window,
+        p.rate,
+        room1["observedAdmitRate"]
+    );
+    println!(
+        "sockets: {} connected, {} failed",
+        tally.connected.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed)
+    );
     println!("per step:");
-    for (name, step) in [("join", &join_step), ("admission tick → socket", &notify_step), ("hold", &hold_step), ("order", &order_step), ("pay", &pay_step)] {
+    for (name, step) in [
+        ("join", &join_step),
+        ("admission tick → socket", &notify_step),
+        ("hold", &hold_step),
+        ("order", &order_step),
+        ("pay", &pay_step),
+    ] {
         println!("{}", step.line(name));
     }
-    println!("seats: {} sold of {} for sale ({} hold conflicts on the way)", booked, sellable.len(), conflicts.load(Ordering::Relaxed));
+    println!(
+        "seats: {} sold of {} for sale ({} hold conflicts on the way)",
+        booked,
+        sellable.len(),
+        conflicts.load(Ordering::Relaxed)
+    );
     if let Some(db) = &p.database_url {
         let pool = sqlx::PgPool::connect(db).await.map_err(|e| e.to_string())?;
         let doubles: i64 = sqlx::query_scalar(
@@ -217,8 +374,15 @@ pub async fn run(p: Params) -> Result<(), String> {
         .fetch_one(&pool)
         .await
         .map_err(|e| e.to_string())?;
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats WHERE show_id = $1").bind(&show).fetch_one(&pool).await.map_err(|e| e.to_string())?;
-        println!("postgres: {rows} booked seat rows, {} confirmed-seat double bookings (must be 0)", doubles);
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats WHERE show_id = $1")
+            .bind(&show)
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "postgres: {rows} booked seat rows, {} confirmed-seat double bookings (must be 0)",
+            doubles
+        );
         if doubles != 0 || rows as usize != booked {
             return Err(format!("double bookings: {doubles}, rows {rows} vs seat map {booked}"));
         }
@@ -253,7 +417,14 @@ async fn race(
     };
     for _ in 0..3 {
         let t = Instant::now();
-        let res = match http.post(format!("{base}/api/v1/holds")).bearer_auth(&user).header("X-Admission-Token", &admission).json(&json!({"showId": show, "seatIds": want})).send().await {
+        let res = match http
+            .post(format!("{base}/api/v1/holds"))
+            .bearer_auth(&user)
+            .header("X-Admission-Token", &admission)
+            .json(&json!({"showId": show, "seatIds": want}))
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(_) => return,
         };
@@ -262,7 +433,10 @@ async fn race(
         let body: Value = res.json().await.unwrap_or_default();
         if status == 409 {
             conflicts.fetch_add(1, Ordering::Relaxed);
-            let avail: Vec<String> = body["error"]["available"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            let avail: Vec<String> = body["error"]["available"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
             if avail.is_empty() {
                 return;
             }
@@ -272,14 +446,26 @@ async fn race(
         }
         let Some(hold) = body["holdId"].as_str() else { return };
         let t = Instant::now();
-        let order: Value = match http.post(format!("{base}/api/v1/orders")).bearer_auth(&user).json(&json!({"holdId": hold})).send().await {
+        let order: Value = match http
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(&user)
+            .json(&json!({"holdId": hold}))
+            .send()
+            .await
+        {
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => return,
         };
         steps[1].record(t.elapsed());
         let Some(id) = order["orderId"].as_str() else { return };
         let t = Instant::now();
-        let paid: Value = match http.post(format!("{base}/api/v1/orders/{id}/confirm-payment")).bearer_auth(&user).json(&json!({"outcome": "SUCCESS"})).send().await {
+        let paid: Value = match http
+            .post(format!("{base}/api/v1/orders/{id}/confirm-payment"))
+            .bearer_auth(&user)
+            .json(&json!({"outcome": "SUCCESS"}))
+            .send()
+            .await
+        {
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => return,
         };
@@ -296,7 +482,9 @@ fn chrono_now() -> String {
 }
 
 fn parse_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]

@@ -41,9 +41,12 @@ async fn json_of(resp: goose::goose::GooseResponse) -> Option<Value> {
 async fn browse(user: &mut GooseUser) -> TransactionResult {
     let t = target();
     user.get_named("/api/v1/movies", "browse: movies").await?;
-    user.get_named(&format!("/api/v1/movies/{}/availability", t.movie), "browse: dates").await?;
-    user.get_named(&format!("/api/v1/movies/{}/shows", t.movie), "browse: shows").await?;
-    user.get_named(&format!("/api/v1/shows/{}/seatmap", t.show), "browse: seat map").await?;
+    user.get_named(&format!("/api/v1/movies/{}/availability", t.movie), "browse: dates")
+        .await?;
+    user.get_named(&format!("/api/v1/movies/{}/shows", t.movie), "browse: shows")
+        .await?;
+    user.get_named(&format!("/api/v1/shows/{}/seatmap", t.show), "browse: seat map")
+        .await?;
     Ok(())
 }
 
@@ -52,12 +55,21 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
     let n = t.next_user.fetch_add(1, Ordering::Relaxed);
     let body = json!({"userId": format!("{}-goose-{n}", t.run)});
     let resp = user.post_json("/api/v1/dev/token", &body).await?;
-    let token = json_of(resp).await.and_then(|v| v["token"].as_str().map(str::to_owned)).unwrap_or_default();
+    let token = json_of(resp)
+        .await
+        .and_then(|v| v["token"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     user.set_session_data(Shopper { token, admission: None });
     Ok(())
 }
 
-async fn send(user: &mut GooseUser, method: GooseMethod, path: &str, name: &'static str, body: Option<Value>) -> Result<Option<Value>, Box<TransactionError>> {
+async fn send(
+    user: &mut GooseUser,
+    method: GooseMethod,
+    path: &str,
+    name: &'static str,
+    body: Option<Value>,
+) -> Result<Option<Value>, Box<TransactionError>> {
     let (token, admission) = match user.get_session_data::<Shopper>() {
         Some(s) => (s.token.clone(), s.admission.clone()),
         None => return Ok(None),
@@ -69,7 +81,12 @@ async fn send(user: &mut GooseUser, method: GooseMethod, path: &str, name: &'sta
     if let Some(b) = body {
         rb = rb.json(&b);
     }
-    let req = GooseRequest::builder().method(method).path(path).name(name).set_request_builder(rb).build();
+    let req = GooseRequest::builder()
+        .method(method)
+        .path(path)
+        .name(name)
+        .set_request_builder(rb)
+        .build();
     Ok(json_of(user.request(req).await?).await)
 }
 
@@ -97,24 +114,64 @@ async fn buy(user: &mut GooseUser) -> TransactionResult {
     let seats: Vec<String> = {
         let mut rng = rand::rng();
         let n = rng.random_range(1..=2);
-        (0..n).map(|_| t.seats[rng.random_range(0..t.seats.len())].clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+        (0..n)
+            .map(|_| t.seats[rng.random_range(0..t.seats.len())].clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     };
-    let hold = send(user, GooseMethod::Post, "/api/v1/holds", "buy: hold", Some(json!({"showId": t.show, "seatIds": seats}))).await?;
-    let Some(hold_id) = hold.as_ref().and_then(|h| h["holdId"].as_str()).map(str::to_owned) else { return Ok(()) };
-    let order = send(user, GooseMethod::Post, "/api/v1/orders", "buy: order", Some(json!({"holdId": hold_id}))).await?;
-    let Some(order_id) = order.as_ref().and_then(|o| o["orderId"].as_str()).map(str::to_owned) else { return Ok(()) };
+    let hold = send(
+        user,
+        GooseMethod::Post,
+        "/api/v1/holds",
+        "buy: hold",
+        Some(json!({"showId": t.show, "seatIds": seats})),
+    )
+    .await?;
+    let Some(hold_id) = hold.as_ref().and_then(|h| h["holdId"].as_str()).map(str::to_owned) else {
+        return Ok(());
+    };
+    let order = send(
+        user,
+        GooseMethod::Post,
+        "/api/v1/orders",
+        "buy: order",
+        Some(json!({"holdId": hold_id})),
+    )
+    .await?;
+    let Some(order_id) = order.as_ref().and_then(|o| o["orderId"].as_str()).map(str::to_owned) else {
+        return Ok(());
+    };
     let path = format!("/api/v1/orders/{order_id}/confirm-payment");
-    send(user, GooseMethod::Post, &path, "buy: pay", Some(json!({"paymentReference": "load", "outcome": "SUCCESS"}))).await?;
+    send(
+        user,
+        GooseMethod::Post,
+        &path,
+        "buy: pay",
+        Some(json!({"paymentReference": "load", "outcome": "SUCCESS"})),
+    )
+    .await?;
     Ok(())
 }
 
 /// Runs the journey: `users` Goose users (3 browsers to 1 buyer), started at
 /// `hatch_rate` per second, for `seconds`.
-pub async fn run(host: &str, t: Target, users: usize, hatch_rate: usize, seconds: usize) -> Result<GooseMetrics, String> {
+pub async fn run(
+    host: &str,
+    t: Target,
+    users: usize,
+    hatch_rate: usize,
+    seconds: usize,
+) -> Result<GooseMetrics, String> {
     let _ = TARGET.set(t);
     let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
         .map_err(|e| e.to_string())?
-        .register_scenario(scenario!("Browser").set_weight(3).map_err(|e| e.to_string())?.register_transaction(transaction!(browse)))
+        .register_scenario(
+            scenario!("Browser")
+                .set_weight(3)
+                .map_err(|e| e.to_string())?
+                .register_transaction(transaction!(browse)),
+        )
         .register_scenario(
             scenario!("Buyer")
                 .set_weight(1)

@@ -87,27 +87,54 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Journey { host, users, hatch_rate, seconds, gate_rate, server_bin } => {
-            journey_cmd(host, users.min(10_000), hatch_rate, seconds.min(3600), gate_rate, server_bin).await
+        Command::Journey {
+            host,
+            users,
+            hatch_rate,
+            seconds,
+            gate_rate,
+            server_bin,
+        } => {
+            journey_cmd(
+                host,
+                users.min(10_000),
+                hatch_rate,
+                seconds.min(3600),
+                gate_rate,
+                server_bin,
+            )
+            .await
         }
-        Command::FlashSale { shoppers, sockets, rate, nodes, max_seconds, concurrency, redis_url, database_url, server_bin } => {
+        Command::FlashSale {
+            shoppers,
+            sockets,
+            rate,
+            nodes,
+            max_seconds,
+            concurrency,
+            redis_url,
+            database_url,
+            server_bin,
+        } => {
             if shoppers > 1_000_000 || sockets > shoppers || sockets > 19_000 * nodes.max(1) {
                 Err("at most 1,000,000 shoppers, sockets ≤ shoppers, and ≤ 19,000 sockets per node".into())
             } else {
                 match loopback(&redis_url) {
                     Err(e) => Err(e),
-                    Ok(redis_url) => flash::run(flash::Params {
-                        shoppers,
-                        sockets,
-                        rate,
-                        nodes: nodes.clamp(1, 8),
-                        max_seconds: max_seconds.min(1800),
-                        concurrency: concurrency.clamp(1, 4096),
-                        redis_url,
-                        database_url,
-                        server_bin,
-                    })
-                    .await,
+                    Ok(redis_url) => {
+                        flash::run(flash::Params {
+                            shoppers,
+                            sockets,
+                            rate,
+                            nodes: nodes.clamp(1, 8),
+                            max_seconds: max_seconds.min(1800),
+                            concurrency: concurrency.clamp(1, 4096),
+                            redis_url,
+                            database_url,
+                            server_bin,
+                        })
+                        .await
+                    }
                 }
             }
         }
@@ -126,7 +153,13 @@ async fn main() {
 
 /// Load tests target this machine only.
 fn loopback(url: &str) -> Result<String, String> {
-    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
     if host == "localhost" || host.starts_with("127.") {
         Ok(url.to_owned())
     } else {
@@ -160,7 +193,12 @@ async fn journey_cmd(
     let map = get_json(&format!("{host}/api/v1/shows/{show}/seatmap")).await?;
     let seats: Vec<String> = map["seats"]
         .as_array()
-        .map(|s| s.iter().filter(|s| s["status"] == "AVAILABLE").filter_map(|s| s["id"].as_str().map(str::to_owned)).collect())
+        .map(|s| {
+            s.iter()
+                .filter(|s| s["status"] == "AVAILABLE")
+                .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(rate) = gate_rate {
         let admin = showgate::auth::Tokens::new(showgate::config::DEV_JWT_SECRET)

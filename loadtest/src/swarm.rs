@@ -54,7 +54,13 @@ pub async fn open(
 }
 
 /// Like `open`, one socket per path (each with its own query, e.g. a token).
-pub async fn open_paths(server: SocketAddr, paths: Vec<String>, tally: Arc<Tally>, on_message: OnMessage, hold_for: Duration) {
+pub async fn open_paths(
+    server: SocketAddr,
+    paths: Vec<String>,
+    tally: Arc<Tally>,
+    on_message: OnMessage,
+    hold_for: Duration,
+) {
     let count = paths.len();
     let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(count.max(1));

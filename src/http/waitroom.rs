@@ -169,9 +169,13 @@ async fn socket(
                 tokio::time::Instant::now() + Duration::from_secs(3600)
             };
             tokio::select! {
-                changed = reg.view.changed(), if !pending => {
+                changed = reg.view.changed() => {
                     if changed.is_err() { break; }
                     pending = true;
+                    // Admission (and the end of the room) is news that does not wait.
+                    if !matches!(*reg.view.borrow(), SocketView::Queued { .. } | SocketView::PreQueued { .. }) {
+                        next_send = tokio::time::Instant::now();
+                    }
                 }
                 _ = tokio::time::sleep_until(wait), if pending => {}
                 incoming = stream.next() => match incoming {
