@@ -1,6 +1,7 @@
 //! `sg-load`: load tests and benchmarks for showgate. Every run targets
 //! loopback only, is bounded in users and time, and stops by itself.
 
+mod bench;
 mod flash;
 mod journey;
 mod server;
@@ -22,6 +23,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmarks against raw Redis in the same run: holds, joins, fan-out, memory per socket.
+    Bench {
+        /// Which parts: holds, joins, fanout, memory (comma-separated), or all.
+        #[arg(long, default_value = "all", value_delimiter = ',')]
+        parts: Vec<String>,
+        /// Fan-out sizes (sockets).
+        #[arg(long, default_value = "10000,50000,100000", value_delimiter = ',')]
+        fanout: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
+    },
+    /// (internal) A client process of the fan-out benchmark.
+    #[command(hide = true)]
+    WsWorker {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        show: String,
+        #[arg(long)]
+        sockets: usize,
+        #[arg(long)]
+        worker: usize,
+    },
     /// The HTTP journey as Goose scenarios (browse; join, poll, hold, order, pay) against a server.
     Journey {
         /// Base URL of a running showgate (loopback only); unset starts one (memory engine).
@@ -87,6 +117,36 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench {
+            parts,
+            fanout,
+            seconds,
+            connections,
+            redis_url,
+            server_bin,
+        } => {
+            bench_cmd(
+                parts,
+                fanout,
+                seconds.clamp(1, 600),
+                connections.clamp(1, 2048),
+                redis_url,
+                server_bin,
+            )
+            .await
+        }
+        Command::WsWorker {
+            addr,
+            show,
+            sockets,
+            worker: _,
+        } => {
+            if !addr.ip().is_loopback() {
+                Err("loopback only".into())
+            } else {
+                bench::worker(addr, &show, sockets.min(19_000)).await
+            }
+        }
         Command::Journey {
             host,
             users,
@@ -149,6 +209,44 @@ async fn main() {
         eprintln!("sg-load: {e}");
         std::process::exit(1);
     }
+}
+
+async fn bench_cmd(
+    parts: Vec<String>,
+    fanout: Vec<usize>,
+    seconds: u64,
+    connections: usize,
+    redis_url: String,
+    server_bin: PathBuf,
+) -> Result<(), String> {
+    let ctx = bench::Ctx {
+        redis_url: loopback(&redis_url)?,
+        server_bin: server_bin.clone(),
+        seconds,
+        connections,
+    };
+    let all = parts.iter().any(|p| p == "all");
+    let want = |p: &str| all || parts.iter().any(|x| x == p);
+    println!(
+        "sg-load bench on {} cores; server {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        server_bin.display()
+    );
+    if want("holds") {
+        bench::holds(&ctx).await?;
+    }
+    if want("joins") {
+        bench::joins(&ctx).await?;
+    }
+    if want("fanout") {
+        for n in fanout {
+            bench::fanout(&ctx, n.min(200_000)).await?;
+        }
+    }
+    if want("memory") {
+        ws_idle(10_000, server_bin, Some(ctx.redis_url.clone()), "pvr-forum-1").await?;
+    }
+    Ok(())
 }
 
 /// Load tests target this machine only.

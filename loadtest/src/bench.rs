@@ -1,0 +1,486 @@
+//! Benchmarks measured in one run on one machine, against raw Redis as the
+//! ceiling: holds against `redis-benchmark` running the same Lua script,
+//! joins against raw ZADD, the time for one seat change to reach every
+//! seat-map socket (several server and client processes, one Redis), and
+//! memory per idle socket. Reports, not pass/fail tests.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use showgate::auth::Tokens;
+use showgate::config::DEV_JWT_SECRET;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::flash::Step;
+use crate::server::Server;
+use crate::swarm;
+
+pub struct Ctx {
+    pub redis_url: String,
+    pub server_bin: PathBuf,
+    pub seconds: u64,
+    pub connections: usize,
+}
+
+fn redis_host_port(url: &str) -> (String, String) {
+    let hp = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379");
+    let (h, p) = hp.rsplit_once(':').unwrap_or((hp, "6379"));
+    (h.to_owned(), p.to_owned())
+}
+
+/// Runs redis-benchmark (`__rand_int__` in 0..keyspace) and answers
+/// (requests/s, p50 ms, p99 ms).
+async fn redis_benchmark(
+    url: &str,
+    clients: usize,
+    requests: usize,
+    keyspace: usize,
+    args: &[&str],
+) -> Result<(f64, f64, f64), String> {
+    let (host, port) = redis_host_port(url);
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port, "-c", &clients.to_string(), "-n", &requests.to_string()])
+        .args(["-r", &keyspace.to_string(), "--csv"])
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("redis-benchmark: {e} (install redis-tools)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or("redis-benchmark printed nothing")?;
+    let cols: Vec<f64> = line.split("\",\"").skip(1).map(|c| c.trim_matches('"').parse().unwrap_or(0.0)).collect();
+    match cols.as_slice() {
+        [rps, _avg, _min, p50, _p95, p99, ..] => Ok((*rps, *p50, *p99)),
+        _ => Err(format!("unexpected redis-benchmark output: {line}")),
+    }
+}
+
+/// Closed-loop (`rate` None: as fast as `connections` allow) or open-loop
+/// (`rate` per second, latency from the scheduled send time) HTTP load.
+async fn http_load<F>(connections: usize, seconds: u64, rate: Option<f64>, make: F) -> (f64, Arc<Step>, u64)
+where
+    F: Fn(usize, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let step = Arc::new(Step::new());
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (make, step, done, errors) = (make.clone(), step.clone(), done.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let period = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+            let mut next = Instant::now()
+                + period
+                    .map(|p| p.mul_f64(c as f64 / connections as f64))
+                    .unwrap_or_default();
+            let mut i = 0u64;
+            while Instant::now() < end {
+                if period.is_some() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
+                let scheduled = if period.is_some() { next } else { Instant::now() };
+                match make(c, i).send().await {
+                    Ok(r) if r.status().as_u16() < 500 => {
+                        let _ = r.bytes().await;
+                        step.record(scheduled.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                i += 1;
+                if let Some(p) = period {
+                    next += p;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    (
+        done.load(Ordering::Relaxed) as f64 / secs,
+        step,
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+fn client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap_or_default()
+}
+
+async fn imax_shows(base: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for movie in ["dune-3", "monsoon-heist", "kaalachakra", "paper-planets"] {
+        let shows: Value = http
+            .get(format!("{base}/api/v1/movies/{movie}/shows"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        for s in shows["shows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["screenId"] == "inox-imax")
+        {
+            let id = s["id"].as_str().unwrap_or_default().to_owned();
+            let map: Value = http
+                .get(format!("{base}/api/v1/shows/{id}/seatmap"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let seats = map["seats"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter(|s| s["status"] == "AVAILABLE")
+                        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((id, seats));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn holds(ctx: &Ctx) -> Result<(), String> {
+    let prefix = format!("sgbench:{}:", std::process::id());
+    let server = Server::start(
+        &ctx.server_bin,
+        &[
+            ("REDIS_URL".into(), ctx.redis_url.clone()),
+            ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+        ],
+    )
+    .await?;
+    let base = format!("http://{}", server.addr);
+
+    // The ceiling: the same hold script through redis-benchmark.
+    let mut conn = redis::Client::open(ctx.redis_url.as_str())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let source = concat!(
+        include_str!("../../lua/common.lua"),
+        include_str!("../../lua/seats_hold.lua")
+    );
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(source)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let k = showgate::keys::Keys::new(format!("{prefix}raw:")).show("bench");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+        .to_string();
+    let keys = k.script_keys();
+    let args = [
+        "EVALSHA",
+        &sha,
+        "6",
+        keys[0],
+        keys[1],
+        keys[2],
+        keys[3],
+        keys[4],
+        keys[5],
+        "bench",
+        &k.channel,
+        "PUBLISH",
+        &now,
+        "3600000",
+        "user:__rand_int__",
+        "hold:__rand_int__",
+        "300000",
+        "A__rand_int__",
+    ];
+    // The same shape on both sides: one show of 1,195 seats, 1,195 shoppers
+    // each holding one random seat (a new hold replaces their last); about
+    // half the attempts conflict once the show fills, as on a sale night.
+    let shows = imax_shows(&base).await?;
+    let (show, seats) = shows.into_iter().next().ok_or("no flash-sale show")?;
+    let space = seats.len();
+    let requests = 100_000;
+    let (raw_rps, raw_p50, raw_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &args).await?;
+
+    // showgate: POST /holds over HTTP.
+    let seats = Arc::new(seats);
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..space).map(|c| Tokens::new(DEV_JWT_SECRET).issue(&format!("bench-{c}"), false, 3600).unwrap_or_default()).collect(),
+    );
+    let http = client(ctx.connections);
+    let url = format!("{base}/api/v1/holds");
+    let make = {
+        let (seats, tokens, http, url) = (seats.clone(), tokens.clone(), http.clone(), url.clone());
+        move |_c: usize, _i: u64| {
+            let mut rng = rand::rng();
+            let seat = &seats[rng.random_range(0..seats.len())];
+            let user = &tokens[rng.random_range(0..tokens.len())];
+            http.post(&url).bearer_auth(user).json(&json!({"showId": show, "seatIds": [seat]}))
+        }
+    };
+    let (rps, step, errors) = http_load(ctx.connections, ctx.seconds, None, make.clone()).await;
+    println!(
+        "holds, max throughput ({} connections, {} s):",
+        ctx.connections, ctx.seconds
+    );
+    println!(
+        "  redis-benchmark EVALSHA seats_hold (50 clients, 1,195 seats and shoppers): {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms"
+    );
+    println!(
+        "  showgate POST /holds: {rps:.0} req/s = {:.0}% of raw ({errors} errors)",
+        100.0 * rps / raw_rps
+    );
+    println!("{}", step.line("POST /holds (closed loop)"));
+    let half = rps / 2.0;
+    let (_, step, errors) = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
+    println!("holds at half that rate ({half:.0} req/s, open loop, latency from the scheduled send):");
+    println!("{}  ({errors} errors)", step.line("POST /holds"));
+    let _ = redis::cmd("EVAL")
+        .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+        .arg(0)
+        .arg(format!("{prefix}*"))
+        .query_async::<()>(&mut conn)
+        .await;
+    Ok(())
+}
+
+pub async fn joins(ctx: &Ctx) -> Result<(), String> {
+    let prefix = format!("sgbench:{}:", std::process::id());
+    let server = Server::start(
+        &ctx.server_bin,
+        &[
+            ("REDIS_URL".into(), ctx.redis_url.clone()),
+            ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+        ],
+    )
+    .await?;
+    let base = format!("http://{}", server.addr);
+    let shows = imax_shows(&base).await?;
+    let show = shows.first().map(|s| s.0.clone()).ok_or("no show")?;
+    let admin = Tokens::new(DEV_JWT_SECRET)
+        .issue("bench-ops", true, 3600)
+        .map_err(|e| e.to_string())?;
+    let http = client(ctx.connections);
+    http.put(format!("{base}/api/v1/admin/waitrooms/{show}"))
+        .bearer_auth(admin)
+        .json(&json!({"admitRatePerSecond": 1, "paused": true}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let zkey = format!("{prefix}raw:z");
+    let (raw_rps, raw_p50, raw_p99) = redis_benchmark(
+        &ctx.redis_url,
+        50,
+        300_000,
+        100_000_000,
+        &["ZADD", &zkey, "__rand_int__", "m:__rand_int__"],
+    )
+    .await?;
+    let tokens = Arc::new(Tokens::new(DEV_JWT_SECRET));
+    let url = format!("{base}/api/v1/waitrooms/{show}/join");
+    let make = move |c: usize, i: u64| {
+        let token = tokens.issue(&format!("j{c}-{i}"), false, 3600).unwrap_or_default();
+        http.post(&url).bearer_auth(token)
+    };
+    let (rps, step, errors) = http_load(ctx.connections, ctx.seconds, None, make).await;
+    println!(
+        "joins ({} connections, {} s, each a new shopper):",
+        ctx.connections, ctx.seconds
+    );
+    println!("  redis-benchmark ZADD (50 clients): {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms");
+    println!(
+        "  showgate POST /waitrooms/{{show}}/join: {rps:.0} req/s = {:.0}% of raw ({errors} errors)",
+        100.0 * rps / raw_rps
+    );
+    println!("{}", step.line("POST join"));
+    if rps > 0.0 {
+        println!("  at this rate 1,000,000 joins take {:.0} s", 1_000_000.0 / rps);
+    }
+    let mut conn = redis::Client::open(ctx.redis_url.as_str())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = redis::cmd("EVAL")
+        .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+        .arg(0)
+        .arg(format!("{prefix}*"))
+        .query_async::<()>(&mut conn)
+        .await;
+    Ok(())
+}
+
+/// Sockets per server and per client process (each under the 20,000 file limit).
+const PER_PROCESS: usize = 17_000;
+
+/// One change reaching `total` seat-map sockets spread over several server
+/// and client processes on one Redis.
+pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
+    let servers_n = total.div_ceil(PER_PROCESS).max(1);
+    let prefix = format!("sgbench:{}:", std::process::id());
+    let envs = vec![
+        ("REDIS_URL".to_owned(), ctx.redis_url.clone()),
+        ("REDIS_KEY_PREFIX".to_owned(), prefix),
+        ("WS_PING_SECONDS".to_owned(), "600".to_owned()),
+    ];
+    let mut servers = Vec::new();
+    for _ in 0..servers_n {
+        servers.push(Server::start(&ctx.server_bin, &envs).await?);
+    }
+    let base = format!("http://{}", servers[0].addr);
+    let shows = imax_shows(&base).await?;
+    let show = shows.first().map(|s| s.0.clone()).ok_or("no show")?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut workers = Vec::new();
+    for (n, server) in servers.iter().enumerate() {
+        let count = PER_PROCESS.min(total - n * PER_PROCESS.min(total));
+        let count = if n == servers_n - 1 {
+            total - PER_PROCESS * (servers_n - 1)
+        } else {
+            count
+        };
+        let mut child = tokio::process::Command::new(&exe)
+            .args([
+                "ws-worker",
+                "--addr",
+                &server.addr.to_string(),
+                "--show",
+                &show,
+                "--sockets",
+                &count.to_string(),
+                "--worker",
+                &n.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        workers.push((child, lines));
+    }
+    for (_, lines) in workers.iter_mut() {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await {
+                Ok(Ok(Some(l))) if l.starts_with("READY") => break,
+                Ok(Ok(Some(_))) => continue,
+                _ => return Err("a worker did not get its sockets up in 300 s".into()),
+            }
+        }
+    }
+    let rss: u64 = servers.iter().map(Server::rss).sum();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let token = Tokens::new(DEV_JWT_SECRET)
+        .issue("fanout-trigger", false, 3600)
+        .map_err(|e| e.to_string())?;
+    let t0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/holds"))
+        .bearer_auth(token)
+        .json(&json!({"showId": show, "seatIds": ["M10"]}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if res.status() != 201 {
+        return Err(format!("the triggering hold answered {}", res.status()));
+    }
+    let mut lat: Vec<i64> = Vec::with_capacity(total);
+    for (_, lines) in workers.iter_mut() {
+        while let Ok(Ok(Some(l))) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await {
+            if let Some(json) = l.strip_prefix("TIMES ") {
+                let times: Vec<i64> = serde_json::from_str(json).unwrap_or_default();
+                lat.extend(times.into_iter().map(|t| t - t0));
+                break;
+            }
+        }
+    }
+    lat.sort_unstable();
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "fan-out to {total} seat-map sockets ({servers_n} server + {servers_n} client processes, one Redis): {} received; from the hold request: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; servers' RSS {:.0} MiB",
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+        rss as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+/// A client process of the fan-out bench: opens sockets, says READY, then
+/// prints when each socket received its first delta (epoch µs).
+pub async fn worker(addr: std::net::SocketAddr, show: &str, sockets: usize) -> Result<(), String> {
+    let times = Arc::new(std::sync::Mutex::new(Vec::with_capacity(sockets)));
+    let snapshots = Arc::new(AtomicU64::new(0));
+    let (t, s) = (times.clone(), snapshots.clone());
+    let on: swarm::OnMessage = Arc::new(move |_, v, _| match v["type"].as_str() {
+        Some("snapshot") => {
+            s.fetch_add(1, Ordering::Relaxed);
+        }
+        Some("delta") => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or_default();
+            t.lock().unwrap().push(now);
+        }
+        _ => {}
+    });
+    let tally = Arc::new(swarm::Tally::default());
+    swarm::open(
+        addr,
+        &format!("/api/v1/shows/{show}/seats/ws"),
+        sockets,
+        tally.clone(),
+        on,
+        Duration::from_secs(600),
+    )
+    .await;
+    swarm::wait_until(Duration::from_secs(120), || {
+        snapshots.load(Ordering::Relaxed) as usize >= sockets
+    })
+    .await;
+    println!("READY {}", snapshots.load(Ordering::Relaxed));
+    let connected = tally.connected.load(Ordering::Relaxed) as usize;
+    swarm::wait_until(Duration::from_secs(30), || times.lock().unwrap().len() >= connected).await;
+    let list = times.lock().unwrap().clone();
+    println!("TIMES {}", serde_json::to_string(&list).unwrap_or_default());
+    Ok(())
+}
