@@ -358,7 +358,9 @@ pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
     }
     let base = format!("http://{}", servers[0].addr);
     let shows = imax_shows(&base).await?;
-    let show = shows.first().map(|s| s.0.clone()).ok_or("no show")?;
+    // A show and seat of their own per run: the change must be a change.
+    let (show, seats) = shows.get(total % shows.len()).cloned().ok_or("no show")?;
+    let seat = seats[total % seats.len()].clone();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut workers = Vec::new();
     for (n, server) in servers.iter().enumerate() {
@@ -400,7 +402,7 @@ pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
     let rss: u64 = servers.iter().map(Server::rss).sum();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let token = Tokens::new(DEV_JWT_SECRET)
-        .issue("fanout-trigger", false, 3600)
+        .issue(&format!("fanout-trigger-{total}"), false, 3600)
         .map_err(|e| e.to_string())?;
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -409,7 +411,7 @@ pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/holds"))
         .bearer_auth(token)
-        .json(&json!({"showId": show, "seatIds": ["M10"]}))
+        .json(&json!({"showId": show, "seatIds": [seat]}))
         .send()
         .await
         .map_err(|e| e.to_string())?;

@@ -13,14 +13,21 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// Sockets per source address (well under the ephemeral port range).
-const PER_SOURCE: usize = 20_000;
+/// Sockets per source address (well under the ephemeral port range, which
+/// earlier runs' TIME_WAIT sockets also occupy).
+const PER_SOURCE: usize = 4_000;
 /// Handshakes in flight at once.
 const CONNECT_CONCURRENCY: usize = 256;
 
-/// The source address of socket `i`: 127.0.1.1, 127.0.1.2, ...
+/// The source address of socket `i` of this process: from 127.0.1.1 on,
+/// PER_SOURCE sockets each, starting at an offset drawn from the process
+/// id so that consecutive runs and parallel workers use other addresses.
 pub fn source_addr(i: usize) -> SocketAddr {
-    let n = (i / PER_SOURCE) as u32 + 1;
+    source_addr_from(i, (std::process::id() as usize % 10_000) * 64)
+}
+
+fn source_addr_from(i: usize, offset: usize) -> SocketAddr {
+    let n = ((offset + i / PER_SOURCE) % 0x00ff_0000) as u32 + 1;
     SocketAddr::from((Ipv4Addr::from(0x7f00_0100 + n), 0))
 }
 
@@ -152,10 +159,13 @@ mod tests {
 
     #[test]
     fn sources_spread_over_loopback_addresses_without_running_out_of_ports() {
-        assert_eq!(source_addr(0).ip(), Ipv4Addr::new(127, 0, 1, 1));
-        assert_eq!(source_addr(PER_SOURCE - 1).ip(), Ipv4Addr::new(127, 0, 1, 1));
-        assert_eq!(source_addr(PER_SOURCE).ip(), Ipv4Addr::new(127, 0, 1, 2));
-        assert_eq!(source_addr(1_000_000).ip(), Ipv4Addr::new(127, 0, 1, 51));
-        assert!(source_addr(5_000_000).ip().is_loopback());
+        assert_eq!(source_addr_from(0, 0).ip(), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(source_addr_from(PER_SOURCE - 1, 0).ip(), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(source_addr_from(PER_SOURCE, 0).ip(), Ipv4Addr::new(127, 0, 1, 2));
+        assert_eq!(source_addr_from(1_000_000, 0).ip(), Ipv4Addr::new(127, 0, 1, 251));
+        assert_eq!(source_addr_from(0, 300).ip(), Ipv4Addr::new(127, 0, 2, 45));
+        for i in [0, 5_000_000, 100_000_000] {
+            assert!(source_addr_from(i, 639_936).ip().is_loopback());
+        }
     }
 }
