@@ -48,7 +48,16 @@ async fn redis_benchmark(
 ) -> Result<(f64, f64, f64), String> {
     let (host, port) = redis_host_port(url);
     let out = tokio::process::Command::new("redis-benchmark")
-        .args(["-h", &host, "-p", &port, "-c", &clients.to_string(), "-n", &requests.to_string()])
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &requests.to_string(),
+        ])
         .args(["-r", &keyspace.to_string(), "--csv"])
         .args(args)
         .output()
@@ -56,7 +65,11 @@ async fn redis_benchmark(
         .map_err(|e| format!("redis-benchmark: {e} (install redis-tools)"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().ok_or("redis-benchmark printed nothing")?;
-    let cols: Vec<f64> = line.split("\",\"").skip(1).map(|c| c.trim_matches('"').parse().unwrap_or(0.0)).collect();
+    let cols: Vec<f64> = line
+        .split("\",\"")
+        .skip(1)
+        .map(|c| c.trim_matches('"').parse().unwrap_or(0.0))
+        .collect();
     match cols.as_slice() {
         [rps, _avg, _min, p50, _p95, p99, ..] => Ok((*rps, *p50, *p99)),
         _ => Err(format!("unexpected redis-benchmark output: {line}")),
@@ -234,7 +247,13 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     // showgate: POST /holds over HTTP.
     let seats = Arc::new(seats);
     let tokens: Arc<Vec<String>> = Arc::new(
-        (0..space).map(|c| Tokens::new(DEV_JWT_SECRET).issue(&format!("bench-{c}"), false, 3600).unwrap_or_default()).collect(),
+        (0..space)
+            .map(|c| {
+                Tokens::new(DEV_JWT_SECRET)
+                    .issue(&format!("bench-{c}"), false, 3600)
+                    .unwrap_or_default()
+            })
+            .collect(),
     );
     let http = client(ctx.connections);
     let url = format!("{base}/api/v1/holds");
@@ -244,7 +263,9 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
             let mut rng = rand::rng();
             let seat = &seats[rng.random_range(0..seats.len())];
             let user = &tokens[rng.random_range(0..tokens.len())];
-            http.post(&url).bearer_auth(user).json(&json!({"showId": show, "seatIds": [seat]}))
+            http.post(&url)
+                .bearer_auth(user)
+                .json(&json!({"showId": show, "seatIds": [seat]}))
         }
     };
     let (rps, step, errors) = http_load(ctx.connections, ctx.seconds, None, make.clone()).await;

@@ -88,14 +88,7 @@ pub async fn run(p: Params) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let tokens = Arc::new(Tokens::new(DEV_JWT_SECRET));
     let admin = tokens.issue("loadtest-ops", true, 3600).map_err(|e| e.to_string())?;
-    let shows: Value = http
-        .get(format!("{}/api/v1/movies/dune-3/shows", bases[0]))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let shows: Value = get_json(&http, &format!("{}/api/v1/movies/dune-3/shows", bases[0]), None).await?;
     let now = chrono_now();
     let show = shows["shows"]
         .as_array()
@@ -106,14 +99,7 @@ pub async fn run(p: Params) -> Result<(), String> {
         .and_then(|s| s["id"].as_str())
         .ok_or("no future flash-sale show in the demo catalog")?
         .to_owned();
-    let map: Value = http
-        .get(format!("{}/api/v1/shows/{show}/seatmap", bases[0]))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let map: Value = get_json(&http, &format!("{}/api/v1/shows/{show}/seatmap", bases[0]), None).await?;
     let sellable: Vec<String> = map["seats"]
         .as_array()
         .map(|s| {
@@ -219,15 +205,7 @@ pub async fn run(p: Params) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let opened = Instant::now();
-    let room0: Value = http
-        .get(&room_url)
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let room0: Value = get_json(&http, &room_url, Some(&admin)).await?;
     let a0 = room0["admittedTotal"].as_u64().unwrap_or_default();
     let mut buyers: HashMap<usize, bool> = HashMap::new();
     let mut poll_cursor = p.sockets;
@@ -260,15 +238,7 @@ pub async fn run(p: Params) -> Result<(), String> {
             )));
         }
         // Polling shoppers: those next in line beyond the sockets poll.
-        let room: Value = http
-            .get(&room_url)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let room: Value = get_json(&http, &room_url, Some(&admin)).await?;
         let admitted_total = room["admittedTotal"].as_u64().unwrap_or_default() as usize;
         while poll_cursor < p.shoppers && poll_cursor < admitted_total {
             let i = poll_cursor;
@@ -303,27 +273,12 @@ pub async fn run(p: Params) -> Result<(), String> {
         }
     }
     let window = opened.elapsed().as_secs_f64();
-    let room1: Value = http
-        .get(&room_url)
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let room1: Value = get_json(&http, &room_url, Some(&admin)).await?;
     for r in racing {
         let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
     }
     let a1 = room1["admittedTotal"].as_u64().unwrap_or_default();
-    let map: Value = http
-        .get(format!("{}/api/v1/shows/{show}/seatmap", bases[0]))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let map: Value = get_json(&http, &format!("{}/api/v1/shows/{show}/seatmap", bases[0]), None).await?;
     let booked = map["seats"]
         .as_array()
         .map(|s| s.iter().filter(|s| s["status"] == "BOOKED").count())
@@ -396,6 +351,20 @@ pub async fn run(p: Params) -> Result<(), String> {
         rss_sockets.saturating_sub(rss_before) as f64 / p.sockets.max(1) as f64
     );
     Ok(())
+}
+
+/// GET a JSON document, with a bearer token if given.
+async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Result<Value, String> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[allow(clippy::too_many_arguments)]
