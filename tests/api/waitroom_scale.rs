@@ -118,7 +118,7 @@ async fn watch_sockets(c: &Cluster, users: &[String], board: &Board) {
 #[tokio::test]
 async fn two_nodes_admit_at_the_global_rate_and_every_socket_knows_its_exact_place() {
     let c = Cluster::start(2, common::redis_url(), &[]).await;
-    c.put(json!({"admitRatePerSecond": 50, "burst": 5, "maxActive": 100000, "paused": true}))
+    c.put(json!({"admitRatePerSecond": 50, "burst": 10, "maxActive": 100000, "paused": true}))
         .await;
     // 2,000 shoppers join, half through each node, at full speed.
     let users: Vec<String> = (0..2000).map(|i| format!("shopper-{i:04}")).collect();
