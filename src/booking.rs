@@ -54,6 +54,8 @@ pub struct Booking {
     pub records: Arc<dyn Records>,
     /// Told when an order is confirmed: the shopper's admission is used up.
     pub waitrooms: Arc<dyn crate::waitroom::WaitingRooms>,
+    /// Where the outbox is relayed (a Redis Stream, or in process).
+    pub events: Arc<dyn crate::events::EventSink>,
     pub limits: Limits,
 }
 

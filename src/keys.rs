@@ -110,6 +110,11 @@ impl Keys {
         }
     }
 
+    /// The Redis Stream the outbox is relayed to.
+    pub fn event_stream(&self) -> String {
+        format!("{}events:orders", self.prefix)
+    }
+
     /// The set of shows with a waiting room. Outside any show's hash tag:
     /// only admin writes and the nodes' config refresh touch it.
     pub fn room_index(&self) -> String {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod keys;
 pub mod live;

@@ -21,6 +21,7 @@ use crate::engine::SeatLocks;
 use crate::engine::memory::MemorySeatLocks;
 use crate::engine::redis::RedisSeatLocks;
 use crate::engine::redis_conn::RedisHandle;
+use crate::events::{EventSink, MemoryStream, RedisStream};
 use crate::http::{self, AppState, Inner};
 use crate::keys::Keys;
 use crate::live::hub::{LINGER, SeatHub};
@@ -66,16 +67,23 @@ pub struct Application {
     pub state: AppState,
 }
 
-/// The seat locks and the waiting rooms, on Redis (one shared connection)
-/// or in process.
-pub async fn engines(settings: &Settings) -> Result<(Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>), StartError> {
+/// Seat locks, waiting rooms and the event stream.
+pub type Engines = (Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>, Arc<dyn EventSink>);
+
+/// The seat locks, the waiting rooms and the event stream, on Redis (one
+/// shared connection) or in process.
+pub async fn engines(settings: &Settings) -> Result<Engines, StartError> {
     let times = LockTimes {
         retention_ms: HOLD_RECORD_RETENTION.as_millis() as i64,
         order_grace_ms: ORDER_LOCK_GRACE.as_millis() as i64,
     };
     if !settings.uses_redis() {
         let locks: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(times));
-        return Ok((locks.clone(), Arc::new(MemoryWaitingRooms::new(locks))));
+        return Ok((
+            locks.clone(),
+            Arc::new(MemoryWaitingRooms::new(locks)),
+            Arc::new(MemoryStream::default()),
+        ));
     }
     let setting = if settings.redis_cluster_nodes.is_empty() {
         "REDIS_URL"
@@ -95,7 +103,12 @@ pub async fn engines(settings: &Settings) -> Result<(Arc<dyn SeatLocks>, Arc<dyn
         setting,
         cause: e.to_string(),
     })?;
-    Ok((Arc::new(locks), Arc::new(RedisWaitingRooms::new(handle, keys))))
+    let stream = RedisStream::new(handle.clone(), keys.event_stream());
+    Ok((
+        Arc::new(locks),
+        Arc::new(RedisWaitingRooms::new(handle, keys)),
+        Arc::new(stream),
+    ))
 }
 
 /// Connects to Postgres and runs the migrations, or answers the in-process store.
@@ -167,7 +180,7 @@ impl Application {
                  and POST /api/v1/dev/token is open. Set JWT_SECRET for anything but a developer machine."
             );
         }
-        let (locks, waitrooms) = engines(&settings).await?;
+        let (locks, waitrooms, events) = engines(&settings).await?;
         let records = records(&settings).await?;
         let catalog = Arc::new(load_catalog(&settings, records.as_ref()).await?);
         tracing::info!(
@@ -182,6 +195,7 @@ impl Application {
             locks,
             records,
             waitrooms: waitrooms.clone(),
+            events,
             limits: Limits {
                 hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
                 order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,

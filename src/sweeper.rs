@@ -2,7 +2,8 @@
 //! - seat expiry: every show's deadline set, through the expire script (not
 //!   keyspace notifications, which are lazy and node-local in a cluster);
 //! - order expiry: PAYMENT_PENDING orders past `expiresAt`;
-//! - reconciliation: orders whose seat change Redis has not been told of.
+//! - reconciliation: orders whose seat change Redis has not been told of;
+//! - the outbox relay to the event stream.
 //! Every node runs them; each step is atomic and idempotent, so nodes racing
 //! over the same show or order is harmless.
 
@@ -27,7 +28,8 @@ pub fn spawn(booking: Arc<Booking>, every: Duration, stop: CancellationToken) ->
     vec![
         tokio::spawn(run(stop.clone(), every, booking.clone(), expire_seats)),
         tokio::spawn(run(stop.clone(), every, booking.clone(), expire_orders)),
-        tokio::spawn(run(stop, every * 4, booking, reconcile)),
+        tokio::spawn(run(stop.clone(), every * 4, booking.clone(), reconcile)),
+        tokio::spawn(run(stop, every, booking, relay_events)),
     ]
 }
 
@@ -94,5 +96,23 @@ pub async fn reconcile(booking: Arc<Booking>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
+    }
+}
+
+/// One pass of the outbox relay.
+pub async fn relay_events(booking: Arc<Booking>) {
+    loop {
+        match booking
+            .records
+            .relay_outbox(crate::events::RELAY_BATCH, booking.events.as_ref())
+            .await
+        {
+            Ok(n) if n as i64 == crate::events::RELAY_BATCH => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay failed; the events stay in the outbox");
+                return;
+            }
+        }
     }
 }

@@ -565,6 +565,40 @@ async fn the_catalog_round_trips(records: Arc<dyn Records>) {
     assert_eq!(catalog.movie("dune-3"), demo.movies.iter().find(|m| m.id == "dune-3"));
 }
 
+struct FailingSink;
+
+#[async_trait::async_trait]
+impl showgate::events::EventSink for FailingSink {
+    async fn append(&self, _: &[showgate::events::OutboxEvent]) -> showgate::error::Result<()> {
+        Err(showgate::error::Error::Unavailable("the stream is down".into()))
+    }
+}
+
+async fn outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails(records: Arc<dyn Records>) {
+    let now = Utc::now();
+    let a = order("alice", "h1", &["A1"], now);
+    records.create_order(&a).await.unwrap();
+    records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap();
+    assert!(records.relay_outbox(10, &FailingSink).await.is_err());
+    let sink = showgate::events::MemoryStream::default();
+    assert_eq!(records.relay_outbox(1, &sink).await.unwrap(), 1);
+    assert_eq!(records.relay_outbox(10, &sink).await.unwrap(), 1);
+    assert_eq!(
+        records.relay_outbox(10, &sink).await.unwrap(),
+        0,
+        "nothing is relayed twice"
+    );
+    let events = sink.events();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(topics, vec!["order.created", "booking.confirmed"]);
+    assert!(events[0].id < events[1].id);
+    assert_eq!(events[1].payload["orderId"], serde_json::json!(a.id));
+    assert_eq!(events[1].payload["status"], "CONFIRMED");
+}
+
 macro_rules! record_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_records {
@@ -584,6 +618,7 @@ record_cases!(
     history_pages_newest_first,
     the_first_idempotent_response_wins,
     the_catalog_round_trips,
+    outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails,
 );
 
 // ---- differential: random histories, both engines, identical answers -------

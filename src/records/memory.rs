@@ -21,6 +21,20 @@ struct State {
     booked: HashMap<(String, String), Uuid>,
     idempotency: HashMap<(String, String), StoredResponse>,
     catalog: Option<CatalogData>,
+    /// (event, relayed) in the order written.
+    outbox: Vec<(crate::events::OutboxEvent, bool)>,
+}
+
+impl State {
+    fn emit(&mut self, order: &Order) {
+        let id = self.outbox.len() as i64 + 1;
+        let event = crate::events::OutboxEvent {
+            id,
+            topic: super::outbox_topic(order.status).to_owned(),
+            payload: super::outbox_payload(order),
+        };
+        self.outbox.push((event, false));
+    }
 }
 
 #[derive(Default)]
@@ -52,6 +66,7 @@ impl Records for MemoryRecords {
         }
         s.by_hold.insert(order.hold_id.clone(), order.id);
         s.orders.insert(order.id, order.clone());
+        s.emit(order);
         Ok((order.clone(), true))
     }
 
@@ -100,6 +115,7 @@ impl Records for MemoryRecords {
                 next.payment_reference = payment_reference.map(str::to_owned);
                 next.lock_synced = false;
                 s.orders.insert(id, next.clone());
+                s.emit(&next);
                 return Ok(Applied::SeatsTaken { order: next, conflicts });
             }
             for seat in &current.seat_ids {
@@ -121,6 +137,7 @@ impl Records for MemoryRecords {
         next.status = step.to;
         next.lock_synced = step.seats == SeatEffect::Keep && current.lock_synced;
         s.orders.insert(id, next.clone());
+        s.emit(&next);
         Ok(Applied::Changed {
             order: next,
             effect: step.seats,
@@ -198,6 +215,29 @@ impl Records for MemoryRecords {
             .entry((user.to_owned(), key.to_owned()))
             .or_insert_with(|| response.clone())
             .clone())
+    }
+
+    async fn relay_outbox(&self, limit: i64, sink: &dyn crate::events::EventSink) -> Result<usize> {
+        let batch: Vec<crate::events::OutboxEvent> = {
+            let s = self.lock();
+            s.outbox
+                .iter()
+                .filter(|(_, relayed)| !relayed)
+                .take(limit.max(0) as usize)
+                .map(|(e, _)| e.clone())
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        sink.append(&batch).await?;
+        let mut s = self.lock();
+        for e in &batch {
+            if let Some(slot) = s.outbox.get_mut(e.id as usize - 1) {
+                slot.1 = true;
+            }
+        }
+        Ok(batch.len())
     }
 
     async fn load_catalog(&self) -> Result<Option<CatalogData>> {

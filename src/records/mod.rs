@@ -112,6 +112,11 @@ pub trait Records: Send + Sync + 'static {
         response: &StoredResponse,
     ) -> Result<StoredResponse>;
 
+    /// Moves up to `limit` unrelayed outbox events, oldest first, to `sink`
+    /// and marks them relayed; answers how many. Events stay in the outbox
+    /// if the sink fails, and two nodes never relay the same event at once.
+    async fn relay_outbox(&self, limit: i64, sink: &dyn crate::events::EventSink) -> Result<usize>;
+
     async fn load_catalog(&self) -> Result<Option<CatalogData>>;
 
     /// Upserts every movie, theatre, screen and show of `data`.
@@ -131,6 +136,15 @@ pub fn outbox_topic(to: OrderStatus) -> &'static str {
         OrderStatus::Expired => "order.expired",
         OrderStatus::Cancelled => "order.cancelled",
     }
+}
+
+/// The outbox payload of an order's event.
+pub fn outbox_payload(o: &Order) -> serde_json::Value {
+    serde_json::json!({
+        "orderId": o.id, "userId": o.user_id, "showId": o.show_id, "seatIds": o.seat_ids,
+        "status": o.status.as_str(), "amount": crate::domain::money::format_minor(o.amount_minor), "currency": o.currency,
+        "ticketCode": o.ticket_code, "at": o.updated_at,
+    })
 }
 
 /// Truncates to microseconds, the precision Postgres keeps, so both stores

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{Applied, Cursor, Order, Records, StoredResponse, outbox_topic};
+use super::{Applied, Cursor, Order, Records, StoredResponse, outbox_payload, outbox_topic};
 use crate::domain::catalog::{CatalogData, Movie, Screen, SeatRow, Show, Theatre};
 use crate::domain::money;
 use crate::domain::order::{self, OrderEvent, OrderStatus, SeatEffect};
@@ -74,14 +74,6 @@ fn order_from_row(row: &sqlx::postgres::PgRow) -> Result<Order> {
         payment_reference: row.try_get("payment_reference")?,
         failure_reason: row.try_get("failure_reason")?,
         lock_synced: row.try_get("lock_synced")?,
-    })
-}
-
-fn outbox_payload(o: &Order) -> serde_json::Value {
-    serde_json::json!({
-        "orderId": o.id, "userId": o.user_id, "showId": o.show_id, "seatIds": o.seat_ids,
-        "status": o.status.as_str(), "amount": money::format_minor(o.amount_minor), "currency": o.currency,
-        "ticketCode": o.ticket_code, "at": o.updated_at,
     })
 }
 
@@ -342,6 +334,32 @@ impl Records for PgRecords {
         self.idempotent_response(user, key)
             .await?
             .ok_or_else(|| Error::Internal("idempotency row vanished".into()))
+    }
+
+    async fn relay_outbox(&self, limit: i64, sink: &dyn crate::events::EventSink) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: another node relaying now takes the next batch instead.
+        let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT id, topic, payload FROM outbox WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<crate::events::OutboxEvent> = rows
+            .into_iter()
+            .map(|(id, topic, payload)| crate::events::OutboxEvent { id, topic, payload })
+            .collect();
+        sink.append(&events).await?;
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        sqlx::query("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(events.len())
     }
 
     async fn load_catalog(&self) -> Result<Option<CatalogData>> {

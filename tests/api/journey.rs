@@ -150,6 +150,37 @@ async fn the_whole_journey_on_redis_and_postgres_ends_with_the_seats_booked_in_t
         .await
         .unwrap();
     assert_eq!(outbox, vec!["order.created", "booking.confirmed"]);
+    // The relay moves them to the Redis Stream, once.
+    let stream = showgate::keys::Keys::new(app.settings.redis_key_prefix.clone()).event_stream();
+    let mut redis = redis::Client::open(crate::helpers::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut topics = Vec::new();
+    for _ in 0..50 {
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        topics = entries
+            .iter()
+            .filter_map(|(_, fields)| fields.chunks(2).find(|kv| kv[0] == "topic").map(|kv| kv[1].clone()))
+            .collect::<Vec<_>>();
+        if topics.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(topics, vec!["order.created", "booking.confirmed"]);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")
+        .fetch_one(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
 }
 
 #[tokio::test]
