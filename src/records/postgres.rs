@@ -352,7 +352,12 @@ impl Records for PgRecords {
             .into_iter()
             .map(|(id, topic, payload)| crate::events::OutboxEvent { id, topic, payload })
             .collect();
-        sink.append(&events).await?;
+        if let Err(e) = sink.append(&events).await {
+            // Release the rows now (a dropped transaction rolls back later,
+            // and until then SKIP LOCKED would hide them from the next pass).
+            tx.rollback().await?;
+            return Err(e);
+        }
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         sqlx::query("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)")
             .bind(&ids)
