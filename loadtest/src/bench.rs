@@ -180,17 +180,37 @@ async fn imax_shows(base: &str) -> Result<Vec<(String, Vec<String>)>, String> {
     Ok(out)
 }
 
-pub async fn holds(ctx: &Ctx) -> Result<(), String> {
+/// A server on the bench's Redis under a key prefix of this run.
+async fn bench_server(ctx: &Ctx) -> Result<(Server, String, String), String> {
     let prefix = format!("sgbench:{}:", std::process::id());
-    let server = Server::start(
-        &ctx.server_bin,
-        &[
-            ("REDIS_URL".into(), ctx.redis_url.clone()),
-            ("REDIS_KEY_PREFIX".into(), prefix.clone()),
-        ],
-    )
-    .await?;
+    let envs = [
+        ("REDIS_URL".to_owned(), ctx.redis_url.clone()),
+        ("REDIS_KEY_PREFIX".to_owned(), prefix.clone()),
+    ];
+    let server = Server::start(&ctx.server_bin, &envs).await?;
     let base = format!("http://{}", server.addr);
+    Ok((server, base, prefix))
+}
+
+/// Drops every key of this run.
+async fn clean_up(ctx: &Ctx, prefix: &str) {
+    let Ok(client) = redis::Client::open(ctx.redis_url.as_str()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let _ = redis::cmd("EVAL")
+        .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+        .arg(0)
+        .arg(format!("{prefix}*"))
+        .query_async::<()>(&mut conn)
+        .await;
+}
+
+pub async fn holds(ctx: &Ctx) -> Result<(), String> {
+    let (server, base, prefix) = bench_server(ctx).await?;
+    let _server = server;
 
     // The ceiling: the same hold script through redis-benchmark.
     let mut conn = redis::Client::open(ctx.redis_url.as_str())
@@ -285,26 +305,13 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let (_, step, errors) = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
     println!("holds at half that rate ({half:.0} req/s, open loop, latency from the scheduled send):");
     println!("{}  ({errors} errors)", step.line("POST /holds"));
-    let _ = redis::cmd("EVAL")
-        .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
-        .arg(0)
-        .arg(format!("{prefix}*"))
-        .query_async::<()>(&mut conn)
-        .await;
+    clean_up(ctx, &prefix).await;
     Ok(())
 }
 
 pub async fn joins(ctx: &Ctx) -> Result<(), String> {
-    let prefix = format!("sgbench:{}:", std::process::id());
-    let server = Server::start(
-        &ctx.server_bin,
-        &[
-            ("REDIS_URL".into(), ctx.redis_url.clone()),
-            ("REDIS_KEY_PREFIX".into(), prefix.clone()),
-        ],
-    )
-    .await?;
-    let base = format!("http://{}", server.addr);
+    let (server, base, prefix) = bench_server(ctx).await?;
+    let _server = server;
     let shows = imax_shows(&base).await?;
     let show = shows.first().map(|s| s.0.clone()).ok_or("no show")?;
     let admin = Tokens::new(DEV_JWT_SECRET)
@@ -346,17 +353,7 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
     if rps > 0.0 {
         println!("  at this rate 1,000,000 joins take {:.0} s", 1_000_000.0 / rps);
     }
-    let mut conn = redis::Client::open(ctx.redis_url.as_str())
-        .map_err(|e| e.to_string())?
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = redis::cmd("EVAL")
-        .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
-        .arg(0)
-        .arg(format!("{prefix}*"))
-        .query_async::<()>(&mut conn)
-        .await;
+    clean_up(ctx, &prefix).await;
     Ok(())
 }
 

@@ -175,12 +175,7 @@ async fn bad_dates_limits_cursors_and_outcomes_are_400() {
         "BAD_REQUEST",
     )
     .await;
-    let still: Value = app
-        .get(&format!("/api/v1/orders/{id}"), Some(&alice))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.get_json(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
     assert_eq!(still["status"], "PAYMENT_PENDING");
     // An empty body is a successful payment by default.
     let res = app.http.post(app.url(&path)).bearer_auth(&alice).send().await.unwrap();

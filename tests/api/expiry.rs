@@ -87,14 +87,11 @@ async fn an_orders_seats_stay_held_past_the_hold_ttl_until_payment() {
     sleep_past(hold["expiresAt"].as_str().unwrap(), 300).await;
     assert_eq!(app.seat_status(&show, "D7").await, "HELD");
     let got: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
             Some(&alice),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(got["status"], "HELD", "a hold that became an order stays HELD");
     let paid: Value = app
         .pay(&alice, order["orderId"].as_str().unwrap(), "SUCCESS")
@@ -153,12 +150,7 @@ async fn paying_after_expiry_expires_the_order_even_before_the_sweeper() {
     let id = order["orderId"].as_str().unwrap();
     sleep_past(order["expiresAt"].as_str().unwrap(), 5).await;
     assert_error(app.pay(&alice, id, "SUCCESS").await, 409, "ORDER_EXPIRED").await;
-    let got: Value = app
-        .get(&format!("/api/v1/orders/{id}"), Some(&alice))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
     assert_eq!(got["status"], "EXPIRED");
     assert_eq!(app.seat_status(&show, "E9").await, "AVAILABLE");
 }

@@ -86,6 +86,11 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// GET a JSON body (any status).
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        self.get(path, token).await.json().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
         let mut req = self.http.post(self.url(path)).json(&body);
         if let Some(t) = token {
@@ -278,7 +283,8 @@ where
 /// A showgate server in its own process (the binary), for multi-node tests.
 pub struct Node {
     pub addr: SocketAddr,
-    child: tokio::process::Child,
+    /// Killed when the node is dropped.
+    _child: tokio::process::Child,
 }
 
 impl Node {
@@ -315,14 +321,10 @@ impl Node {
         .expect("showgate listens within 30 s");
         // Keep draining its logs so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Node { addr, child }
+        Node { addr, _child: child }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().unwrap_or_default()
     }
 }

@@ -10,28 +10,17 @@ async fn journey(app: &TestApp) {
     let movies: Value = app.get("/api/v1/movies", None).await.json().await.unwrap();
     let movie = &movies["movies"][0];
     let movie_id = movie["id"].as_str().unwrap();
-    let got: Value = app
-        .get(&format!("/api/v1/movies/{movie_id}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/movies/{movie_id}"), None).await;
     assert_eq!(&got, movie);
     let avail: Value = app
-        .get(&format!("/api/v1/movies/{movie_id}/availability"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/movies/{movie_id}/availability"), None)
+        .await;
     let dates = avail["dates"].as_array().unwrap();
     assert_eq!(dates.len(), 7);
     let date = dates[1].as_str().unwrap();
     let shows: Value = app
-        .get(&format!("/api/v1/movies/{movie_id}/shows?date={date}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/movies/{movie_id}/shows?date={date}"), None)
+        .await;
     let show = shows["shows"]
         .as_array()
         .unwrap()
@@ -41,12 +30,7 @@ async fn journey(app: &TestApp) {
         .clone();
     assert!(show["startTime"].as_str().unwrap().starts_with(date));
     let show_id = show["id"].as_str().unwrap();
-    let got: Value = app
-        .get(&format!("/api/v1/shows/{show_id}"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/shows/{show_id}"), None).await;
     assert_eq!(got["price"], show["price"]);
     let map = app.seat_map(show_id).await;
     assert_eq!(map["version"], 0);
@@ -72,12 +56,7 @@ async fn journey(app: &TestApp) {
     let map = app.seat_map(show_id).await;
     assert_eq!(map["version"], 1);
     assert_eq!(app.seat_status(show_id, free[0]).await, "HELD");
-    let got: Value = app
-        .get(&format!("/api/v1/holds/{hold_id}"), Some(&alice))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/holds/{hold_id}"), Some(&alice)).await;
     assert_eq!(got["expiresAt"], hold["expiresAt"]);
 
     // Order.
@@ -97,12 +76,7 @@ async fn journey(app: &TestApp) {
         "the same hold answers the existing order"
     );
     assert_eq!(again.json::<Value>().await.unwrap()["orderId"], order["orderId"]);
-    let got: Value = app
-        .get(&format!("/api/v1/holds/{hold_id}"), Some(&alice))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/holds/{hold_id}"), Some(&alice)).await;
     assert_eq!(
         (got["status"].as_str(), got["orderId"].as_str()),
         (Some("HELD"), Some(order_id))
@@ -199,14 +173,11 @@ async fn a_new_hold_replaces_the_users_previous_hold() {
     assert_eq!(app.seat_status(&show, "C1").await, "AVAILABLE");
     assert_eq!(app.seat_status(&show, "C3").await, "HELD");
     let old: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()),
             Some(&alice),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(old["status"], "RELEASED");
 }
 
@@ -222,14 +193,11 @@ async fn a_failed_hold_leaves_the_previous_one_in_place() {
     let available = body["error"]["available"].as_array().unwrap();
     assert!(available.contains(&json!("D2")) && !available.contains(&json!("C1")) && !available.contains(&json!("A1")));
     let held: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()),
             Some(&alice),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(held["status"], "HELD");
     assert_eq!(app.seat_status(&show, "D2").await, "AVAILABLE");
 }
@@ -436,11 +404,8 @@ async fn order_history_pages_newest_first_with_a_cursor() {
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
     let cursor = page["nextCursor"].as_str().unwrap();
     let page: Value = app
-        .get(&format!("/api/v1/orders?limit=2&cursor={cursor}"), Some(&alice))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/orders?limit=2&cursor={cursor}"), Some(&alice))
+        .await;
     let got: Vec<&str> = page["orders"]
         .as_array()
         .unwrap()

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::{Node, Ws, assert_error, common, next_json, spawn_app, spawn_app_with, ws_connect};
 
-/// Seat statuses from a snapshot message.
+/// Seat statuses from a snapshot message or a seat map (both list `id` and `status`).
 fn statuses(snapshot: &Value) -> HashMap<String, String> {
     snapshot["seats"]
         .as_array()
@@ -89,17 +89,7 @@ async fn two_clients_see_the_same_contiguous_deltas_during_a_burst_of_holds() {
     for d in &da {
         apply(&mut state, d);
     }
-    let expected: HashMap<String, String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let expected = statuses(&map);
     assert_eq!(state, expected, "snapshot plus deltas is the seat map");
 }
 
@@ -251,17 +241,7 @@ async fn a_client_too_slow_for_its_queue_gets_a_fresh_snapshot_then_consistent_d
         }
     }
     assert!(resyncs >= 1, "the slow client was resynced with a snapshot");
-    let expected: HashMap<String, String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let expected = statuses(&map);
     assert_eq!(state, expected);
 }
 

@@ -202,14 +202,11 @@ async fn one_user_racing_themselves_ends_with_exactly_one_active_hold() {
     let mut active = Vec::new();
     for hold in &results {
         let got: Value = app
-            .get(
+            .get_json(
                 &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
                 Some(&token),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         match got["status"].as_str().unwrap() {
             "HELD" => active.push(got["seatIds"][0].as_str().unwrap().to_owned()),
             "RELEASED" => {}
