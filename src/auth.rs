@@ -50,6 +50,8 @@ impl Tokens {
     }
 
     pub fn issue(&self, user: &str, admin: bool, ttl_seconds: i64) -> Result<String> {
+        // The system clock, not `crate::clock`: `jsonwebtoken` checks `exp`
+        // against it, so a token must be issued by the same one.
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user.to_owned(),

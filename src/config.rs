@@ -117,43 +117,34 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The defaults of every setting, ignoring the environment (tests start from this).
+    /// The defaults of every setting, as the flags declare them, ignoring the
+    /// environment (tests start from this). Written once: in the attributes.
     fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            redis_url: None,
-            redis_cluster_nodes: Vec::new(),
-            redis_key_prefix: "sg:".into(),
-            database_url: None,
-            jwt_secret: None,
-            hold_ttl_seconds: DEFAULT_HOLD_TTL_SECONDS,
-            order_ttl_seconds: DEFAULT_ORDER_TTL_SECONDS,
-            max_seats_per_hold: DEFAULT_MAX_SEATS_PER_HOLD,
-            abandon_after_seconds: DEFAULT_ABANDON_AFTER_SECONDS,
-            catalog: None,
-            static_dir: PathBuf::from("static"),
-            rate_limit_user_per_sec: DEFAULT_RATE_LIMIT_USER_PER_SEC,
-            rate_limit_ip_per_sec: DEFAULT_RATE_LIMIT_IP_PER_SEC,
-            sweep_interval_ms: 500,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            ws_queue_frames: 256,
-            ws_max_connections: 100_000,
-            ws_ping_seconds: 20,
-            tcp_send_buffer_bytes: 0,
-            log_format: LogFormat::Text,
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            settings: Settings,
         }
+        let matches = Defaults::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(["showgate"])
+            .expect("every setting has a default or is optional");
+        Defaults::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .settings
     }
 }
 
 impl Settings {
     /// Checks what the types cannot; the error names the setting.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-                return Err(format!(
-                    "REDIS_URL must start with redis://, rediss:// or unix:// (got {url:?})"
-                ));
-            }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+        {
+            return Err(format!(
+                "REDIS_URL must start with redis://, rediss:// or unix:// (got {url:?})"
+            ));
         }
         for node in &self.redis_cluster_nodes {
             if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
@@ -162,15 +153,15 @@ impl Settings {
                 ));
             }
         }
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
-            }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
         }
-        if let Some(secret) = &self.jwt_secret {
-            if secret.is_empty() {
-                return Err("JWT_SECRET is set but empty; unset it for development or set a real secret".into());
-            }
+        if let Some(secret) = &self.jwt_secret
+            && secret.is_empty()
+        {
+            return Err("JWT_SECRET is set but empty; unset it for development or set a real secret".into());
         }
         if self.redis_key_prefix.contains(['{', '}']) {
             return Err("REDIS_KEY_PREFIX must not contain '{' or '}' (they are hash-tag syntax)".into());
@@ -178,10 +169,10 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return Err("MAX_BODY_BYTES must be at least 1024".into());
         }
-        if let Some(path) = &self.catalog {
-            if !path.is_file() {
-                return Err(format!("CATALOG {} is not a readable file", path.display()));
-            }
+        if let Some(path) = &self.catalog
+            && !path.is_file()
+        {
+            return Err(format!("CATALOG {} is not a readable file", path.display()));
         }
         Ok(())
     }
@@ -202,6 +193,18 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_come_from_the_flags_and_ignore_the_environment() {
+        // SAFETY: tests in this binary do not read this variable concurrently.
+        unsafe { std::env::set_var("HOLD_TTL_SECONDS", "7") };
+        let s = Settings::default();
+        unsafe { std::env::remove_var("HOLD_TTL_SECONDS") };
+        assert_eq!(s.hold_ttl_seconds, DEFAULT_HOLD_TTL_SECONDS);
+        assert_eq!(s.bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!((s.ws_queue_frames, s.sweep_interval_ms), (256, 500));
+        assert!(s.redis_url.is_none() && s.redis_cluster_nodes.is_empty());
+    }
 
     #[test]
     fn bad_settings_name_themselves() {

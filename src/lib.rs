@@ -1,36 +1,55 @@
 //! showgate: a flash-sale gateway for movie-ticket booking.
 //!
 //! # Layout
-//! - `domain`: ids, money, the catalog, and the seat-lock and order state
-//!   machines. No I/O, no clock: read these first.
-//! - `engine`: seat locks behind one trait, `SeatLocks`, with a Redis
-//!   implementation (Lua scripts in `lua/`) and an in-process one.
-//! - `records`: orders, booked seats, idempotency keys, outbox and catalog
-//!   behind `Records`, in Postgres or in process.
-//! - `booking`: the pipeline that keeps locks and record consistent.
+//! Features over a shared floor, wired by one composition root.
+//!
+//! The root:
+//! - `app`: builds everything (`Application::build`, shared by `main` and
+//!   the tests), the state with its `FromRef` substates, the router that
+//!   merges the features' routes, and the ops routes. Nothing imports it.
+//!
+//! The features, each in one folder with its routes, views, sockets,
+//! engines and loops:
+//! - `catalog`: movies, theatres, shows; where the catalog is stored and
+//!   which one a node serves.
+//! - `booking`: holds, orders, idempotency, the outbox; seat `locks` (Redis
+//!   and memory side by side) and the `store` (Postgres and memory side by
+//!   side); expiry and reconciliation loops; the admission `gate` it asks.
+//! - `waitroom`: the virtual waiting room: the room engines, the admission
+//!   leader, the queue socket hub, and booking's gate implemented.
 //! - `live`: the seat stream: one feed per show per node, one socket session.
-//! - `waitroom`: the virtual waiting room: queue, admission leader, positions.
-//! - `sweeper`: seat expiry, order expiry and lock reconciliation loops.
-//! - `http`: one router per feature; `http::extract` turns every rejection
-//!   into the contract's error; `http::views` builds the response JSON.
-//! - `keys`, `lua`: Redis key names and the scripts, each built in one place.
-//! - `auth`, `ratelimit`, `metrics`, `config`, `error`: the cross-cutting parts.
-//! - `startup`: `Application::build`, shared by `main` and the tests.
+//!
+//! The floor, which knows no feature:
+//! - `domain`: ids, money, the catalog, the seat-lock, order and queue
+//!   rules. No I/O, no clock: read these first.
+//! - `redis`: the connection, pub/sub, key names and scripts; `postgres`:
+//!   the pool and migrations.
+//! - `ws`: the WebSocket upgrade, limits, close codes, session helpers and
+//!   the per-show feed registry both socket hubs use.
+//! - `http`: extractors that parse ids and known shows at the edge and turn
+//!   every rejection into the contract's error; rate limits; time formats.
+//! - `auth`, `config`, `error`, `metrics`, `clock`, `broadcast`.
+//!
+//! # Dependency rule
+//! app → features → floor → domain. Between features only booking →
+//! catalog, live → catalog and booking's locks, and waitroom → catalog and
+//! booking's gate trait (which it implements). No cycle, nothing upward:
+//! features meet through small traits the asking side defines
+//! (`booking::gate::AdmissionGate`, `catalog::Gates`, `waitroom::SeatCount`).
 
+pub mod app;
 pub mod auth;
 pub mod booking;
+pub mod broadcast;
+pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod engine;
 pub mod error;
-pub mod events;
 pub mod http;
-pub mod keys;
 pub mod live;
-pub mod lua;
 pub mod metrics;
-pub mod ratelimit;
-pub mod records;
-pub mod startup;
-pub mod sweeper;
+pub mod postgres;
+pub mod redis;
 pub mod waitroom;
+pub mod ws;

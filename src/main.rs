@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use showgate::app::{self, Application};
 use showgate::config::{LogFormat, Settings};
-use showgate::startup::{self, Application};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -76,7 +76,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if settings.database_url.is_none() {
                 return Err("migrate needs DATABASE_URL".into());
             }
-            startup::records(&settings).await.map_err(|e| e.to_string())?;
+            app::engines::stores(&settings).await.map_err(|e| e.to_string())?;
             println!("migrations applied");
             Ok(())
         }
@@ -95,9 +95,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             if settings.database_url.is_none() {
                 return Err("import-catalog needs DATABASE_URL (without it, serve the file with CATALOG)".into());
             }
-            let data = startup::read_catalog_file(&file).map_err(|e| e.to_string())?;
-            let records = startup::records(&settings).await.map_err(|e| e.to_string())?;
-            records.save_catalog(&data).await.map_err(|e| e.to_string())?;
+            let data = app::read_catalog_file(&file).map_err(|e| e.to_string())?;
+            let store = app::catalog_store(&settings).await.map_err(|e| e.to_string())?;
+            store.save(&data).await.map_err(|e| e.to_string())?;
             println!(
                 "imported {} movies, {} theatres, {} shows",
                 data.movies.len(),

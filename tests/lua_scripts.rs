@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script, Value};
-use showgate::keys::{Keys, ShowKeys};
-use showgate::lua::Scripts;
+use showgate::redis::keys::{Keys, ShowKeys};
+use showgate::redis::scripts::Scripts;
 
 const NOW: i64 = 1_800_000_000_000;
 const RETENTION: i64 = 3_600_000;
@@ -328,7 +328,7 @@ async fn every_key_a_script_writes_is_under_the_shows_hash_tag() {
 
 // ---- waiting-room scripts -------------------------------------------------------
 
-use showgate::lua::RoomScripts;
+use showgate::redis::scripts::RoomScripts;
 
 async fn room_run(f: &Fixture, script: &Script, keys: &[&str], args: &[&str]) -> Value {
     let mut inv = script.prepare_invoke();

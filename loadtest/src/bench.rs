@@ -228,7 +228,7 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         .query_async(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    let k = showgate::keys::Keys::new(format!("{prefix}raw:")).show("bench");
+    let k = showgate::redis::keys::Keys::new(format!("{prefix}raw:")).show("bench");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())

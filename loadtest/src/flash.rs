@@ -17,6 +17,9 @@ use tokio::sync::Semaphore;
 use crate::server::Server;
 use crate::swarm;
 
+/// A socket shopper's admission: (tick time from expiresAt - ttl, admission token, received at).
+type Admission = (i64, String, i64);
+
 pub struct Params {
     pub shoppers: usize,
     pub sockets: usize,
@@ -154,8 +157,7 @@ pub async fn run(p: Params) -> Result<(), String> {
     let join_secs = started.elapsed().as_secs_f64();
 
     // 2. The first M shoppers in line wait on sockets, spread over the nodes.
-    // Socket shopper → (admission tick time from expiresAt - ttl, admission token, received at).
-    let admitted_at: Arc<Mutex<HashMap<usize, (i64, String, i64)>>> = Arc::default();
+    let admitted_at: Arc<Mutex<HashMap<usize, Admission>>> = Arc::default();
     let tally = Arc::new(swarm::Tally::default());
     let per_node = p.sockets.div_ceil(nodes.len());
     for (n, node) in nodes.iter().enumerate() {
@@ -215,7 +217,7 @@ pub async fn run(p: Params) -> Result<(), String> {
     while opened.elapsed() < Duration::from_secs(p.max_seconds) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Socket shoppers who were told they are in.
-        let ready: Vec<(usize, (i64, String, i64))> = admitted_at
+        let ready: Vec<(usize, Admission)> = admitted_at
             .lock()
             .unwrap()
             .iter()

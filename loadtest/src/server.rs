@@ -35,10 +35,10 @@ impl Server {
         let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?).lines();
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["fields"]["message"] == "showgate listening" {
-                        return v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["fields"]["message"] == "showgate listening"
+                {
+                    return v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
                 }
             }
             None

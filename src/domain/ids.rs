@@ -68,17 +68,45 @@ impl fmt::Display for SeatId {
     }
 }
 
-/// Hold ids carry their show, `<showId>.<uuid>`, so a hold can be found from
-/// its id alone without a cross-slot index in Redis Cluster.
-pub fn hold_id(show: &ShowId, id: uuid::Uuid) -> String {
-    format!("{}.{}", show.as_str(), id.simple())
+/// A hold id: `<showId>.<uuid>`. Hold ids carry their show, so a hold can be
+/// found from its id alone without a cross-slot index in Redis Cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HoldId {
+    show: ShowId,
+    text: String,
 }
 
-/// The show a hold id belongs to, or `None` for anything we did not mint.
-pub fn show_of_hold(hold_id: &str) -> Option<ShowId> {
-    let (show, id) = hold_id.rsplit_once('.')?;
-    uuid::Uuid::try_parse(id).ok()?;
-    ShowId::parse(show)
+impl HoldId {
+    pub fn new(show: &ShowId, id: uuid::Uuid) -> Self {
+        Self {
+            show: show.clone(),
+            text: format!("{}.{}", show.as_str(), id.simple()),
+        }
+    }
+
+    /// `None` for anything we did not mint.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (show, id) = s.rsplit_once('.')?;
+        uuid::Uuid::try_parse(id).ok()?;
+        Some(Self {
+            show: ShowId::parse(show)?,
+            text: s.to_owned(),
+        })
+    }
+
+    pub fn show(&self) -> &ShowId {
+        &self.show
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for HoldId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 #[cfg(test)]
@@ -97,11 +125,12 @@ mod tests {
     #[test]
     fn hold_ids_round_trip_their_show() {
         let show = ShowId::parse("20261125-pvr-1-1930").unwrap();
-        let id = hold_id(&show, uuid::Uuid::new_v4());
-        assert_eq!(show_of_hold(&id), Some(show));
-        assert_eq!(show_of_hold("nodot"), None);
-        assert_eq!(show_of_hold("show.not-a-uuid"), None);
-        assert_eq!(show_of_hold("bad{tag}.00000000000000000000000000000000"), None);
+        let id = HoldId::new(&show, uuid::Uuid::new_v4());
+        let parsed = HoldId::parse(id.as_str()).unwrap();
+        assert_eq!((parsed.show(), &parsed), (&show, &id));
+        assert_eq!(HoldId::parse("nodot"), None);
+        assert_eq!(HoldId::parse("show.not-a-uuid"), None);
+        assert_eq!(HoldId::parse("bad{tag}.00000000000000000000000000000000"), None);
     }
 
     #[test]

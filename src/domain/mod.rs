@@ -8,4 +8,4 @@ pub mod order;
 pub mod seats;
 pub mod waitroom;
 
-pub use ids::{SeatId, ShowId};
+pub use ids::{HoldId, SeatId, ShowId};

@@ -5,10 +5,37 @@
 //! PAYMENT_PENDING | CONFIRMED | FAILED | EXPIRED ─▶ CANCELLED
 //! ```
 //!
-//! `step` decides; the stores apply its decision and its effect on the seats
-//! in one transaction.
+//! `step` decides; `settle` writes the decision into the order. Both stores
+//! call them and apply the effect on the seats in one transaction.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An order: the record of one sale attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: String,
+    pub show_id: String,
+    pub hold_id: String,
+    pub seat_ids: Vec<String>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ticket_code: Option<String>,
+    pub payment_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    /// Whether Redis reflects what this order owns (see `lock_synced` in the schema).
+    pub lock_synced: bool,
+}
+
+/// The failure reason of an order whose seats were sold to another order
+/// between its hold and its payment.
+pub const SEAT_CONFLICT: &str = "SEAT_CONFLICT";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -109,6 +136,53 @@ pub fn step(from: OrderStatus, event: OrderEvent, past_expiry: bool) -> Result<O
     }
 }
 
+/// The order after `step` was taken at `now`. `conflicts` are the seats the
+/// record found booked by another order when `step` would book them: then
+/// the sale fails whole (FAILED, `SEAT_CONFLICT`) and the locks must free
+/// the order's seats.
+pub fn settle(
+    current: &Order,
+    event: OrderEvent,
+    step: Step,
+    now: DateTime<Utc>,
+    payment_reference: Option<&str>,
+    conflicts: &[String],
+    rng: &mut impl rand::Rng,
+) -> Order {
+    let mut next = current.clone();
+    next.updated_at = micros(now);
+    if matches!(event, OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed) {
+        next.payment_reference = payment_reference.map(str::to_owned);
+    }
+    if step.seats == SeatEffect::Book && !conflicts.is_empty() {
+        next.status = OrderStatus::Failed;
+        next.failure_reason = Some(SEAT_CONFLICT.into());
+        next.lock_synced = false;
+        return next;
+    }
+    next.status = step.to;
+    next.lock_synced = step.seats == SeatEffect::Keep && current.lock_synced;
+    if step.seats == SeatEffect::Book {
+        next.ticket_code = Some(ticket_code(rng));
+    }
+    next
+}
+
+/// Truncates to microseconds, the precision Postgres keeps, so both stores
+/// answer identical timestamps.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// What the locks must do for an order in its current status.
+pub fn effect_for(status: OrderStatus) -> SeatEffect {
+    match status {
+        OrderStatus::Confirmed => SeatEffect::Book,
+        OrderStatus::PaymentPending => SeatEffect::Keep,
+        OrderStatus::Failed | OrderStatus::Expired | OrderStatus::Cancelled => SeatEffect::Free,
+    }
+}
+
 /// Ticket codes: `SG-` and ten characters of Crockford base32 (no I, L, O, U),
 /// easy to read out at a box office; 50 bits of randomness.
 pub fn ticket_code(rng: &mut impl rand::Rng) -> String {
@@ -126,6 +200,52 @@ mod tests {
     use OrderEvent as E;
     use OrderStatus as S;
     use proptest::prelude::*;
+
+    fn pending() -> Order {
+        let t = DateTime::from_timestamp_millis(1_800_000_000_000).unwrap();
+        Order {
+            id: Uuid::nil(),
+            user_id: "u".into(),
+            show_id: "s".into(),
+            hold_id: "h".into(),
+            seat_ids: vec!["A1".into()],
+            amount_minor: 1000,
+            currency: "INR".into(),
+            status: S::PaymentPending,
+            created_at: t,
+            expires_at: t + chrono::TimeDelta::minutes(10),
+            updated_at: t,
+            ticket_code: None,
+            payment_reference: None,
+            failure_reason: None,
+            lock_synced: true,
+        }
+    }
+
+    #[test]
+    fn settling_a_payment_books_with_a_ticket_or_fails_whole_on_a_conflict() {
+        let o = pending();
+        let now = o.created_at + chrono::TimeDelta::seconds(1);
+        let step = step(o.status, E::PaymentSucceeded, false).unwrap().unwrap();
+        let rng = &mut rand::rng();
+        let paid = settle(&o, E::PaymentSucceeded, step, now, Some("ref"), &[], rng);
+        assert_eq!((paid.status, paid.lock_synced), (S::Confirmed, false));
+        assert!(paid.ticket_code.is_some() && paid.payment_reference.as_deref() == Some("ref"));
+        let lost = settle(&o, E::PaymentSucceeded, step, now, Some("ref"), &["A1".into()], rng);
+        assert_eq!(lost.status, S::Failed);
+        assert_eq!(lost.failure_reason.as_deref(), Some(SEAT_CONFLICT));
+        assert!(lost.ticket_code.is_none() && !lost.lock_synced);
+        let cancel = step_of(&paid, E::Cancel);
+        let cancelled = settle(&paid, E::Cancel, cancel, now, None, &[], rng);
+        assert_eq!(
+            (cancelled.status, cancelled.payment_reference.as_deref()),
+            (S::Cancelled, Some("ref"))
+        );
+    }
+
+    fn step_of(o: &Order, e: E) -> Step {
+        step(o.status, e, false).unwrap().unwrap()
+    }
 
     #[test]
     fn pending_orders_confirm_fail_or_expire() {

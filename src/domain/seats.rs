@@ -346,6 +346,10 @@ impl<'a> Op<'a> {
 
 impl ShowSeats {
     /// Locks every seat for `user`, or none (`lua/seats_hold.lua`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per ARGV of the script it specifies"
+    )]
     pub fn hold(
         &mut self,
         show: &str,
@@ -434,6 +438,10 @@ impl ShowSeats {
     }
 
     /// Turns an active hold into an order's lock (`lua/seats_extend_for_order.lua`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per ARGV of the script it specifies"
+    )]
     pub fn extend_for_order(
         &mut self,
         show: &str,

@@ -1,17 +1,22 @@
 //! Extractors whose rejections are the contract's errors: malformed JSON is
 //! 400 `BAD_REQUEST` (never axum's 415/422 text), an oversized body is 413,
-//! a missing or bad token 401.
+//! a missing or bad token 401, an id we never minted or a show we do not
+//! have 404. Ids are parsed here, at the edge, and travel typed after.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
-use super::AppState;
-use crate::auth::User;
+use super::ratelimit::Limiter;
+use crate::auth::{Tokens, User};
+use crate::domain::HoldId;
+use crate::domain::catalog::{Catalog, Show};
 use crate::error::Error;
 
 /// A JSON body.
@@ -79,18 +84,29 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// What authentication needs: the token keys and the per-user limit.
+#[derive(Clone)]
+pub struct AuthState {
+    pub tokens: Arc<Tokens>,
+    pub per_user: Arc<Limiter<String>>,
+}
+
 /// The authenticated caller; also applies the per-user rate limit.
 pub struct Auth(pub User);
 
-impl FromRequestParts<AppState> for Auth {
+impl<S: Send + Sync> FromRequestParts<S> for Auth
+where
+    AuthState: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let auth = AuthState::from_ref(state);
         let token = bearer(parts)
             .or_else(|| query_token(parts))
             .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-        let user = state.tokens.verify(&token)?;
-        state.rate_limits.per_user.check(&user.id)?;
+        let user = auth.tokens.verify(&token)?;
+        auth.per_user.check(&user.id)?;
         Ok(Self(user))
     }
 }
@@ -98,15 +114,65 @@ impl FromRequestParts<AppState> for Auth {
 /// An authenticated admin; other users are 403.
 pub struct Admin(pub User);
 
-impl FromRequestParts<AppState> for Admin {
+impl<S: Send + Sync> FromRequestParts<S> for Admin
+where
+    AuthState: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
         let Auth(user) = Auth::from_request_parts(parts, state).await?;
         if !user.admin {
             return Err(Error::Forbidden("this needs an admin token".into()));
         }
         Ok(Self(user))
+    }
+}
+
+/// The route's one path parameter, as text.
+async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, Error> {
+    let Path(value) = Path::<String>::from_request_parts(parts, state).await?;
+    Ok(value)
+}
+
+/// The show named by the route's path, which must be in the catalog (404).
+pub struct KnownShow(pub Show);
+
+impl<S: Send + Sync> FromRequestParts<S> for KnownShow
+where
+    Arc<Catalog>: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let id = path_param(parts, state).await?;
+        let catalog = Arc::<Catalog>::from_ref(state);
+        let show = catalog.show(&id).ok_or_else(|| Error::not_found("show"))?;
+        Ok(Self(show.clone()))
+    }
+}
+
+/// A hold id from the path; one we never minted is 404, like a missing hold.
+pub struct HoldPath(pub HoldId);
+
+impl<S: Send + Sync> FromRequestParts<S> for HoldPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let id = path_param(parts, state).await?;
+        HoldId::parse(&id).map(Self).ok_or_else(|| Error::not_found("hold"))
+    }
+}
+
+/// An order id from the path; anything but a UUID is 404, like a missing order.
+pub struct OrderPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let id = path_param(parts, state).await?;
+        Uuid::parse_str(&id).map(Self).map_err(|_| Error::not_found("order"))
     }
 }
 

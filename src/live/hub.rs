@@ -8,24 +8,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::json;
-use tokio::sync::{OnceCell, RwLock, broadcast};
+use tokio::sync::{RwLock, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::booking::{self, Booking};
-use crate::domain::catalog::Layout;
+use crate::booking::locks::SeatLocks;
+use crate::clock::Clock;
+use crate::domain::catalog::{Catalog, Layout};
 use crate::domain::seats::{Owner, SeatDelta, SeatStatus};
 use crate::error::{Error, Result};
+use crate::ws::registry::{Registry, Viewer};
 
-/// Frames a socket may fall behind by before it is sent a fresh snapshot.
-pub const DEFAULT_QUEUE_FRAMES: usize = 256;
 /// How long a feed outlives its last viewer (a page reload keeps it).
 pub const LINGER: Duration = Duration::from_secs(5);
 /// How often a feed compares its version with the engine's.
@@ -56,6 +54,26 @@ struct Replica {
     json: Option<Bytes>,
 }
 
+/// Where a feed reads the show from.
+#[derive(Clone)]
+struct Source {
+    locks: Arc<dyn SeatLocks>,
+    clock: Clock,
+}
+
+impl Source {
+    async fn read(&self, show: &str) -> Result<(u64, HashMap<String, SeatStatus>)> {
+        let reply = self.locks.snapshot(show, self.clock.now_ms()).await?;
+        let taken = reply
+            .out
+            .taken
+            .iter()
+            .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
+            .collect();
+        Ok((reply.out.version, taken))
+    }
+}
+
 pub struct Feed {
     pub show: String,
     layout: Arc<Layout>,
@@ -63,8 +81,7 @@ pub struct Feed {
     /// wait for the fresh state rather than read a stale one.
     state: RwLock<Replica>,
     tx: broadcast::Sender<Frame>,
-    viewers: AtomicUsize,
-    stop: CancellationToken,
+    source: Source,
 }
 
 impl Feed {
@@ -109,12 +126,8 @@ impl Feed {
         (v, j)
     }
 
-    pub fn is_stopped(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
     /// Applies one delta in order, or resyncs on a gap.
-    async fn apply(&self, delta: SeatDelta, booking: &Booking) {
+    async fn apply(&self, delta: SeatDelta) {
         let mut r = self.state.write().await;
         if delta.version <= r.version {
             return;
@@ -122,7 +135,7 @@ impl Feed {
         if delta.version != r.version + 1 {
             tracing::info!(show = %self.show, have = r.version, got = delta.version, "seat feed gap; resyncing");
             drop(r);
-            self.resync(booking).await;
+            self.resync().await;
             return;
         }
         for c in &delta.changes {
@@ -146,9 +159,9 @@ impl Feed {
     }
 
     /// Re-reads the show from the engine and sends every socket a snapshot.
-    async fn resync(&self, booking: &Booking) {
+    async fn resync(&self) {
         let mut r = self.state.write().await;
-        match read(booking, &self.show).await {
+        match self.source.read(&self.show).await {
             Ok((version, taken)) if version >= r.version => {
                 *r = Replica {
                     version,
@@ -169,97 +182,60 @@ impl Feed {
     }
 }
 
-async fn read(booking: &Booking, show: &str) -> Result<(u64, HashMap<String, SeatStatus>)> {
-    let reply = booking.locks.snapshot(show, booking::now().timestamp_millis()).await?;
-    let taken = reply
-        .out
-        .taken
-        .iter()
-        .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
-        .collect();
-    Ok((reply.out.version, taken))
-}
-
-/// A socket's hold on a feed; the last one out schedules the feed's end.
-pub struct Viewer {
-    pub feed: Arc<Feed>,
-    hub: Arc<SeatHub>,
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        if self.feed.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let (hub, show) = (self.hub.clone(), self.feed.show.clone());
-            tokio::spawn(async move { hub.linger_then_drop(show).await });
-        }
-    }
-}
-
+/// The seat feeds of this node.
 pub struct SeatHub {
-    booking: Arc<Booking>,
-    feeds: DashMap<String, Arc<OnceCell<Arc<Feed>>>>,
+    catalog: Arc<Catalog>,
+    source: Source,
+    feeds: Arc<Registry<Arc<Feed>>>,
     queue_frames: usize,
-    linger: Duration,
 }
 
-/// A socket's start: its viewer guard, its queue, and the snapshot to send.
+/// A socket's start: its hold on the feed, its queue, and the snapshot to send.
 pub struct Joined {
-    pub viewer: Viewer,
+    pub viewer: Viewer<Arc<Feed>>,
     pub rx: broadcast::Receiver<Frame>,
     pub version: u64,
     pub snapshot: Bytes,
 }
 
 impl SeatHub {
-    pub fn new(booking: Arc<Booking>, queue_frames: usize, linger: Duration) -> Arc<Self> {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        locks: Arc<dyn SeatLocks>,
+        clock: Clock,
+        queue_frames: usize,
+        linger: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            booking,
-            feeds: DashMap::new(),
+            catalog,
+            source: Source { locks, clock },
+            feeds: Registry::new(linger),
             queue_frames: queue_frames.max(1),
-            linger,
         })
     }
 
     /// Joins the show's feed, starting it if this is the node's first viewer.
-    pub async fn join(self: &Arc<Self>, show: &str) -> Result<Joined> {
-        loop {
-            let cell = self.feeds.entry(show.to_owned()).or_default().clone();
-            let feed = match cell.get_or_try_init(|| self.start(show)).await {
-                Ok(feed) => feed.clone(),
-                Err(e) => {
-                    self.feeds.remove_if(show, |_, c| Arc::ptr_eq(c, &cell));
-                    return Err(e);
-                }
-            };
-            feed.viewers.fetch_add(1, Ordering::AcqRel);
-            let viewer = Viewer {
-                feed: feed.clone(),
-                hub: self.clone(),
-            };
-            if feed.is_stopped() {
-                // It ended between lookup and join: start over with a new one.
-                continue;
-            }
-            let (rx, version, snapshot) = feed.join().await;
-            return Ok(Joined {
-                viewer,
-                rx,
-                version,
-                snapshot,
-            });
-        }
+    pub async fn join(&self, show: &str) -> Result<Joined> {
+        let viewer = self.feeds.join(show, |stop| self.start(show, stop)).await?;
+        let (rx, version, snapshot) = viewer.feed().join().await;
+        Ok(Joined {
+            viewer,
+            rx,
+            version,
+            snapshot,
+        })
     }
 
-    async fn start(self: &Arc<Self>, show: &str) -> Result<Arc<Feed>> {
-        let catalog_show = self.booking.show(show)?;
+    async fn start(&self, show: &str, stop: CancellationToken) -> Result<Arc<Feed>> {
+        let catalog_show = self.catalog.show(show).ok_or_else(|| Error::not_found("show"))?;
         let layout = self
-            .booking
             .catalog
             .layout(&catalog_show.screen_id)
             .ok_or_else(|| Error::Internal("show without a layout".into()))?;
         // Subscribe before reading, so no delta falls between the two.
-        let stream = self.booking.locks.subscribe(show).await?;
-        let (version, taken) = read(&self.booking, show).await?;
+        let stream = self.source.locks.subscribe(show).await?;
+        let (version, taken) = self.source.read(show).await?;
+        let (tx, _) = broadcast::channel(self.queue_frames);
         let feed = Arc::new(Feed {
             show: show.to_owned(),
             layout,
@@ -268,39 +244,26 @@ impl SeatHub {
                 taken,
                 json: None,
             }),
-            tx: broadcast::channel(self.queue_frames).0,
-            viewers: AtomicUsize::new(0),
-            stop: CancellationToken::new(),
+            tx,
+            source: self.source.clone(),
         });
         metrics::gauge!(crate::metrics::SEAT_FEEDS).increment(1.0);
-        tokio::spawn(run(feed.clone(), self.booking.clone(), stream));
+        tokio::spawn(run(feed.clone(), stream, stop));
         Ok(feed)
-    }
-
-    async fn linger_then_drop(self: Arc<Self>, show: String) {
-        tokio::time::sleep(self.linger).await;
-        let removed = self.feeds.remove_if(&show, |_, cell| {
-            cell.get().is_none_or(|feed| feed.viewers.load(Ordering::Acquire) == 0)
-        });
-        if let Some((_, cell)) = removed {
-            if let Some(feed) = cell.get() {
-                feed.stop.cancel();
-                metrics::gauge!(crate::metrics::SEAT_FEEDS).decrement(1.0);
-            }
-            if let Err(e) = self.booking.locks.unsubscribe(&show).await {
-                tracing::warn!(%show, error = %e, "unsubscribe failed");
-            }
-        }
-    }
-
-    /// Shows this node has a feed for.
-    pub fn feeds(&self) -> usize {
-        self.feeds.len()
     }
 }
 
-/// A feed's life: deltas in, a probe now and then, resubscribe when lost.
-async fn run(feed: Arc<Feed>, booking: Arc<Booking>, mut stream: BoxStream<'static, SeatDelta>) {
+/// A feed's life: deltas in, a probe now and then, resubscribe when lost;
+/// when the registry stops it, it lets go of its subscription.
+async fn run(feed: Arc<Feed>, stream: BoxStream<'static, SeatDelta>, stop: CancellationToken) {
+    follow(&feed, stream, &stop).await;
+    metrics::gauge!(crate::metrics::SEAT_FEEDS).decrement(1.0);
+    if let Err(e) = feed.source.locks.unsubscribe(&feed.show).await {
+        tracing::warn!(show = %feed.show, error = %e, "unsubscribe failed");
+    }
+}
+
+async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &CancellationToken) {
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.tick().await;
     // The engine's version seen ahead of ours at the last probe: resync only
@@ -308,17 +271,17 @@ async fn run(feed: Arc<Feed>, booking: Arc<Booking>, mut stream: BoxStream<'stat
     let mut ahead: Option<u64> = None;
     loop {
         tokio::select! {
-            _ = feed.stop.cancelled() => return,
+            _ = stop.cancelled() => return,
             next = stream.next() => match next {
-                Some(delta) => feed.apply(delta, &booking).await,
+                Some(delta) => feed.apply(delta).await,
                 None => {
                     let mut wait = RESUBSCRIBE_MIN;
                     stream = loop {
                         tokio::select! {
-                            _ = feed.stop.cancelled() => return,
+                            _ = stop.cancelled() => return,
                             _ = tokio::time::sleep(wait) => {}
                         }
-                        match booking.locks.subscribe(&feed.show).await {
+                        match feed.source.locks.subscribe(&feed.show).await {
                             Ok(s) => break s,
                             Err(e) => {
                                 tracing::warn!(show = %feed.show, error = %e, "resubscribe failed");
@@ -326,16 +289,16 @@ async fn run(feed: Arc<Feed>, booking: Arc<Booking>, mut stream: BoxStream<'stat
                             }
                         }
                     };
-                    feed.resync(&booking).await;
+                    feed.resync().await;
                 }
             },
             _ = probe.tick() => {
                 let ours = feed.version().await;
                 if ahead.is_some_and(|v| ours < v) {
-                    feed.resync(&booking).await;
+                    feed.resync().await;
                     ahead = None;
                 } else {
-                    ahead = match read(&booking, &feed.show).await {
+                    ahead = match feed.source.read(&feed.show).await {
                         Ok((theirs, _)) if theirs > ours => Some(theirs),
                         _ => None,
                     };

@@ -6,18 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use futures::StreamExt;
-use tokio::sync::{Mutex, OnceCell, watch};
+use futures::stream::BoxStream;
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{RoomEvent, Stand, Standing, WaitingRooms};
+use super::engine::{RoomEvent, Stand, Standing, WaitingRooms};
 use crate::auth::Tokens;
+use crate::clock::Clock;
 use crate::domain::waitroom::{PositionBook, QueueChange, eta_seconds};
 use crate::error::Result;
+use crate::ws::registry::{Registry, Viewer};
 
 /// Users per rank re-read (one script call each).
 const REREAD_CHUNK: usize = 1000;
@@ -66,8 +68,6 @@ pub struct QueueFeed {
     /// A tokio mutex: registration reads Redis under it, so no event is
     /// applied between a socket's read and its entry in the book.
     state: Mutex<FeedState>,
-    viewers: AtomicUsize,
-    stop: CancellationToken,
 }
 
 /// Rate used for ETAs when none has been observed yet.
@@ -76,9 +76,10 @@ pub type ConfiguredRate = Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
 pub struct QueueHub {
     engine: Arc<dyn WaitingRooms>,
     tokens: Arc<Tokens>,
-    feeds: DashMap<String, Arc<OnceCell<Arc<QueueFeed>>>>,
+    feeds: Arc<Registry<Arc<QueueFeed>>>,
     next_id: AtomicU64,
     configured_rate: ConfiguredRate,
+    clock: Clock,
 }
 
 /// A registered socket; dropping it unregisters.
@@ -86,35 +87,53 @@ pub struct Registration {
     pub id: u64,
     pub user: String,
     pub view: watch::Receiver<SocketView>,
-    feed: Arc<QueueFeed>,
-    hub: Arc<QueueHub>,
+    viewer: Option<Viewer<Arc<QueueFeed>>>,
+}
+
+impl Registration {
+    /// A registration on no feed, for testing a session on channels.
+    #[cfg(test)]
+    pub fn detached(user: &str, view: watch::Receiver<SocketView>) -> Self {
+        Self {
+            id: 0,
+            user: user.to_owned(),
+            view,
+            viewer: None,
+        }
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let (feed, hub, id) = (self.feed.clone(), self.hub.clone(), self.id);
+        let (Some(viewer), id) = (self.viewer.take(), self.id) else {
+            return;
+        };
         tokio::spawn(async move {
             {
-                let mut st = feed.state.lock().await;
+                let mut st = viewer.feed().state.lock().await;
                 st.book.remove(&id);
                 st.sockets.remove(&id);
             }
-            if feed.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
-                tokio::time::sleep(LINGER).await;
-                hub.drop_if_idle(&feed.show).await;
-            }
+            // The viewer leaves the feed only now, after its socket is gone.
+            drop(viewer);
         });
     }
 }
 
 impl QueueHub {
-    pub fn new(engine: Arc<dyn WaitingRooms>, tokens: Arc<Tokens>, configured_rate: ConfiguredRate) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<dyn WaitingRooms>,
+        tokens: Arc<Tokens>,
+        configured_rate: ConfiguredRate,
+        clock: Clock,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             tokens,
-            feeds: DashMap::new(),
+            feeds: Registry::new(LINGER),
             next_id: AtomicU64::new(1),
             configured_rate,
+            clock,
         })
     }
 
@@ -159,48 +178,33 @@ impl QueueHub {
         user: &str,
         join: impl AsyncFnOnce() -> Result<Stand>,
     ) -> Result<Registration> {
-        loop {
-            let cell = self.feeds.entry(show.to_owned()).or_default().clone();
-            let feed = cell.get_or_try_init(|| self.start(show)).await?.clone();
-            feed.viewers.fetch_add(1, Ordering::AcqRel);
-            if feed.stop.is_cancelled() {
-                feed.viewers.fetch_sub(1, Ordering::AcqRel);
-                continue;
-            }
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let mut st = feed.state.lock().await;
-            let stand = match join().await {
-                Ok(s) => s,
-                Err(e) => {
-                    drop(st);
-                    feed.viewers.fetch_sub(1, Ordering::AcqRel);
-                    return Err(e);
-                }
-            };
-            if let Standing::Queued { score, position, .. } = &stand.standing {
-                st.book.insert(id, *score, *position, stand.seq);
-            }
-            let view = self.view_of(show, user, &stand.standing, &st);
-            let (tx, rx) = watch::channel(view);
-            st.sockets.insert(
-                id,
-                Socket {
-                    user: user.to_owned(),
-                    view: tx,
-                },
-            );
-            drop(st);
-            return Ok(Registration {
-                id,
-                user: user.to_owned(),
-                view: rx,
-                feed,
-                hub: self.clone(),
-            });
+        let viewer = self.feeds.join(show, |stop| self.start(show, stop)).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let feed = viewer.feed().clone();
+        let mut st = feed.state.lock().await;
+        let stand = join().await?;
+        if let Standing::Queued { score, position, .. } = &stand.standing {
+            st.book.insert(id, *score, *position, stand.seq);
         }
+        let view = self.view_of(show, user, &stand.standing, &st);
+        let (tx, rx) = watch::channel(view);
+        st.sockets.insert(
+            id,
+            Socket {
+                user: user.to_owned(),
+                view: tx,
+            },
+        );
+        drop(st);
+        Ok(Registration {
+            id,
+            user: user.to_owned(),
+            view: rx,
+            viewer: Some(viewer),
+        })
     }
 
-    async fn start(self: &Arc<Self>, show: &str) -> Result<Arc<QueueFeed>> {
+    async fn start(self: &Arc<Self>, show: &str, stop: CancellationToken) -> Result<Arc<QueueFeed>> {
         let events = self.engine.subscribe(show).await?;
         let (seq, queue_length, _) = self.engine.ranks(show, &[]).await?;
         let feed = Arc::new(QueueFeed {
@@ -213,41 +217,27 @@ impl QueueHub {
                 rate: 0.0,
                 sold_out: false,
             }),
-            viewers: AtomicUsize::new(0),
-            stop: CancellationToken::new(),
         });
-        tokio::spawn(self.clone().run(feed.clone(), events));
+        tokio::spawn(self.clone().run(feed.clone(), events, stop));
         Ok(feed)
     }
 
-    async fn drop_if_idle(&self, show: &str) {
-        let removed = self.feeds.remove_if(show, |_, cell| {
-            cell.get().is_none_or(|f| f.viewers.load(Ordering::Acquire) == 0)
-        });
-        if let Some((_, cell)) = removed {
-            if let Some(feed) = cell.get() {
-                feed.stop.cancel();
-            }
-            let _ = self.engine.unsubscribe(show).await;
-        }
-    }
-
     /// Tells every socket of the show that the room is gone.
-    pub async fn close(&self, show: &str) {
-        if let Some((_, cell)) = self.feeds.remove(show) {
-            if let Some(feed) = cell.get() {
+    pub fn close(&self, show: &str) {
+        if let Some(slot) = self.feeds.close(show) {
+            let feed = slot.feed.clone();
+            tokio::spawn(async move {
                 let st = feed.state.lock().await;
                 for s in st.sockets.values() {
                     let _ = s.view.send(SocketView::Closed);
                 }
-                feed.stop.cancel();
-            }
+            });
         }
     }
 
     /// The users with a live socket on this node, per show (for liveness).
     pub async fn live_users(&self) -> Vec<(String, Vec<String>)> {
-        let feeds: Vec<Arc<QueueFeed>> = self.feeds.iter().filter_map(|e| e.value().get().cloned()).collect();
+        let feeds: Vec<Arc<QueueFeed>> = self.feeds.slots().into_iter().map(|slot| slot.feed.clone()).collect();
         let mut out = Vec::new();
         for feed in feeds {
             let st = feed.state.lock().await;
@@ -256,10 +246,20 @@ impl QueueHub {
         out
     }
 
-    async fn run(self: Arc<Self>, feed: Arc<QueueFeed>, mut events: futures::stream::BoxStream<'static, RoomEvent>) {
+    /// The feed's life: events in, in sequence order; resubscribe and re-read
+    /// when the subscription is lost; let go of it when stopped.
+    async fn run(
+        self: Arc<Self>,
+        feed: Arc<QueueFeed>,
+        mut events: BoxStream<'static, RoomEvent>,
+        stop: CancellationToken,
+    ) {
         loop {
             let event = tokio::select! {
-                _ = feed.stop.cancelled() => return,
+                _ = stop.cancelled() => {
+                    let _ = self.engine.unsubscribe(&feed.show).await;
+                    return;
+                }
                 e = events.next() => e,
             };
             let Some(event) = event else {
@@ -295,7 +295,7 @@ impl QueueHub {
             return;
         }
         st.last_seq = seq;
-        let (moved, admitted, flipped) = match &event {
+        let (moved, flipped) = match &event {
             RoomEvent::Tick {
                 admitted,
                 queue_length,
@@ -310,27 +310,26 @@ impl QueueHub {
                 st.sold_out = *sold_out;
                 let (moved, gone) = st.book.apply(seq, &QueueChange::Head(admitted.len() as u64));
                 for id in &gone {
-                    if let Some(s) = st.sockets.get(id) {
-                        if let Ok(token) = self.tokens.admission(&s.user, show, *expires_at) {
-                            let _ = s.view.send(SocketView::Admitted {
-                                token,
-                                expires_ms: *expires_at,
-                            });
-                        }
+                    if let Some(s) = st.sockets.get(id)
+                        && let Ok(token) = self.tokens.admission(&s.user, show, *expires_at)
+                    {
+                        let _ = s.view.send(SocketView::Admitted {
+                            token,
+                            expires_ms: *expires_at,
+                        });
                     }
                 }
-                (moved, gone, flipped)
+                (moved, flipped)
             }
             RoomEvent::Left {
                 scores, queue_length, ..
             } => {
                 st.queue_length = *queue_length;
                 let (moved, _) = st.book.apply(seq, &QueueChange::Left(scores.clone()));
-                (moved, Vec::new(), false)
+                (moved, false)
             }
-            RoomEvent::Reset { .. } => (Vec::new(), Vec::new(), false),
+            RoomEvent::Reset { .. } => (Vec::new(), false),
         };
-        let _ = admitted;
         let targets: Vec<u64> = if flipped {
             st.book.keys().copied().collect()
         } else {
@@ -366,15 +365,15 @@ impl QueueHub {
         }
         st.last_seq = last;
         // Sockets whose user is no longer queued: admitted during the gap, or gone.
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
         for id in missing {
             let user = st.sockets[&id].user.clone();
-            if let Ok(stand) = self.engine.join(show, &user, now, false, false, now).await {
-                if matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. }) {
-                    let view = self.view_of(show, &user, &stand.standing, st);
-                    let _ = st.sockets[&id].view.send(view);
-                }
+            if let Ok(stand) = self.engine.join(show, &user, now, false, false, now).await
+                && matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. })
+            {
+                let view = self.view_of(show, &user, &stand.standing, st);
+                let _ = st.sockets[&id].view.send(view);
             }
         }
     }

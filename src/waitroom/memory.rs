@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
-use super::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
-use crate::domain::seats::Owner;
-use crate::engine::{EVENT_BUFFER, SeatLocks};
+use super::engine::{Counters, RoomEvent, SeatCount, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use crate::clock::Clock;
 use crate::error::Result;
+
+/// Events a socket feed may fall behind by before it sees a gap and re-reads.
+const EVENT_BUFFER: usize = 1024;
 
 #[derive(Default)]
 struct Room {
@@ -56,15 +57,18 @@ impl Room {
 pub struct MemoryWaitingRooms {
     rooms: Mutex<HashMap<String, Room>>,
     events: dashmap::DashMap<String, broadcast::Sender<RoomEvent>>,
-    seats: Arc<dyn SeatLocks>,
+    seats: Arc<dyn SeatCount>,
+    /// Lease expiry reads it, as the Redis scripts read Redis `TIME`.
+    clock: Clock,
 }
 
 impl MemoryWaitingRooms {
-    pub fn new(seats: Arc<dyn SeatLocks>) -> Self {
+    pub fn new(seats: Arc<dyn SeatCount>, clock: Clock) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
             events: dashmap::DashMap::new(),
             seats,
+            clock,
         }
     }
 
@@ -77,10 +81,6 @@ impl MemoryWaitingRooms {
         if let Some(tx) = self.events.get(show) {
             let _ = tx.send(event);
         }
-    }
-
-    fn now_ms() -> i64 {
-        chrono::Utc::now().timestamp_millis()
     }
 }
 
@@ -225,7 +225,7 @@ impl WaitingRooms for MemoryWaitingRooms {
     }
 
     async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
-        let now = Self::now_ms();
+        let now = self.clock.now_ms();
         Ok(self.with(show, |r| match &r.lease {
             Some((token, until)) if *until > now => {
                 if token.starts_with(&format!("{node}/")) {
@@ -245,15 +245,15 @@ impl WaitingRooms for MemoryWaitingRooms {
     }
 
     async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>> {
-        let now = Self::now_ms();
+        let now = self.clock.now_ms();
         if self.with(show, |r| {
             r.lease.as_ref().is_none_or(|(t, until)| t != token || *until <= now)
         }) {
             return Ok(None);
         }
-        let snap = self.seats.snapshot(show, p.now).await?.out;
-        let available = p.sellable as i64 - snap.taken.len() as i64;
-        let sold_out = available <= 0 && snap.taken.values().all(|o| matches!(o, Owner::Booked(_)));
+        let (taken, all_booked) = self.seats.taken(show, p.now).await?;
+        let available = p.sellable as i64 - taken as i64;
+        let sold_out = available <= 0 && all_booked;
         let (tick, event) = self.with(show, |r| {
             r.admitted.retain(|_, exp| *exp > p.now);
             let mut active = r.admitted.len() as u64;
@@ -354,7 +354,7 @@ impl WaitingRooms for MemoryWaitingRooms {
             leader: r
                 .lease
                 .as_ref()
-                .filter(|(_, until)| *until > Self::now_ms())
+                .filter(|(_, until)| *until > self.clock.now_ms())
                 .map(|(t, _)| t.clone()),
         }))
     }
@@ -365,16 +365,7 @@ impl WaitingRooms for MemoryWaitingRooms {
             .entry(show.to_owned())
             .or_insert_with(|| broadcast::channel(EVENT_BUFFER).0)
             .subscribe();
-        Ok(futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Some((e, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed())
+        Ok(crate::broadcast::lossy_stream(rx))
     }
 
     async fn unsubscribe(&self, _show: &str) -> Result<()> {

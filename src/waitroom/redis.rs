@@ -8,11 +8,11 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
-use crate::engine::redis_conn::RedisHandle;
+use super::engine::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::error::{Error, Result};
-use crate::keys::{Keys, RoomKeys};
-use crate::lua::RoomScripts;
+use crate::redis::RedisHandle;
+use crate::redis::keys::{Keys, RoomKeys};
+use crate::redis::scripts::RoomScripts;
 
 pub struct RedisWaitingRooms {
     redis: Arc<RedisHandle>,

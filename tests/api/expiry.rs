@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use showgate::keys::Keys;
+use showgate::redis::keys::Keys;
 
 use crate::helpers::{assert_error, common, spawn_app_with};
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use showgate::app::Application;
 use showgate::config::Settings;
-use showgate::startup::Application;
 use sqlx::PgPool;
 
 #[path = "../common/mod.rs"]
@@ -309,10 +309,10 @@ impl Node {
         let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"] == "showgate listening" {
-                        return v["fields"]["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "showgate listening"
+                {
+                    return v["fields"]["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
                 }
             }
             panic!("showgate exited before listening")

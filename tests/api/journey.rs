@@ -125,7 +125,7 @@ async fn the_whole_journey_on_redis_and_postgres_ends_with_the_seats_booked_in_t
         .unwrap();
     assert_eq!(outbox, vec!["order.created", "booking.confirmed"]);
     // The relay moves them to the Redis Stream, once.
-    let stream = showgate::keys::Keys::new(app.settings.redis_key_prefix.clone()).event_stream();
+    let stream = showgate::redis::keys::Keys::new(app.settings.redis_key_prefix.clone()).event_stream();
     let mut redis = redis::Client::open(crate::helpers::common::redis_url())
         .unwrap()
         .get_multiplexed_async_connection()

@@ -299,7 +299,7 @@ async fn shutting_down_closes_sockets_with_the_reconnect_code() {
             other => panic!("expected a close frame, got {other:?}"),
         }
     };
-    assert_eq!(u16::from(close.unwrap().code), showgate::live::close::SHUTTING_DOWN);
+    assert_eq!(u16::from(close.unwrap().code), showgate::ws::close::SHUTTING_DOWN);
     let _ = addr;
 }
 
@@ -385,5 +385,5 @@ async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
         at += header + len;
     }
     assert!(pings >= 2, "the server pinged ({pings})");
-    assert_eq!(close_code, Some(showgate::live::close::PEER_TIMEOUT));
+    assert_eq!(close_code, Some(showgate::ws::close::PEER_TIMEOUT));
 }

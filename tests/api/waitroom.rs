@@ -215,11 +215,16 @@ async fn holds_on_a_gated_show_need_this_users_admission_for_this_show() {
     app.put_room(&show, json!({"admitRatePerSecond": 100})).await;
     let alice = app.token("alice").await;
     app.join(&alice, &show).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let admitted = loop {
         let me: Value = app.me(&alice, &show).await.json().await.unwrap();
         if me["state"] == "ADMITTED" {
             break me;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not admitted within 10 s at 100/s: {me}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let token = admitted["admissionToken"].as_str().unwrap().to_owned();

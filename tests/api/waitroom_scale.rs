@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use showgate::auth::Tokens;
 use showgate::config::DEV_JWT_SECRET;
-use showgate::keys::Keys;
+use showgate::redis::keys::Keys;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Node, common, ws_connect};

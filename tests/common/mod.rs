@@ -4,15 +4,18 @@
 
 use std::sync::Arc;
 
+use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::memory::MemorySeatLocks;
+use showgate::booking::locks::redis::RedisSeatLocks;
+use showgate::booking::store::Records;
+use showgate::booking::store::memory::MemoryRecords;
+use showgate::booking::store::postgres::PgRecords;
+use showgate::catalog::postgres::PgCatalog;
+use showgate::catalog::store::{CatalogStore, MemoryCatalog};
+use showgate::clock::Clock;
 use showgate::domain::seats::LockTimes;
-use showgate::engine::SeatLocks;
-use showgate::engine::memory::MemorySeatLocks;
-use showgate::engine::redis::RedisSeatLocks;
-use showgate::engine::redis_conn::RedisHandle;
-use showgate::keys::Keys;
-use showgate::records::Records;
-use showgate::records::memory::MemoryRecords;
-use showgate::records::postgres::PgRecords;
+use showgate::redis::RedisHandle;
+use showgate::redis::keys::Keys;
 use sqlx::Connection;
 
 pub const TIMES: LockTimes = LockTimes {
@@ -91,7 +94,10 @@ pub fn memory_rooms() -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::Waitin
     let locks = memory_locks();
     (
         locks.clone(),
-        Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(locks)),
+        Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(
+            Arc::new(showgate::app::engines::LockedSeats(locks)),
+            Clock::system(),
+        )),
     )
 }
 
@@ -99,12 +105,23 @@ pub fn memory_locks() -> Arc<dyn SeatLocks> {
     Arc::new(MemorySeatLocks::new(TIMES))
 }
 
-pub async fn pg_records() -> Arc<dyn Records> {
-    let pg = PgRecords::connect(&fresh_database().await)
+/// A fresh, migrated database.
+pub async fn pg_pool() -> sqlx::PgPool {
+    showgate::postgres::connect_and_migrate(&fresh_database().await)
         .await
-        .expect("connect test database");
-    pg.migrate().await.expect("migrate");
-    Arc::new(pg)
+        .expect("connect and migrate the test database")
+}
+
+pub async fn pg_records() -> Arc<dyn Records> {
+    Arc::new(PgRecords::new(pg_pool().await))
+}
+
+pub async fn pg_catalog() -> Arc<dyn CatalogStore> {
+    Arc::new(PgCatalog::new(pg_pool().await))
+}
+
+pub fn memory_catalog() -> Arc<dyn CatalogStore> {
+    Arc::new(MemoryCatalog::default())
 }
 
 pub fn memory_records() -> Arc<dyn Records> {

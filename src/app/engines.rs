@@ -1,0 +1,117 @@
+//! The engines behind every feature, on Redis and Postgres or in process:
+//! seat locks, waiting rooms and the event stream share one Redis handle;
+//! the record and the catalog share one Postgres pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::StartError;
+use crate::booking::events::{EventSink, MemoryStream, RedisStream};
+use crate::booking::locks::SeatLocks;
+use crate::booking::locks::memory::MemorySeatLocks;
+use crate::booking::locks::redis::RedisSeatLocks;
+use crate::booking::store::Records;
+use crate::booking::store::memory::MemoryRecords;
+use crate::booking::store::postgres::PgRecords;
+use crate::catalog::postgres::PgCatalog;
+use crate::catalog::store::{CatalogStore, MemoryCatalog};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::seats::{LockTimes, Owner};
+use crate::error::Result;
+use crate::redis::RedisHandle;
+use crate::redis::keys::Keys;
+use crate::waitroom::memory::MemoryWaitingRooms;
+use crate::waitroom::redis::RedisWaitingRooms;
+use crate::waitroom::{SeatCount, WaitingRooms};
+
+/// How long ended hold records stay readable (GET /holds/{id}).
+pub const HOLD_RECORD_RETENTION: Duration = Duration::from_secs(3600);
+/// How long an order's seat lock outlives the order's expiry when the record
+/// never releases it (a crash between the lock and the order row).
+pub const ORDER_LOCK_GRACE: Duration = Duration::from_secs(60);
+
+pub const LOCK_TIMES: LockTimes = LockTimes {
+    retention_ms: HOLD_RECORD_RETENTION.as_millis() as i64,
+    order_grace_ms: ORDER_LOCK_GRACE.as_millis() as i64,
+};
+
+/// The in-memory engines' shared state: seat locks, waiting rooms, events.
+pub struct Engines {
+    pub locks: Arc<dyn SeatLocks>,
+    pub waitrooms: Arc<dyn WaitingRooms>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// The record and the catalog's store.
+pub struct Stores {
+    pub records: Arc<dyn Records>,
+    pub catalog: Arc<dyn CatalogStore>,
+}
+
+/// The seat locks as the in-process waiting room counts them.
+pub struct LockedSeats(pub Arc<dyn SeatLocks>);
+
+#[async_trait]
+impl SeatCount for LockedSeats {
+    async fn taken(&self, show: &str, now: i64) -> Result<(u64, bool)> {
+        let snap = self.0.snapshot(show, now).await?.out;
+        let all_booked = snap.taken.values().all(|o| matches!(o, Owner::Booked(_)));
+        Ok((snap.taken.len() as u64, all_booked))
+    }
+}
+
+/// The seat locks, the waiting rooms and the event stream, on Redis (one
+/// shared connection) or in process.
+pub async fn engines(settings: &Settings, clock: Clock) -> Result<Engines, StartError> {
+    if !settings.uses_redis() {
+        let locks: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(LOCK_TIMES));
+        return Ok(Engines {
+            waitrooms: Arc::new(MemoryWaitingRooms::new(Arc::new(LockedSeats(locks.clone())), clock)),
+            locks,
+            events: Arc::new(MemoryStream::default()),
+        });
+    }
+    let setting = if settings.redis_cluster_nodes.is_empty() {
+        "REDIS_URL"
+    } else {
+        "REDIS_CLUSTER_NODES"
+    };
+    let unreachable = |e: crate::error::Error| StartError::Redis {
+        setting,
+        cause: e.to_string(),
+    };
+    let handle = RedisHandle::connect(settings.redis_url.as_deref(), &settings.redis_cluster_nodes)
+        .await
+        .map_err(unreachable)?;
+    let handle = Arc::new(handle);
+    let keys = Keys::new(settings.redis_key_prefix.clone());
+    let locks = RedisSeatLocks::new(handle.clone(), keys.clone(), LOCK_TIMES);
+    locks.ping().await.map_err(unreachable)?;
+    Ok(Engines {
+        locks: Arc::new(locks),
+        waitrooms: Arc::new(RedisWaitingRooms::new(handle.clone(), keys.clone())),
+        events: Arc::new(RedisStream::new(handle, keys.event_stream())),
+    })
+}
+
+/// Connects to Postgres and runs the migrations, or answers the in-process stores.
+pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
+    match &settings.database_url {
+        None => Ok(Stores {
+            records: Arc::new(MemoryRecords::new()),
+            catalog: Arc::new(MemoryCatalog::default()),
+        }),
+        Some(url) => {
+            let pool = crate::postgres::connect_and_migrate(url)
+                .await
+                .map_err(|e| StartError::Postgres(e.to_string()))?;
+            Ok(Stores {
+                records: Arc::new(PgRecords::new(pool.clone())),
+                catalog: Arc::new(PgCatalog::new(pool)),
+            })
+        }
+    }
+}

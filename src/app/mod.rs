@@ -1,0 +1,230 @@
+//! The composition root: the only module that knows every feature. It
+//! builds the engines, the features and their loops, the state and the
+//! router, and binds the listener. `main` and the tests call exactly this;
+//! nothing in the library imports it.
+
+pub mod engines;
+pub mod ops;
+pub mod router;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::booking::loops::Loops;
+use crate::booking::{Booking, Limits};
+use crate::catalog::Gates;
+use crate::catalog::store::CatalogStore;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::catalog::{Catalog, CatalogData};
+use crate::http::extract::AuthState;
+use crate::http::ratelimit::{self, Limiter};
+use crate::live::hub::{LINGER, SeatHub};
+use crate::waitroom::rooms::Rooms;
+use crate::ws::{SocketTimes, Sockets};
+use state::{AppState, Health};
+
+/// Why the service could not start; each names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot reach Redis ({setting}): {cause}")]
+    Redis { setting: &'static str, cause: String },
+    #[error("cannot use Postgres (DATABASE_URL): {0}")]
+    Postgres(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
+    #[error("cannot listen on {addr} (BIND): {cause}")]
+    Bind { addr: SocketAddr, cause: String },
+}
+
+impl From<crate::catalog::load::LoadError> for StartError {
+    fn from(e: crate::catalog::load::LoadError) -> Self {
+        match e {
+            crate::catalog::load::LoadError::File(m) => Self::Catalog(m),
+            crate::catalog::load::LoadError::Store(e) => Self::Postgres(e.to_string()),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    pub state: AppState,
+}
+
+/// Reads and validates a catalog file (`CATALOG`, `import-catalog`).
+pub fn read_catalog_file(path: &std::path::Path) -> Result<CatalogData, StartError> {
+    Ok(crate::catalog::load::read_file(path)?)
+}
+
+/// The catalog store of these settings, migrated (for `migrate` and
+/// `import-catalog`).
+pub async fn catalog_store(settings: &Settings) -> Result<Arc<dyn CatalogStore>, StartError> {
+    Ok(engines::stores(settings).await?.catalog)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        settings.validate().map_err(StartError::Config)?;
+        if settings.dev_secret() {
+            tracing::warn!(
+                "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens, \
+                 and POST /api/v1/dev/token is open. Set JWT_SECRET for anything but a developer machine."
+            );
+        }
+        let clock = Clock::system();
+        let engines = engines::engines(&settings, clock).await?;
+        let stores = engines::stores(&settings).await?;
+        let today = clock.now().date_naive();
+        let catalog: Arc<Catalog> =
+            Arc::new(crate::catalog::load::load(settings.catalog.as_deref(), stores.catalog.as_ref(), today).await?);
+        tracing::info!(
+            seat_engine = engines.locks.name(),
+            record = stores.records.name(),
+            movies = catalog.movies().len(),
+            shows = catalog.shows().len(),
+            "engines ready"
+        );
+        let stop = CancellationToken::new();
+        let tokens = Arc::new(Tokens::new(settings.jwt_secret()));
+        let rooms = Rooms::new(
+            engines.waitrooms.clone(),
+            catalog.clone(),
+            tokens.clone(),
+            Duration::from_secs(settings.abandon_after_seconds),
+            clock,
+            stop.clone(),
+        );
+        let booking = Arc::new(Booking::new(
+            catalog.clone(),
+            engines.locks.clone(),
+            stores.records.clone(),
+            rooms.clone(),
+            Limits {
+                hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
+                order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
+                max_seats_per_hold: settings.max_seats_per_hold as usize,
+            },
+            clock,
+        ));
+        let seat_hub = SeatHub::new(
+            catalog.clone(),
+            engines.locks.clone(),
+            clock,
+            settings.ws_queue_frames as usize,
+            LINGER,
+        );
+        let auth = AuthState {
+            tokens,
+            per_user: Arc::new(Limiter::new(settings.rate_limit_user_per_sec)),
+        };
+        let per_ip = Arc::new(Limiter::new(settings.rate_limit_ip_per_sec));
+        let gates: Arc<dyn Gates> = rooms.clone();
+        let state = AppState {
+            catalog: catalog.clone(),
+            gates,
+            booking: booking.clone(),
+            rooms: rooms.clone(),
+            seat_hub,
+            sockets: Sockets::new(
+                settings.ws_max_connections,
+                SocketTimes::pinging_every(Duration::from_secs(settings.ws_ping_seconds)),
+            ),
+            auth: auth.clone(),
+            per_ip: per_ip.clone(),
+            health: Health {
+                locks: engines.locks.clone(),
+                records: stores.records.clone(),
+            },
+            metrics: crate::metrics::install(),
+            settings: Arc::new(settings.clone()),
+        };
+        let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind {
+            addr: settings.bind,
+            cause: e.to_string(),
+        })?;
+        let loops = Loops {
+            booking,
+            catalog,
+            locks: engines.locks,
+            events: engines.events,
+        };
+        let mut tasks = loops.spawn(Duration::from_millis(settings.sweep_interval_ms), stop.clone());
+        tasks.push(tokio::spawn(forget_idle_callers(auth, per_ip, stop.clone())));
+        tasks.extend(rooms.spawn());
+        Ok(Self {
+            router: router::app(state.clone()),
+            listener,
+            stop,
+            tasks,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests in flight and
+    /// stops the background loops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            stop,
+            tasks,
+            state,
+        } = self;
+        let send_buffer = state.settings.tcp_send_buffer_bytes;
+        let listener = listener.tap_io(move |tcp| {
+            // Deltas are small and latency is the product: no Nagle delay.
+            let _ = tcp.set_nodelay(true);
+            if send_buffer > 0 {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+            }
+        });
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let sessions = state.sockets.shutdown.clone();
+        // Upgraded sockets are not tracked by graceful shutdown: tell them to
+        // close ("reconnect") first, then drain HTTP.
+        let shutdown = async move {
+            shutdown.await;
+            sessions.cancel();
+        };
+        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+        stop.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        result
+    }
+}
+
+async fn forget_idle_callers(auth: AuthState, per_ip: Arc<Limiter<std::net::IpAddr>>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(ratelimit::FORGET_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                auth.per_user.forget_idle();
+                per_ip.forget_idle();
+            }
+        }
+    }
+}

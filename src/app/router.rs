@@ -1,0 +1,47 @@
+//! The whole application as one router: every feature's routes merged, with
+//! the layers every route shares (body limit, per-IP limit on the public
+//! routes, metrics, JSON 404/405), and the pages.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::ops;
+use super::state::AppState;
+use crate::error::Error;
+use crate::http::ratelimit::limit_by_ip;
+use crate::{booking, catalog, live, waitroom};
+
+/// The application as a router (tests drive it with `oneshot` too).
+pub fn app(state: AppState) -> Router {
+    let public = Router::new()
+        .merge(catalog::routes::router())
+        .merge(booking::hold_routes::public_router())
+        .route_layer(middleware::from_fn_with_state(state.per_ip.clone(), limit_by_ip));
+    let api = Router::new()
+        .merge(public)
+        .merge(booking::hold_routes::router())
+        .merge(booking::order_routes::router())
+        // Not limited per IP: a socket is one long-lived connection, capped
+        // per node by WS_MAX_CONNECTIONS instead.
+        .merge(live::routes::router())
+        .merge(waitroom::routes::router())
+        .merge(ops::router(state.settings.dev_secret()));
+    let dir = &state.settings.static_dir;
+    let pages = ServeDir::new(dir)
+        .append_index_html_on_directories(true)
+        .not_found_service(ServeFile::new(dir.join("404.html")));
+    Router::new()
+        .merge(api)
+        // Unknown API paths are JSON 404s; everything else may be a page.
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async { Error::not_found("route") }),
+        )
+        .fallback_service(pages)
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed("method not allowed on this route".into()) })
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn(crate::http::record_metrics))
+        .with_state(state)
+}

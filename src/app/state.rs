@@ -1,0 +1,43 @@
+//! The application's state: each field is a substate a feature's routes ask
+//! for by type (axum's `FromRef`), so no feature sees the whole.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::booking::Booking;
+use crate::booking::locks::SeatLocks;
+use crate::booking::store::Records;
+use crate::catalog::Gates;
+use crate::config::Settings;
+use crate::domain::catalog::Catalog;
+use crate::http::extract::AuthState;
+use crate::http::ratelimit::Limiter;
+use crate::live::hub::SeatHub;
+use crate::waitroom::rooms::Rooms;
+use crate::ws::Sockets;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub gates: Arc<dyn Gates>,
+    pub booking: Arc<Booking>,
+    pub rooms: Arc<Rooms>,
+    pub seat_hub: Arc<SeatHub>,
+    pub sockets: Sockets,
+    pub auth: AuthState,
+    pub per_ip: Arc<Limiter<IpAddr>>,
+    /// What readiness checks.
+    pub health: Health,
+    pub metrics: PrometheusHandle,
+    pub settings: Arc<Settings>,
+}
+
+/// The backing services, for `/readyz`.
+#[derive(Clone)]
+pub struct Health {
+    pub locks: Arc<dyn SeatLocks>,
+    pub records: Arc<dyn Records>,
+}

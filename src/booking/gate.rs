@@ -1,0 +1,31 @@
+//! The admission gate: what booking asks before it holds seats, and tells
+//! when a sale is done. Booking defines it; the waiting room implements it,
+//! so booking knows nothing of queues.
+
+use async_trait::async_trait;
+
+use crate::domain::ShowId;
+use crate::error::Result;
+
+#[async_trait]
+pub trait AdmissionGate: Send + Sync + 'static {
+    /// Whether `user` may hold seats of `show` now, given the admission
+    /// token they sent (if any). An ungated show lets everyone through; a
+    /// refusal is 403 `ADMISSION_REQUIRED`.
+    fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()>;
+
+    /// The shopper's order was confirmed: their admission is used up.
+    async fn order_confirmed(&self, show: &str, user: &str);
+}
+
+/// No waiting room anywhere: every shopper may hold.
+pub struct OpenGate;
+
+#[async_trait]
+impl AdmissionGate for OpenGate {
+    fn check(&self, _show: &ShowId, _user: &str, _admission: Option<&str>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn order_confirmed(&self, _show: &str, _user: &str) {}
+}

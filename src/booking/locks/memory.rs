@@ -1,0 +1,150 @@
+//! The in-process engine: `domain::seats::ShowSeats` per show behind a mutex,
+//! deltas on a tokio broadcast channel per show. One node, no set-up.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast;
+
+use super::{EVENT_BUFFER, GC_BATCH, Reply, SeatLocks};
+use crate::broadcast::lossy_stream;
+use crate::domain::seats::{
+    Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, ReleaseOutcome, SeatDelta, SeatSnapshot, ShowSeats,
+};
+use crate::error::Result;
+
+struct Show {
+    /// A std mutex: no `.await` happens while it is held, and every operation
+    /// is a few map updates.
+    seats: Mutex<ShowSeats>,
+    events: broadcast::Sender<SeatDelta>,
+}
+
+pub struct MemorySeatLocks {
+    shows: DashMap<String, Arc<Show>>,
+    times: LockTimes,
+}
+
+impl MemorySeatLocks {
+    pub fn new(times: LockTimes) -> Self {
+        Self {
+            shows: DashMap::new(),
+            times,
+        }
+    }
+
+    fn show(&self, id: &str) -> Arc<Show> {
+        if let Some(s) = self.shows.get(id) {
+            return s.clone();
+        }
+        self.shows
+            .entry(id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Show {
+                    seats: Mutex::new(ShowSeats::default()),
+                    events: broadcast::channel(EVENT_BUFFER).0,
+                })
+            })
+            .clone()
+    }
+
+    /// Runs `f` under the show's lock and publishes its delta before the lock
+    /// is released, so subscribers see deltas in version order.
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects)) -> Reply<T> {
+        let show = self.show(id);
+        let mut seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
+        let (out, fx) = f(&mut seats, self.times);
+        let version = seats.version();
+        if let Some(delta) = fx.delta {
+            // No receiver is fine: nobody is watching this show.
+            let _ = show.events.send(delta);
+        }
+        Reply {
+            out,
+            version,
+            expired: fx.expired_holds,
+        }
+    }
+}
+
+#[async_trait]
+impl SeatLocks for MemorySeatLocks {
+    async fn hold(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        seats: &[String],
+        ttl_ms: i64,
+    ) -> Result<Reply<HoldOutcome>> {
+        Ok(self.with(show, |s, t| s.hold(show, now, t, user, hold_id, seats, ttl_ms)))
+    }
+
+    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
+        Ok(self.with(show, |s, t| s.release(show, now, t, user, hold_id)))
+    }
+
+    async fn extend_for_order(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        order_id: &str,
+        order_ttl_ms: i64,
+    ) -> Result<Reply<ExtendOutcome>> {
+        Ok(self.with(show, |s, t| {
+            s.extend_for_order(show, now, t, user, hold_id, order_id, order_ttl_ms)
+        }))
+    }
+
+    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>> {
+        Ok(self.with(show, |s, t| ((), s.book(show, now, t, order_id, hold_id, seats).1)))
+    }
+
+    async fn release_order(
+        &self,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        seats: &[String],
+    ) -> Result<Reply<()>> {
+        Ok(self.with(show, |s, t| {
+            ((), s.release_order(show, now, t, order_id, hold_id, seats).1)
+        }))
+    }
+
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
+        Ok(self.with(show, |s, t| ((), s.expire(show, now, t, GC_BATCH).1)))
+    }
+
+    async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {
+        Ok(self.with(show, |s, t| s.snapshot(show, now, t)))
+    }
+
+    async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
+        let show = self.show(show);
+        let seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(seats.hold_record(hold_id))
+    }
+
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
+        Ok(lossy_stream(self.show(show).events.subscribe()))
+    }
+
+    async fn unsubscribe(&self, _show: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}

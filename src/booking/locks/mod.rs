@@ -1,0 +1,94 @@
+//! Seat locks: the fast path of every hold. Two implementations of one
+//! trait, side by side: `redis` (Lua scripts, shared by every node) and
+//! `memory` (in process, the embedded default). `tests/conformance` runs the
+//! same cases against both.
+//!
+//! Engines own the lock state and publish every change; they know nothing of
+//! orders, catalogs or HTTP.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::domain::seats::{ExtendOutcome, HoldOutcome, HoldRecord, ReleaseOutcome, SeatDelta, SeatSnapshot};
+use crate::error::Result;
+
+/// An engine's answer: the outcome, the show's version after the operation
+/// and how many holds its in-line sweep expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply<T> {
+    pub out: T,
+    pub version: u64,
+    pub expired: u32,
+}
+
+/// Atomic seat locks for every show. Times are milliseconds since the epoch
+/// and come from the caller, so the same cases run against both engines.
+#[async_trait]
+pub trait SeatLocks: Send + Sync + 'static {
+    /// Locks every seat for `user`, or none; replaces the user's previous
+    /// active hold on the show in the same step.
+    async fn hold(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        seats: &[String],
+        ttl_ms: i64,
+    ) -> Result<Reply<HoldOutcome>>;
+
+    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>>;
+
+    /// Turns the user's active hold into the lock of order `order_id`
+    /// (or answers the order it already became).
+    async fn extend_for_order(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        order_id: &str,
+        order_ttl_ms: i64,
+    ) -> Result<Reply<ExtendOutcome>>;
+
+    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>>;
+
+    async fn release_order(
+        &self,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        seats: &[String],
+    ) -> Result<Reply<()>>;
+
+    /// The sweeper's pass over one show.
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>>;
+
+    /// Every taken seat as of one version.
+    async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>>;
+
+    async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>>;
+
+    /// The show's deltas from now on, in version order. Callers share one
+    /// subscription per show per node (`live::feed`); a stream that ends means
+    /// the subscription was lost and must be taken again.
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>>;
+
+    /// Drops this node's subscription to the show.
+    async fn unsubscribe(&self, show: &str) -> Result<()>;
+
+    async fn ping(&self) -> Result<()>;
+
+    fn name(&self) -> &'static str;
+}
+
+/// How many ended hold records one sweeper pass drops per show.
+pub const GC_BATCH: usize = 500;
+
+/// Deltas a subscriber of the memory engine may fall behind by before it
+/// misses some; it then sees a version gap and re-reads a snapshot.
+pub const EVENT_BUFFER: usize = 1024;

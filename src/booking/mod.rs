@@ -1,0 +1,122 @@
+//! Booking: seat holds, orders and tickets. The pipeline keeps the seat
+//! locks (fast, atomic, shared by every node) and the record (the truth
+//! about sales) consistent: locks first, the record second; when the record
+//! has changed what an order owns, the locks follow, and the reconciler
+//! retries any that did not (`Order::lock_synced`).
+//!
+//! - `Booking` (this file, `holds`, `orders`): the pipeline.
+//! - `locks`: seat locks behind `SeatLocks`, on Redis (Lua scripts in
+//!   `lua/`) or in process, side by side.
+//! - `store`: orders, booked seats, idempotency keys and the outbox behind
+//!   `Records`, in Postgres or in process, side by side.
+//! - `gate`: the admission gate booking asks before a hold.
+//! - `hold_routes`, `order_routes`, `idempotency`, `views`: the HTTP side.
+//! - `loops`: seat expiry, order expiry, reconciliation and the outbox relay.
+//! - `events`: where the outbox is relayed to.
+
+pub mod events;
+pub mod gate;
+pub mod hold_routes;
+mod holds;
+pub mod idempotency;
+pub mod locks;
+pub mod loops;
+pub mod order_routes;
+mod orders;
+pub mod store;
+pub mod views;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::domain::HoldId;
+use crate::domain::catalog::{Catalog, Layout, Show};
+use crate::domain::seats::{HoldRecord, HoldStatus, SeatStatus};
+use crate::error::{Error, Result};
+use crate::metrics as m;
+use gate::AdmissionGate;
+use locks::{Reply, SeatLocks};
+use store::Records;
+
+/// Limits of the booking rules, from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub hold_ttl_ms: i64,
+    pub order_ttl_ms: i64,
+    pub max_seats_per_hold: usize,
+}
+
+/// A hold as the contract shows it.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub id: HoldId,
+    pub record: HoldRecord,
+    pub status: HoldStatus,
+}
+
+/// One seat of the seat map.
+#[derive(Debug, Clone)]
+pub struct MapSeat {
+    pub id: String,
+    pub row: String,
+    pub number: u16,
+    pub status: SeatStatus,
+}
+
+/// The booking pipeline. Its parts are private: other features reach the
+/// seat locks (`live`) or the record (the loops) through the handles the
+/// application gives them, never through here.
+pub struct Booking {
+    catalog: Arc<Catalog>,
+    locks: Arc<dyn SeatLocks>,
+    records: Arc<dyn Records>,
+    gate: Arc<dyn AdmissionGate>,
+    limits: Limits,
+    clock: Clock,
+}
+
+/// Counts the holds an engine's in-line sweep expired, and answers its outcome.
+fn track<T>(reply: Reply<T>) -> T {
+    if reply.expired > 0 {
+        metrics::counter!(m::HOLDS_EXPIRED).increment(reply.expired as u64);
+    }
+    reply.out
+}
+
+impl Booking {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        locks: Arc<dyn SeatLocks>,
+        records: Arc<dyn Records>,
+        gate: Arc<dyn AdmissionGate>,
+        limits: Limits,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            catalog,
+            locks,
+            records,
+            gate,
+            limits,
+            clock,
+        }
+    }
+
+    pub fn records(&self) -> &Arc<dyn Records> {
+        &self.records
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn show(&self, id: &str) -> Result<&Show> {
+        self.catalog.show(id).ok_or_else(|| Error::not_found("show"))
+    }
+
+    fn layout(&self, show: &Show) -> Result<Arc<Layout>> {
+        self.catalog
+            .layout(&show.screen_id)
+            .ok_or_else(|| Error::Internal(format!("no layout for {}", show.screen_id)))
+    }
+}

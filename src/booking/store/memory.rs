@@ -1,0 +1,242 @@
+//! The in-process record: one mutex over plain maps. Same rules as Postgres:
+//! one order per hold, a seat booked by at most one order, first response per
+//! idempotency key wins.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Applied, Cursor, Order, Records, StoredResponse};
+use crate::booking::events::{EventSink, OutboxEvent};
+use crate::domain::order::{self, OrderEvent, OrderStatus, SeatEffect};
+use crate::error::Result;
+
+#[derive(Default)]
+struct State {
+    orders: HashMap<Uuid, Order>,
+    by_hold: HashMap<String, Uuid>,
+    booked: HashMap<(String, String), Uuid>,
+    idempotency: HashMap<(String, String), StoredResponse>,
+    /// (event, relayed) in the order written.
+    outbox: Vec<(OutboxEvent, bool)>,
+}
+
+impl State {
+    fn emit(&mut self, order: &Order) {
+        let id = self.outbox.len() as i64 + 1;
+        let event = OutboxEvent {
+            id,
+            topic: super::outbox_topic(order.status).to_owned(),
+            payload: super::outbox_payload(order),
+        };
+        self.outbox.push((event, false));
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryRecords {
+    /// A std mutex: nothing awaits while it is held.
+    state: Mutex<State>,
+}
+
+impl MemoryRecords {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Records for MemoryRecords {
+    async fn create_order(&self, order: &Order) -> Result<(Order, bool)> {
+        let mut s = self.lock();
+        if let Some(existing) = s
+            .orders
+            .get(&order.id)
+            .or_else(|| s.by_hold.get(&order.hold_id).and_then(|id| s.orders.get(id)))
+        {
+            return Ok((existing.clone(), false));
+        }
+        s.by_hold.insert(order.hold_id.clone(), order.id);
+        s.orders.insert(order.id, order.clone());
+        s.emit(order);
+        Ok((order.clone(), true))
+    }
+
+    async fn order(&self, id: Uuid) -> Result<Option<Order>> {
+        Ok(self.lock().orders.get(&id).cloned())
+    }
+
+    async fn order_by_hold(&self, hold_id: &str) -> Result<Option<Order>> {
+        let s = self.lock();
+        Ok(s.by_hold.get(hold_id).and_then(|id| s.orders.get(id)).cloned())
+    }
+
+    async fn apply(
+        &self,
+        id: Uuid,
+        event: OrderEvent,
+        now: DateTime<Utc>,
+        payment_reference: Option<&str>,
+    ) -> Result<Applied> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let Some(current) = s.orders.get(&id).cloned() else {
+            return Err(crate::error::Error::not_found("order"));
+        };
+        let step = match order::step(current.status, event, now >= current.expires_at) {
+            Ok(Some(step)) => step,
+            Ok(None) => return Ok(Applied::Unchanged(current)),
+            Err(refusal) => return Ok(Applied::Refused(current, refusal)),
+        };
+        let mut conflicts = Vec::new();
+        if step.seats == SeatEffect::Book {
+            conflicts = current
+                .seat_ids
+                .iter()
+                .filter(|seat| {
+                    s.booked
+                        .get(&(current.show_id.clone(), (*seat).clone()))
+                        .is_some_and(|o| *o != id)
+                })
+                .cloned()
+                .collect();
+        }
+        let next = order::settle(
+            &current,
+            event,
+            step,
+            now,
+            payment_reference,
+            &conflicts,
+            &mut rand::rng(),
+        );
+        if conflicts.is_empty() {
+            for seat in &current.seat_ids {
+                let key = (current.show_id.clone(), seat.clone());
+                match step.seats {
+                    SeatEffect::Book => {
+                        s.booked.insert(key, id);
+                    }
+                    SeatEffect::Free if s.booked.get(&key) == Some(&id) => {
+                        s.booked.remove(&key);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        s.orders.insert(id, next.clone());
+        s.emit(&next);
+        Ok(Applied::settled(next, step, conflicts))
+    }
+
+    async fn mark_lock_synced(&self, id: Uuid, as_of: DateTime<Utc>) -> Result<()> {
+        if let Some(o) = self.lock().orders.get_mut(&id)
+            && o.updated_at <= as_of
+        {
+            o.lock_synced = true;
+        }
+        Ok(())
+    }
+
+    async fn unsynced_orders(&self, older_than: DateTime<Utc>, limit: i64) -> Result<Vec<Order>> {
+        let s = self.lock();
+        let mut list: Vec<Order> = s
+            .orders
+            .values()
+            .filter(|o| !o.lock_synced && o.updated_at < older_than)
+            .cloned()
+            .collect();
+        list.sort_by_key(|o| o.updated_at);
+        list.truncate(limit.max(0) as usize);
+        Ok(list)
+    }
+
+    async fn due_orders(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
+        let s = self.lock();
+        let mut due: Vec<&Order> = s
+            .orders
+            .values()
+            .filter(|o| o.status == OrderStatus::PaymentPending && o.expires_at <= now)
+            .collect();
+        due.sort_by_key(|o| o.expires_at);
+        Ok(due.into_iter().take(limit.max(0) as usize).map(|o| o.id).collect())
+    }
+
+    async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
+        let s = self.lock();
+        let mut list: Vec<Order> = s
+            .orders
+            .values()
+            .filter(|o| o.user_id == user)
+            .filter(|o| cursor.is_none_or(|c| (o.created_at, o.id) < (c.created_at, c.id)))
+            .cloned()
+            .collect();
+        list.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
+        list.truncate(limit.max(0) as usize);
+        Ok(list)
+    }
+
+    async fn booked_seats(&self, show: &str) -> Result<Vec<(String, Uuid)>> {
+        let s = self.lock();
+        Ok(s.booked
+            .iter()
+            .filter(|((sh, _), _)| sh == show)
+            .map(|((_, seat), o)| (seat.clone(), *o))
+            .collect())
+    }
+
+    async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>> {
+        Ok(self.lock().idempotency.get(&(user.to_owned(), key.to_owned())).cloned())
+    }
+
+    async fn store_idempotent_response(
+        &self,
+        user: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<StoredResponse> {
+        let mut s = self.lock();
+        Ok(s.idempotency
+            .entry((user.to_owned(), key.to_owned()))
+            .or_insert_with(|| response.clone())
+            .clone())
+    }
+
+    async fn relay_outbox(&self, limit: i64, sink: &dyn EventSink) -> Result<usize> {
+        let batch: Vec<OutboxEvent> = {
+            let s = self.lock();
+            s.outbox
+                .iter()
+                .filter(|(_, relayed)| !relayed)
+                .take(limit.max(0) as usize)
+                .map(|(e, _)| e.clone())
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        sink.append(&batch).await?;
+        let mut s = self.lock();
+        for e in &batch {
+            if let Some(slot) = s.outbox.get_mut(e.id as usize - 1) {
+                slot.1 = true;
+            }
+        }
+        Ok(batch.len())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}

@@ -1,0 +1,292 @@
+//! The Postgres record. Each order transition is one transaction: lock the
+//! order row, decide with `domain::order::step`, write booked seats (whose
+//! primary key refuses a second sale), the order (`domain::order::settle`)
+//! and an outbox event. Idempotency keys and the outbox relay have a file
+//! each.
+
+mod idempotency;
+mod outbox;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::{Applied, Cursor, Order, Records, StoredResponse, outbox_payload, outbox_topic};
+use crate::booking::events::EventSink;
+use crate::domain::order::{self, OrderEvent, OrderStatus, SeatEffect};
+use crate::error::{Error, Result};
+
+pub struct PgRecords {
+    pool: PgPool,
+}
+
+const ORDER_COLUMNS: &str = "id, user_id, show_id, hold_id, seat_ids, amount_minor, currency, status, created_at, \
+     expires_at, updated_at, ticket_code, payment_reference, failure_reason, lock_synced";
+
+impl PgRecords {
+    /// Over a pool whose database is migrated (`crate::postgres`).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn order_from_row(row: &sqlx::postgres::PgRow) -> Result<Order> {
+    let status: String = row.try_get("status")?;
+    Ok(Order {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        show_id: row.try_get("show_id")?,
+        hold_id: row.try_get("hold_id")?,
+        seat_ids: row.try_get("seat_ids")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get::<String, _>("currency")?.trim().to_owned(),
+        status: OrderStatus::parse(&status).ok_or_else(|| Error::Internal(format!("order status {status:?}")))?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+        ticket_code: row.try_get("ticket_code")?,
+        payment_reference: row.try_get("payment_reference")?,
+        failure_reason: row.try_get("failure_reason")?,
+        lock_synced: row.try_get("lock_synced")?,
+    })
+}
+
+#[async_trait]
+impl Records for PgRecords {
+    async fn create_order(&self, o: &Order) -> Result<(Order, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) \
+             ON CONFLICT DO NOTHING RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(o.id)
+        .bind(&o.user_id)
+        .bind(&o.show_id)
+        .bind(&o.hold_id)
+        .bind(&o.seat_ids)
+        .bind(o.amount_minor)
+        .bind(&o.currency)
+        .bind(o.status.as_str())
+        .bind(o.created_at)
+        .bind(o.expires_at)
+        .bind(o.updated_at)
+        .bind(&o.ticket_code)
+        .bind(&o.payment_reference)
+        .bind(&o.failure_reason)
+        .bind(o.lock_synced)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let result = match inserted {
+            Some(row) => {
+                let order = order_from_row(&row)?;
+                sqlx::query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)")
+                    .bind(outbox_topic(order.status))
+                    .bind(outbox_payload(&order))
+                    .execute(&mut *tx)
+                    .await?;
+                (order, true)
+            }
+            None => {
+                let row = sqlx::query(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 OR hold_id = $2"
+                ))
+                .bind(o.id)
+                .bind(&o.hold_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                (order_from_row(&row)?, false)
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn order(&self, id: Uuid) -> Result<Option<Order>> {
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn order_by_hold(&self, hold_id: &str) -> Result<Option<Order>> {
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"))
+            .bind(hold_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn apply(
+        &self,
+        id: Uuid,
+        event: OrderEvent,
+        now: DateTime<Utc>,
+        payment_reference: Option<&str>,
+    ) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("order"))?;
+        let current = order_from_row(&row)?;
+        let step = match order::step(current.status, event, now >= current.expires_at) {
+            Ok(Some(step)) => step,
+            Ok(None) => return Ok(Applied::Unchanged(current)),
+            Err(refusal) => return Ok(Applied::Refused(current, refusal)),
+        };
+        let mut conflicts = Vec::new();
+        match step.seats {
+            SeatEffect::Book => {
+                // The primary key (show, seat) decides: a seat another order
+                // already booked is not inserted, and the sale fails whole.
+                let inserted: Vec<String> = sqlx::query_scalar(
+                    "INSERT INTO booked_seats (show_id, seat_id, order_id, booked_at) \
+                     SELECT $1, seat, $2, $3 FROM unnest($4::text[]) AS seat \
+                     ON CONFLICT ON CONSTRAINT booked_seats_pkey DO NOTHING RETURNING seat_id",
+                )
+                .bind(&current.show_id)
+                .bind(id)
+                .bind(now)
+                .bind(&current.seat_ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                if inserted.len() != current.seat_ids.len() {
+                    conflicts = current
+                        .seat_ids
+                        .iter()
+                        .filter(|s| !inserted.contains(s))
+                        .cloned()
+                        .collect();
+                    sqlx::query("DELETE FROM booked_seats WHERE order_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            SeatEffect::Free => {
+                sqlx::query("DELETE FROM booked_seats WHERE order_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            SeatEffect::Keep => {}
+        }
+        let next = order::settle(
+            &current,
+            event,
+            step,
+            now,
+            payment_reference,
+            &conflicts,
+            &mut rand::rng(),
+        );
+        sqlx::query(
+            "UPDATE orders SET status = $2, updated_at = $3, ticket_code = $4, payment_reference = $5, \
+             failure_reason = $6, lock_synced = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next.status.as_str())
+        .bind(next.updated_at)
+        .bind(&next.ticket_code)
+        .bind(&next.payment_reference)
+        .bind(&next.failure_reason)
+        .bind(next.lock_synced)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)")
+            .bind(outbox_topic(next.status))
+            .bind(outbox_payload(&next))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Applied::settled(next, step, conflicts))
+    }
+
+    async fn mark_lock_synced(&self, id: Uuid, as_of: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE orders SET lock_synced = true WHERE id = $1 AND updated_at <= $2 AND NOT lock_synced")
+            .bind(id)
+            .bind(as_of)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn unsynced_orders(&self, older_than: DateTime<Utc>, limit: i64) -> Result<Vec<Order>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE NOT lock_synced AND updated_at < $1 ORDER BY updated_at LIMIT $2"
+        ))
+        .bind(older_than)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    async fn due_orders(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'PAYMENT_PENDING' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
+        let rows =
+            match cursor {
+                None => sqlx::query(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(user)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+                Some(c) => {
+                    sqlx::query(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND (created_at, id) < ($3, $4) \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                    ))
+                    .bind(user)
+                    .bind(limit)
+                    .bind(c.created_at)
+                    .bind(c.id)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+        rows.iter().map(order_from_row).collect()
+    }
+
+    async fn booked_seats(&self, show: &str) -> Result<Vec<(String, Uuid)>> {
+        Ok(
+            sqlx::query_as("SELECT seat_id, order_id FROM booked_seats WHERE show_id = $1")
+                .bind(show)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>> {
+        idempotency::read(&self.pool, user, key).await
+    }
+
+    async fn store_idempotent_response(&self, user: &str, key: &str, r: &StoredResponse) -> Result<StoredResponse> {
+        idempotency::store(&self.pool, user, key, r).await
+    }
+
+    async fn relay_outbox(&self, limit: i64, sink: &dyn EventSink) -> Result<usize> {
+        outbox::relay(&self.pool, limit, sink).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        crate::postgres::ping(&self.pool).await
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+}

@@ -1,0 +1,169 @@
+//! One Redis pub/sub connection per node, shared by every show and feature:
+//! a channel is one SUBSCRIBE (SSUBSCRIBE on Redis Cluster, so a show's
+//! messages stay on its slot's shard) on it, taken when the node's first
+//! local consumer arrives; payloads are routed to the channel's local
+//! broadcast and parsed by that one consumer.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use redis::aio::PubSubSink;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::{Mutex, broadcast, mpsc};
+
+use crate::error::{Error, Result};
+
+/// Messages a local receiver may fall behind by before it misses some (and
+/// sees a gap in the sequence numbers inside them).
+pub const CHANNEL_BUFFER: usize = 1024;
+
+/// A message's payload, shared by every local receiver.
+pub type Payload = Arc<str>;
+
+type Routes = Arc<DashMap<String, broadcast::Sender<Payload>>>;
+
+enum Backend {
+    /// A dedicated RESP2 pub/sub connection; `None` until first use and
+    /// after it is lost. A tokio mutex: connecting awaits under it.
+    Single {
+        client: redis::Client,
+        sink: Arc<Mutex<Option<PubSubSink>>>,
+    },
+    /// The cluster connection itself (RESP3): sharded subscriptions, pushes
+    /// arrive on the channel given to the client builder.
+    Cluster { conn: ClusterConnection },
+}
+
+pub struct Subscriptions {
+    backend: Backend,
+    /// Channel name → the show's local channel.
+    routes: Routes,
+}
+
+fn route(routes: &Routes, channel: &str, payload: &str) {
+    if let Some(tx) = routes.get(channel) {
+        let _ = tx.send(Payload::from(payload));
+    }
+}
+
+impl Subscriptions {
+    pub fn single(client: redis::Client) -> Self {
+        Self {
+            backend: Backend::Single {
+                client,
+                sink: Arc::new(Mutex::new(None)),
+            },
+            routes: Routes::default(),
+        }
+    }
+
+    /// Routes the cluster connection's pushes; `pushes` is the receiver of
+    /// the push sender the cluster client was built with.
+    pub fn cluster(conn: ClusterConnection, mut pushes: mpsc::UnboundedReceiver<PushInfo>) -> Self {
+        let routes = Routes::default();
+        let table = routes.clone();
+        tokio::spawn(async move {
+            while let Some(push) = pushes.recv().await {
+                match push.kind {
+                    PushKind::SMessage | PushKind::Message => {
+                        if let [Value::BulkString(channel), Value::BulkString(payload), ..] = push.data.as_slice() {
+                            route(
+                                &table,
+                                &String::from_utf8_lossy(channel),
+                                &String::from_utf8_lossy(payload),
+                            );
+                        }
+                    }
+                    PushKind::Disconnection => {
+                        // Messages may have been lost: end every stream so
+                        // each feed resubscribes and re-reads its show.
+                        tracing::warn!("redis cluster connection dropped; seat feeds will resync");
+                        table.clear();
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Self {
+            backend: Backend::Cluster { conn },
+            routes,
+        }
+    }
+
+    async fn single_sink(
+        client: &redis::Client,
+        slot: &Arc<Mutex<Option<PubSubSink>>>,
+        routes: &Routes,
+    ) -> Result<PubSubSink> {
+        let mut guard = slot.lock().await;
+        if let Some(sink) = guard.as_ref() {
+            return Ok(sink.clone());
+        }
+        let (sink, mut stream) = client.get_async_pubsub().await?.split();
+        let (table, shared) = (routes.clone(), slot.clone());
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                if let Ok(payload) = msg.get_payload::<String>() {
+                    route(&table, msg.get_channel_name(), &payload);
+                }
+            }
+            tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
+            *shared.lock().await = None;
+            // Dropping the senders ends every subscriber's stream.
+            table.clear();
+        });
+        *guard = Some(sink.clone());
+        Ok(sink)
+    }
+
+    pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Payload>> {
+        let (rx, fresh) = match self.routes.entry(channel.to_owned()) {
+            Entry::Occupied(e) => (e.get().subscribe(), false),
+            Entry::Vacant(v) => {
+                let (tx, rx) = broadcast::channel(CHANNEL_BUFFER);
+                v.insert(tx);
+                (rx, true)
+            }
+        };
+        if fresh {
+            // The route exists before the subscription is sent, so no message
+            // of the channel can arrive unrouted.
+            let result = match &self.backend {
+                Backend::Single { client, sink } => match Self::single_sink(client, sink, &self.routes).await {
+                    Ok(mut sink) => sink.subscribe(channel).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                },
+                Backend::Cluster { conn } => conn.clone().ssubscribe(channel).await.map_err(Error::from),
+            };
+            if let Err(e) = result {
+                self.routes.remove(channel);
+                return Err(e);
+            }
+        }
+        Ok(crate::broadcast::lossy_stream(rx))
+    }
+
+    pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        if self.routes.remove(channel).is_none() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Single { sink, .. } => {
+                if let Some(mut sink) = sink.lock().await.clone() {
+                    sink.unsubscribe(channel).await?;
+                }
+            }
+            Backend::Cluster { conn } => conn.clone().sunsubscribe(channel).await?,
+        }
+        Ok(())
+    }
+
+    /// Channels this node is subscribed to.
+    pub fn channels(&self) -> usize {
+        self.routes.len()
+    }
+}

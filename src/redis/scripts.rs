@@ -1,0 +1,62 @@
+//! The seat scripts, loaded in one place. Each is `lua/common.lua` followed
+//! by its own file, so each is one atomic script with the shared helpers.
+
+use redis::Script;
+
+macro_rules! seat_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("../../lua/common.lua"),
+            include_str!(concat!("../../lua/", $file))
+        ))
+    };
+}
+
+/// The waiting-room scripts (no shared prelude).
+pub struct RoomScripts {
+    pub join: Script,
+    pub leave: Script,
+    pub admit: Script,
+    pub lease: Script,
+    pub open: Script,
+    pub ranks: Script,
+}
+
+impl RoomScripts {
+    pub fn load() -> Self {
+        Self {
+            join: Script::new(include_str!("../../lua/wr_join.lua")),
+            leave: Script::new(include_str!("../../lua/wr_leave.lua")),
+            admit: Script::new(include_str!("../../lua/wr_admit.lua")),
+            lease: Script::new(include_str!("../../lua/wr_lease.lua")),
+            open: Script::new(include_str!("../../lua/wr_open.lua")),
+            ranks: Script::new(include_str!("../../lua/wr_ranks.lua")),
+        }
+    }
+}
+
+/// The compiled-in scripts. `redis::Script` runs EVALSHA and falls back to
+/// EVAL (loading the script) when Redis answers NOSCRIPT.
+pub struct Scripts {
+    pub hold: Script,
+    pub release: Script,
+    pub extend_for_order: Script,
+    pub book: Script,
+    pub release_order: Script,
+    pub expire: Script,
+    pub snapshot: Script,
+}
+
+impl Scripts {
+    pub fn load() -> Self {
+        Self {
+            hold: seat_script!("seats_hold.lua"),
+            release: seat_script!("seats_release.lua"),
+            extend_for_order: seat_script!("seats_extend_for_order.lua"),
+            book: seat_script!("seats_book.lua"),
+            release_order: seat_script!("seats_release_order.lua"),
+            expire: seat_script!("seats_expire.lua"),
+            snapshot: seat_script!("seats_snapshot.lua"),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! `WaitingRooms`: the storage and atomic steps of a room, with a Redis
+//! implementation (`redis`, scripts `lua/wr_*.lua`) and an in-process one
+//! (`memory`) side by side; `tests/conformance` runs both.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::waitroom::RoomConfig;
+use crate::error::Result;
+
+/// What the in-process engine needs to know of a show's seats to tell
+/// "sold out" (the Redis script reads the seat hash in the same slot).
+#[async_trait]
+pub trait SeatCount: Send + Sync + 'static {
+    /// How many seats are taken at `now`, and whether every one of them is
+    /// booked (none merely held).
+    async fn taken(&self, show: &str, now: i64) -> Result<(u64, bool)>;
+}
+
+/// A room as stored: its config, its lottery seed and what the leader last saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRoom {
+    pub config: RoomConfig,
+    /// Secret until `opensAt`; only its hash is shown before.
+    pub seed: String,
+    #[serde(default)]
+    pub sold_out: bool,
+    #[serde(default)]
+    pub observed_rate: f64,
+}
+
+/// Where a shopper stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    Queued {
+        score: f64,
+        position: u64,
+        queue_length: u64,
+    },
+    /// Before a RANDOM opening: in the lottery, no position yet.
+    PreQueued {
+        entrants: u64,
+    },
+    Admitted {
+        expires_ms: i64,
+    },
+    None,
+}
+
+/// A standing as of one event sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stand {
+    pub standing: Standing,
+    pub seq: u64,
+}
+
+/// What one admission tick did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub admitted: Vec<String>,
+    pub queue_length: u64,
+    pub active: u64,
+    pub available: i64,
+    pub sold_out: bool,
+    pub seq: u64,
+}
+
+/// A room's live figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub queue_length: u64,
+    pub pre_queue: u64,
+    pub active: u64,
+    pub joined_total: u64,
+    pub admitted_total: u64,
+    pub abandoned_total: u64,
+    pub leader: Option<String>,
+}
+
+/// What moves positions, published by the room's steps in sequence order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RoomEvent {
+    #[serde(rename_all = "camelCase")]
+    Tick {
+        seq: u64,
+        #[serde(deserialize_with = "list_or_empty_object")]
+        admitted: Vec<String>,
+        expires_at: i64,
+        queue_length: u64,
+        active: u64,
+        sold_out: bool,
+        paused: bool,
+        rate: f64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Left {
+        seq: u64,
+        #[serde(deserialize_with = "list_or_empty_object")]
+        scores: Vec<f64>,
+        queue_length: u64,
+    },
+    /// The pre-queue lottery placed shoppers: every position must be re-read.
+    #[serde(rename_all = "camelCase")]
+    Reset { seq: u64, queue_length: u64 },
+}
+
+impl RoomEvent {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Tick { seq, .. } | Self::Left { seq, .. } | Self::Reset { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Lua's cjson encodes an empty list as `{}`.
+fn list_or_empty_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrMap<T> {
+        List(Vec<T>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match ListOrMap::deserialize(d)? {
+        ListOrMap::List(v) => v,
+        ListOrMap::Other(_) => Vec::new(),
+    })
+}
+
+/// The admission tick's parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct TickParams {
+    pub now: i64,
+    /// Tokens in hand: the most this tick may admit.
+    pub max: u64,
+    pub ttl_ms: i64,
+    pub sellable: u64,
+    pub max_active: u64,
+    pub paused: bool,
+    pub observed_rate: f64,
+}
+
+#[async_trait]
+pub trait WaitingRooms: Send + Sync + 'static {
+    async fn save(&self, show: &str, room: &StoredRoom) -> Result<()>;
+    async fn load(&self, show: &str) -> Result<Option<StoredRoom>>;
+    /// Every gated show.
+    async fn all(&self) -> Result<Vec<(String, StoredRoom)>>;
+    /// Ungates the show and forgets its queue.
+    async fn remove(&self, show: &str) -> Result<()>;
+
+    /// Joins (`create`) or reads a shopper's standing, marking them seen
+    /// until `seen_until`.
+    async fn join(
+        &self,
+        show: &str,
+        user: &str,
+        now: i64,
+        prequeue: bool,
+        create: bool,
+        seen_until: i64,
+    ) -> Result<Stand>;
+    /// Removes these shoppers (`counter`: "left" or "abandoned").
+    async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64>;
+    /// Removes shoppers not seen since `cutoff`.
+    async fn abandon(&self, show: &str, cutoff: i64, limit: u64) -> Result<u64>;
+    /// Marks queued shoppers with live sockets as seen until `until`.
+    async fn touch(&self, show: &str, users: &[String], until: i64) -> Result<()>;
+
+    /// Acquires or renews the admission lease; answers the token if ours.
+    async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>>;
+    /// One admission tick; `None` when `token` no longer holds the lease.
+    async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>>;
+
+    async fn pre_queued(&self, show: &str) -> Result<Vec<String>>;
+    /// Places pre-queued shoppers, in lottery order, from score `base` on.
+    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64>;
+
+    /// Scores and ranks (0-based) of these shoppers, as of one event.
+    async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;
+    /// The shopper's admission is used up (their order was confirmed).
+    async fn end_active(&self, show: &str, user: &str) -> Result<()>;
+    async fn counters(&self, show: &str, now: i64) -> Result<Counters>;
+
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, RoomEvent>>;
+    async fn unsubscribe(&self, show: &str) -> Result<()>;
+}

@@ -1,0 +1,382 @@
+//! One show's admission leader. Every node runs one per gated show; only the
+//! holder of the show's lease admits, so the rate is global. Each `tick`
+//! renews the lease when due, opens the lottery at `opensAt`, takes what
+//! tokens the `governor` bucket has (at the configured rate, at most
+//! `burst`), admits that many from the head of the queue in one script, and
+//! now and then sweeps out shoppers who stopped waiting.
+//!
+//! Time comes from the `Clock` and tokio's clock (the bucket reads it too),
+//! so a test pauses it and drives `tick` by hand.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+use super::engine::{StoredRoom, Tick, TickParams, WaitingRooms};
+use crate::clock::Clock;
+use crate::domain::waitroom::{self, PreQueue};
+use crate::error::Result;
+use crate::metrics as m;
+
+/// Admission ticks: at most every 100 ms, and often enough that the bucket
+/// is never more than half full between two ticks (a tick that finds it
+/// full would waste the tokens that arrived meanwhile): burst / rate / 2.
+pub const TICK_EVERY: Duration = Duration::from_millis(100);
+const TICK_MIN: Duration = Duration::from_millis(10);
+/// The leader's lease: renewed every second, lost three seconds after its
+/// holder stops.
+const LEASE_EVERY: Duration = Duration::from_secs(1);
+pub const LEASE_TTL_MS: i64 = 3_000;
+/// The window over which the admission rate is observed.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Abandonment sweep interval and batch.
+const ABANDON_EVERY: Duration = Duration::from_secs(1);
+const ABANDON_BATCH: u64 = 1_000;
+/// Lottery places written per script call at the opening.
+const OPEN_CHUNK: usize = 5_000;
+
+/// How often to tick for this rate and burst.
+pub fn tick_period(rate: f64, burst: u32) -> Duration {
+    Duration::from_secs_f64(burst as f64 / rate.max(1e-6) / 2.0).clamp(TICK_MIN, TICK_EVERY)
+}
+
+/// tokio's clock for `governor`, so the bucket stands still in paused tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl GovernorClock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> Self::Instant {
+        Instant::now().into_std()
+    }
+}
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
+/// A token bucket of `rate` per second holding at most `burst`.
+fn bucket(rate: f64, burst: u32) -> Bucket {
+    let period = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    RateLimiter::direct_with_clock(quota, TokioClock)
+}
+
+pub struct Leader {
+    show: String,
+    engine: Arc<dyn WaitingRooms>,
+    /// This process, in lease tokens.
+    node: String,
+    sellable: u64,
+    abandon_after_ms: i64,
+    clock: Clock,
+    lease: Option<String>,
+    last_lease: Option<Instant>,
+    last_abandon: Instant,
+    /// The bucket and the (rate, burst) it was made for: a new config
+    /// starts a new one.
+    bucket: Option<((u64, u32), Bucket)>,
+    /// Admissions of the last `RATE_WINDOW`, for the observed rate.
+    window: VecDeque<(Instant, u64)>,
+    started: Instant,
+    /// How many the room could take at the last tick (max active, queue):
+    /// tokens beyond it stay in the bucket.
+    room_left: u64,
+    /// The opening the lottery was drawn for.
+    opened_for: Option<DateTime<Utc>>,
+}
+
+impl Leader {
+    pub fn new(
+        show: &str,
+        engine: Arc<dyn WaitingRooms>,
+        node: &str,
+        sellable: u64,
+        abandon_after: Duration,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            show: show.to_owned(),
+            engine,
+            node: node.to_owned(),
+            sellable,
+            abandon_after_ms: abandon_after.as_millis() as i64,
+            clock,
+            lease: None,
+            last_lease: None,
+            last_abandon: Instant::now(),
+            bucket: None,
+            window: VecDeque::new(),
+            started: Instant::now(),
+            room_left: u64::MAX,
+            opened_for: None,
+        }
+    }
+
+    /// Whether this node held the lease at its last tick.
+    pub fn leads(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// One tick of the room as configured now. Answers what the admission
+    /// step did and the observed rate, when this node leads and the room is
+    /// open.
+    pub async fn tick(&mut self, room: &StoredRoom) -> Option<(Tick, f64)> {
+        if self.last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
+            self.last_lease = Some(Instant::now());
+            self.lease = match self.engine.lease(&self.show, &self.node, LEASE_TTL_MS).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(show = %self.show, error = %e, "admission lease failed");
+                    None
+                }
+            };
+        }
+        let token = self.lease.clone()?;
+        let now = self.clock.now();
+        if room.config.opens_at.is_some_and(|t| t > now) {
+            return None;
+        }
+        if room.config.pre_queue == PreQueue::Random
+            && self.opened_for != Some(room.config.opens_at.unwrap_or_default())
+        {
+            if let Err(e) = self.open_lottery(room).await {
+                tracing::warn!(show = %self.show, error = %e, "lottery opening failed");
+                return None;
+            }
+            self.opened_for = Some(room.config.opens_at.unwrap_or_default());
+        }
+        let tokens = self.take_tokens(room);
+        let observed = self.observed_rate();
+        let params = TickParams {
+            now: now.timestamp_millis(),
+            max: tokens,
+            ttl_ms: room.config.admission_ttl_seconds as i64 * 1000,
+            sellable: self.sellable,
+            max_active: room.config.max_active as u64,
+            paused: room.config.paused,
+            observed_rate: observed,
+        };
+        let result = match self.engine.admit(&self.show, &token, params).await {
+            Ok(Some(t)) => {
+                self.admitted(room, &t);
+                Some((t, observed))
+            }
+            Ok(None) => {
+                self.lease = None;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(show = %self.show, error = %e, "admission tick failed");
+                None
+            }
+        };
+        self.abandon_if_due(now).await;
+        result
+    }
+
+    /// Tokens for this tick: no more than the room can take.
+    fn take_tokens(&mut self, room: &StoredRoom) -> u64 {
+        let key = (room.config.admit_rate_per_second.to_bits(), room.config.burst);
+        if self.bucket.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.bucket = Some((key, bucket(room.config.admit_rate_per_second, room.config.burst)));
+        }
+        let Some((_, bucket)) = self.bucket.as_ref() else {
+            return 0;
+        };
+        let mut tokens = 0u64;
+        if !room.config.paused {
+            while tokens < self.room_left.min(room.config.burst as u64) && bucket.check().is_ok() {
+                tokens += 1;
+            }
+        }
+        tokens
+    }
+
+    fn observed_rate(&mut self) -> f64 {
+        while self.window.front().is_some_and(|(t, _)| t.elapsed() > RATE_WINDOW) {
+            self.window.pop_front();
+        }
+        let span = self
+            .started
+            .elapsed()
+            .min(RATE_WINDOW)
+            .as_secs_f64()
+            .max(TICK_EVERY.as_secs_f64());
+        self.window.iter().map(|(_, n)| *n).sum::<u64>() as f64 / span
+    }
+
+    fn admitted(&mut self, room: &StoredRoom, t: &Tick) {
+        let n = t.admitted.len() as u64;
+        self.window.push_back((Instant::now(), n));
+        self.room_left = (room.config.max_active as u64)
+            .saturating_sub(t.active)
+            .min(t.queue_length);
+        if t.available <= 0 {
+            self.room_left = 0;
+        }
+        let show = self.show.clone();
+        metrics::gauge!(m::WAITROOM_QUEUE_LENGTH, "show" => show.clone()).set(t.queue_length as f64);
+        metrics::gauge!(m::WAITROOM_ACTIVE, "show" => show.clone()).set(t.active as f64);
+        metrics::counter!(m::WAITROOM_ADMITTED, "show" => show).increment(n);
+    }
+
+    async fn abandon_if_due(&mut self, now: DateTime<Utc>) {
+        if self.last_abandon.elapsed() < ABANDON_EVERY {
+            return;
+        }
+        self.last_abandon = Instant::now();
+        let cutoff = now.timestamp_millis() - self.abandon_after_ms;
+        if let Err(e) = self.engine.abandon(&self.show, cutoff, ABANDON_BATCH).await {
+            tracing::warn!(show = %self.show, error = %e, "abandonment sweep failed");
+        }
+    }
+
+    /// Places the RANDOM pre-queue in lottery order, ahead of everyone who
+    /// arrived after the opening.
+    async fn open_lottery(&self, room: &StoredRoom) -> Result<()> {
+        let entrants = self.engine.pre_queued(&self.show).await?;
+        if entrants.is_empty() {
+            return Ok(());
+        }
+        let order = waitroom::lottery_order(&room.seed, entrants);
+        let base = -(order.len() as f64);
+        for (i, chunk) in order.chunks(OPEN_CHUNK).enumerate() {
+            self.engine
+                .open(&self.show, base + (i * OPEN_CHUNK) as f64, chunk)
+                .await?;
+        }
+        tracing::info!(show = %self.show, entrants = order.len(), "pre-queue opened by lottery");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::waitroom::RoomConfig;
+    use crate::waitroom::engine::SeatCount;
+    use crate::waitroom::memory::MemoryWaitingRooms;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    struct NothingSold;
+
+    #[async_trait::async_trait]
+    impl SeatCount for NothingSold {
+        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
+            Ok((0, false))
+        }
+    }
+
+    fn room(rate: f64, burst: u32, opens_at: Option<DateTime<Utc>>, pre_queue: PreQueue) -> StoredRoom {
+        StoredRoom {
+            config: RoomConfig {
+                admit_rate_per_second: rate,
+                burst,
+                max_active: 1_000,
+                admission_ttl_seconds: 600,
+                opens_at,
+                pre_queue,
+                paused: false,
+            },
+            seed: "seed".into(),
+            sold_out: false,
+            observed_rate: 0.0,
+        }
+    }
+
+    async fn engine_with_queue(clock: Clock, users: u32) -> Arc<dyn WaitingRooms> {
+        let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
+        engine.save("s", &room(10.0, 5, None, PreQueue::Fifo)).await.unwrap();
+        for i in 0..users {
+            let now = clock.now_ms();
+            engine.join("s", &format!("u{i}"), now, false, true, now).await.unwrap();
+        }
+        engine
+    }
+
+    fn leader(engine: &Arc<dyn WaitingRooms>, node: &str, clock: Clock) -> Leader {
+        Leader::new("s", engine.clone(), node, 100, Duration::from_secs(60), clock)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_admits_a_burst_then_the_rate_in_queue_order() {
+        let clock = Clock::following_tokio(T0);
+        let engine = engine_with_queue(clock, 50).await;
+        let mut a = leader(&engine, "node-a", clock);
+        let r = room(10.0, 5, None, PreQueue::Fifo);
+        let (first, _) = a.tick(&r).await.unwrap();
+        assert_eq!(first.admitted, vec!["u0", "u1", "u2", "u3", "u4"]);
+        let mut total = first.admitted.len();
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            total += a.tick(&r).await.map_or(0, |(t, _)| t.admitted.len());
+        }
+        assert_eq!(total, 15, "a burst of 5, then 10 a second for one second");
+        let (_, observed) = a.tick(&r).await.unwrap();
+        assert!(observed > 10.0, "observed {observed}/s over the first second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_lease_holder_admits_and_another_node_takes_over_when_it_stops() {
+        let clock = Clock::following_tokio(T0);
+        let engine = engine_with_queue(clock, 50).await;
+        let r = room(10.0, 5, None, PreQueue::Fifo);
+        let (mut a, mut b) = (leader(&engine, "node-a", clock), leader(&engine, "node-b", clock));
+        assert_eq!(a.tick(&r).await.unwrap().0.admitted.len(), 5);
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.tick(&r).await;
+            assert!(b.tick(&r).await.is_none(), "b must not admit while a leads");
+        }
+        assert!(a.leads() && !b.leads());
+        // a stops; its lease lapses after LEASE_TTL_MS.
+        let mut took_over = None;
+        for step in 0..50 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            if let Some((t, _)) = b.tick(&r).await {
+                took_over = Some((step, t.admitted.len()));
+                break;
+            }
+        }
+        let (step, admitted) = took_over.expect("b took over");
+        assert!(
+            (20..=40).contains(&step),
+            "took over after about the lease's 3 s, at step {step}"
+        );
+        assert!(admitted > 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nobody_is_admitted_before_the_opening_then_the_lottery_goes_first() {
+        let clock = Clock::following_tokio(T0);
+        let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
+        let opens = crate::clock::from_ms(T0 + 5_000);
+        let r = room(100.0, 10, Some(opens), PreQueue::Random);
+        engine.save("s", &r).await.unwrap();
+        let early: Vec<String> = (0..3).map(|i| format!("early{i}")).collect();
+        for u in &early {
+            engine.join("s", u, T0, true, true, T0).await.unwrap();
+        }
+        engine.join("s", "late", T0, false, true, T0).await.unwrap();
+        let mut a = leader(&engine, "node-a", clock);
+        assert!(a.tick(&r).await.is_none(), "closed until opensAt");
+        assert!(a.leads());
+        tokio::time::advance(Duration::from_millis(5_000)).await;
+        let (t, _) = a.tick(&r).await.unwrap();
+        let mut expected = waitroom::lottery_order(&r.seed, early);
+        expected.push("late".into());
+        assert_eq!(t.admitted, expected);
+    }
+}

@@ -1,0 +1,284 @@
+//! The node's side of the waiting room: the config cache every request
+//! reads (refreshed twice a second, so changes reach every node within one),
+//! one admission leader per gated show (`leader`), sockets' liveness, and
+//! the room operations of the routes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
+use super::hub::QueueHub;
+use super::leader::{Leader, TICK_EVERY, tick_period};
+use super::views;
+use crate::auth::Tokens;
+use crate::clock::Clock;
+use crate::domain::catalog::{Catalog, Show};
+use crate::domain::waitroom::{self, PreQueue, RoomPatch};
+use crate::error::{Error, Result};
+
+/// How often nodes re-read every room's config.
+pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
+
+pub struct Rooms {
+    pub engine: Arc<dyn WaitingRooms>,
+    pub hub: Arc<QueueHub>,
+    catalog: Arc<Catalog>,
+    pub(super) tokens: Arc<Tokens>,
+    cache: Arc<DashMap<String, StoredRoom>>,
+    leaders: DashMap<String, CancellationToken>,
+    /// This process, in lease tokens.
+    node: String,
+    abandon_after: Duration,
+    clock: Clock,
+    stop: CancellationToken,
+}
+
+fn no_room() -> Error {
+    Error::NotFound("this show has no waiting room".into())
+}
+
+impl Rooms {
+    pub fn new(
+        engine: Arc<dyn WaitingRooms>,
+        catalog: Arc<Catalog>,
+        tokens: Arc<Tokens>,
+        abandon_after: Duration,
+        clock: Clock,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        let cache: Arc<DashMap<String, StoredRoom>> = Arc::new(DashMap::new());
+        let rates = cache.clone();
+        let configured = Arc::new(move |show: &str| {
+            rates
+                .get(show)
+                .filter(|r| !r.config.paused)
+                .map(|r| r.config.admit_rate_per_second)
+        });
+        let hub = QueueHub::new(engine.clone(), tokens.clone(), configured, clock);
+        Arc::new(Self {
+            engine,
+            hub,
+            catalog,
+            tokens,
+            cache,
+            leaders: DashMap::new(),
+            node: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            abandon_after,
+            clock,
+            stop,
+        })
+    }
+
+    /// The show's room, if it is gated (from the cache).
+    pub fn gated(&self, show: &str) -> Option<StoredRoom> {
+        self.cache.get(show).map(|r| r.clone())
+    }
+
+    async fn room(&self, show: &str) -> Result<StoredRoom> {
+        if let Some(r) = self.gated(show) {
+            return Ok(r);
+        }
+        self.engine.load(show).await?.ok_or_else(no_room)
+    }
+
+    pub async fn put(self: &Arc<Self>, show: &Show, patch: RoomPatch) -> Result<Value> {
+        let current = self.engine.load(&show.id).await?;
+        let config = patch
+            .apply(current.as_ref().map(|c| &c.config))
+            .map_err(Error::BadRequest)?;
+        let seed = current
+            .as_ref()
+            .map(|c| c.seed.clone())
+            .unwrap_or_else(|| waitroom::new_seed(&mut rand::rng()));
+        let room = StoredRoom {
+            config,
+            seed,
+            sold_out: current.as_ref().is_some_and(|c| c.sold_out),
+            observed_rate: current.as_ref().map(|c| c.observed_rate).unwrap_or_default(),
+        };
+        self.engine.save(&show.id, &room).await?;
+        self.cache.insert(show.id.clone(), room);
+        self.ensure_leader(&show.id);
+        self.admin_view(show).await
+    }
+
+    pub async fn remove(&self, show: &Show) -> Result<()> {
+        if self.engine.load(&show.id).await?.is_none() {
+            return Err(no_room());
+        }
+        self.engine.remove(&show.id).await?;
+        self.forget(&show.id);
+        Ok(())
+    }
+
+    fn forget(&self, show: &str) {
+        self.cache.remove(show);
+        if let Some((_, stop)) = self.leaders.remove(show) {
+            stop.cancel();
+        }
+        self.hub.close(show);
+    }
+
+    /// The config, the lottery commitment and the live figures.
+    pub async fn admin_view(&self, show: &Show) -> Result<Value> {
+        let room = self.engine.load(&show.id).await?.ok_or_else(no_room)?;
+        let now = self.clock.now();
+        let counters = self.engine.counters(&show.id, now.timestamp_millis()).await?;
+        views::admin(&show.id, &room, &counters, now)
+    }
+
+    fn prequeue_now(&self, room: &StoredRoom) -> bool {
+        room.config.pre_queue == PreQueue::Random && room.config.opens_at.is_some_and(|t| t > self.clock.now())
+    }
+
+    /// Joins (`create`) or reads (for polling) and answers the contract's shape.
+    pub async fn stand(&self, show: &Show, user: &str, create: bool) -> Result<Value> {
+        let room = self.room(&show.id).await?;
+        let now = self.clock.now();
+        let ms = now.timestamp_millis();
+        let stand = self
+            .engine
+            .join(&show.id, user, ms, self.prequeue_now(&room), create, ms)
+            .await?;
+        if stand.standing == Standing::None {
+            return Err(Error::NotFound("you are not in this queue; join it first".into()));
+        }
+        views::standing(&room, &stand.standing, now, |expires_ms| {
+            self.tokens.admission(user, &show.id, expires_ms)
+        })
+    }
+
+    pub async fn leave(&self, show: &Show, user: &str) -> Result<bool> {
+        self.room(&show.id).await?;
+        Ok(self.engine.leave(&show.id, &[user.to_owned()], "left").await? > 0)
+    }
+
+    /// A socket's join: queued (idempotently) and marked seen while it lives.
+    pub async fn socket_join(&self, show: &str, user: &str) -> Result<Stand> {
+        let room = self.room(show).await?;
+        let now = self.clock.now_ms();
+        let until = now + self.abandon_after.as_millis() as i64;
+        self.engine
+            .join(show, user, now, self.prequeue_now(&room), true, until)
+            .await
+    }
+
+    /// A socket closed: the shopper's absence starts counting now.
+    pub async fn socket_left(&self, show: &str, user: &str) {
+        let now = self.clock.now_ms();
+        let _ = self.engine.touch(show, &[user.to_owned()], now).await;
+    }
+
+    /// Starts the background loops: config refresh and socket liveness.
+    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(self.clone().refresh_loop()),
+            tokio::spawn(self.clone().liveness_loop()),
+        ]
+    }
+
+    async fn refresh_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.engine.all().await {
+                Ok(rooms) => {
+                    let live: HashSet<String> = rooms.iter().map(|(s, _)| s.clone()).collect();
+                    for (show, room) in rooms {
+                        if self.catalog.show(&show).is_none() {
+                            continue;
+                        }
+                        self.cache.insert(show.clone(), room);
+                        self.ensure_leader(&show);
+                    }
+                    let gone: Vec<String> = self
+                        .cache
+                        .iter()
+                        .map(|e| e.key().clone())
+                        .filter(|s| !live.contains(s))
+                        .collect();
+                    for show in gone {
+                        self.forget(&show);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "waiting-room refresh failed"),
+            }
+        }
+    }
+
+    /// Sockets keep their shoppers "seen": every third of the abandonment
+    /// time, one pipelined touch per show for all of this node's sockets.
+    async fn liveness_loop(self: Arc<Self>) {
+        let every = (self.abandon_after / 3).max(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let until = self.clock.now_ms() + self.abandon_after.as_millis() as i64;
+            for (show, users) in self.hub.live_users().await {
+                if let Err(e) = self.engine.touch(&show, &users, until).await {
+                    tracing::warn!(%show, error = %e, "queue liveness touch failed");
+                }
+            }
+        }
+    }
+
+    fn ensure_leader(self: &Arc<Self>, show: &str) {
+        if self.leaders.contains_key(show) {
+            return;
+        }
+        let stop = self.stop.child_token();
+        self.leaders.insert(show.to_owned(), stop.clone());
+        tokio::spawn(self.clone().lead(show.to_owned(), stop));
+    }
+
+    /// Runs the show's leader at the pace its config asks for.
+    async fn lead(self: Arc<Self>, show: String, stop: CancellationToken) {
+        let sellable = self
+            .catalog
+            .show(&show)
+            .and_then(|s| self.catalog.layout(&s.screen_id))
+            .map(|l| l.sellable().count() as u64)
+            .unwrap_or_default();
+        let mut leader = Leader::new(
+            &show,
+            self.engine.clone(),
+            &self.node,
+            sellable,
+            self.abandon_after,
+            self.clock,
+        );
+        let mut period = TICK_EVERY;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(room) = self.gated(&show) else { continue };
+            if let Some((t, observed)) = leader.tick(&room).await
+                && let Some(mut cached) = self.cache.get_mut(&show)
+            {
+                cached.sold_out = t.sold_out;
+                cached.observed_rate = observed;
+            }
+            let wanted = tick_period(room.config.admit_rate_per_second, room.config.burst);
+            if wanted != period {
+                period = wanted;
+                tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
+        }
+    }
+}

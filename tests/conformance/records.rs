@@ -1,0 +1,238 @@
+//! The record: in process and Postgres.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use showgate::booking::store::{Applied, Cursor, Order, Records, StoredResponse};
+use showgate::domain::order::{OrderEvent, OrderStatus, Refusal, SeatEffect};
+use uuid::Uuid;
+
+use super::SHOW;
+use super::common::{self, seats};
+
+fn order(user: &str, hold: &str, seat_ids: &[&str], created: chrono::DateTime<Utc>) -> Order {
+    let created = showgate::domain::order::micros(created);
+    Order {
+        id: Uuid::new_v4(),
+        user_id: user.into(),
+        show_id: SHOW.into(),
+        hold_id: hold.into(),
+        seat_ids: seats(seat_ids),
+        amount_minor: 25_000 * seat_ids.len() as i64,
+        currency: "INR".into(),
+        status: OrderStatus::PaymentPending,
+        created_at: created,
+        expires_at: created + TimeDelta::minutes(10),
+        updated_at: created,
+        ticket_code: None,
+        payment_reference: None,
+        failure_reason: None,
+        lock_synced: true,
+    }
+}
+
+async fn one_order_per_hold(records: Arc<dyn Records>) {
+    let o = order("alice", "h1", &["A1"], Utc::now());
+    let (stored, created) = records.create_order(&o).await.unwrap();
+    assert!(created);
+    assert_eq!(stored, o);
+    let mut again = order("alice", "h1", &["A1"], Utc::now());
+    again.id = Uuid::new_v4();
+    let (stored, created) = records.create_order(&again).await.unwrap();
+    assert!(!created);
+    assert_eq!(stored.id, o.id);
+    assert_eq!(records.order_by_hold("h1").await.unwrap().unwrap().id, o.id);
+}
+
+async fn payment_books_seats_and_a_second_sale_is_refused(records: Arc<dyn Records>) {
+    let now = Utc::now();
+    let a = order("alice", "h1", &["A1", "A2"], now);
+    let b = order("bob", "h2", &["A2", "A3"], now);
+    records.create_order(&a).await.unwrap();
+    records.create_order(&b).await.unwrap();
+    let Applied::Changed {
+        order: confirmed,
+        effect,
+    } = records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, Some("pay-1"))
+        .await
+        .unwrap()
+    else {
+        panic!("confirm must change the order")
+    };
+    assert_eq!((confirmed.status, effect), (OrderStatus::Confirmed, SeatEffect::Book));
+    assert!(confirmed.ticket_code.as_deref().is_some_and(|c| c.starts_with("SG-")));
+    assert!(!confirmed.lock_synced);
+    match records
+        .apply(b.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap()
+    {
+        Applied::SeatsTaken { order, conflicts } => {
+            assert_eq!(conflicts, seats(&["A2"]));
+            assert_eq!(order.status, OrderStatus::Failed);
+        }
+        other => panic!("a second sale of A2 must be refused, got {other:?}"),
+    }
+    let mut booked = records.booked_seats(SHOW).await.unwrap();
+    booked.sort();
+    assert_eq!(booked, vec![("A1".into(), a.id), ("A2".into(), a.id)]);
+    // Repeating the confirmation answers the same order.
+    assert!(matches!(
+        records.apply(a.id, OrderEvent::PaymentSucceeded, now, None).await.unwrap(),
+        Applied::Unchanged(o) if o.ticket_code == confirmed.ticket_code
+    ));
+}
+
+async fn cancelling_a_confirmed_order_unbooks_its_seats(records: Arc<dyn Records>) {
+    let now = Utc::now();
+    let a = order("alice", "h1", &["A1"], now);
+    records.create_order(&a).await.unwrap();
+    records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap();
+    let Applied::Changed { order, effect } = records.apply(a.id, OrderEvent::Cancel, now, None).await.unwrap() else {
+        panic!("cancel must change the order")
+    };
+    assert_eq!((order.status, effect), (OrderStatus::Cancelled, SeatEffect::Free));
+    assert!(records.booked_seats(SHOW).await.unwrap().is_empty());
+    assert!(matches!(
+        records
+            .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+            .await
+            .unwrap(),
+        Applied::Refused(_, Refusal::InvalidState)
+    ));
+}
+
+async fn pending_orders_expire_and_refuse_payment(records: Arc<dyn Records>) {
+    let then = Utc::now() - TimeDelta::minutes(11);
+    let a = order("alice", "h1", &["A1"], then);
+    records.create_order(&a).await.unwrap();
+    let now = Utc::now();
+    assert_eq!(records.due_orders(now, 10).await.unwrap(), vec![a.id]);
+    assert!(matches!(
+        records
+            .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+            .await
+            .unwrap(),
+        Applied::Refused(_, Refusal::Expired)
+    ));
+    let Applied::Changed { order, .. } = records.apply(a.id, OrderEvent::Expire, now, None).await.unwrap() else {
+        panic!("expiry must change the order")
+    };
+    assert_eq!(order.status, OrderStatus::Expired);
+    assert!(records.due_orders(now, 10).await.unwrap().is_empty());
+    let unsynced = records.unsynced_orders(now + TimeDelta::seconds(1), 10).await.unwrap();
+    assert_eq!(unsynced.iter().map(|o| o.id).collect::<Vec<_>>(), vec![a.id]);
+    records.mark_lock_synced(a.id, order.updated_at).await.unwrap();
+    assert!(
+        records
+            .unsynced_orders(now + TimeDelta::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn history_pages_newest_first(records: Arc<dyn Records>) {
+    let base = Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let o = order("alice", &format!("h{i}"), &["A1"], base + TimeDelta::seconds(i));
+        records.create_order(&o).await.unwrap();
+        ids.push(o.id);
+    }
+    records.create_order(&order("bob", "hb", &["B1"], base)).await.unwrap();
+    let page1 = records.orders_of_user("alice", 2, None).await.unwrap();
+    assert_eq!(page1.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+    let last = page1.last().unwrap();
+    let cursor = Cursor {
+        created_at: last.created_at,
+        id: last.id,
+    };
+    let page2 = records.orders_of_user("alice", 10, Some(cursor)).await.unwrap();
+    assert_eq!(
+        page2.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1], ids[0]]
+    );
+}
+
+async fn the_first_idempotent_response_wins(records: Arc<dyn Records>) {
+    let first = StoredResponse {
+        request_hash: "h1".into(),
+        status: 201,
+        body: serde_json::json!({"n": 1}),
+    };
+    let second = StoredResponse {
+        request_hash: "h2".into(),
+        status: 200,
+        body: serde_json::json!({"n": 2}),
+    };
+    assert_eq!(
+        records.store_idempotent_response("alice", "k", &first).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        records.store_idempotent_response("alice", "k", &second).await.unwrap(),
+        first
+    );
+    assert_eq!(records.idempotent_response("alice", "k").await.unwrap(), Some(first));
+    assert_eq!(records.idempotent_response("bob", "k").await.unwrap(), None);
+}
+
+struct FailingSink;
+
+#[async_trait::async_trait]
+impl showgate::booking::events::EventSink for FailingSink {
+    async fn append(&self, _: &[showgate::booking::events::OutboxEvent]) -> showgate::error::Result<()> {
+        Err(showgate::error::Error::Unavailable("the stream is down".into()))
+    }
+}
+
+async fn outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails(records: Arc<dyn Records>) {
+    let now = Utc::now();
+    let a = order("alice", "h1", &["A1"], now);
+    records.create_order(&a).await.unwrap();
+    records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, None)
+        .await
+        .unwrap();
+    assert!(records.relay_outbox(10, &FailingSink).await.is_err());
+    let sink = showgate::booking::events::MemoryStream::default();
+    assert_eq!(records.relay_outbox(1, &sink).await.unwrap(), 1);
+    assert_eq!(records.relay_outbox(10, &sink).await.unwrap(), 1);
+    assert_eq!(
+        records.relay_outbox(10, &sink).await.unwrap(),
+        0,
+        "nothing is relayed twice"
+    );
+    let events = sink.events();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(topics, vec!["order.created", "booking.confirmed"]);
+    assert!(events[0].id < events[1].id);
+    assert_eq!(events[1].payload["orderId"], serde_json::json!(a.id));
+    assert_eq!(events[1].payload["status"], "CONFIRMED");
+}
+
+macro_rules! record_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory_records {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_records()).await } )*
+        }
+        mod postgres_records {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::pg_records().await).await } )*
+        }
+    };
+}
+
+record_cases!(
+    one_order_per_hold,
+    payment_books_seats_and_a_second_sale_is_refused,
+    cancelling_a_confirmed_order_unbooks_its_seats,
+    pending_orders_expire_and_refuse_payment,
+    history_pages_newest_first,
+    the_first_idempotent_response_wins,
+    outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails,
+);

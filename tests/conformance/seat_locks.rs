@@ -1,0 +1,364 @@
+//! Seat locks: memory, Redis and Redis Cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use showgate::booking::locks::SeatLocks;
+use showgate::domain::seats::{ExtendOutcome, HoldOutcome, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
+
+use super::common::{self, seats};
+use super::{SHOW, T0, TTL};
+
+async fn a_hold_is_all_or_nothing(locks: Arc<dyn SeatLocks>) {
+    let r = locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 1,
+            replaced: None
+        }
+    );
+    let r = locks
+        .hold(SHOW, T0, "bob", "h2", &seats(&["A3", "A2"]), TTL)
+        .await
+        .unwrap();
+    match r.out {
+        HoldOutcome::Conflict { conflicts, mut taken } => {
+            taken.sort();
+            assert_eq!(conflicts, seats(&["A2"]));
+            assert_eq!(taken, seats(&["A1", "A2"]));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(r.version, 1, "a conflict changes nothing");
+    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    assert!(!snap.taken.contains_key("A3"), "no seat of a failed hold is locked");
+    assert_eq!(snap.taken["A1"], Owner::Hold("h1".into()));
+}
+
+async fn a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict(locks: Arc<dyn SeatLocks>) {
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .hold(SHOW, T0 + 1, "alice", "h2", &seats(&["A2", "A3"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 2,
+            replaced: Some("h1".into())
+        }
+    );
+    let snap = locks.snapshot(SHOW, T0 + 2).await.unwrap().out;
+    let mut taken: Vec<_> = snap.taken.keys().cloned().collect();
+    taken.sort();
+    assert_eq!(taken, seats(&["A2", "A3"]));
+    assert_eq!(
+        locks.hold_record(SHOW, "h1").await.unwrap().unwrap().status,
+        HoldStatus::Released
+    );
+}
+
+async fn a_failed_hold_leaves_the_previous_hold_untouched(locks: Arc<dyn SeatLocks>) {
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    locks.hold(SHOW, T0, "bob", "h2", &seats(&["B1"]), TTL).await.unwrap();
+    let r = locks
+        .hold(SHOW, T0, "alice", "h3", &seats(&["B1", "C1"]), TTL)
+        .await
+        .unwrap();
+    assert!(matches!(r.out, HoldOutcome::Conflict { .. }));
+    let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
+    assert_eq!(rec.status, HoldStatus::Held);
+    assert!(locks.hold_record(SHOW, "h3").await.unwrap().is_none());
+}
+
+async fn release_frees_seats_once(locks: Arc<dyn SeatLocks>) {
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    assert_eq!(
+        locks.release(SHOW, T0, "bob", "h1").await.unwrap().out,
+        ReleaseOutcome::NotFound
+    );
+    let r = locks.release(SHOW, T0, "alice", "h1").await.unwrap();
+    assert_eq!((r.out, r.version), (ReleaseOutcome::Released, 2));
+    let again = locks.release(SHOW, T0, "alice", "h1").await.unwrap();
+    assert_eq!(again.out, ReleaseOutcome::NotActive("RELEASED".into()));
+    assert!(locks.snapshot(SHOW, T0).await.unwrap().out.taken.is_empty());
+}
+
+async fn holds_expire_at_their_deadline(locks: Arc<dyn SeatLocks>) {
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let before = locks.snapshot(SHOW, T0 + TTL - 1).await.unwrap();
+    assert_eq!(before.out.taken.len(), 2);
+    let after = locks.snapshot(SHOW, T0 + TTL).await.unwrap();
+    assert!(after.out.taken.is_empty());
+    assert_eq!((after.version, after.expired), (2, 1));
+    let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
+    assert_eq!(rec.status, HoldStatus::Expired);
+    // Another shopper takes the seats at once.
+    let r = locks
+        .hold(SHOW, T0 + TTL, "bob", "h2", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    assert!(matches!(r.out, HoldOutcome::Held { version: 3, .. }));
+    // The record is dropped once retention runs out.
+    locks
+        .expire(SHOW, T0 + TTL + common::TIMES.retention_ms + 1)
+        .await
+        .unwrap();
+    assert!(locks.hold_record(SHOW, "h1").await.unwrap().is_none());
+}
+
+async fn an_expired_hold_cannot_become_an_order(locks: Arc<dyn SeatLocks>) {
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    let r = locks
+        .extend_for_order(SHOW, T0 + TTL, "alice", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.out, ExtendOutcome::Expired);
+    let r = locks
+        .extend_for_order(SHOW, T0 + TTL, "bob", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.out, ExtendOutcome::NotFound);
+}
+
+async fn an_order_keeps_its_seats_past_the_hold_ttl(locks: Arc<dyn SeatLocks>) {
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .extend_for_order(SHOW, T0 + 10, "alice", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    let ExtendOutcome::Attached(lock) = r.out else {
+        panic!("expected attached, got {:?}", r.out)
+    };
+    assert_eq!((lock.created_ms, lock.expires_ms), (T0 + 10, T0 + 600_010));
+    assert_eq!(r.version, 1, "seats stay HELD: no delta");
+    let again = locks
+        .extend_for_order(SHOW, T0 + 20, "alice", "h1", "o2", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(again.out, ExtendOutcome::Existing(lock));
+    let snap = locks.snapshot(SHOW, T0 + TTL + 1).await.unwrap().out;
+    assert_eq!(snap.taken["A1"], Owner::Order("o1".into()));
+    assert_eq!(
+        locks.release(SHOW, T0, "alice", "h1").await.unwrap().out,
+        ReleaseOutcome::NotActive("ORDERED".into())
+    );
+    // A new hold by the same user leaves the order alone.
+    let r = locks
+        .hold(SHOW, T0 + 30, "alice", "h2", &seats(&["A3"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 2,
+            replaced: None
+        }
+    );
+    assert_eq!(locks.snapshot(SHOW, T0 + 31).await.unwrap().out.taken.len(), 3);
+}
+
+async fn booking_and_releasing_an_order(locks: Arc<dyn SeatLocks>) {
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000)
+        .await
+        .unwrap();
+    let r = locks
+        .book(SHOW, T0 + 1, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
+    assert_eq!(r.version, 2);
+    // Long past the order's expiry and grace, booked seats stay booked.
+    let snap = locks.snapshot(SHOW, T0 + 10_000_000).await.unwrap();
+    assert_eq!(snap.out.taken["A2"], Owner::Booked("o1".into()));
+    assert_eq!(snap.version, 2);
+    let r = locks
+        .release_order(SHOW, T0 + 10_000_001, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
+    assert_eq!(r.version, 3);
+    assert!(
+        locks
+            .snapshot(SHOW, T0 + 10_000_002)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .is_empty()
+    );
+    // Releasing again changes nothing.
+    let r = locks
+        .release_order(SHOW, T0 + 10_000_003, "o1", "h1", &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
+    assert_eq!(r.version, 3);
+}
+
+async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<dyn SeatLocks>) {
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000)
+        .await
+        .unwrap();
+    let grace = common::TIMES.order_grace_ms;
+    assert_eq!(
+        locks
+            .snapshot(SHOW, T0 + 1000 + grace - 1)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .len(),
+        1
+    );
+    assert!(
+        locks
+            .snapshot(SHOW, T0 + 1000 + grace)
+            .await
+            .unwrap()
+            .out
+            .taken
+            .is_empty()
+    );
+}
+
+async fn subscribers_see_every_delta_in_version_order(locks: Arc<dyn SeatLocks>) {
+    let mut events = locks.subscribe(SHOW).await.unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h2", &seats(&["A2", "A3"]), TTL)
+        .await
+        .unwrap();
+    locks.hold(SHOW, T0, "bob", "h3", &seats(&["A3"]), TTL).await.unwrap(); // conflict: no delta
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h2", "o1", 600_000)
+        .await
+        .unwrap(); // no status change
+    locks.book(SHOW, T0, "o1", "h2", &seats(&["A2", "A3"])).await.unwrap();
+    locks.hold(SHOW, T0, "bob", "h4", &seats(&["B1"]), 1).await.unwrap();
+    locks.expire(SHOW, T0 + 1).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let d = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("delta in time")
+            .unwrap();
+        assert_eq!(d.show_id, SHOW);
+        got.push((
+            d.version,
+            d.changes
+                .iter()
+                .map(|c| (c.seat_id.clone(), c.status))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    use SeatStatus::*;
+    assert_eq!(
+        got,
+        vec![
+            (1, vec![("A1".into(), Held), ("A2".into(), Held)]),
+            (2, vec![("A3".into(), Held), ("A1".into(), Available)]),
+            (3, vec![("A2".into(), Booked), ("A3".into(), Booked)]),
+            (4, vec![("B1".into(), Held)]),
+            (5, vec![("B1".into(), Available)]),
+        ]
+    );
+}
+
+async fn a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order(locks: Arc<dyn SeatLocks>) {
+    // alice's order lock is forgotten (freed after grace), bob holds the seat,
+    // then alice's stale payment books it anyway: the record decides.
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 1000)
+        .await
+        .unwrap();
+    let later = T0 + 1000 + common::TIMES.order_grace_ms;
+    locks
+        .hold(SHOW, later, "bob", "h2", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks.book(SHOW, later, "o1", "h1", &seats(&["A1"])).await.unwrap();
+    let r = locks
+        .extend_for_order(SHOW, later + 1, "bob", "h2", "o2", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(r.out, ExtendOutcome::NotActive("RELEASED".into()));
+    let snap = locks.snapshot(SHOW, later + 2).await.unwrap().out;
+    assert_eq!(snap.taken.len(), 1, "bob's other seat is given back");
+    assert_eq!(snap.taken["A1"], Owner::Booked("o1".into()));
+}
+
+async fn shows_are_independent(locks: Arc<dyn SeatLocks>) {
+    locks
+        .hold("show-a", T0, "alice", "h1", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    let r = locks
+        .hold("show-b", T0, "bob", "h2", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.out,
+        HoldOutcome::Held {
+            version: 1,
+            replaced: None
+        }
+    );
+}
+
+macro_rules! seat_lock_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory_seat_locks {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_locks()).await } )*
+        }
+        mod redis_seat_locks {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::redis_locks(&super::common::unique_prefix()).await).await
+            } )*
+        }
+        /// The same scripts on a three-master Redis Cluster: every key of a
+        /// show in one slot, deltas over sharded pub/sub.
+        mod redis_cluster_seat_locks {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::cluster_locks(&super::common::unique_prefix()).await).await
+            } )*
+        }
+    };
+}
+
+seat_lock_cases!(
+    a_hold_is_all_or_nothing,
+    a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict,
+    a_failed_hold_leaves_the_previous_hold_untouched,
+    release_frees_seats_once,
+    holds_expire_at_their_deadline,
+    an_expired_hold_cannot_become_an_order,
+    an_order_keeps_its_seats_past_the_hold_ttl,
+    booking_and_releasing_an_order,
+    an_order_lock_nobody_settles_is_freed_after_grace,
+    subscribers_see_every_delta_in_version_order,
+    a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order,
+    shows_are_independent,
+);

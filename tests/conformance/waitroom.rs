@@ -1,0 +1,274 @@
+//! Waiting rooms: memory and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use showgate::booking::locks::SeatLocks;
+
+use super::common::{self, seats};
+use super::{SHOW, T0, TTL};
+
+use showgate::domain::waitroom::{PreQueue, RoomConfig};
+use showgate::waitroom::engine::{RoomEvent, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
+
+type Rooms = (Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>);
+
+fn room() -> StoredRoom {
+    StoredRoom {
+        config: RoomConfig {
+            admit_rate_per_second: 10.0,
+            burst: 10,
+            max_active: 3,
+            admission_ttl_seconds: 600,
+            opens_at: None,
+            pre_queue: PreQueue::Fifo,
+            paused: false,
+        },
+        seed: "seed".into(),
+        sold_out: false,
+        observed_rate: 0.0,
+    }
+}
+
+fn tick(now: i64, max: u64) -> TickParams {
+    TickParams {
+        now,
+        max,
+        ttl_ms: 60_000,
+        sellable: 100,
+        max_active: 3,
+        paused: false,
+        observed_rate: 1.0,
+    }
+}
+
+fn position(s: &Stand) -> u64 {
+    match s.standing {
+        Standing::Queued { position, .. } => position,
+        ref other => panic!("not queued: {other:?}"),
+    }
+}
+
+async fn joining_twice_keeps_the_place(r: Rooms) {
+    let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    assert_eq!(position(&rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap()), 1);
+    assert_eq!(position(&rooms.join(SHOW, "b", T0, false, true, T0).await.unwrap()), 2);
+    assert_eq!(position(&rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap()), 1);
+    let none = rooms.join(SHOW, "c", T0, false, false, T0).await.unwrap();
+    assert_eq!(none.standing, Standing::None);
+    let c = rooms.counters(SHOW, T0).await.unwrap();
+    assert_eq!((c.queue_length, c.joined_total), (2, 2));
+    assert_eq!(rooms.load(SHOW).await.unwrap().unwrap().config, room().config);
+    assert_eq!(rooms.all().await.unwrap().len(), 1);
+}
+
+async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holder(r: Rooms) {
+    let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    let mut events = rooms.subscribe(SHOW).await.unwrap();
+    for u in ["a", "b", "c", "d", "e"] {
+        rooms.join(SHOW, u, T0, false, true, T0).await.unwrap();
+    }
+    let token = rooms
+        .lease(SHOW, "node-1", 60_000)
+        .await
+        .unwrap()
+        .expect("a free lease");
+    assert_eq!(
+        rooms.lease(SHOW, "node-2", 60_000).await.unwrap(),
+        None,
+        "one leader at a time"
+    );
+    assert_eq!(
+        rooms.lease(SHOW, "node-1", 60_000).await.unwrap().as_deref(),
+        Some(token.as_str()),
+        "renewal keeps the token"
+    );
+    assert_eq!(
+        rooms.admit(SHOW, "node-2/999", tick(T0, 2)).await.unwrap(),
+        None,
+        "a stale token admits nobody"
+    );
+    let t = rooms.admit(SHOW, &token, tick(T0, 2)).await.unwrap().unwrap();
+    assert_eq!(
+        (t.admitted.clone(), t.queue_length, t.active),
+        (vec!["a".to_owned(), "b".to_owned()], 3, 2)
+    );
+    let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
+    assert_eq!(t.admitted, vec!["c".to_owned()], "never past maxActive");
+    assert_eq!(
+        rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap().standing,
+        Standing::Admitted {
+            expires_ms: T0 + 60_000
+        }
+    );
+    rooms.end_active(SHOW, "a").await.unwrap();
+    let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
+    assert_eq!(t.admitted, vec!["d".to_owned()], "a used admission frees a place");
+    // Admissions expire and free their places too.
+    let t = rooms.admit(SHOW, &token, tick(T0 + 60_000, 5)).await.unwrap().unwrap();
+    assert_eq!((t.admitted.clone(), t.active), (vec!["e".to_owned()], 1));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        match tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            RoomEvent::Tick { seq, admitted, .. } => seen.push((seq, admitted.len())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![(1, 2), (2, 1), (3, 1), (4, 1)],
+        "one event per tick; the stale one published nothing"
+    );
+}
+
+async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
+    let (locks, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap();
+    let token = rooms.lease(SHOW, "n", 60_000).await.unwrap().unwrap();
+    let paused = TickParams {
+        paused: true,
+        ..tick(T0, 5)
+    };
+    assert!(
+        rooms
+            .admit(SHOW, &token, paused)
+            .await
+            .unwrap()
+            .unwrap()
+            .admitted
+            .is_empty()
+    );
+    // Two sellable seats, both held: nothing to sell, not sold out.
+    locks
+        .hold(SHOW, T0, "x", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    let full = TickParams {
+        sellable: 2,
+        ..tick(T0, 5)
+    };
+    let t = rooms.admit(SHOW, &token, full).await.unwrap().unwrap();
+    assert!(t.admitted.is_empty() && !t.sold_out && t.available == 0);
+    // Booked for good: sold out.
+    locks
+        .extend_for_order(SHOW, T0, "x", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    locks.book(SHOW, T0, "o1", "h1", &seats(&["A1", "A2"])).await.unwrap();
+    let t = rooms.admit(SHOW, &token, full).await.unwrap().unwrap();
+    assert!(t.sold_out && t.admitted.is_empty());
+    assert!(rooms.load(SHOW).await.unwrap().unwrap().sold_out);
+}
+
+async fn leaving_and_abandonment_publish_the_scores_that_left(r: Rooms) {
+    let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    let mut events = rooms.subscribe(SHOW).await.unwrap();
+    let sa = rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap();
+    rooms.join(SHOW, "b", T0, false, true, T0 + 10_000).await.unwrap();
+    rooms.join(SHOW, "c", T0, false, true, T0).await.unwrap();
+    let Standing::Queued { score: score_a, .. } = sa.standing else {
+        panic!()
+    };
+    assert_eq!(rooms.leave(SHOW, &["a".to_owned()], "left").await.unwrap(), 1);
+    assert_eq!(rooms.leave(SHOW, &["a".to_owned()], "left").await.unwrap(), 0);
+    // c was last seen at T0, b is seen until T0 + 10 s.
+    assert_eq!(rooms.abandon(SHOW, T0 + 5_000, 100).await.unwrap(), 1);
+    let (seq, length, ranks) = rooms.ranks(SHOW, &["b".to_owned(), "c".to_owned()]).await.unwrap();
+    assert_eq!((seq, length), (2, 1));
+    assert_eq!(ranks[0].map(|r| r.1), Some(0));
+    assert_eq!(ranks[1], None);
+    let first = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        RoomEvent::Left {
+            seq: 1,
+            scores: vec![score_a],
+            queue_length: 2
+        }
+    );
+    let second = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        second,
+        RoomEvent::Left {
+            seq: 2,
+            queue_length: 1,
+            ..
+        }
+    ));
+    assert_eq!(rooms.counters(SHOW, T0).await.unwrap().abandoned_total, 1);
+    // Touching a shopper keeps them.
+    rooms.touch(SHOW, &["b".to_owned()], T0 + 100_000).await.unwrap();
+    assert_eq!(rooms.abandon(SHOW, T0 + 50_000, 100).await.unwrap(), 0);
+}
+
+async fn the_pre_queue_opens_ahead_of_later_arrivals(r: Rooms) {
+    let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    for u in ["p1", "p2", "p3"] {
+        let s = rooms.join(SHOW, u, T0, true, true, T0).await.unwrap();
+        assert!(matches!(s.standing, Standing::PreQueued { .. }));
+    }
+    let mut pre = rooms.pre_queued(SHOW).await.unwrap();
+    pre.sort();
+    assert_eq!(pre, vec!["p1", "p2", "p3"]);
+    // An arrival while the opening is under way queues behind it.
+    assert_eq!(
+        position(&rooms.join(SHOW, "late", T0, false, true, T0).await.unwrap()),
+        1
+    );
+    assert_eq!(
+        rooms
+            .open(SHOW, -3.0, &["p2".to_owned(), "p3".to_owned(), "p1".to_owned()])
+            .await
+            .unwrap(),
+        3
+    );
+    let ranks = rooms
+        .ranks(
+            SHOW,
+            &["p2".to_owned(), "p3".to_owned(), "p1".to_owned(), "late".to_owned()],
+        )
+        .await
+        .unwrap()
+        .2;
+    assert_eq!(ranks.iter().map(|r| r.unwrap().1).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert!(rooms.pre_queued(SHOW).await.unwrap().is_empty());
+    rooms.remove(SHOW).await.unwrap();
+    assert!(rooms.load(SHOW).await.unwrap().is_none());
+}
+
+macro_rules! room_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory_rooms {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_rooms()).await } )*
+        }
+        mod redis_rooms {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::redis_rooms(&super::common::unique_prefix()).await).await
+            } )*
+        }
+    };
+}
+
+room_cases!(
+    joining_twice_keeps_the_place,
+    admission_takes_the_head_within_max_active_and_only_for_the_lease_holder,
+    paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody,
+    leaving_and_abandonment_publish_the_scores_that_left,
+    the_pre_queue_opens_ahead_of_later_arrivals,
+);
