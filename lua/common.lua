@@ -1,6 +1,6 @@
 -- common.lua: the helpers every seat script shares. It is prepended to each
--- script when the script is loaded (src/lua.rs), so every script is still one
--- atomic EVALSHA.
+-- script when the script is loaded (src/redis/scripts.rs), so every script is
+-- still one atomic EVALSHA.
 --
 -- Common KEYS (every key of a show shares one hash tag, so all of them live in
 -- one Redis Cluster slot):
@@ -11,19 +11,30 @@
 --   KEYS[4] deadlines  ZSET  holdId scored by the ms at which its seats must be freed
 --   KEYS[5] gc         ZSET  holdId scored by the ms at which its record may be dropped
 --   KEYS[6] version    STRING the show's seat-change counter
+--   KEYS[7] epoch      STRING which rebuild of the show's state this is; absent
+--                            means the state is missing (Redis lost it, or the
+--                            show was never loaded): every script but
+--                            seats_rebuild then refuses with NOSTATE, so nothing
+--                            is sold before the state is rebuilt from Postgres.
+--   KEYS[8] stamps     HASH  orderId -> the order state (updated_at, µs) whose
+--                            seat change was applied last; older ones are refused
 -- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
 --   ARGV[4] now (ms since the epoch), ARGV[5] record retention (ms)
--- Every script replies {expiredHolds, version, ...}: how many holds its
--- in-line sweep expired, and the show's version after the script.
+-- Every script replies {expiredHolds, version, epoch, ...}: how many holds its
+-- in-line sweep expired, and the show's version and epoch after the script.
 
 local K = {
   seats = KEYS[1], holds = KEYS[2], users = KEYS[3],
   deadlines = KEYS[4], gc = KEYS[5], version = KEYS[6],
+  epoch_key = KEYS[7], stamps = KEYS[8],
   show = ARGV[1], channel = ARGV[2], pubcmd = ARGV[3],
   now = tonumber(ARGV[4]), retention = tonumber(ARGV[5]),
 }
+K.epoch = redis.call('GET', K.epoch_key)
+-- The error every script but seats_rebuild answers while the state is missing.
+local NOSTATE = 'NOSTATE show ' .. K.show .. ' has no seat state; rebuild it from the record'
 
 -- Seat changes of this script, in first-touched order, last status wins,
 -- so a seat freed by expiry and taken again in the same script is one change.
@@ -102,7 +113,17 @@ local function announce()
   for i, seat in ipairs(changes.order) do
     list[i] = { seatId = seat, status = changes.status[seat] }
   end
-  redis.call(K.pubcmd, K.channel, cjson.encode({ showId = K.show, version = v, changes = list }))
+  redis.call(K.pubcmd, K.channel,
+    cjson.encode({ showId = K.show, epoch = K.epoch, version = v, changes = list }))
   return v
+end
+
+-- Whether a seat change for this order state is newer than the last one
+-- applied (and records it): a late or repeated message changes nothing.
+local function fresh(order_id, stamp)
+  local last = redis.call('HGET', K.stamps, order_id)
+  if last and tonumber(last) >= stamp then return false end
+  redis.call('HSET', K.stamps, order_id, stamp)
+  return true
 end
 

@@ -2,16 +2,17 @@
 -- The seats stay HELD until the order ends (the order store then runs
 -- seats_book or seats_release_order); the lock is freed by the sweep at
 -- orderExpiresAt + grace only if the order store never does.
--- KEYS: the common six. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
+-- KEYS: the common eight. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
 --       ARGV[8] orderId, ARGV[9] order ttl (ms), ARGV[10] grace (ms).
--- Reply: {expired, version, "ATTACHED", orderId, orderExpiresAt, createdAt}
---      | {expired, version, "EXISTING", orderId, orderExpiresAt, createdAt}
---      | {expired, version, "NOT_FOUND"} | {expired, version, "EXPIRED"}
---      | {expired, version, "NOT_ACTIVE", status}
+-- Reply: {expired, version, epoch, "ATTACHED", orderId, orderExpiresAt, createdAt}
+--      | {expired, version, epoch, "EXISTING", orderId, orderExpiresAt, createdAt}
+--      | {expired, version, epoch, "NOT_FOUND"} | {expired, version, epoch, "EXPIRED"}
+--      | {expired, version, epoch, "NOT_ACTIVE", status}
 -- A hold that no longer owns all its seats (one was booked by an order
 -- whose lock had been lost) cannot become an order: it is released.
 local user, hold_id, order_id = ARGV[6], ARGV[7], ARGV[8]
 local order_ttl, grace = tonumber(ARGV[9]), tonumber(ARGV[10])
+if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
 local rec = hold_get(hold_id)
 local outcome
@@ -45,6 +46,6 @@ if outcome == nil then
   outcome = { 'ATTACHED', order_id, rec.oe, rec.oc }
 end
 local v = announce()
-local reply = { expired, v }
+local reply = { expired, v, K.epoch }
 for _, x in ipairs(outcome) do reply[#reply + 1] = x end
 return reply

@@ -1,13 +1,20 @@
 -- seats_hold.lua: lock every requested seat for one user, or none.
--- KEYS: the common six (common.lua).
+-- KEYS: the common eight (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
--- Reply: {expired, version, 1, previousHoldId or ""} on success;
---        {expired, version, 0, {conflicting seats}, {every taken seat}} on conflict.
+-- Reply: {expired, version, epoch, 1, previousHoldId or ""} on success;
+--        {expired, version, epoch, 0, {conflicting seats}, {every taken seat}} on conflict.
 -- The user's previous active hold on this show is released in the same step
--- (its seats are not conflicts); a failed hold leaves it untouched.
+-- (its seats are not conflicts); a failed hold leaves it untouched. Run
+-- twice with the same holdId (a client retry), it answers the first run's
+-- success and changes nothing.
 local user, hold_id, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8])
+if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
+local again = hold_get(hold_id)
+if again and again.u == user then
+  return { expired, announce(), K.epoch, 1, again.p or '' }
+end
 local prev = redis.call('HGET', K.users, user)
 local mine = prev and ('H:' .. prev) or nil
 
@@ -18,7 +25,7 @@ for i = 9, #ARGV do
 end
 if #conflicts > 0 then
   local v = announce()
-  return { expired, v, 0, conflicts, redis.call('HKEYS', K.seats) }
+  return { expired, v, K.epoch, 0, conflicts, redis.call('HKEYS', K.seats) }
 end
 
 local owner = 'H:' .. hold_id
@@ -34,8 +41,8 @@ if prev then
   if rec then hold_end(prev, rec, 'RELEASED', K.now) end
 end
 local expires = K.now + ttl
-hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires })
+hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires, p = prev or nil })
 redis.call('HSET', K.users, user, hold_id)
 redis.call('ZADD', K.deadlines, expires, hold_id)
 local v = announce()
-return { expired, v, 1, prev or '' }
+return { expired, v, K.epoch, 1, prev or '' }

@@ -1,9 +1,10 @@
 -- seats_release.lua: the owner gives a hold back before it expires.
--- KEYS: the common six. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
--- Reply: {expired, version, "RELEASED"} | {expired, version, "NOT_FOUND"}
---        | {expired, version, "NOT_ACTIVE", status} where status is the hold's
+-- KEYS: the common eight. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
+-- Reply: {expired, version, epoch, "RELEASED"} | {expired, version, epoch, "NOT_FOUND"}
+--        | {expired, version, epoch, "NOT_ACTIVE", status} where status is the hold's
 --        status, or "ORDERED" when it has become an order.
 local user, hold_id = ARGV[6], ARGV[7]
+if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
 local rec = hold_get(hold_id)
 local outcome
@@ -18,6 +19,6 @@ else
   outcome = { 'RELEASED' }
 end
 local v = announce()
-local reply = { expired, v }
+local reply = { expired, v, K.epoch }
 for _, x in ipairs(outcome) do reply[#reply + 1] = x end
 return reply

@@ -1,12 +1,15 @@
 -- seats_release_order.lua: an order failed, expired or was cancelled; the seats
 -- it held or booked become available. Seats owned by anyone else are left alone.
--- KEYS: the common six. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
---       ARGV[8..] seatIds.
--- Reply: {expired, version}
-local order_id, hold_id = ARGV[6], ARGV[7]
+-- KEYS: the common eight. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
+--       ARGV[8] the order state's stamp (updated_at, µs), ARGV[9..] seatIds.
+-- Reply: {expired, version, epoch, applied (1|0)}: 0 when a newer (or this)
+-- state of the order was applied already, and nothing changed.
+local order_id, hold_id, stamp = ARGV[6], ARGV[7], tonumber(ARGV[8])
+if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
+if not fresh(order_id, stamp) then return { expired, announce(), K.epoch, 0 } end
 local held, booked = 'O:' .. order_id, 'B:' .. order_id
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   local seat = ARGV[i]
   local current = redis.call('HGET', K.seats, seat)
   if current == held or current == booked then
@@ -16,4 +19,4 @@ for i = 8, #ARGV do
 end
 redis.call('ZREM', K.deadlines, hold_id)
 redis.call('ZADD', K.gc, K.now + K.retention, hold_id)
-return { expired, announce() }
+return { expired, announce(), K.epoch, 1 }

@@ -6,14 +6,19 @@
 --       (the show's seat-lock hash), 8 config HASH
 -- ARGV: 1 lease token, 2 now (ms), 3 max to admit (tokens in hand),
 --       4 admission ttl (ms), 5 sellable seats, 6 maxActive, 7 paused (1/0),
---       8 observed rate (per s), 9 channel, 10 "PUBLISH"|"SPUBLISH"
+--       8 observed rate (per s), 9 channel, 10 "PUBLISH"|"SPUBLISH",
+--       11 tick id (unique per tick of a leader)
 -- Reply: {-1} when the token is not the lease holder's (a stale leader);
 --        else {1, admitted, queueLength, active, available, soldOut, eventSeq, userIds...}
+-- Run twice with the same tick id (a client retry after a timeout), it
+-- admits nobody the second time and publishes nothing.
 local queue, admitted, seen, stats, events, lease, seats, config =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 if redis.call('GET', lease) ~= ARGV[1] then return { -1 } end
 local now, max, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local sellable, max_active, paused = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
+local repeated = redis.call('HGET', stats, 'lastTick') == ARGV[11]
+redis.call('HSET', stats, 'lastTick', ARGV[11])
 
 -- Admissions past their expiry are no longer active.
 redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now)
@@ -30,7 +35,7 @@ end
 
 local users = {}
 local k = 0
-if not paused and available > 0 then
+if not paused and available > 0 and not repeated then
   k = math.min(max, max_active - active, redis.call('ZCARD', queue))
 end
 local expires = now + ttl
@@ -44,11 +49,16 @@ if k > 0 then
   redis.call('HINCRBY', stats, 'admitted', #users)
   active = active + #users
 end
-redis.call('HSET', config, 'soldOut', sold_out and '1' or '0', 'rate', ARGV[8])
-local ev = redis.call('INCR', events)
 local length = redis.call('ZCARD', queue)
-redis.call(ARGV[10], ARGV[9], cjson.encode({ seq = ev, type = 'tick', admitted = users, expiresAt = expires,
-  queueLength = length, active = active, soldOut = sold_out, paused = paused, rate = tonumber(ARGV[8]) }))
+local ev
+if repeated then
+  ev = tonumber(redis.call('GET', events) or '0')
+else
+  redis.call('HSET', config, 'soldOut', sold_out and '1' or '0', 'rate', ARGV[8])
+  ev = redis.call('INCR', events)
+  redis.call(ARGV[10], ARGV[9], cjson.encode({ seq = ev, type = 'tick', admitted = users, expiresAt = expires,
+    queueLength = length, active = active, soldOut = sold_out, paused = paused, rate = tonumber(ARGV[8]) }))
+end
 local reply = { 1, #users, length, active, available, sold_out and 1 or 0, ev }
 for _, u in ipairs(users) do reply[#reply + 1] = u end
 return reply

@@ -2,12 +2,29 @@
 //! order deadlines, admission expiry, the pre-queue opening) reads it here,
 //! so tests can pause it instead of sleeping.
 //!
-//! `Clock::system()` is the real clock. `Clock::following_tokio(start)`
-//! reads tokio's clock from `start` on: under `tokio::time::pause()` it
-//! stands still until the test advances it, and timers and the wall clock
-//! move together.
+//! `Clock::system()` is the real clock, corrected by the offset to Redis
+//! `TIME` the node measures (`set_offset_ms`), so nodes with skewed clocks
+//! agree on when a hold, an order or an admission ends.
+//! `Clock::following_tokio(start)` reads tokio's clock from `start` on: under
+//! `tokio::time::pause()` it stands still until the test advances it, and
+//! timers and the wall clock move together.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
+
+/// Redis `TIME` minus this node's clock, in ms: one value per process, as
+/// the skew belongs to the machine, not to a caller.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Records how far this node's clock is behind the shared one.
+pub fn set_offset_ms(offset: i64) {
+    OFFSET_MS.store(offset, Ordering::Relaxed);
+}
+
+pub fn offset_ms() -> i64 {
+    OFFSET_MS.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Clock(Source);
@@ -34,7 +51,7 @@ impl Clock {
     /// Milliseconds since the epoch: the precision Redis scripts use.
     pub fn now_ms(&self) -> i64 {
         match self.0 {
-            Source::System => Utc::now().timestamp_millis(),
+            Source::System => Utc::now().timestamp_millis() + offset_ms(),
             Source::Tokio { start_ms, at } => start_ms + at.elapsed().as_millis() as i64,
         }
     }

@@ -42,6 +42,11 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// The show's seat state is missing from the lock engine (Redis lost it,
+    /// or it was never built): rebuild it from the record. Retried inside;
+    /// a client sees 503.
+    #[error("the seat state of show {0} is missing")]
+    StateMissing(String),
     /// A backing service (Redis, Postgres) did not answer; the detail is logged.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -67,7 +72,7 @@ impl Error {
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Unavailable(_) | Self::StateMissing(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -87,7 +92,7 @@ impl Error {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::StateMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +100,9 @@ impl Error {
     /// The error object, as sent (also stored for idempotent replays).
     pub fn body(&self) -> Value {
         let message = match self {
-            Self::Unavailable(_) => "a backing service is unavailable; retry shortly".to_owned(),
+            Self::Unavailable(_) | Self::StateMissing(_) => {
+                "a backing service is unavailable; retry shortly".to_owned()
+            }
             Self::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
@@ -136,9 +143,24 @@ impl IntoResponse for Error {
     }
 }
 
+/// Redis answers that mean "not now" (loading a dump, a replica after a
+/// failover, a cluster re-forming, out of memory): the request is 503 and
+/// the service recovers by itself.
+const REDIS_OUTAGE_CODES: &[&str] = &["LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM"];
+
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+        if e.code() == Some("NOSTATE") {
+            return Self::StateMissing(e.detail().unwrap_or_default().to_owned());
+        }
+        let outage = e.code().is_some_and(|c| REDIS_OUTAGE_CODES.contains(&c));
+        if outage
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_cluster_error()
+        {
             Self::Unavailable(format!("redis: {e}"))
         } else {
             Self::Internal(format!("redis: {e}"))
@@ -146,13 +168,26 @@ impl From<redis::RedisError> for Error {
     }
 }
 
+/// Postgres SQLSTATE classes and codes that mean "not now": connection
+/// exceptions (08), the server shutting down or starting (57P01..57P03),
+/// too many connections (53300), serialization failures and deadlocks
+/// (40001, 40P01). The request is 503; a retry may well succeed.
+fn postgres_outage(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01")
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(format!("postgres: {e}"))
-            }
-            e => Self::Internal(format!("postgres: {e}")),
+        let outage = match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+            sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| postgres_outage(&c)),
+            _ => false,
+        };
+        if outage {
+            Self::Unavailable(format!("postgres: {e}"))
+        } else {
+            Self::Internal(format!("postgres: {e}"))
         }
     }
 }
@@ -179,6 +214,18 @@ mod tests {
         assert_eq!(body["error"]["available"], json!(["A2"]));
         let body = Error::Internal("password=hunter2 at db:5432".into()).body();
         assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn outages_are_503_and_bugs_500() {
+        for code in ["08006", "57P01", "57P03", "40001", "40P01", "53300"] {
+            assert!(postgres_outage(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02"] {
+            assert!(!postgres_outage(code), "{code}");
+        }
+        let reset = redis::RedisError::from(std::io::Error::other("connection reset"));
+        assert_eq!(Error::from(reset).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub const WAITROOM_ACTIVE: &str = "waitroom_active";
 pub const WAITROOM_ADMITTED: &str = "waitroom_admitted_total";
 pub const WS_CONNECTIONS: &str = "ws_connections";
 pub const SEAT_FEEDS: &str = "seat_feeds";
+pub const SEAT_STATE_REBUILDS: &str = "seat_state_rebuilds_total";
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
@@ -58,6 +59,10 @@ fn describe() {
         "Shows this node has a live seat feed (one subscription) for."
     );
     metrics::gauge!(WS_CONNECTIONS, "kind" => "seats").increment(0.0);
+    metrics::describe_counter!(
+        SEAT_STATE_REBUILDS,
+        "Shows whose seat state was rebuilt from Postgres, by reason (missing, went_back, seats_taken)."
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     metrics::describe_histogram!(HTTP_DURATION, "HTTP request latency by route.");
     // Registered at zero so they exist before the first event.

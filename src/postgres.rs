@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 /// write per order step, so a small pool per node keeps the server's
 /// connection count sane when the gateway scales out.
 pub const POOL_SIZE: u32 = 16;
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A request waits at most this long for a connection, so an outage is a
+/// 503 within 2 s (the contract), never a hang.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -14,6 +14,7 @@ use showgate::redis::scripts::Scripts;
 
 const NOW: i64 = 1_800_000_000_000;
 const RETENTION: i64 = 3_600_000;
+const EMPTY_RECORD: &str = r#"{"booked": [], "pending": []}"#;
 
 struct Fixture {
     conn: MultiplexedConnection,
@@ -24,7 +25,16 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// A show whose (empty) state has been built under epoch "e1".
     async fn new() -> Self {
+        let f = Self::bare().await;
+        let reply = f.run(&f.scripts.rebuild, 0, &["", "e1", "60000", EMPTY_RECORD]).await;
+        assert_eq!((text(&reply[2]), int(&reply[3])), ("e1".into(), 1));
+        f
+    }
+
+    /// A show with no state at all (never built, or lost by Redis).
+    async fn bare() -> Self {
         let client = redis::Client::open(common::redis_url()).unwrap();
         let conn = client.get_multiplexed_async_connection().await.unwrap();
         let prefix = common::unique_prefix();
@@ -35,6 +45,26 @@ impl Fixture {
             prefix,
             scripts: Scripts::load(),
         }
+    }
+
+    /// Runs a script and answers its error, which it must give.
+    async fn run_err(&self, script: &Script, now: i64, args: &[&str]) -> redis::RedisError {
+        let mut inv = script.prepare_invoke();
+        for k in self.keys.script_keys() {
+            inv.key(k);
+        }
+        inv.arg("s1")
+            .arg(&self.keys.channel)
+            .arg("PUBLISH")
+            .arg(now)
+            .arg(RETENTION);
+        for a in args {
+            inv.arg(*a);
+        }
+        let mut conn = self.conn.clone();
+        inv.invoke_async::<Value>(&mut conn)
+            .await
+            .expect_err("the script refuses")
     }
 
     async fn run(&self, script: &Script, now: i64, args: &[&str]) -> Vec<Value> {
@@ -104,8 +134,14 @@ async fn seats_hold_locks_every_seat_records_the_hold_and_publishes_one_delta() 
         .run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
         .await;
     assert_eq!(
-        (int(&reply[0]), int(&reply[1]), int(&reply[2]), text(&reply[3])),
-        (0, 1, 1, String::new())
+        (
+            int(&reply[0]),
+            int(&reply[1]),
+            text(&reply[2]),
+            int(&reply[3]),
+            text(&reply[4])
+        ),
+        (0, 1, "e1".into(), 1, String::new())
     );
 
     let (seats, _, deadlines, version) = f.state().await;
@@ -130,7 +166,7 @@ async fn seats_hold_locks_every_seat_records_the_hold_and_publishes_one_delta() 
     let delta: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
     assert_eq!(
         delta,
-        serde_json::json!({"showId": "s1", "version": 1, "changes": [
+        serde_json::json!({"showId": "s1", "epoch": "e1", "version": 1, "changes": [
             {"seatId": "A1", "status": "HELD"}, {"seatId": "A2", "status": "HELD"}]})
     );
 }
@@ -142,9 +178,9 @@ async fn seats_hold_with_a_conflict_writes_nothing_and_names_the_seats() {
     f.run(&f.scripts.hold, NOW, &["bob", "h2", "300000", "B1"]).await;
     let before = f.state().await;
     let reply = f.run(&f.scripts.hold, NOW, &["bob", "h3", "300000", "C1", "A1"]).await;
-    assert_eq!(int(&reply[2]), 0);
-    assert_eq!(texts(&reply[3]), vec!["A1"]);
-    let mut taken = texts(&reply[4]);
+    assert_eq!(int(&reply[3]), 0);
+    assert_eq!(texts(&reply[4]), vec!["A1"]);
+    let mut taken = texts(&reply[5]);
     taken.sort();
     assert_eq!(taken, vec!["A1", "B1"]);
     assert_eq!(f.state().await, before, "a failed hold leaves every key as it was");
@@ -158,7 +194,7 @@ async fn seats_hold_by_the_same_user_moves_the_hold_in_one_step() {
     let reply = f
         .run(&f.scripts.hold, NOW + 5, &["alice", "h2", "300000", "A2", "A3"])
         .await;
-    assert_eq!((int(&reply[1]), int(&reply[2]), text(&reply[3])), (2, 1, "h1".into()));
+    assert_eq!((int(&reply[1]), int(&reply[3]), text(&reply[4])), (2, 1, "h1".into()));
     let (seats, _, deadlines, _) = f.state().await;
     assert_eq!(
         seats,
@@ -180,7 +216,7 @@ async fn seats_expire_frees_due_holds_then_drops_their_records_after_retention()
         "nothing is due before the deadline"
     );
     let reply = f.run(&f.scripts.expire, NOW + 1000, &["100"]).await;
-    assert_eq!((int(&reply[0]), int(&reply[1]), int(&reply[2])), (1, 3, 0));
+    assert_eq!((int(&reply[0]), int(&reply[1]), int(&reply[3])), (1, 3, 0));
     let (seats, _, _, _) = f.state().await;
     assert_eq!(seats, BTreeMap::from([("B1".into(), "H:h2".into())]));
     let rec = f.hold_json("h1").await;
@@ -192,7 +228,7 @@ async fn seats_expire_frees_due_holds_then_drops_their_records_after_retention()
     let active: Option<String> = c.hget(&f.keys.users, "alice").await.unwrap();
     assert_eq!(active, None);
     let reply = f.run(&f.scripts.expire, NOW + 1000 + RETENTION, &["100"]).await;
-    assert_eq!(int(&reply[2]), 1, "one expired record dropped");
+    assert_eq!(int(&reply[3]), 1, "one expired record dropped");
     let holds: HashMap<String, String> = c.hgetall(&f.keys.holds).await.unwrap();
     assert!(!holds.contains_key("h1"));
 }
@@ -208,9 +244,9 @@ async fn seats_extend_for_order_moves_the_lock_to_the_order() {
             &["alice", "h1", "o1", "600000", "60000"],
         )
         .await;
-    assert_eq!(text(&reply[2]), "ATTACHED");
+    assert_eq!(text(&reply[3]), "ATTACHED");
     assert_eq!(
-        (text(&reply[3]), int(&reply[4]), int(&reply[5])),
+        (text(&reply[4]), int(&reply[5]), int(&reply[6])),
         ("o1".into(), NOW + 600_010, NOW + 10)
     );
     let (seats, _, deadlines, version) = f.state().await;
@@ -231,7 +267,7 @@ async fn seats_extend_for_order_moves_the_lock_to_the_order() {
             &["alice", "h1", "o2", "600000", "60000"],
         )
         .await;
-    assert_eq!((text(&reply[2]), text(&reply[3])), ("EXISTING".into(), "o1".into()));
+    assert_eq!((text(&reply[3]), text(&reply[4])), ("EXISTING".into(), "o1".into()));
     let reply = f
         .run(
             &f.scripts.extend_for_order,
@@ -239,7 +275,7 @@ async fn seats_extend_for_order_moves_the_lock_to_the_order() {
             &["mallory", "h1", "o3", "600000", "60000"],
         )
         .await;
-    assert_eq!(text(&reply[2]), "NOT_FOUND");
+    assert_eq!(text(&reply[3]), "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -254,8 +290,8 @@ async fn seats_book_and_release_order_touch_only_the_orders_seats() {
         &["alice", "h1", "o1", "600000", "60000"],
     )
     .await;
-    let reply = f.run(&f.scripts.book, NOW, &["o1", "h1", "A1", "A2"]).await;
-    assert_eq!(int(&reply[1]), 3);
+    let reply = f.run(&f.scripts.book, NOW, &["o1", "h1", "10", "A1", "A2"]).await;
+    assert_eq!((int(&reply[1]), int(&reply[3])), (3, 1));
     let (seats, _, deadlines, _) = f.state().await;
     assert_eq!((seats["A1"].as_str(), seats["A2"].as_str()), ("B:o1", "B:o1"));
     assert_eq!(
@@ -264,9 +300,9 @@ async fn seats_book_and_release_order_touch_only_the_orders_seats() {
     );
     // Releasing order o1 with a seat it never had leaves that seat alone.
     let reply = f
-        .run(&f.scripts.release_order, NOW, &["o1", "h1", "A1", "A2", "B1"])
+        .run(&f.scripts.release_order, NOW, &["o1", "h1", "20", "A1", "A2", "B1"])
         .await;
-    assert_eq!(int(&reply[1]), 4);
+    assert_eq!((int(&reply[1]), int(&reply[3])), (4, 1));
     let (seats, _, _, _) = f.state().await;
     assert_eq!(seats, BTreeMap::from([("B1".into(), "H:h2".into())]));
 }
@@ -276,18 +312,18 @@ async fn seats_release_answers_each_outcome() {
     let f = Fixture::new().await;
     f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1"]).await;
     let reply = f.run(&f.scripts.release, NOW, &["bob", "h1"]).await;
-    assert_eq!(text(&reply[2]), "NOT_FOUND");
+    assert_eq!(text(&reply[3]), "NOT_FOUND");
     let reply = f.run(&f.scripts.release, NOW, &["alice", "h1"]).await;
-    assert_eq!((text(&reply[2]), int(&reply[1])), ("RELEASED".into(), 2));
+    assert_eq!((text(&reply[3]), int(&reply[1])), ("RELEASED".into(), 2));
     let reply = f.run(&f.scripts.release, NOW, &["alice", "h1"]).await;
     assert_eq!(
-        (text(&reply[2]), text(&reply[3])),
+        (text(&reply[3]), text(&reply[4])),
         ("NOT_ACTIVE".into(), "RELEASED".into())
     );
     f.run(&f.scripts.hold, NOW, &["alice", "h2", "10", "A1"]).await;
     let reply = f.run(&f.scripts.release, NOW + 10, &["alice", "h2"]).await;
     assert_eq!(
-        (int(&reply[0]), text(&reply[3])),
+        (int(&reply[0]), text(&reply[4])),
         (1, "EXPIRED".into()),
         "expired by the in-line sweep"
     );
@@ -300,7 +336,7 @@ async fn seats_snapshot_sweeps_first_so_a_version_means_one_state() {
     f.run(&f.scripts.hold, NOW, &["bob", "h2", "300000", "B1"]).await;
     let reply = f.run(&f.scripts.snapshot, NOW + 100, &[]).await;
     assert_eq!((int(&reply[0]), int(&reply[1])), (1, 3));
-    assert_eq!(texts(&reply[2]), vec!["B1", "H:h2"]);
+    assert_eq!(texts(&reply[3]), vec!["B1", "H:h2"]);
 }
 
 #[tokio::test]
@@ -313,17 +349,124 @@ async fn every_key_a_script_writes_is_under_the_shows_hash_tag() {
         &["alice", "h1", "o1", "600000", "60000"],
     )
     .await;
-    f.run(&f.scripts.book, NOW, &["o1", "h1", "A1"]).await;
-    f.run(&f.scripts.release_order, NOW, &["o1", "h1", "A1"]).await;
+    f.run(&f.scripts.book, NOW, &["o1", "h1", "1", "A1"]).await;
+    f.run(&f.scripts.release_order, NOW, &["o1", "h1", "2", "A1"]).await;
     f.run(&f.scripts.expire, NOW + 1, &["10"]).await;
     f.run(&f.scripts.hold, NOW + 2, &["bob", "h2", "300000", "B1"]).await;
     let mut c = f.conn.clone();
     let keys: Vec<String> = c.keys(format!("{}*", f.prefix)).await.unwrap();
-    assert_eq!(keys.len(), 6, "seats, holds, users, deadlines, gc, version: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        8,
+        "seats, holds, users, deadlines, gc, version, epoch, stamps: {keys:?}"
+    );
     let tag = format!("{}{{show:s1}}:", f.prefix);
     for k in &keys {
         assert!(k.starts_with(&tag), "{k} is outside the show's hash tag");
     }
+}
+
+#[tokio::test]
+async fn every_seat_script_refuses_a_show_with_no_state() {
+    let f = Fixture::bare().await;
+    for (script, args) in [
+        (&f.scripts.hold, vec!["alice", "h1", "300000", "A1"]),
+        (&f.scripts.release, vec!["alice", "h1"]),
+        (
+            &f.scripts.extend_for_order,
+            vec!["alice", "h1", "o1", "600000", "60000"],
+        ),
+        (&f.scripts.book, vec!["o1", "h1", "1", "A1"]),
+        (&f.scripts.release_order, vec!["o1", "h1", "1", "A1"]),
+        (&f.scripts.expire, vec!["10"]),
+        (&f.scripts.snapshot, vec![]),
+    ] {
+        let e = f.run_err(script, NOW, &args).await;
+        assert_eq!(e.code(), Some("NOSTATE"), "{e}");
+    }
+    let mut c = f.conn.clone();
+    let keys: Vec<String> = c.keys(format!("{}*", f.prefix)).await.unwrap();
+    assert!(keys.is_empty(), "a refusal writes nothing: {keys:?}");
+}
+
+#[tokio::test]
+async fn seats_rebuild_puts_the_record_back_fenced_by_the_epoch_and_publishes_it() {
+    let f = Fixture::new().await;
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
+        .await;
+    f.run(&f.scripts.hold, NOW, &["bob", "h2", "300000", "B1"]).await;
+    f.run(&f.scripts.book, NOW, &["gone", "hx", "5", "C1"]).await;
+    let mut pubsub = f.client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&f.keys.channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let record = serde_json::json!({
+        "booked": [["A1", "o1", 7]],
+        "pending": [{"o": "o2", "h": "h9", "u": "carol", "s": ["D1"], "c": NOW, "e": NOW + 600_000, "t": 8}],
+    })
+    .to_string();
+    let stale = f
+        .run(&f.scripts.rebuild, NOW + 1, &["not-e1", "e2", "60000", &record])
+        .await;
+    assert_eq!(
+        (text(&stale[2]), int(&stale[3])),
+        ("e1".into(), 0),
+        "another epoch: nothing changes"
+    );
+    let reply = f
+        .run(&f.scripts.rebuild, NOW + 1, &["e1", "e2", "60000", &record])
+        .await;
+    assert_eq!((text(&reply[2]), int(&reply[3])), ("e2".into(), 1));
+    let (seats, _, deadlines, _) = f.state().await;
+    assert_eq!(
+        seats,
+        BTreeMap::from([
+            ("A1".into(), "B:o1".into()),
+            ("B1".into(), "H:h2".into()),
+            ("D1".into(), "O:o2".into()),
+        ]),
+        "the record wins; the hold on A1 is released whole; other holds stay; an unknown booking is freed"
+    );
+    assert_eq!(f.hold_json("h1").await["st"], "RELEASED");
+    assert_eq!(f.hold_json("h9").await["o"], "o2");
+    assert!(deadlines.contains(&("h9".into(), (NOW + 660_000) as f64)));
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let delta: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(delta["epoch"], "e2");
+    // A late message about o1's older state changes nothing.
+    let late = f.run(&f.scripts.release_order, NOW + 2, &["o1", "", "6", "A1"]).await;
+    assert_eq!(int(&late[3]), 0);
+    assert_eq!(f.state().await.0["A1"], "B:o1");
+}
+
+#[tokio::test]
+async fn a_script_run_twice_changes_nothing_the_second_time() {
+    let f = Fixture::new().await;
+    f.run(&f.scripts.hold, NOW, &["alice", "h0", "300000", "A9"]).await;
+    let first = f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1"]).await;
+    let before = f.state().await;
+    let again = f.run(&f.scripts.hold, NOW + 1, &["alice", "h1", "300000", "A1"]).await;
+    assert_eq!((int(&again[3]), text(&again[4])), (1, "h0".into()));
+    assert_eq!(text(&first[4]), text(&again[4]));
+    assert_eq!(f.state().await, before, "a retried hold keeps the user's seats");
+    f.run(
+        &f.scripts.extend_for_order,
+        NOW,
+        &["alice", "h1", "o1", "600000", "60000"],
+    )
+    .await;
+    let booked = f.run(&f.scripts.book, NOW, &["o1", "h1", "10", "A1"]).await;
+    let before = f.state().await;
+    let again = f.run(&f.scripts.book, NOW, &["o1", "h1", "10", "A1"]).await;
+    assert_eq!((int(&booked[3]), int(&again[3])), (1, 0));
+    assert_eq!(f.state().await, before);
+    // The cancel (newer) frees the seat; the payment's book arriving late does not re-book it.
+    f.run(&f.scripts.release_order, NOW, &["o1", "h1", "30", "A1"]).await;
+    let late = f.run(&f.scripts.book, NOW, &["o1", "h1", "20", "A1"]).await;
+    assert_eq!(int(&late[3]), 0);
+    assert!(!f.state().await.0.contains_key("A1"));
 }
 
 // ---- waiting-room scripts -------------------------------------------------------
@@ -403,7 +546,7 @@ async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
         &k.config,
     ]
     .map(String::as_str);
-    let args = |tok: &'static str| [tok, "", "2", "60000", "100", "10", "0", "2.5", "", "PUBLISH"];
+    let args = |tok: &'static str| [tok, "", "2", "60000", "100", "10", "0", "2.5", "", "PUBLISH", "tick-1"];
     let mut stale = args("n2/7");
     stale[1] = &now;
     stale[8] = &k.channel;
@@ -440,6 +583,14 @@ async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
     let mut c = f.conn.clone();
     let exp: f64 = c.zscore(&k.admitted, "a").await.unwrap();
     assert_eq!(exp as i64, NOW + 60_000);
+    // The same tick again (a retry after a timeout) admits nobody.
+    let again = match room_run(&f, &s.admit, &admit_keys, &good).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((int(&again[1]), int(&again[2]), int(&again[6])), (0, 1, 1));
+    let queued: u64 = c.zcard(&k.queue).await.unwrap();
+    assert_eq!(queued, 1, "c is still waiting");
 }
 
 #[tokio::test]

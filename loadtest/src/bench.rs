@@ -154,7 +154,7 @@ async fn imax_shows(base: &str) -> Result<Vec<(String, Vec<String>)>, String> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|s| s["screenId"] == "inox-imax")
+            .filter(|s| s["screenId"] == "inox-imax" && crate::on_sale(s))
         {
             let id = s["id"].as_str().unwrap_or_default().to_owned();
             let map: Value = http

@@ -284,7 +284,7 @@ async fn journey_cmd(
     let shows = get_json(&format!("{host}/api/v1/movies/dune-3/shows")).await?;
     let show = shows["shows"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax"))
+        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax" && on_sale(s)))
         .and_then(|s| s["id"].as_str())
         .ok_or("no flash-sale show")?
         .to_owned();
@@ -385,10 +385,18 @@ async fn show_on(http: &str, screen: &str) -> Result<String, String> {
     let body = get_json(&format!("{http}/api/v1/movies/dune-3/shows")).await?;
     body["shows"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == screen))
+        .and_then(|s| s.iter().find(|s| s["screenId"] == screen && on_sale(s)))
         .and_then(|s| s["id"].as_str())
         .map(str::to_owned)
         .ok_or_else(|| "no demo show found".into())
+}
+
+/// Whether a show of the catalog starts more than an hour from now (still on sale).
+pub fn on_sale(show: &serde_json::Value) -> bool {
+    show["startTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t > chrono::Utc::now() + chrono::TimeDelta::hours(1))
 }
 
 /// A minimal HTTP/1.1 GET over one TCP connection (loopback only).

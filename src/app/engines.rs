@@ -11,6 +11,7 @@ use super::StartError;
 use crate::booking::events::{EventSink, MemoryStream, RedisStream};
 use crate::booking::locks::SeatLocks;
 use crate::booking::locks::memory::MemorySeatLocks;
+use crate::booking::locks::recovering::Recovering;
 use crate::booking::locks::redis::RedisSeatLocks;
 use crate::booking::store::Records;
 use crate::booking::store::memory::MemoryRecords;
@@ -25,6 +26,7 @@ use crate::redis::RedisHandle;
 use crate::redis::keys::Keys;
 use crate::waitroom::memory::MemoryWaitingRooms;
 use crate::waitroom::redis::RedisWaitingRooms;
+use crate::waitroom::store::{PgRooms, RoomStore};
 use crate::waitroom::{SeatCount, WaitingRooms};
 
 /// How long ended hold records stay readable (GET /holds/{id}).
@@ -38,17 +40,22 @@ pub const LOCK_TIMES: LockTimes = LockTimes {
     order_grace_ms: ORDER_LOCK_GRACE.as_millis() as i64,
 };
 
-/// The in-memory engines' shared state: seat locks, waiting rooms, events.
+/// The engines: seat locks (rebuilt from the record when Redis loses them),
+/// waiting rooms, and the event stream.
 pub struct Engines {
-    pub locks: Arc<dyn SeatLocks>,
+    pub locks: Arc<Recovering>,
     pub waitrooms: Arc<dyn WaitingRooms>,
     pub events: Arc<dyn EventSink>,
+    /// The shared Redis, when there is one (the clock is checked against it).
+    pub redis: Option<Arc<RedisHandle>>,
 }
 
-/// The record and the catalog's store.
+/// The record, the catalog's store and the durable room configs.
 pub struct Stores {
     pub records: Arc<dyn Records>,
     pub catalog: Arc<dyn CatalogStore>,
+    /// Only with Postgres: without it, Redis (or this process) is the rooms' only copy.
+    pub rooms: Option<Arc<dyn RoomStore>>,
 }
 
 /// The seat locks as the in-process waiting room counts them.
@@ -64,14 +71,16 @@ impl SeatCount for LockedSeats {
 }
 
 /// The seat locks, the waiting rooms and the event stream, on Redis (one
-/// shared connection) or in process.
-pub async fn engines(settings: &Settings, clock: Clock) -> Result<Engines, StartError> {
+/// shared connection) or in process. The seat locks rebuild from `records`.
+pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records>) -> Result<Engines, StartError> {
     if !settings.uses_redis() {
-        let locks: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(LOCK_TIMES));
+        let raw: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(LOCK_TIMES));
+        let locks = Arc::new(Recovering::new(raw, records, clock));
         return Ok(Engines {
             waitrooms: Arc::new(MemoryWaitingRooms::new(Arc::new(LockedSeats(locks.clone())), clock)),
             locks,
             events: Arc::new(MemoryStream::default()),
+            redis: None,
         });
     }
     let setting = if settings.redis_cluster_nodes.is_empty() {
@@ -91,9 +100,10 @@ pub async fn engines(settings: &Settings, clock: Clock) -> Result<Engines, Start
     let locks = RedisSeatLocks::new(handle.clone(), keys.clone(), LOCK_TIMES);
     locks.ping().await.map_err(unreachable)?;
     Ok(Engines {
-        locks: Arc::new(locks),
+        locks: Arc::new(Recovering::new(Arc::new(locks), records, clock)),
         waitrooms: Arc::new(RedisWaitingRooms::new(handle.clone(), keys.clone())),
-        events: Arc::new(RedisStream::new(handle, keys.event_stream())),
+        events: Arc::new(RedisStream::new(handle.clone(), keys.event_stream())),
+        redis: Some(handle),
     })
 }
 
@@ -103,6 +113,7 @@ pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
         None => Ok(Stores {
             records: Arc::new(MemoryRecords::new()),
             catalog: Arc::new(MemoryCatalog::default()),
+            rooms: None,
         }),
         Some(url) => {
             let pool = crate::postgres::connect_and_migrate(url)
@@ -110,7 +121,8 @@ pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
                 .map_err(|e| StartError::Postgres(e.to_string()))?;
             Ok(Stores {
                 records: Arc::new(PgRecords::new(pool.clone())),
-                catalog: Arc::new(PgCatalog::new(pool)),
+                catalog: Arc::new(PgCatalog::new(pool.clone())),
+                rooms: Some(Arc::new(PgRooms::new(pool))),
             })
         }
     }

@@ -7,6 +7,7 @@ pub mod engines;
 pub mod ops;
 pub mod router;
 pub mod state;
+pub mod upkeep;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
+use crate::booking::locks::SeatLocks;
 use crate::booking::loops::Loops;
 use crate::booking::{Booking, Limits};
 use crate::catalog::Gates;
@@ -87,8 +89,13 @@ impl Application {
             );
         }
         let clock = Clock::system();
-        let engines = engines::engines(&settings, clock).await?;
         let stores = engines::stores(&settings).await?;
+        let engines = engines::engines(&settings, clock, stores.records.clone()).await?;
+        if let Some(redis) = &engines.redis
+            && let Err(e) = upkeep::sync_clock(redis).await
+        {
+            tracing::warn!(error = %e, "could not check the clock against Redis yet");
+        }
         let today = clock.now().date_naive();
         let catalog: Arc<Catalog> =
             Arc::new(crate::catalog::load::load(settings.catalog.as_deref(), stores.catalog.as_ref(), today).await?);
@@ -103,12 +110,18 @@ impl Application {
         let tokens = Arc::new(Tokens::new(settings.jwt_secret()));
         let rooms = Rooms::new(
             engines.waitrooms.clone(),
+            stores.rooms.clone(),
             catalog.clone(),
             tokens.clone(),
             Duration::from_secs(settings.abandon_after_seconds),
             clock,
             stop.clone(),
         );
+        // Know the gated shows before serving; if the rooms cannot be read
+        // now, holds are 503 until the refresh loop can.
+        if let Err(e) = rooms.refresh().await {
+            tracing::warn!(error = %e, "waiting rooms not loaded at start-up; holds wait for them");
+        }
         let booking = Arc::new(Booking::new(
             catalog.clone(),
             engines.locks.clone(),
@@ -149,6 +162,7 @@ impl Application {
             health: Health {
                 locks: engines.locks.clone(),
                 records: stores.records.clone(),
+                rooms: rooms.clone(),
             },
             metrics: crate::metrics::install(),
             settings: Arc::new(settings.clone()),
@@ -157,6 +171,12 @@ impl Application {
             addr: settings.bind,
             cause: e.to_string(),
         })?;
+        let cleanup = upkeep::Cleanup {
+            records: stores.records.clone(),
+            locks: engines.locks.clone(),
+            catalog: catalog.clone(),
+            clock,
+        };
         let loops = Loops {
             booking,
             catalog,
@@ -164,6 +184,10 @@ impl Application {
             events: engines.events,
         };
         let mut tasks = loops.spawn(Duration::from_millis(settings.sweep_interval_ms), stop.clone());
+        tasks.push(tokio::spawn(cleanup.run(stop.clone())));
+        if let Some(redis) = engines.redis {
+            tasks.push(tokio::spawn(upkeep::clock_loop(redis, stop.clone())));
+        }
         tasks.push(tokio::spawn(forget_idle_callers(auth, per_ip, stop.clone())));
         tasks.extend(rooms.spawn());
         Ok(Self {

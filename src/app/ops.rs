@@ -52,7 +52,8 @@ async fn ready(State(app): State<AppState>) -> Response {
     } else {
         None
     };
-    let down: Vec<&str> = [("redis", redis), ("postgres", postgres)]
+    let rooms = Some(health.rooms.loaded());
+    let down: Vec<&str> = [("redis", redis), ("postgres", postgres), ("waitrooms", rooms)]
         .into_iter()
         .filter(|(_, ok)| *ok == Some(false))
         .map(|(name, _)| name)
@@ -63,8 +64,10 @@ async fn ready(State(app): State<AppState>) -> Response {
         Some(false) => "down",
     };
     if down.is_empty() {
-        JsonResponse(json!({"status": "ready", "checks": {"redis": state(redis), "postgres": state(postgres)}}))
-            .into_response()
+        JsonResponse(json!({"status": "ready", "checks": {
+            "redis": state(redis), "postgres": state(postgres), "waitrooms": state(rooms),
+        }}))
+        .into_response()
     } else {
         let body = json!({"error": {
             "code": "SERVICE_UNAVAILABLE",

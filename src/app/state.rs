@@ -40,4 +40,6 @@ pub struct AppState {
 pub struct Health {
     pub locks: Arc<dyn SeatLocks>,
     pub records: Arc<dyn Records>,
+    /// Not ready until the waiting rooms are known.
+    pub rooms: Arc<Rooms>,
 }

@@ -78,6 +78,6 @@ async fn release(
 }
 
 async fn seat_map(State(booking): State<Arc<Booking>>, KnownShow(show): KnownShow) -> Result<JsonResponse<Value>> {
-    let (version, seats) = booking.seat_map(&show).await?;
-    Ok(JsonResponse(views::seat_map(&show.id, version, &seats)))
+    let map = booking.seat_map(&show).await?;
+    Ok(JsonResponse(views::seat_map(&show.id, &map)))
 }

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::{Booking, Hold, MapSeat, track};
+use super::locks::SeatLocks;
+use super::{Booking, Hold, MapSeat, SeatMap, track};
 use crate::domain::catalog::{Layout, Show};
 use crate::domain::seats::{HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
 use crate::domain::{HoldId, ShowId};
@@ -13,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::metrics as m;
 
 impl Booking {
-    /// The seat map as of one version.
-    pub async fn seat_map(&self, show: &Show) -> Result<(u64, Vec<MapSeat>)> {
+    /// The seat map as of one version of one epoch.
+    pub async fn seat_map(&self, show: &Show) -> Result<SeatMap> {
         let layout = self.layout(show)?;
         let snap = track(self.locks.snapshot(&show.id, self.clock.now_ms()).await?);
         let seats = layout
@@ -35,7 +36,11 @@ impl Booking {
                 }
             })
             .collect();
-        Ok((snap.version, seats))
+        Ok(SeatMap {
+            epoch: snap.epoch,
+            version: snap.version,
+            seats,
+        })
     }
 
     /// Checks a seat list against the contract's rules (400 for each breach).
@@ -108,7 +113,7 @@ impl Booking {
             }
         };
         match outcome {
-            HoldOutcome::Held { .. } => {
+            HoldOutcome::Held { replaced, .. } => {
                 metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "held").increment(1);
                 let record = HoldRecord {
                     user: user.to_owned(),
@@ -120,6 +125,7 @@ impl Booking {
                     order_created_ms: None,
                     order_expires_ms: None,
                     ended_ms: None,
+                    replaced,
                 };
                 Ok(Hold {
                     id: hold_id,

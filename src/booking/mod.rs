@@ -35,7 +35,8 @@ use crate::domain::seats::{HoldRecord, HoldStatus, SeatStatus};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 use gate::AdmissionGate;
-use locks::{Reply, SeatLocks};
+use locks::Reply;
+use locks::recovering::Recovering;
 use store::Records;
 
 /// Limits of the booking rules, from settings.
@@ -63,12 +64,20 @@ pub struct MapSeat {
     pub status: SeatStatus,
 }
 
+/// The seat map of a show as of one version of one epoch.
+#[derive(Debug, Clone)]
+pub struct SeatMap {
+    pub epoch: String,
+    pub version: u64,
+    pub seats: Vec<MapSeat>,
+}
+
 /// The booking pipeline. Its parts are private: other features reach the
 /// seat locks (`live`) or the record (the loops) through the handles the
 /// application gives them, never through here.
 pub struct Booking {
     catalog: Arc<Catalog>,
-    locks: Arc<dyn SeatLocks>,
+    locks: Arc<Recovering>,
     records: Arc<dyn Records>,
     gate: Arc<dyn AdmissionGate>,
     limits: Limits,
@@ -86,7 +95,7 @@ fn track<T>(reply: Reply<T>) -> T {
 impl Booking {
     pub fn new(
         catalog: Arc<Catalog>,
-        locks: Arc<dyn SeatLocks>,
+        locks: Arc<Recovering>,
         records: Arc<dyn Records>,
         gate: Arc<dyn AdmissionGate>,
         limits: Limits,

@@ -4,6 +4,8 @@
 
 use uuid::Uuid;
 
+use super::locks::SeatLocks;
+use super::locks::recovering::Why;
 use super::store::{Applied, Cursor, Order};
 use super::{Booking, track};
 use crate::clock::from_ms;
@@ -155,8 +157,14 @@ impl Booking {
             Applied::SeatsTaken { order, conflicts } => {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, SeatEffect::Free).await;
-                let (_, map) = self.seat_map(self.show(&order.show_id)?).await?;
+                // The locks had lost the seats to this order: give them back
+                // to their real owner before answering.
+                if let Err(e) = self.locks.rebuild(&order.show_id, Why::SeatsTaken).await {
+                    tracing::warn!(show = %order.show_id, error = %e, "rebuild after a lost lock failed");
+                }
+                let map = self.seat_map(self.show(&order.show_id)?).await?;
                 let available = map
+                    .seats
                     .into_iter()
                     .filter(|s| s.status == SeatStatus::Available)
                     .map(|s| s.id)
@@ -194,22 +202,19 @@ impl Booking {
     }
 
     /// Makes the locks follow the record. A failure is logged and left to the
-    /// reconciler: the record has already decided.
+    /// reconciler: the record has already decided. The change carries the
+    /// order state's stamp, so a late one (a reconciler's old read, a retry)
+    /// never overrides a newer state; a refused one means the locks already
+    /// follow this state or a newer one.
     pub async fn sync_locks(&self, order: &Order, effect: SeatEffect) {
         let now_ms = self.clock.now_ms();
         let oid = order.id.to_string();
+        let stamp = order.updated_at.timestamp_micros();
+        let (show, hold, seats) = (&order.show_id, &order.hold_id, &order.seat_ids);
         let result = match effect {
             SeatEffect::Keep => return,
-            SeatEffect::Book => {
-                self.locks
-                    .book(&order.show_id, now_ms, &oid, &order.hold_id, &order.seat_ids)
-                    .await
-            }
-            SeatEffect::Free => {
-                self.locks
-                    .release_order(&order.show_id, now_ms, &oid, &order.hold_id, &order.seat_ids)
-                    .await
-            }
+            SeatEffect::Book => self.locks.book(show, now_ms, &oid, hold, stamp, seats).await,
+            SeatEffect::Free => self.locks.release_order(show, now_ms, &oid, hold, stamp, seats).await,
         };
         match result {
             Ok(reply) => {

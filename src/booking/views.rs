@@ -3,16 +3,17 @@
 use serde_json::{Value, json};
 
 use super::store::Order;
-use super::{Hold, MapSeat};
+use super::{Hold, SeatMap};
 use crate::domain::money;
 use crate::http::time::{time, time_ms};
 
-pub fn seat_map(show_id: &str, version: u64, seats: &[MapSeat]) -> Value {
-    let seats: Vec<Value> = seats
+pub fn seat_map(show_id: &str, map: &SeatMap) -> Value {
+    let seats: Vec<Value> = map
+        .seats
         .iter()
         .map(|s| json!({"id": s.id, "row": s.row, "number": s.number, "status": s.status}))
         .collect();
-    json!({"showId": show_id, "version": version, "seats": seats})
+    json!({"showId": show_id, "epoch": map.epoch, "version": map.version, "seats": seats})
 }
 
 pub fn hold(h: &Hold) -> Value {

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod ids;
+pub mod lua;
 pub mod money;
 pub mod order;
 pub mod seats;

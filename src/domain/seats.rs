@@ -91,6 +91,10 @@ pub struct HoldRecord {
     /// When the hold ended (released or expired).
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<i64>,
+    /// The user's previous hold this one replaced, so a retried hold answers
+    /// what the first run did.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 impl HoldRecord {
@@ -113,13 +117,46 @@ pub struct SeatChange {
     pub status: SeatStatus,
 }
 
-/// One published change of a show's seats: exactly one version step.
+/// One published change of a show's seats: exactly one version step, or a
+/// rebuild (a new epoch, with whatever seats it changed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeatDelta {
     pub show_id: String,
+    #[serde(default)]
+    pub epoch: String,
     pub version: u64,
+    #[serde(deserialize_with = "super::lua::list_or_empty_object")]
     pub changes: Vec<SeatChange>,
+}
+
+/// What the record (Postgres) says a show's seats are: the input of a rebuild.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecordState {
+    /// (seat, order, stamp) of every booked seat.
+    pub booked: Vec<(String, String, i64)>,
+    /// Every order still waiting for its payment.
+    pub pending: Vec<PendingLock>,
+}
+
+/// A PAYMENT_PENDING order's lock (field names are the rebuild script's JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingLock {
+    #[serde(rename = "o")]
+    pub order_id: String,
+    #[serde(rename = "h")]
+    pub hold_id: String,
+    #[serde(rename = "u")]
+    pub user: String,
+    #[serde(rename = "s")]
+    pub seats: Vec<String>,
+    #[serde(rename = "c")]
+    pub created_ms: i64,
+    #[serde(rename = "e")]
+    pub expires_ms: i64,
+    /// The order state's stamp (updated_at, µs).
+    #[serde(rename = "t")]
+    pub stamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,9 +193,10 @@ pub enum ExtendOutcome {
     NotActive(String),
 }
 
-/// Every seat that is not available, as of one version.
+/// Every seat that is not available, as of one version of one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SeatSnapshot {
+    pub epoch: String,
     pub version: u64,
     pub taken: HashMap<String, Owner>,
 }
@@ -204,6 +242,11 @@ pub struct ShowSeats {
     deadlines: Deadlines,
     gc: Deadlines,
     version: u64,
+    /// `None` until the state is built from the record: every operation but
+    /// `rebuild` is then refused (the engine answers "state missing").
+    epoch: Option<String>,
+    /// Order → stamp of the last seat change applied for it.
+    stamps: HashMap<String, i64>,
 }
 
 /// A sorted set of ids by time, like a Redis ZSET.
@@ -278,6 +321,21 @@ impl<'a> Op<'a> {
         self.state.gc.add(self.now + self.times.retention_ms, id);
     }
 
+    /// Whether a seat change for this order state is newer than the last one
+    /// applied (and records it), like `fresh` in `lua/common.lua`.
+    fn fresh(&mut self, order: &str, stamp: i64) -> bool {
+        if self.state.stamps.get(order).is_some_and(|last| *last >= stamp) {
+            return false;
+        }
+        self.state.stamps.insert(order.to_owned(), stamp);
+        true
+    }
+
+    fn restamp(&mut self, order: &str, stamp: i64) {
+        let last = self.state.stamps.entry(order.to_owned()).or_insert(stamp);
+        *last = (*last).max(stamp);
+    }
+
     fn sweep(&mut self) {
         for id in self.state.deadlines.due(self.now, usize::MAX) {
             let Some(rec) = self.state.holds.get(&id).cloned() else {
@@ -331,6 +389,7 @@ impl<'a> Op<'a> {
             .collect();
         let delta = SeatDelta {
             show_id: show.to_owned(),
+            epoch: state.epoch.clone().unwrap_or_default(),
             version: state.version,
             changes,
         };
@@ -361,6 +420,11 @@ impl ShowSeats {
         ttl_ms: i64,
     ) -> (HoldOutcome, Effects) {
         let mut op = Op::begin(self, show, now, times);
+        if let Some(again) = op.state.holds.get(hold_id).filter(|r| r.user == user) {
+            let replaced = again.replaced.clone();
+            let (version, fx) = op.finish();
+            return (HoldOutcome::Held { version, replaced }, fx);
+        }
         let prev = op.state.users.get(user).cloned();
         let mine = prev.clone().map(Owner::Hold);
         let conflicts: Vec<String> = seats
@@ -399,6 +463,7 @@ impl ShowSeats {
                 order_created_ms: None,
                 order_expires_ms: None,
                 ended_ms: None,
+                replaced: prev.clone(),
             },
         );
         op.state.users.insert(user.to_owned(), hold_id.to_owned());
@@ -498,7 +563,12 @@ impl ShowSeats {
         (outcome, fx)
     }
 
-    /// Books an order's seats for good (`lua/seats_book.lua`).
+    /// Books an order's seats for good (`lua/seats_book.lua`), unless this
+    /// or a newer state of the order was applied already (`false`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per ARGV of the script it specifies"
+    )]
     pub fn book(
         &mut self,
         show: &str,
@@ -506,9 +576,13 @@ impl ShowSeats {
         times: LockTimes,
         order_id: &str,
         hold_id: &str,
+        stamp: i64,
         seats: &[String],
-    ) -> (u64, Effects) {
+    ) -> (bool, Effects) {
         let mut op = Op::begin(self, show, now, times);
+        if !op.fresh(order_id, stamp) {
+            return (false, op.finish().1);
+        }
         for seat in seats {
             let prev = op.state.owners.insert(seat.clone(), Owner::Booked(order_id.to_owned()));
             if !matches!(prev, Some(Owner::Booked(_))) {
@@ -516,10 +590,16 @@ impl ShowSeats {
             }
         }
         op.state.deadlines.remove(hold_id);
-        op.finish()
+        op.state.gc.add(now + times.retention_ms, hold_id);
+        (true, op.finish().1)
     }
 
-    /// Frees the seats an order held or booked (`lua/seats_release_order.lua`).
+    /// Frees the seats an order held or booked (`lua/seats_release_order.lua`),
+    /// unless this or a newer state of the order was applied already (`false`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per ARGV of the script it specifies"
+    )]
     pub fn release_order(
         &mut self,
         show: &str,
@@ -527,9 +607,13 @@ impl ShowSeats {
         times: LockTimes,
         order_id: &str,
         hold_id: &str,
+        stamp: i64,
         seats: &[String],
-    ) -> (u64, Effects) {
+    ) -> (bool, Effects) {
         let mut op = Op::begin(self, show, now, times);
+        if !op.fresh(order_id, stamp) {
+            return (false, op.finish().1);
+        }
         let (held, booked) = (Owner::Order(order_id.to_owned()), Owner::Booked(order_id.to_owned()));
         for seat in seats {
             let owner = op.state.owners.get(seat);
@@ -540,7 +624,7 @@ impl ShowSeats {
         }
         op.state.deadlines.remove(hold_id);
         op.state.gc.add(now + times.retention_ms, hold_id);
-        op.finish()
+        (true, op.finish().1)
     }
 
     /// The sweeper's pass (`lua/seats_expire.lua`): expiry plus record clean-up.
@@ -557,8 +641,124 @@ impl ShowSeats {
     pub fn snapshot(&mut self, show: &str, now: i64, times: LockTimes) -> (SeatSnapshot, Effects) {
         let op = Op::begin(self, show, now, times);
         let taken = op.state.owners.clone();
+        let epoch = op.state.epoch.clone().unwrap_or_default();
         let (version, fx) = op.finish();
-        (SeatSnapshot { version, taken }, fx)
+        (SeatSnapshot { epoch, version, taken }, fx)
+    }
+
+    /// (Re)builds the state from the record under a new epoch
+    /// (`lua/seats_rebuild.lua`), unless the epoch is no longer `seen`
+    /// (another node rebuilt first: `false`, nothing changed).
+    pub fn rebuild(
+        &mut self,
+        show: &str,
+        now: i64,
+        times: LockTimes,
+        seen: &str,
+        epoch: &str,
+        record: &RecordState,
+    ) -> (bool, Effects) {
+        if self.epoch.as_deref().unwrap_or("") != seen {
+            return (false, Effects::default());
+        }
+        let mut op = Op::begin(self, show, now, times);
+        let mut want: HashMap<String, Owner> = HashMap::new();
+        let mut wanted: Vec<String> = Vec::new();
+        let mut claim = |seat: &str, owner: Owner| {
+            if !want.contains_key(seat) {
+                want.insert(seat.to_owned(), owner);
+                wanted.push(seat.to_owned());
+            }
+        };
+        for (seat, order, stamp) in &record.booked {
+            claim(seat, Owner::Booked(order.clone()));
+            op.restamp(order, *stamp);
+        }
+        for p in &record.pending {
+            for seat in &p.seats {
+                claim(seat, Owner::Order(p.order_id.clone()));
+            }
+            op.restamp(&p.order_id, p.stamp);
+            let known = op
+                .state
+                .holds
+                .get(&p.hold_id)
+                .is_some_and(|r| r.order_id.as_deref() == Some(p.order_id.as_str()));
+            if !known {
+                op.state.holds.insert(
+                    p.hold_id.clone(),
+                    HoldRecord {
+                        user: p.user.clone(),
+                        seats: p.seats.clone(),
+                        status: HoldStatus::Held,
+                        created_ms: p.created_ms,
+                        expires_ms: p.created_ms,
+                        order_id: Some(p.order_id.clone()),
+                        order_created_ms: Some(p.created_ms),
+                        order_expires_ms: Some(p.expires_ms),
+                        ended_ms: None,
+                        replaced: None,
+                    },
+                );
+                if op.state.users.get(&p.user) == Some(&p.hold_id) {
+                    op.state.users.remove(&p.user);
+                }
+            }
+            op.state.deadlines.add(p.expires_ms + times.order_grace_ms, &p.hold_id);
+        }
+        for seat in &wanted {
+            let owner = &want[seat];
+            let current = op.state.owners.get(seat).cloned();
+            if current.as_ref() == Some(owner) {
+                continue;
+            }
+            if let Some(Owner::Hold(id)) = &current {
+                let active = op
+                    .state
+                    .holds
+                    .get(id)
+                    .is_some_and(|r| r.order_id.is_none() && r.status == HoldStatus::Held);
+                if active {
+                    op.hold_end(&id.clone(), HoldStatus::Released, now);
+                }
+            }
+            op.state.owners.insert(seat.clone(), owner.clone());
+            op.changes.set(seat, owner.status());
+        }
+        let mut stale: Vec<String> = op
+            .state
+            .owners
+            .iter()
+            .filter(|(seat, o)| matches!(o, Owner::Booked(_)) && !want.contains_key(*seat))
+            .map(|(seat, _)| seat.clone())
+            .collect();
+        stale.sort();
+        for seat in stale {
+            op.state.owners.remove(&seat);
+            op.changes.set(&seat, SeatStatus::Available);
+        }
+        op.state.epoch = Some(epoch.to_owned());
+        let changed = !op.changes.order.is_empty();
+        let (version, mut fx) = op.finish();
+        if !changed {
+            // The new epoch is news even with no seat changed.
+            fx.delta = Some(SeatDelta {
+                show_id: show.to_owned(),
+                epoch: epoch.to_owned(),
+                version,
+                changes: Vec::new(),
+            });
+        }
+        (true, fx)
+    }
+
+    /// Whether the state has been built (see `epoch`).
+    pub fn has_state(&self) -> bool {
+        self.epoch.is_some()
+    }
+
+    pub fn epoch(&self) -> &str {
+        self.epoch.as_deref().unwrap_or("")
     }
 
     /// The show's seat-change counter.
@@ -598,6 +798,13 @@ mod tests {
 
     fn seats(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A show whose state has been built (empty) under epoch "e1".
+    fn built() -> ShowSeats {
+        let mut s = ShowSeats::default();
+        assert!(s.rebuild("s", 0, T, "", "e1", &RecordState::default()).0);
+        s
     }
 
     #[test]
@@ -710,15 +917,96 @@ mod tests {
         let mut s = ShowSeats::default();
         s.hold("s", 0, T, "u1", "h1", &seats(&["A1", "A2"]), TTL);
         s.extend_for_order("s", 1, T, "u1", "h1", "o1", 600_000);
-        let (v, fx) = s.book("s", 2, T, "o1", "h1", &seats(&["A1", "A2"]));
-        assert_eq!(v, 2);
-        assert!(fx.delta.unwrap().changes.iter().all(|c| c.status == SeatStatus::Booked));
+        let (applied, fx) = s.book("s", 2, T, "o1", "h1", 2, &seats(&["A1", "A2"]));
+        assert!(applied);
+        let delta = fx.delta.unwrap();
+        assert_eq!(delta.version, 2);
+        assert!(delta.changes.iter().all(|c| c.status == SeatStatus::Booked));
         // Far past the order's expiry a booked seat stays booked.
         let (snap, _) = s.snapshot("s", 10_000_000, T);
         assert_eq!(snap.taken.len(), 2);
-        let (v, fx) = s.release_order("s", 10_000_001, T, "o1", "h1", &seats(&["A1", "A2"]));
-        assert_eq!(v, 3);
-        assert_eq!(fx.delta.unwrap().changes.len(), 2);
+        let (applied, fx) = s.release_order("s", 10_000_001, T, "o1", "h1", 3, &seats(&["A1", "A2"]));
+        assert!(applied);
+        let delta = fx.delta.unwrap();
+        assert_eq!((delta.version, delta.changes.len()), (3, 2));
+    }
+
+    #[test]
+    fn a_late_or_repeated_order_change_changes_nothing() {
+        let mut s = built();
+        s.hold("s", 0, T, "u1", "h1", &seats(&["A1"]), TTL);
+        s.extend_for_order("s", 1, T, "u1", "h1", "o1", 600_000);
+        // Cancelled (stamp 20) before the payment's book (stamp 10) arrives.
+        assert!(s.release_order("s", 2, T, "o1", "h1", 20, &seats(&["A1"])).0);
+        let (applied, fx) = s.book("s", 3, T, "o1", "h1", 10, &seats(&["A1"]));
+        assert!(!applied && fx.delta.is_none());
+        assert!(s.owners().is_empty(), "a cancelled order's seat is never left booked");
+        // The same change twice: the second is a no-op.
+        assert!(!s.release_order("s", 4, T, "o1", "h1", 20, &seats(&["A1"])).0);
+    }
+
+    #[test]
+    fn a_retried_hold_answers_the_first_run_and_keeps_the_seats() {
+        let mut s = built();
+        s.hold("s", 0, T, "u1", "h0", &seats(&["A9"]), TTL);
+        let first = s.hold("s", 1, T, "u1", "h1", &seats(&["A1"]), TTL).0;
+        let again = s.hold("s", 2, T, "u1", "h1", &seats(&["A1"]), TTL);
+        assert_eq!(
+            first,
+            HoldOutcome::Held {
+                version: 2,
+                replaced: Some("h0".into())
+            }
+        );
+        assert_eq!(
+            again.0,
+            HoldOutcome::Held {
+                version: 2,
+                replaced: Some("h0".into())
+            }
+        );
+        assert!(again.1.delta.is_none());
+        assert_eq!(s.owners().get("A1"), Some(&Owner::Hold("h1".into())));
+    }
+
+    #[test]
+    fn a_rebuild_puts_the_record_back_over_holds_and_starts_an_epoch() {
+        let mut s = ShowSeats::default();
+        assert!(!s.has_state());
+        assert!(s.rebuild("s", 0, T, "", "e1", &RecordState::default()).0);
+        s.hold("s", 1, T, "u1", "h1", &seats(&["A1", "A2"]), TTL);
+        s.hold("s", 1, T, "u2", "h2", &seats(&["B1"]), TTL);
+        s.book("s", 2, T, "gone", "hx", 5, &seats(&["C1"]));
+        let record = RecordState {
+            booked: vec![("A1".into(), "o1".into(), 7)],
+            pending: vec![PendingLock {
+                order_id: "o2".into(),
+                hold_id: "h9".into(),
+                user: "u9".into(),
+                seats: vec!["D1".into()],
+                created_ms: 1,
+                expires_ms: 1_000,
+                stamp: 8,
+            }],
+        };
+        // Only the epoch the caller saw may be rebuilt.
+        assert!(!s.rebuild("s", 3, T, "stale", "e2", &record).0);
+        let (rebuilt, fx) = s.rebuild("s", 3, T, "e1", "e2", &record);
+        assert!(rebuilt);
+        assert_eq!(s.epoch(), "e2");
+        let owners = s.owners();
+        assert_eq!(owners.get("A1"), Some(&Owner::Booked("o1".into())));
+        assert_eq!(owners.get("A2"), None, "the hold on A1 was released whole");
+        assert_eq!(owners.get("B1"), Some(&Owner::Hold("h2".into())), "other holds stay");
+        assert_eq!(owners.get("C1"), None, "a booking the record does not know is freed");
+        assert_eq!(owners.get("D1"), Some(&Owner::Order("o2".into())));
+        assert_eq!(s.hold_record("h9").unwrap().order_id.as_deref(), Some("o2"));
+        let delta = fx.delta.unwrap();
+        assert_eq!(delta.epoch, "e2");
+        // A stale message about o1 changes nothing; the pending order's lock
+        // is freed by the sweep after its expiry plus grace.
+        assert!(!s.release_order("s", 4, T, "o1", "", 7, &seats(&["A1"])).0);
+        assert_eq!(s.snapshot("s", 1_000 + T.order_grace_ms, T).0.taken.get("D1"), None);
     }
 
     #[test]
@@ -760,6 +1048,7 @@ mod tests {
         fn deltas_replay_to_the_state(actions in proptest::collection::vec(action(), 1..60)) {
             let mut s = ShowSeats::default();
             let mut now = 0i64;
+            let mut stamp = 0i64;
             let mut replay: HashMap<String, SeatStatus> = HashMap::new();
             let mut version = 0u64;
             let mut last_hold: HashMap<u8, String> = HashMap::new();
@@ -790,11 +1079,11 @@ mod tests {
                         None => Effects::default(),
                     },
                     Action::Book(u) => match orders.get(&u) {
-                        Some((o, h, ss)) => s.book("s", now, T, o, h, ss).1,
+                        Some((o, h, ss)) => { stamp += 1; s.book("s", now, T, o, h, stamp, ss).1 }
                         None => Effects::default(),
                     },
                     Action::Free(u) => match orders.remove(&u) {
-                        Some((o, h, ss)) => s.release_order("s", now, T, &o, &h, &ss).1,
+                        Some((o, h, ss)) => { stamp += 1; s.release_order("s", now, T, &o, &h, stamp, &ss).1 }
                         None => Effects::default(),
                     },
                     Action::Tick(ms) => { now += ms as i64; s.expire("s", now, T, 1000).1 }

@@ -46,8 +46,9 @@ pub enum Frame {
     },
 }
 
-/// The show's seats as of `version`.
+/// The show's seats as of `version` of `epoch`.
 struct Replica {
+    epoch: String,
     version: u64,
     taken: HashMap<String, SeatStatus>,
     /// The snapshot message for this version, built on first need.
@@ -62,7 +63,7 @@ struct Source {
 }
 
 impl Source {
-    async fn read(&self, show: &str) -> Result<(u64, HashMap<String, SeatStatus>)> {
+    async fn read(&self, show: &str) -> Result<Replica> {
         let reply = self.locks.snapshot(show, self.clock.now_ms()).await?;
         let taken = reply
             .out
@@ -70,7 +71,12 @@ impl Source {
             .iter()
             .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
             .collect();
-        Ok((reply.out.version, taken))
+        Ok(Replica {
+            epoch: reply.out.epoch,
+            version: reply.out.version,
+            taken,
+            json: None,
+        })
     }
 }
 
@@ -100,7 +106,7 @@ impl Feed {
                 json!({"id": id, "status": status})
             })
             .collect();
-        json!({"type": "snapshot", "showId": self.show, "version": r.version, "seats": seats})
+        json!({"type": "snapshot", "showId": self.show, "epoch": r.epoch, "version": r.version, "seats": seats})
             .to_string()
             .into()
     }
@@ -126,9 +132,16 @@ impl Feed {
         (v, j)
     }
 
-    /// Applies one delta in order, or resyncs on a gap.
+    /// Applies one delta in order, or resyncs on a gap or a new epoch (the
+    /// show was rebuilt: a delta of another epoch is never forwarded).
     async fn apply(&self, delta: SeatDelta) {
         let mut r = self.state.write().await;
+        if delta.epoch != r.epoch {
+            tracing::info!(show = %self.show, have = %r.epoch, got = %delta.epoch, "seat feed: new epoch; resyncing");
+            drop(r);
+            self.resync().await;
+            return;
+        }
         if delta.version <= r.version {
             return;
         }
@@ -147,9 +160,12 @@ impl Feed {
         }
         r.version = delta.version;
         r.json = None;
-        let json = json!({"type": "delta", "version": delta.version, "changes": delta.changes})
-            .to_string()
-            .into();
+        let json = json!({
+            "type": "delta", "epoch": r.epoch, "fromVersion": delta.version,
+            "version": delta.version, "changes": delta.changes,
+        })
+        .to_string()
+        .into();
         // Sent under the lock: a joiner sees either the old version and this
         // frame, or the new version and not this frame.
         let _ = self.tx.send(Frame::Delta {
@@ -162,12 +178,9 @@ impl Feed {
     async fn resync(&self) {
         let mut r = self.state.write().await;
         match self.source.read(&self.show).await {
-            Ok((version, taken)) if version >= r.version => {
-                *r = Replica {
-                    version,
-                    taken,
-                    json: None,
-                };
+            Ok(fresh) if fresh.epoch != r.epoch || fresh.version >= r.version => {
+                *r = fresh;
+                let version = r.version;
                 let json = self.snapshot_json(&r);
                 r.json = Some(json.clone());
                 let _ = self.tx.send(Frame::Snapshot { version, json });
@@ -177,8 +190,9 @@ impl Feed {
         }
     }
 
-    async fn version(&self) -> u64 {
-        self.state.read().await.version
+    async fn position(&self) -> (String, u64) {
+        let r = self.state.read().await;
+        (r.epoch.clone(), r.version)
     }
 }
 
@@ -234,16 +248,12 @@ impl SeatHub {
             .ok_or_else(|| Error::Internal("show without a layout".into()))?;
         // Subscribe before reading, so no delta falls between the two.
         let stream = self.source.locks.subscribe(show).await?;
-        let (version, taken) = self.source.read(show).await?;
+        let replica = self.source.read(show).await?;
         let (tx, _) = broadcast::channel(self.queue_frames);
         let feed = Arc::new(Feed {
             show: show.to_owned(),
             layout,
-            state: RwLock::new(Replica {
-                version,
-                taken,
-                json: None,
-            }),
+            state: RwLock::new(replica),
             tx,
             source: self.source.clone(),
         });
@@ -293,13 +303,18 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
                 }
             },
             _ = probe.tick() => {
-                let ours = feed.version().await;
+                let (epoch, ours) = feed.position().await;
                 if ahead.is_some_and(|v| ours < v) {
                     feed.resync().await;
                     ahead = None;
                 } else {
                     ahead = match feed.source.read(&feed.show).await {
-                        Ok((theirs, _)) if theirs > ours => Some(theirs),
+                        // Rebuilt, or gone back: resync now, whatever the version.
+                        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
+                            feed.resync().await;
+                            None
+                        }
+                        Ok(theirs) if theirs.version > ours => Some(theirs.version),
                         _ => None,
                     };
                 }

@@ -11,12 +11,14 @@ pub struct ShowKeys {
     pub deadlines: String,
     pub gc: String,
     pub version: String,
+    pub epoch: String,
+    pub stamps: String,
     pub channel: String,
 }
 
 impl ShowKeys {
-    /// KEYS[1..6] of every seat script (see `lua/common.lua`).
-    pub fn script_keys(&self) -> [&str; 6] {
+    /// KEYS[1..8] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 8] {
         [
             &self.seats,
             &self.holds,
@@ -24,6 +26,8 @@ impl ShowKeys {
             &self.deadlines,
             &self.gc,
             &self.version,
+            &self.epoch,
+            &self.stamps,
         ]
     }
 }
@@ -88,6 +92,8 @@ impl Keys {
             deadlines: format!("{tag}:deadlines"),
             gc: format!("{tag}:gc"),
             version: format!("{tag}:version"),
+            epoch: format!("{tag}:epoch"),
+            stamps: format!("{tag}:stamps"),
             channel: format!("{tag}:events"),
         }
     }

@@ -7,31 +7,76 @@ pub mod keys;
 pub mod pubsub;
 pub mod scripts;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::{Error, Result};
 use pubsub::Subscriptions;
 
-/// How long one Redis command may take before the request gives up with 503.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one Redis command may take before the request gives up with 503
+/// (the contract: an outage is a 503 within 2 s, never a hang).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A cloneable multiplexed connection: clones share one socket (or one per
 /// cluster node), so handlers clone it freely.
 #[derive(Clone)]
 pub enum RedisConn {
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     Cluster(ClusterConnection),
+}
+
+/// One Redis behind a connection manager that is replaced when the server
+/// turns out to be a replica (`READONLY` after a failover): the manager
+/// reconnects only when its socket drops, and a demoted master keeps the
+/// socket open, so without this the writes would fail for good.
+pub struct Single {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// A std lock: held only to clone or swap the manager, never across an await.
+    current: RwLock<ConnectionManager>,
+    reconnecting: AtomicBool,
+}
+
+impl Single {
+    fn manager(&self) -> ConnectionManager {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After a reply, replaces the manager if Redis said it is read-only.
+    fn check<T>(self: &Arc<Self>, result: &RedisResult<T>) {
+        let readonly = result.as_ref().err().is_some_and(|e| e.code() == Some("READONLY"));
+        if !readonly || self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!("redis answered READONLY (a failover?); reconnecting");
+        let this = self.clone();
+        tokio::spawn(async move {
+            match ConnectionManager::new_with_config(this.client.clone(), this.config.clone()).await {
+                Ok(fresh) => *this.current.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+                Err(e) => tracing::warn!(error = %e, "redis reconnect failed; the next READONLY retries"),
+            }
+            this.reconnecting.store(false, Ordering::Release);
+        });
+    }
 }
 
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Single(single) => {
+                let (single, mut conn) = (single.clone(), single.manager());
+                Box::pin(async move {
+                    let result = conn.send_packed_command(cmd).await;
+                    single.check(&result);
+                    result
+                })
+            }
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -43,14 +88,21 @@ impl ConnectionLike for RedisConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Single(single) => {
+                let (single, mut conn) = (single.clone(), single.manager());
+                Box::pin(async move {
+                    let result = conn.send_packed_commands(cmd, offset, count).await;
+                    single.check(&result);
+                    result
+                })
+            }
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(c) => c.get_db(),
+            Self::Single(single) => single.manager().get_db(),
             Self::Cluster(c) => c.get_db(),
         }
     }
@@ -65,6 +117,13 @@ pub struct RedisHandle {
 }
 
 impl RedisHandle {
+    /// Redis `TIME` in milliseconds: the one clock every node agrees on.
+    pub async fn time_ms(&self) -> Result<i64> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
     /// Connects to `REDIS_CLUSTER_NODES` if given, else to `REDIS_URL`.
     pub async fn connect(url: Option<&str>, cluster_nodes: &[String]) -> Result<Self> {
         if !cluster_nodes.is_empty() {
@@ -72,6 +131,12 @@ impl RedisHandle {
             let client = redis::cluster::ClusterClientBuilder::new(cluster_nodes.to_vec())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
+                // A few quick retries ride over a MOVED or a slot refresh;
+                // a failover in progress is a 503 the client retries, not a
+                // request that hangs for seconds. Scripts are safe to retry.
+                .retries(4)
+                .min_retry_wait(50)
+                .max_retry_wait(400)
                 // RESP3 carries sharded pub/sub on the same connections.
                 .use_protocol(redis::ProtocolVersion::RESP3)
                 .push_sender(push_tx)
@@ -94,11 +159,16 @@ impl RedisHandle {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(|e| Error::Unavailable(format!("REDIS_URL: {e}")))?;
         Ok(Self {
-            conn: RedisConn::Single(conn),
+            conn: RedisConn::Single(Arc::new(Single {
+                client: client.clone(),
+                config,
+                current: RwLock::new(conn),
+                reconnecting: AtomicBool::new(false),
+            })),
             subscriptions: Subscriptions::single(client),
             cluster: false,
         })

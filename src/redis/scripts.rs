@@ -45,6 +45,7 @@ pub struct Scripts {
     pub release_order: Script,
     pub expire: Script,
     pub snapshot: Script,
+    pub rebuild: Script,
 }
 
 impl Scripts {
@@ -57,6 +58,7 @@ impl Scripts {
             release_order: seat_script!("seats_release_order.lua"),
             expire: seat_script!("seats_expire.lua"),
             snapshot: seat_script!("seats_snapshot.lua"),
+            rebuild: seat_script!("seats_rebuild.lua"),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::waitroom::RoomConfig;
 use crate::error::Result;
@@ -86,7 +86,7 @@ pub enum RoomEvent {
     #[serde(rename_all = "camelCase")]
     Tick {
         seq: u64,
-        #[serde(deserialize_with = "list_or_empty_object")]
+        #[serde(deserialize_with = "crate::domain::lua::list_or_empty_object")]
         admitted: Vec<String>,
         expires_at: i64,
         queue_length: u64,
@@ -98,7 +98,7 @@ pub enum RoomEvent {
     #[serde(rename_all = "camelCase")]
     Left {
         seq: u64,
-        #[serde(deserialize_with = "list_or_empty_object")]
+        #[serde(deserialize_with = "crate::domain::lua::list_or_empty_object")]
         scores: Vec<f64>,
         queue_length: u64,
     },
@@ -115,23 +115,11 @@ impl RoomEvent {
     }
 }
 
-/// Lua's cjson encodes an empty list as `{}`.
-fn list_or_empty_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrMap<T> {
-        List(Vec<T>),
-        Other(serde::de::IgnoredAny),
-    }
-    Ok(match ListOrMap::deserialize(d)? {
-        ListOrMap::List(v) => v,
-        ListOrMap::Other(_) => Vec::new(),
-    })
-}
-
 /// The admission tick's parameters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TickParams {
+    /// Unique per tick of a leader: a retried tick admits nobody twice.
+    pub tick_id: String,
     pub now: i64,
     /// Tokens in hand: the most this tick may admit.
     pub max: u64,

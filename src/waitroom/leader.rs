@@ -94,6 +94,8 @@ pub struct Leader {
     room_left: u64,
     /// The opening the lottery was drawn for.
     opened_for: Option<DateTime<Utc>>,
+    /// Ticks made, for the tick id.
+    ticks: u64,
 }
 
 impl Leader {
@@ -120,6 +122,7 @@ impl Leader {
             started: Instant::now(),
             room_left: u64::MAX,
             opened_for: None,
+            ticks: 0,
         }
     }
 
@@ -158,7 +161,9 @@ impl Leader {
         }
         let tokens = self.take_tokens(room);
         let observed = self.observed_rate();
+        self.ticks += 1;
         let params = TickParams {
+            tick_id: format!("{token}/{}", self.ticks),
             now: now.timestamp_millis(),
             max: tokens,
             ttl_ms: room.config.admission_ttl_seconds as i64 * 1000,

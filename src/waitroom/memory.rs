@@ -31,6 +31,8 @@ struct Room {
     abandoned: u64,
     lease: Option<(String, i64)>,
     fence: u64,
+    /// The last admission tick's id: a repeat admits nobody.
+    last_tick: Option<String>,
 }
 
 impl Room {
@@ -255,10 +257,12 @@ impl WaitingRooms for MemoryWaitingRooms {
         let available = p.sellable as i64 - taken as i64;
         let sold_out = available <= 0 && all_booked;
         let (tick, event) = self.with(show, |r| {
+            let repeated = r.last_tick.as_deref() == Some(p.tick_id.as_str());
+            r.last_tick = Some(p.tick_id.clone());
             r.admitted.retain(|_, exp| *exp > p.now);
             let mut active = r.admitted.len() as u64;
             let mut users = Vec::new();
-            if !p.paused && available > 0 {
+            if !p.paused && available > 0 && !repeated {
                 let k = p.max.min(p.max_active.saturating_sub(active)).min(r.queue.len() as u64);
                 for _ in 0..k {
                     if let Some((_, user)) = r.queue.pop_first() {
@@ -270,6 +274,17 @@ impl WaitingRooms for MemoryWaitingRooms {
                 }
                 r.admitted_total += users.len() as u64;
                 active += users.len() as u64;
+            }
+            if repeated {
+                let tick = Tick {
+                    admitted: users,
+                    queue_length: r.queue.len() as u64,
+                    active,
+                    available,
+                    sold_out,
+                    seq: r.events,
+                };
+                return (tick, None);
             }
             if let Some(s) = r.stored.as_mut() {
                 s.sold_out = sold_out;
@@ -294,9 +309,11 @@ impl WaitingRooms for MemoryWaitingRooms {
                 sold_out,
                 seq: r.events,
             };
-            (tick, event)
+            (tick, Some(event))
         });
-        self.publish(show, event);
+        if let Some(event) = event {
+            self.publish(show, event);
+        }
         Ok(Some(tick))
     }
 

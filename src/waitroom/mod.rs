@@ -7,6 +7,7 @@
 //!   lease per show, a `governor` bucket), liveness, the routes' operations.
 //! - `hub` keeps each node's queue sockets' positions exact from events;
 //!   `socket` is one queue socket.
+//! - `store`: room configs kept durably in Postgres, re-seeded into Redis.
 //! - `routes`, `views`: the HTTP side. `gate`: the admission gate booking
 //!   asks, implemented here.
 //!
@@ -22,6 +23,7 @@ pub mod redis;
 pub mod rooms;
 pub mod routes;
 pub mod socket;
+pub mod store;
 pub mod views;
 
 pub use engine::{SeatCount, WaitingRooms};

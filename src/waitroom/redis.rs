@@ -95,8 +95,12 @@ impl WaitingRooms for RedisWaitingRooms {
         let shows: Vec<String> = conn.smembers(self.keys.room_index()).await?;
         let mut rooms = Vec::with_capacity(shows.len());
         for show in shows {
-            if let Some(room) = self.load(&show).await? {
-                rooms.push((show, room));
+            match self.load(&show).await {
+                Ok(Some(room)) => rooms.push((show, room)),
+                Ok(None) => {}
+                // One unreadable room must not hide the others.
+                Err(Error::Internal(e)) => tracing::error!(%show, error = %e, "unreadable waiting room; skipped"),
+                Err(e) => return Err(e),
             }
         }
         Ok(rooms)
@@ -261,6 +265,7 @@ impl WaitingRooms for RedisWaitingRooms {
                     format!("{:.3}", p.observed_rate),
                     k.channel.clone(),
                     self.publish().into(),
+                    p.tick_id.clone(),
                 ],
             )
             .await?,

@@ -3,8 +3,9 @@
 //! one admission leader per gated show (`leader`), sockets' liveness, and
 //! the room operations of the routes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
 use super::hub::QueueHub;
 use super::leader::{Leader, TICK_EVERY, tick_period};
+use super::store::{DurableRoom, RoomStore};
 use super::views;
 use crate::auth::Tokens;
 use crate::clock::Clock;
@@ -26,6 +28,11 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Rooms {
     pub engine: Arc<dyn WaitingRooms>,
+    /// Where configs are kept durably (Postgres), if anywhere.
+    durable: Option<Arc<dyn RoomStore>>,
+    /// Whether this node has read the rooms since it started. Until then it
+    /// cannot tell gated shows from open ones: holds are 503, not ungated.
+    loaded: AtomicBool,
     pub hub: Arc<QueueHub>,
     catalog: Arc<Catalog>,
     pub(super) tokens: Arc<Tokens>,
@@ -45,6 +52,7 @@ fn no_room() -> Error {
 impl Rooms {
     pub fn new(
         engine: Arc<dyn WaitingRooms>,
+        durable: Option<Arc<dyn RoomStore>>,
         catalog: Arc<Catalog>,
         tokens: Arc<Tokens>,
         abandon_after: Duration,
@@ -62,6 +70,8 @@ impl Rooms {
         let hub = QueueHub::new(engine.clone(), tokens.clone(), configured, clock);
         Arc::new(Self {
             engine,
+            durable,
+            loaded: AtomicBool::new(false),
             hub,
             catalog,
             tokens,
@@ -77,6 +87,11 @@ impl Rooms {
     /// The show's room, if it is gated (from the cache).
     pub fn gated(&self, show: &str) -> Option<StoredRoom> {
         self.cache.get(show).map(|r| r.clone())
+    }
+
+    /// Whether the rooms have been read since start-up (see `loaded`).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     async fn room(&self, show: &str) -> Result<StoredRoom> {
@@ -101,6 +116,16 @@ impl Rooms {
             sold_out: current.as_ref().is_some_and(|c| c.sold_out),
             observed_rate: current.as_ref().map(|c| c.observed_rate).unwrap_or_default(),
         };
+        // The durable copy first: a room Redis has is always one Postgres has.
+        if let Some(durable) = &self.durable {
+            durable
+                .save(&DurableRoom {
+                    show: show.id.clone(),
+                    config: room.config.clone(),
+                    seed: room.seed.clone(),
+                })
+                .await?;
+        }
         self.engine.save(&show.id, &room).await?;
         self.cache.insert(show.id.clone(), room);
         self.ensure_leader(&show.id);
@@ -108,8 +133,15 @@ impl Rooms {
     }
 
     pub async fn remove(&self, show: &Show) -> Result<()> {
-        if self.engine.load(&show.id).await?.is_none() {
+        let durable = match &self.durable {
+            Some(d) => d.all().await?.iter().any(|r| r.show == show.id),
+            None => false,
+        };
+        if !durable && self.engine.load(&show.id).await?.is_none() {
             return Err(no_room());
+        }
+        if let Some(d) = &self.durable {
+            d.remove(&show.id).await?;
         }
         self.engine.remove(&show.id).await?;
         self.forget(&show.id);
@@ -189,29 +221,72 @@ impl Rooms {
                 _ = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.engine.all().await {
-                Ok(rooms) => {
-                    let live: HashSet<String> = rooms.iter().map(|(s, _)| s.clone()).collect();
-                    for (show, room) in rooms {
-                        if self.catalog.show(&show).is_none() {
-                            continue;
-                        }
-                        self.cache.insert(show.clone(), room);
-                        self.ensure_leader(&show);
-                    }
-                    let gone: Vec<String> = self
-                        .cache
-                        .iter()
-                        .map(|e| e.key().clone())
-                        .filter(|s| !live.contains(s))
-                        .collect();
-                    for show in gone {
-                        self.forget(&show);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "waiting-room refresh failed"),
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "waiting-room refresh failed");
             }
         }
+    }
+
+    /// Reads every room into the cache (re-seeding Redis from the durable
+    /// copy where it lost one), starts leaders for new rooms and forgets the
+    /// removed ones. The first success marks the node loaded.
+    pub async fn refresh(self: &Arc<Self>) -> Result<()> {
+        let rooms = match &self.durable {
+            None => self.engine.all().await?,
+            Some(durable) => self.reseeded(durable.as_ref()).await?,
+        };
+        let live: HashSet<String> = rooms.iter().map(|(s, _)| s.clone()).collect();
+        for (show, room) in rooms {
+            if self.catalog.show(&show).is_none() {
+                continue;
+            }
+            self.cache.insert(show.clone(), room);
+            self.ensure_leader(&show);
+        }
+        let gone: Vec<String> = self
+            .cache
+            .iter()
+            .map(|e| e.key().clone())
+            .filter(|s| !live.contains(s))
+            .collect();
+        for show in gone {
+            self.forget(&show);
+        }
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The durable rooms with their live figures from Redis; a room Redis
+    /// lost is saved there again, one Redis no longer should have is removed.
+    async fn reseeded(&self, durable: &dyn RoomStore) -> Result<Vec<(String, StoredRoom)>> {
+        let wanted = durable.all().await?;
+        let mut live: HashMap<String, StoredRoom> = self.engine.all().await?.into_iter().collect();
+        let mut rooms = Vec::with_capacity(wanted.len());
+        for d in wanted {
+            let room = match live.remove(&d.show) {
+                Some(mut r) => {
+                    r.config = d.config;
+                    r.seed = d.seed;
+                    r
+                }
+                None => {
+                    let room = StoredRoom {
+                        config: d.config,
+                        seed: d.seed,
+                        sold_out: false,
+                        observed_rate: 0.0,
+                    };
+                    tracing::warn!(show = %d.show, "waiting room missing from Redis; re-seeded from Postgres");
+                    self.engine.save(&d.show, &room).await?;
+                    room
+                }
+            };
+            rooms.push((d.show, room));
+        }
+        for show in live.keys() {
+            self.engine.remove(show).await?;
+        }
+        Ok(rooms)
     }
 
     /// Sockets keep their shoppers "seen": every third of the abandonment
@@ -233,8 +308,13 @@ impl Rooms {
         }
     }
 
+    /// Whether the show has started: admission is over for it.
+    fn started(&self, show: &str) -> bool {
+        self.catalog.show(show).is_none_or(|s| s.start_time <= self.clock.now())
+    }
+
     fn ensure_leader(self: &Arc<Self>, show: &str) {
-        if self.leaders.contains_key(show) {
+        if self.leaders.contains_key(show) || self.started(show) {
             return;
         }
         let stop = self.stop.child_token();

@@ -182,13 +182,22 @@ impl TestApp {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|s| s["screenId"] == screen)
+                .find(|s| s["screenId"] == screen && starts_later(s))
             {
                 return s["id"].as_str().unwrap().to_owned();
             }
         }
         panic!("no show on {screen}")
     }
+}
+
+/// Whether a show starts more than an hour from now: the tests sell seats
+/// of shows still on sale.
+fn starts_later(show: &Value) -> bool {
+    show["startTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t > chrono::Utc::now() + chrono::TimeDelta::hours(1))
 }
 
 /// Asserts the contract's error shape and code; answers the body.

@@ -424,7 +424,10 @@ async fn health_readiness_and_metrics_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
-    assert_eq!(ready["checks"], json!({"redis": "ok", "postgres": "ok"}));
+    assert_eq!(
+        ready["checks"],
+        json!({"redis": "ok", "postgres": "ok", "waitrooms": "ok"})
+    );
     let show = app.a_show().await;
     let alice = app.token("alice").await;
     app.hold(&alice, &show, &["M1"]).await;
@@ -464,6 +467,6 @@ async fn the_memory_app_reports_no_external_dependencies() {
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
     assert_eq!(
         ready["checks"],
-        json!({"redis": "not configured", "postgres": "not configured"})
+        json!({"redis": "not configured", "postgres": "not configured", "waitrooms": "ok"})
     );
 }

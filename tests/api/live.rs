@@ -121,10 +121,18 @@ async fn a_client_on_node_b_sees_changes_made_through_node_a() {
         .json()
         .await
         .unwrap();
-    let show = shows["shows"][0]["id"].as_str().unwrap();
+    // The last show of the week: still on sale whatever the hour.
+    let show = shows["shows"].as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap();
     let mut on_b = ws_connect(b.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
     let snap = next_json(&mut on_b).await;
     let v0 = snap["version"].as_u64().unwrap();
+    let epoch = snap["epoch"].clone();
+    assert!(
+        epoch.as_str().is_some_and(|e| !e.is_empty()),
+        "snapshots carry the epoch"
+    );
 
     let hold: Value = http
         .post(a.url("/api/v1/holds"))
@@ -139,7 +147,7 @@ async fn a_client_on_node_b_sees_changes_made_through_node_a() {
     let delta = next_json(&mut on_b).await;
     assert_eq!(
         delta,
-        json!({"type": "delta", "version": v0 + 1, "changes": [
+        json!({"type": "delta", "epoch": epoch, "fromVersion": v0 + 1, "version": v0 + 1, "changes": [
         {"seatId": "C3", "status": "HELD"}, {"seatId": "C4", "status": "HELD"}]})
     );
     let order: Value = http
@@ -174,7 +182,8 @@ async fn expiry_shows_on_the_stream() {
     let app = spawn_app_with(|s| s.hold_ttl_seconds = 1).await;
     let show = app.a_show().await;
     let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
-    let v0 = next_json(&mut ws).await["version"].as_u64().unwrap();
+    let snap = next_json(&mut ws).await;
+    let (v0, epoch) = (snap["version"].as_u64().unwrap(), snap["epoch"].clone());
     let alice = app.token("alice").await;
     assert_eq!(app.hold(&alice, &show, &["G5"]).await.status(), StatusCode::CREATED);
     let held = next_json(&mut ws).await;
@@ -182,7 +191,8 @@ async fn expiry_shows_on_the_stream() {
     let expired = next_json(&mut ws).await; // within the TTL plus one sweep
     assert_eq!(
         expired,
-        json!({"type": "delta", "version": v0 + 2, "changes": [{"seatId": "G5", "status": "AVAILABLE"}]})
+        json!({"type": "delta", "epoch": epoch, "fromVersion": v0 + 2, "version": v0 + 2,
+               "changes": [{"seatId": "G5", "status": "AVAILABLE"}]})
     );
 }
 
@@ -314,20 +324,24 @@ async fn on_a_redis_cluster_holds_and_bookings_reach_the_stream_over_sharded_pub
     let (one, two) = (app.a_show().await, app.big_show().await);
     let mut ws_one = app.ws(&format!("/api/v1/shows/{one}/seats/ws")).await;
     let mut ws_two = app.ws(&format!("/api/v1/shows/{two}/seats/ws")).await;
-    let v1 = next_json(&mut ws_one).await["version"].as_u64().unwrap();
-    let v2 = next_json(&mut ws_two).await["version"].as_u64().unwrap();
+    let s1 = next_json(&mut ws_one).await;
+    let s2 = next_json(&mut ws_two).await;
+    let (v1, e1) = (s1["version"].as_u64().unwrap(), s1["epoch"].clone());
+    let (v2, e2) = (s2["version"].as_u64().unwrap(), s2["epoch"].clone());
     let alice = app.token("alice").await;
     let hold: Value = app.hold(&alice, &one, &["B2"]).await.json().await.unwrap();
     app.hold(&alice, &two, &["K9"]).await;
     let d1 = next_json(&mut ws_one).await;
     assert_eq!(
         d1,
-        json!({"type": "delta", "version": v1 + 1, "changes": [{"seatId": "B2", "status": "HELD"}]})
+        json!({"type": "delta", "epoch": e1, "fromVersion": v1 + 1, "version": v1 + 1,
+               "changes": [{"seatId": "B2", "status": "HELD"}]})
     );
     let d2 = next_json(&mut ws_two).await;
     assert_eq!(
         d2,
-        json!({"type": "delta", "version": v2 + 1, "changes": [{"seatId": "K9", "status": "HELD"}]})
+        json!({"type": "delta", "epoch": e2, "fromVersion": v2 + 1, "version": v2 + 1,
+               "changes": [{"seatId": "K9", "status": "HELD"}]})
     );
     let order: Value = app
         .order(&alice, hold["holdId"].as_str().unwrap())

@@ -50,7 +50,13 @@ impl Cluster {
             .as_array()
             .unwrap()
             .iter()
-            .find(|s| s["screenId"] == "inox-imax")
+            .find(|s| {
+                s["screenId"] == "inox-imax"
+                    && s["startTime"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_some_and(|t| t > chrono::Utc::now() + chrono::TimeDelta::hours(1))
+            })
             .unwrap()["id"]
             .as_str()
             .unwrap()

@@ -82,7 +82,7 @@ pub async fn redis_rooms(prefix: &str) -> (Arc<dyn SeatLocks>, Arc<dyn showgate:
             .expect("Redis must run at TEST_REDIS_URL"),
     );
     (
-        Arc::new(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES)),
+        ready(Arc::new(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES))).await,
         Arc::new(showgate::waitroom::redis::RedisWaitingRooms::new(
             handle,
             Keys::new(prefix),
@@ -90,8 +90,8 @@ pub async fn redis_rooms(prefix: &str) -> (Arc<dyn SeatLocks>, Arc<dyn showgate:
     )
 }
 
-pub fn memory_rooms() -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
-    let locks = memory_locks();
+pub async fn memory_rooms() -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
+    let locks = ready(memory_locks()).await;
     (
         locks.clone(),
         Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(
@@ -126,6 +126,22 @@ pub fn memory_catalog() -> Arc<dyn CatalogStore> {
 
 pub fn memory_records() -> Arc<dyn Records> {
     Arc::new(MemoryRecords::new())
+}
+
+/// The shows the conformance cases use.
+pub const SHOWS: [&str; 4] = ["show-1", "show-2", "show-a", "show-b"];
+
+/// Builds the (empty) seat state of the test shows under epoch "e1", as the
+/// service does from the record before a show's first use.
+pub async fn ready(locks: Arc<dyn SeatLocks>) -> Arc<dyn SeatLocks> {
+    for show in SHOWS {
+        let r = locks
+            .rebuild(show, 0, "", "e1", &showgate::domain::seats::RecordState::default())
+            .await
+            .expect("rebuild");
+        assert!(r.out, "a fresh show rebuilds");
+    }
+    locks
 }
 
 pub fn seats(list: &[&str]) -> Vec<String> {

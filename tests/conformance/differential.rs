@@ -14,12 +14,13 @@ use super::{SHOW, T0};
 async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-    let memory = common::memory_locks();
+    let memory = common::ready(common::memory_locks()).await;
+    let redis = common::ready(redis).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut now = T0;
     let mut holds: Vec<(String, String)> = Vec::new(); // (user, hold)
     let mut orders: Vec<(String, String, Vec<String>)> = Vec::new(); // (order, hold, seats)
-    for step in 0..60 {
+    for step in 0..60i64 {
         let user = format!("u{}", rng.random_range(0..4));
         let what = rng.random_range(0..8);
         let label = format!("seed {seed} step {step} action {what}");
@@ -79,14 +80,14 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
             }
             5 if !orders.is_empty() => {
                 let (o, h, s) = orders[rng.random_range(0..orders.len())].clone();
-                let a = memory.book(SHOW, now, &o, &h, &s).await.unwrap();
-                let b = redis.book(SHOW, now, &o, &h, &s).await.unwrap();
+                let a = memory.book(SHOW, now, &o, &h, step, &s).await.unwrap();
+                let b = redis.book(SHOW, now, &o, &h, step, &s).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             6 if !orders.is_empty() => {
                 let (o, h, s) = orders.remove(rng.random_range(0..orders.len()));
-                let a = memory.release_order(SHOW, now, &o, &h, &s).await.unwrap();
-                let b = redis.release_order(SHOW, now, &o, &h, &s).await.unwrap();
+                let a = memory.release_order(SHOW, now, &o, &h, step, &s).await.unwrap();
+                let b = redis.release_order(SHOW, now, &o, &h, step, &s).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             _ => {

@@ -9,6 +9,7 @@ mod common;
 mod catalog;
 mod differential;
 mod records;
+mod recovery;
 mod seat_locks;
 mod waitroom;
 

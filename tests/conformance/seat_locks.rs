@@ -182,19 +182,19 @@ async fn booking_and_releasing_an_order(locks: Arc<dyn SeatLocks>) {
         .await
         .unwrap();
     let r = locks
-        .book(SHOW, T0 + 1, "o1", "h1", &seats(&["A1", "A2"]))
+        .book(SHOW, T0 + 1, "o1", "h1", 1, &seats(&["A1", "A2"]))
         .await
         .unwrap();
-    assert_eq!(r.version, 2);
+    assert_eq!((r.out, r.version), (true, 2));
     // Long past the order's expiry and grace, booked seats stay booked.
     let snap = locks.snapshot(SHOW, T0 + 10_000_000).await.unwrap();
     assert_eq!(snap.out.taken["A2"], Owner::Booked("o1".into()));
     assert_eq!(snap.version, 2);
     let r = locks
-        .release_order(SHOW, T0 + 10_000_001, "o1", "h1", &seats(&["A1", "A2"]))
+        .release_order(SHOW, T0 + 10_000_001, "o1", "h1", 2, &seats(&["A1", "A2"]))
         .await
         .unwrap();
-    assert_eq!(r.version, 3);
+    assert_eq!((r.out, r.version), (true, 3));
     assert!(
         locks
             .snapshot(SHOW, T0 + 10_000_002)
@@ -204,12 +204,12 @@ async fn booking_and_releasing_an_order(locks: Arc<dyn SeatLocks>) {
             .taken
             .is_empty()
     );
-    // Releasing again changes nothing.
+    // Releasing again (a retry, the same order state) changes nothing.
     let r = locks
-        .release_order(SHOW, T0 + 10_000_003, "o1", "h1", &seats(&["A1", "A2"]))
+        .release_order(SHOW, T0 + 10_000_003, "o1", "h1", 2, &seats(&["A1", "A2"]))
         .await
         .unwrap();
-    assert_eq!(r.version, 3);
+    assert_eq!((r.out, r.version), (false, 3));
 }
 
 async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<dyn SeatLocks>) {
@@ -255,7 +255,10 @@ async fn subscribers_see_every_delta_in_version_order(locks: Arc<dyn SeatLocks>)
         .extend_for_order(SHOW, T0, "alice", "h2", "o1", 600_000)
         .await
         .unwrap(); // no status change
-    locks.book(SHOW, T0, "o1", "h2", &seats(&["A2", "A3"])).await.unwrap();
+    locks
+        .book(SHOW, T0, "o1", "h2", 1, &seats(&["A2", "A3"]))
+        .await
+        .unwrap();
     locks.hold(SHOW, T0, "bob", "h4", &seats(&["B1"]), 1).await.unwrap();
     locks.expire(SHOW, T0 + 1).await.unwrap();
     let mut got = Vec::new();
@@ -299,7 +302,7 @@ async fn a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order(locks:
         .hold(SHOW, later, "bob", "h2", &seats(&["A1", "A2"]), TTL)
         .await
         .unwrap();
-    locks.book(SHOW, later, "o1", "h1", &seats(&["A1"])).await.unwrap();
+    locks.book(SHOW, later, "o1", "h1", 1, &seats(&["A1"])).await.unwrap();
     let r = locks
         .extend_for_order(SHOW, later + 1, "bob", "h2", "o2", 600_000)
         .await
@@ -331,18 +334,18 @@ async fn shows_are_independent(locks: Arc<dyn SeatLocks>) {
 macro_rules! seat_lock_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_seat_locks {
-            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_locks()).await } )*
+            $( #[tokio::test] async fn $case() { super::$case(super::common::ready(super::common::memory_locks()).await).await } )*
         }
         mod redis_seat_locks {
             $( #[tokio::test] async fn $case() {
-                super::$case(super::common::redis_locks(&super::common::unique_prefix()).await).await
+                super::$case(super::common::ready(super::common::redis_locks(&super::common::unique_prefix()).await).await).await
             } )*
         }
         /// The same scripts on a three-master Redis Cluster: every key of a
         /// show in one slot, deltas over sharded pub/sub.
         mod redis_cluster_seat_locks {
             $( #[tokio::test] async fn $case() {
-                super::$case(super::common::cluster_locks(&super::common::unique_prefix()).await).await
+                super::$case(super::common::ready(super::common::cluster_locks(&super::common::unique_prefix()).await).await).await
             } )*
         }
     };

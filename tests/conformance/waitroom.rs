@@ -31,8 +31,11 @@ fn room() -> StoredRoom {
     }
 }
 
+/// A tick with an id no other tick of the run has.
 fn tick(now: i64, max: u64) -> TickParams {
+    static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     TickParams {
+        tick_id: format!("t{}", TICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         now,
         max,
         ttl_ms: 60_000,
@@ -155,17 +158,60 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
         sellable: 2,
         ..tick(T0, 5)
     };
-    let t = rooms.admit(SHOW, &token, full).await.unwrap().unwrap();
+    let t = rooms.admit(SHOW, &token, full.clone()).await.unwrap().unwrap();
     assert!(t.admitted.is_empty() && !t.sold_out && t.available == 0);
     // Booked for good: sold out.
     locks
         .extend_for_order(SHOW, T0, "x", "h1", "o1", 600_000)
         .await
         .unwrap();
-    locks.book(SHOW, T0, "o1", "h1", &seats(&["A1", "A2"])).await.unwrap();
-    let t = rooms.admit(SHOW, &token, full).await.unwrap().unwrap();
+    locks
+        .book(SHOW, T0, "o1", "h1", 1, &seats(&["A1", "A2"]))
+        .await
+        .unwrap();
+    let t = rooms
+        .admit(
+            SHOW,
+            &token,
+            TickParams {
+                sellable: 2,
+                ..tick(T0, 5)
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert!(t.sold_out && t.admitted.is_empty());
     assert!(rooms.load(SHOW).await.unwrap().unwrap().sold_out);
+}
+
+async fn a_tick_run_twice_admits_nobody_the_second_time(r: Rooms) {
+    let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    for u in ["a", "b", "c"] {
+        rooms.join(SHOW, u, T0, false, true, T0).await.unwrap();
+    }
+    let token = rooms.lease(SHOW, "node-1", 3_000).await.unwrap().unwrap();
+    let mut events = rooms.subscribe(SHOW).await.unwrap();
+    let once = tick(T0, 1);
+    let first = rooms.admit(SHOW, &token, once.clone()).await.unwrap().unwrap();
+    let again = rooms.admit(SHOW, &token, once).await.unwrap().unwrap();
+    assert_eq!(
+        (first.admitted, again.admitted),
+        (vec!["a".to_string()], Vec::<String>::new())
+    );
+    assert_eq!(
+        (again.seq, again.queue_length),
+        (first.seq, 2),
+        "the retry published nothing"
+    );
+    let next = rooms.admit(SHOW, &token, tick(T0, 1)).await.unwrap().unwrap();
+    assert_eq!(next.admitted, vec!["b".to_string()]);
+    let seqs: Vec<u64> = [events.next().await.unwrap(), events.next().await.unwrap()]
+        .iter()
+        .map(RoomEvent::seq)
+        .collect();
+    assert_eq!(seqs, vec![first.seq, next.seq]);
 }
 
 async fn leaving_and_abandonment_publish_the_scores_that_left(r: Rooms) {
@@ -255,7 +301,7 @@ async fn the_pre_queue_opens_ahead_of_later_arrivals(r: Rooms) {
 macro_rules! room_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_rooms {
-            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_rooms()).await } )*
+            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_rooms().await).await } )*
         }
         mod redis_rooms {
             $( #[tokio::test] async fn $case() {
@@ -269,6 +315,7 @@ room_cases!(
     joining_twice_keeps_the_place,
     admission_takes_the_head_within_max_active_and_only_for_the_lease_holder,
     paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody,
+    a_tick_run_twice_admits_nobody_the_second_time,
     leaving_and_abandonment_publish_the_scores_that_left,
     the_pre_queue_opens_ahead_of_later_arrivals,
 );

@@ -11,9 +11,10 @@ use tokio::sync::broadcast;
 use super::{EVENT_BUFFER, GC_BATCH, Reply, SeatLocks};
 use crate::broadcast::lossy_stream;
 use crate::domain::seats::{
-    Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, ReleaseOutcome, SeatDelta, SeatSnapshot, ShowSeats,
+    Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+    ShowSeats,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 struct Show {
     /// A std mutex: no `.await` happens while it is held, and every operation
@@ -51,21 +52,34 @@ impl MemorySeatLocks {
     }
 
     /// Runs `f` under the show's lock and publishes its delta before the lock
-    /// is released, so subscribers see deltas in version order.
-    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects)) -> Reply<T> {
+    /// is released, so subscribers see deltas in version order. A show with
+    /// no state refuses, as the scripts do.
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects)) -> Result<Reply<T>> {
+        self.run(id, true, f)
+    }
+
+    fn run<T>(
+        &self,
+        id: &str,
+        needs_state: bool,
+        f: impl FnOnce(&mut ShowSeats, LockTimes) -> (T, Effects),
+    ) -> Result<Reply<T>> {
         let show = self.show(id);
         let mut seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
+        if needs_state && !seats.has_state() {
+            return Err(Error::StateMissing(id.to_owned()));
+        }
         let (out, fx) = f(&mut seats, self.times);
-        let version = seats.version();
         if let Some(delta) = fx.delta {
             // No receiver is fine: nobody is watching this show.
             let _ = show.events.send(delta);
         }
-        Reply {
+        Ok(Reply {
             out,
-            version,
+            version: seats.version(),
+            epoch: seats.epoch().to_owned(),
             expired: fx.expired_holds,
-        }
+        })
     }
 }
 
@@ -80,11 +94,11 @@ impl SeatLocks for MemorySeatLocks {
         seats: &[String],
         ttl_ms: i64,
     ) -> Result<Reply<HoldOutcome>> {
-        Ok(self.with(show, |s, t| s.hold(show, now, t, user, hold_id, seats, ttl_ms)))
+        self.with(show, |s, t| s.hold(show, now, t, user, hold_id, seats, ttl_ms))
     }
 
     async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
-        Ok(self.with(show, |s, t| s.release(show, now, t, user, hold_id)))
+        self.with(show, |s, t| s.release(show, now, t, user, hold_id))
     }
 
     async fn extend_for_order(
@@ -96,13 +110,21 @@ impl SeatLocks for MemorySeatLocks {
         order_id: &str,
         order_ttl_ms: i64,
     ) -> Result<Reply<ExtendOutcome>> {
-        Ok(self.with(show, |s, t| {
+        self.with(show, |s, t| {
             s.extend_for_order(show, now, t, user, hold_id, order_id, order_ttl_ms)
-        }))
+        })
     }
 
-    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>> {
-        Ok(self.with(show, |s, t| ((), s.book(show, now, t, order_id, hold_id, seats).1)))
+    async fn book(
+        &self,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        stamp: i64,
+        seats: &[String],
+    ) -> Result<Reply<bool>> {
+        self.with(show, |s, t| s.book(show, now, t, order_id, hold_id, stamp, seats))
     }
 
     async fn release_order(
@@ -111,25 +133,42 @@ impl SeatLocks for MemorySeatLocks {
         now: i64,
         order_id: &str,
         hold_id: &str,
+        stamp: i64,
         seats: &[String],
-    ) -> Result<Reply<()>> {
-        Ok(self.with(show, |s, t| {
-            ((), s.release_order(show, now, t, order_id, hold_id, seats).1)
-        }))
+    ) -> Result<Reply<bool>> {
+        self.with(show, |s, t| {
+            s.release_order(show, now, t, order_id, hold_id, stamp, seats)
+        })
+    }
+
+    async fn rebuild(
+        &self,
+        show: &str,
+        now: i64,
+        seen: &str,
+        epoch: &str,
+        record: &RecordState,
+    ) -> Result<Reply<bool>> {
+        self.run(show, false, |s, t| s.rebuild(show, now, t, seen, epoch, record))
     }
 
     async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
-        Ok(self.with(show, |s, t| ((), s.expire(show, now, t, GC_BATCH).1)))
+        self.with(show, |s, t| ((), s.expire(show, now, t, GC_BATCH).1))
     }
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {
-        Ok(self.with(show, |s, t| s.snapshot(show, now, t)))
+        self.with(show, |s, t| s.snapshot(show, now, t))
     }
 
     async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
         let show = self.show(show);
         let seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
         Ok(seats.hold_record(hold_id))
+    }
+
+    async fn forget(&self, show: &str) -> Result<()> {
+        self.shows.remove(show);
+        Ok(())
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {

@@ -7,25 +7,33 @@
 //! orders, catalogs or HTTP.
 
 pub mod memory;
+pub mod recovering;
 pub mod redis;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::domain::seats::{ExtendOutcome, HoldOutcome, HoldRecord, ReleaseOutcome, SeatDelta, SeatSnapshot};
+use crate::domain::seats::{
+    ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+};
 use crate::error::Result;
 
-/// An engine's answer: the outcome, the show's version after the operation
-/// and how many holds its in-line sweep expired.
+/// An engine's answer: the outcome, the show's version and epoch after the
+/// operation, and how many holds its in-line sweep expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply<T> {
     pub out: T,
     pub version: u64,
+    pub epoch: String,
     pub expired: u32,
 }
 
 /// Atomic seat locks for every show. Times are milliseconds since the epoch
 /// and come from the caller, so the same cases run against both engines.
+///
+/// A show whose state was never built, or was lost (Redis restarted empty),
+/// answers every operation but `rebuild` with `Error::StateMissing`:
+/// `recovering::Recovering` rebuilds it from the record and retries.
 #[async_trait]
 pub trait SeatLocks: Send + Sync + 'static {
     /// Locks every seat for `user`, or none; replaces the user's previous
@@ -54,16 +62,34 @@ pub trait SeatLocks: Send + Sync + 'static {
         order_ttl_ms: i64,
     ) -> Result<Reply<ExtendOutcome>>;
 
-    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>>;
+    /// Books the order's seats; `stamp` is the order state's (updated_at,
+    /// µs): an older or repeated one is refused (`false`) and changes nothing.
+    async fn book(
+        &self,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        stamp: i64,
+        seats: &[String],
+    ) -> Result<Reply<bool>>;
 
+    /// Frees the order's seats, with the same stamp rule as `book`.
     async fn release_order(
         &self,
         show: &str,
         now: i64,
         order_id: &str,
         hold_id: &str,
+        stamp: i64,
         seats: &[String],
-    ) -> Result<Reply<()>>;
+    ) -> Result<Reply<bool>>;
+
+    /// Builds the show's state from the record under the new `epoch`, if the
+    /// show's epoch is still `seen` ("" for none); `false` when another node
+    /// rebuilt first.
+    async fn rebuild(&self, show: &str, now: i64, seen: &str, epoch: &str, record: &RecordState)
+    -> Result<Reply<bool>>;
 
     /// The sweeper's pass over one show.
     async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>>;
@@ -72,6 +98,9 @@ pub trait SeatLocks: Send + Sync + 'static {
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>>;
 
     async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>>;
+
+    /// Drops everything kept for a show that is over (its keys in Redis).
+    async fn forget(&self, show: &str) -> Result<()>;
 
     /// The show's deltas from now on, in version order. Callers share one
     /// subscription per show per node (`live::feed`); a stream that ends means

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, ReleaseOutcome, SeatDelta, SeatSnapshot,
+    ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome, SeatDelta,
+    SeatSnapshot,
 };
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
@@ -53,7 +54,7 @@ impl RedisSeatLocks {
         let mut conn = self.redis.conn.clone();
         let reply: Value = inv.invoke_async(&mut conn).await?;
         match reply {
-            Value::Array(items) if items.len() >= 2 => Ok(items),
+            Value::Array(items) if items.len() >= 3 => Ok(items),
             other => Err(Error::Internal(format!("seat script answered {other:?}"))),
         }
     }
@@ -63,13 +64,18 @@ impl RedisSeatLocks {
     }
 }
 
+/// The common head of every reply: {expired, version, epoch, ...}.
 fn reply<T>(items: &[Value], out: T) -> Result<Reply<T>> {
     Ok(Reply {
         out,
         expired: int(&items[0])? as u32,
         version: int(&items[1])? as u64,
+        epoch: text(items.get(2))?,
     })
 }
+
+/// Where a script's own answer starts, after the common head.
+const HEAD: usize = 3;
 
 fn int(v: &Value) -> Result<i64> {
     redis::from_redis_value_ref(v).map_err(|e| Error::Internal(format!("seat script reply: {e}")))
@@ -87,14 +93,18 @@ fn texts(v: Option<&Value>) -> Result<Vec<String>> {
 
 fn order_lock(items: &[Value]) -> Result<OrderLock> {
     Ok(OrderLock {
-        order_id: text(items.get(3))?,
-        expires_ms: int(items.get(4).unwrap_or(&Value::Nil))?,
-        created_ms: int(items.get(5).unwrap_or(&Value::Nil))?,
+        order_id: text(items.get(HEAD + 1))?,
+        expires_ms: int(items.get(HEAD + 2).unwrap_or(&Value::Nil))?,
+        created_ms: int(items.get(HEAD + 3).unwrap_or(&Value::Nil))?,
     })
 }
 
 fn not_active(items: &[Value]) -> Result<String> {
-    text(items.get(3))
+    text(items.get(HEAD + 1))
+}
+
+fn applied(items: &[Value]) -> Result<bool> {
+    Ok(int(items.get(HEAD).unwrap_or(&Value::Nil))? == 1)
 }
 
 #[async_trait]
@@ -112,16 +122,16 @@ impl SeatLocks for RedisSeatLocks {
         let mut args = vec![user, hold_id, &ttl];
         args.extend(seats.iter().map(String::as_str));
         let items = self.run(&self.scripts.hold, show, now, &args).await?;
-        let out = if int(&items[2])? == 1 {
-            let prev = text(items.get(3))?;
+        let out = if int(&items[HEAD])? == 1 {
+            let prev = text(items.get(HEAD + 1))?;
             HoldOutcome::Held {
                 version: int(&items[1])? as u64,
                 replaced: (!prev.is_empty()).then_some(prev),
             }
         } else {
             HoldOutcome::Conflict {
-                conflicts: texts(items.get(3))?,
-                taken: texts(items.get(4))?,
+                conflicts: texts(items.get(HEAD + 1))?,
+                taken: texts(items.get(HEAD + 2))?,
             }
         };
         reply(&items, out)
@@ -129,7 +139,7 @@ impl SeatLocks for RedisSeatLocks {
 
     async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
         let items = self.run(&self.scripts.release, show, now, &[user, hold_id]).await?;
-        let out = match text(items.get(2))?.as_str() {
+        let out = match text(items.get(HEAD))?.as_str() {
             "RELEASED" => ReleaseOutcome::Released,
             "NOT_FOUND" => ReleaseOutcome::NotFound,
             _ => ReleaseOutcome::NotActive(not_active(&items)?),
@@ -155,7 +165,7 @@ impl SeatLocks for RedisSeatLocks {
                 &[user, hold_id, order_id, &ttl, &grace],
             )
             .await?;
-        let out = match text(items.get(2))?.as_str() {
+        let out = match text(items.get(HEAD))?.as_str() {
             "ATTACHED" => ExtendOutcome::Attached(order_lock(&items)?),
             "EXISTING" => ExtendOutcome::Existing(order_lock(&items)?),
             "NOT_FOUND" => ExtendOutcome::NotFound,
@@ -165,11 +175,20 @@ impl SeatLocks for RedisSeatLocks {
         reply(&items, out)
     }
 
-    async fn book(&self, show: &str, now: i64, order_id: &str, hold_id: &str, seats: &[String]) -> Result<Reply<()>> {
-        let mut args = vec![order_id, hold_id];
+    async fn book(
+        &self,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        stamp: i64,
+        seats: &[String],
+    ) -> Result<Reply<bool>> {
+        let stamp = stamp.to_string();
+        let mut args = vec![order_id, hold_id, &stamp];
         args.extend(seats.iter().map(String::as_str));
         let items = self.run(&self.scripts.book, show, now, &args).await?;
-        reply(&items, ())
+        reply(&items, applied(&items)?)
     }
 
     async fn release_order(
@@ -178,12 +197,30 @@ impl SeatLocks for RedisSeatLocks {
         now: i64,
         order_id: &str,
         hold_id: &str,
+        stamp: i64,
         seats: &[String],
-    ) -> Result<Reply<()>> {
-        let mut args = vec![order_id, hold_id];
+    ) -> Result<Reply<bool>> {
+        let stamp = stamp.to_string();
+        let mut args = vec![order_id, hold_id, &stamp];
         args.extend(seats.iter().map(String::as_str));
         let items = self.run(&self.scripts.release_order, show, now, &args).await?;
-        reply(&items, ())
+        reply(&items, applied(&items)?)
+    }
+
+    async fn rebuild(
+        &self,
+        show: &str,
+        now: i64,
+        seen: &str,
+        epoch: &str,
+        record: &RecordState,
+    ) -> Result<Reply<bool>> {
+        let grace = self.times.order_grace_ms.to_string();
+        let state = serde_json::to_string(record)?;
+        let items = self
+            .run(&self.scripts.rebuild, show, now, &[seen, epoch, &grace, &state])
+            .await?;
+        reply(&items, applied(&items)?)
     }
 
     async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
@@ -194,20 +231,32 @@ impl SeatLocks for RedisSeatLocks {
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {
         let items = self.run(&self.scripts.snapshot, show, now, &[]).await?;
-        let flat = texts(items.get(2))?;
+        let flat = texts(items.get(HEAD))?;
         let mut taken = std::collections::HashMap::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
             let owner = Owner::parse(&pair[1]).ok_or_else(|| Error::Internal(format!("seat owner {:?}", pair[1])))?;
             taken.insert(pair[0].clone(), owner);
         }
         let version = int(&items[1])? as u64;
-        reply(&items, SeatSnapshot { version, taken })
+        let epoch = text(items.get(2))?;
+        reply(&items, SeatSnapshot { epoch, version, taken })
     }
 
     async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
         let mut conn = self.redis.conn.clone();
         let raw: Option<String> = conn.hget(self.show_keys(show).holds, hold_id).await?;
         raw.map(|r| serde_json::from_str(&r).map_err(Error::from)).transpose()
+    }
+
+    async fn forget(&self, show: &str) -> Result<()> {
+        let k = self.show_keys(show);
+        // One command: every key of a show is in one Cluster slot.
+        let mut conn = self.redis.conn.clone();
+        let _: () = redis::cmd("UNLINK")
+            .arg(&k.script_keys()[..])
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {

@@ -2,7 +2,7 @@
 //! one order per hold, a seat booked by at most one order, first response per
 //! idempotency key wins.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{Applied, Cursor, Order, Records, StoredResponse};
 use crate::booking::events::{EventSink, OutboxEvent};
 use crate::domain::order::{self, OrderEvent, OrderStatus, SeatEffect};
+use crate::domain::seats::RecordState;
 use crate::error::Result;
 
 #[derive(Default)]
@@ -19,20 +20,22 @@ struct State {
     orders: HashMap<Uuid, Order>,
     by_hold: HashMap<String, Uuid>,
     booked: HashMap<(String, String), Uuid>,
-    idempotency: HashMap<(String, String), StoredResponse>,
-    /// (event, relayed) in the order written.
-    outbox: Vec<(OutboxEvent, bool)>,
+    /// The first response per key, and when it was stored.
+    idempotency: HashMap<(String, String), (StoredResponse, DateTime<Utc>)>,
+    /// Event id → (event, when it was relayed), in the order written.
+    outbox: BTreeMap<i64, (OutboxEvent, Option<DateTime<Utc>>)>,
+    last_event: i64,
 }
 
 impl State {
     fn emit(&mut self, order: &Order) {
-        let id = self.outbox.len() as i64 + 1;
+        self.last_event += 1;
         let event = OutboxEvent {
-            id,
+            id: self.last_event,
             topic: super::outbox_topic(order.status).to_owned(),
             payload: super::outbox_payload(order),
         };
-        self.outbox.push((event, false));
+        self.outbox.insert(event.id, (event, None));
     }
 }
 
@@ -192,8 +195,36 @@ impl Records for MemoryRecords {
             .collect())
     }
 
+    async fn record_state(&self, show: &str) -> Result<RecordState> {
+        let s = self.lock();
+        let mut booked: Vec<(String, String, i64)> = s
+            .booked
+            .iter()
+            .filter(|((sh, _), _)| sh == show)
+            .filter_map(|((_, seat), id)| {
+                let o = s.orders.get(id)?;
+                Some((seat.clone(), id.to_string(), o.updated_at.timestamp_micros()))
+            })
+            .collect();
+        booked.sort();
+        let mut pending: Vec<&Order> = s
+            .orders
+            .values()
+            .filter(|o| o.show_id == show && o.status == OrderStatus::PaymentPending)
+            .collect();
+        pending.sort_by_key(|o| (o.created_at, o.id));
+        Ok(RecordState {
+            booked,
+            pending: pending.into_iter().map(super::pending_lock).collect(),
+        })
+    }
+
     async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>> {
-        Ok(self.lock().idempotency.get(&(user.to_owned(), key.to_owned())).cloned())
+        Ok(self
+            .lock()
+            .idempotency
+            .get(&(user.to_owned(), key.to_owned()))
+            .map(|(r, _)| r.clone()))
     }
 
     async fn store_idempotent_response(
@@ -203,9 +234,12 @@ impl Records for MemoryRecords {
         response: &StoredResponse,
     ) -> Result<StoredResponse> {
         let mut s = self.lock();
+        // The store's own bookkeeping time, for pruning only.
+        let at = Utc::now();
         Ok(s.idempotency
             .entry((user.to_owned(), key.to_owned()))
-            .or_insert_with(|| response.clone())
+            .or_insert_with(|| (response.clone(), at))
+            .0
             .clone())
     }
 
@@ -213,8 +247,8 @@ impl Records for MemoryRecords {
         let batch: Vec<OutboxEvent> = {
             let s = self.lock();
             s.outbox
-                .iter()
-                .filter(|(_, relayed)| !relayed)
+                .values()
+                .filter(|(_, relayed)| relayed.is_none())
                 .take(limit.max(0) as usize)
                 .map(|(e, _)| e.clone())
                 .collect()
@@ -224,12 +258,40 @@ impl Records for MemoryRecords {
         }
         sink.append(&batch).await?;
         let mut s = self.lock();
+        let at = Utc::now();
         for e in &batch {
-            if let Some(slot) = s.outbox.get_mut(e.id as usize - 1) {
-                slot.1 = true;
+            if let Some(slot) = s.outbox.get_mut(&e.id) {
+                slot.1 = Some(at);
             }
         }
         Ok(batch.len())
+    }
+
+    async fn prune(&self, keys_before: DateTime<Utc>, events_before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        let mut s = self.lock();
+        let limit = limit.max(0) as usize;
+        let mut old: Vec<((String, String), DateTime<Utc>)> = s
+            .idempotency
+            .iter()
+            .filter(|(_, (_, at))| *at < keys_before)
+            .map(|(k, (_, at))| (k.clone(), *at))
+            .collect();
+        old.sort_by_key(|(_, at)| *at);
+        old.truncate(limit);
+        for (k, _) in &old {
+            s.idempotency.remove(k);
+        }
+        let relayed: Vec<i64> = s
+            .outbox
+            .iter()
+            .filter(|(_, (_, at))| at.is_some_and(|at| at < events_before))
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect();
+        for id in &relayed {
+            s.outbox.remove(id);
+        }
+        Ok((old.len() + relayed.len()) as u64)
     }
 
     async fn ping(&self) -> Result<()> {

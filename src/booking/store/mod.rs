@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::events::EventSink;
 pub use crate::domain::order::Order;
 use crate::domain::order::{OrderEvent, OrderStatus, Refusal, SeatEffect, Step};
+use crate::domain::seats::{PendingLock, RecordState};
 use crate::error::Result;
 
 /// The result of applying an event to an order.
@@ -98,6 +99,11 @@ pub trait Records: Send + Sync + 'static {
     /// Every booked seat of a show with its order.
     async fn booked_seats(&self, show: &str) -> Result<Vec<(String, Uuid)>>;
 
+    /// What the seat locks of a show must be: every booked seat (by seat)
+    /// and every order waiting for payment (oldest first), each with its
+    /// state's stamp (see `SeatLocks::book`).
+    async fn record_state(&self, show: &str) -> Result<RecordState>;
+
     async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>>;
 
     /// Stores the response unless one exists; answers the stored one.
@@ -112,6 +118,11 @@ pub trait Records: Send + Sync + 'static {
     /// and marks them relayed; answers how many. Events stay in the outbox
     /// if the sink fails, and two nodes never relay the same event at once.
     async fn relay_outbox(&self, limit: i64, sink: &dyn EventSink) -> Result<usize>;
+
+    /// Deletes at most `limit` idempotency keys created before `keys_before`
+    /// and at most `limit` outbox events relayed before `events_before`;
+    /// answers how many rows went.
+    async fn prune(&self, keys_before: DateTime<Utc>, events_before: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     async fn ping(&self) -> Result<()>;
 
@@ -136,4 +147,17 @@ pub fn outbox_payload(o: &Order) -> serde_json::Value {
         "status": o.status.as_str(), "amount": crate::domain::money::format_minor(o.amount_minor), "currency": o.currency,
         "ticketCode": o.ticket_code, "at": o.updated_at,
     })
+}
+
+/// A pending order as the seat locks must hold it.
+pub fn pending_lock(o: &Order) -> PendingLock {
+    PendingLock {
+        order_id: o.id.to_string(),
+        hold_id: o.hold_id.clone(),
+        user: o.user_id.clone(),
+        seats: o.seat_ids.clone(),
+        created_ms: o.created_at.timestamp_millis(),
+        expires_ms: o.expires_at.timestamp_millis(),
+        stamp: o.updated_at.timestamp_micros(),
+    }
 }

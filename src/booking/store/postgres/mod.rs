@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{Applied, Cursor, Order, Records, StoredResponse, outbox_payload, outbox_topic};
 use crate::booking::events::EventSink;
 use crate::domain::order::{self, OrderEvent, OrderStatus, SeatEffect};
+use crate::domain::seats::RecordState;
 use crate::error::{Error, Result};
 
 pub struct PgRecords {
@@ -270,6 +271,31 @@ impl Records for PgRecords {
         )
     }
 
+    async fn record_state(&self, show: &str) -> Result<RecordState> {
+        let booked: Vec<(String, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT b.seat_id, b.order_id, o.updated_at FROM booked_seats b JOIN orders o ON o.id = b.order_id \
+             WHERE b.show_id = $1 ORDER BY b.seat_id",
+        )
+        .bind(show)
+        .fetch_all(&self.pool)
+        .await?;
+        let pending = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE show_id = $1 AND status = 'PAYMENT_PENDING' \
+             ORDER BY created_at, id"
+        ))
+        .bind(show)
+        .fetch_all(&self.pool)
+        .await?;
+        let pending: Vec<Order> = pending.iter().map(order_from_row).collect::<Result<_>>()?;
+        Ok(RecordState {
+            booked: booked
+                .into_iter()
+                .map(|(seat, order, at)| (seat, order.to_string(), at.timestamp_micros()))
+                .collect(),
+            pending: pending.iter().map(super::pending_lock).collect(),
+        })
+    }
+
     async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>> {
         idempotency::read(&self.pool, user, key).await
     }
@@ -280,6 +306,29 @@ impl Records for PgRecords {
 
     async fn relay_outbox(&self, limit: i64, sink: &dyn EventSink) -> Result<usize> {
         outbox::relay(&self.pool, limit, sink).await
+    }
+
+    async fn prune(&self, keys_before: DateTime<Utc>, events_before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        // Bounded batches: the oldest rows by their index, never a long lock.
+        let keys = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys \
+             WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(keys_before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let events = sqlx::query(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+             WHERE relayed_at IS NOT NULL AND relayed_at < $1 ORDER BY relayed_at LIMIT $2)",
+        )
+        .bind(events_before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(keys + events)
     }
 
     async fn ping(&self) -> Result<()> {

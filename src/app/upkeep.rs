@@ -1,0 +1,108 @@
+//! The node's housekeeping, each a bounded loop:
+//! - the clock: this node's offset to Redis `TIME`, so every node agrees on
+//!   when holds, orders and admissions end;
+//! - clean-up: idempotency keys and relayed outbox events past their
+//!   retention, in bounded batches; the seat keys of shows long over.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use tokio_util::sync::CancellationToken;
+
+use crate::booking::locks::SeatLocks;
+use crate::booking::store::Records;
+use crate::clock::{self, Clock};
+use crate::domain::catalog::Catalog;
+use crate::redis::RedisHandle;
+
+/// How often the node measures its clock against Redis.
+pub const CLOCK_EVERY: Duration = Duration::from_secs(10);
+/// A skew worth a warning in the logs.
+const SKEW_WARN_MS: i64 = 500;
+/// How often the clean-up runs, and how many rows one pass deletes per table.
+pub const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 1_000;
+/// An `Idempotency-Key` answers retries for a day.
+pub const IDEMPOTENCY_RETENTION: TimeDelta = TimeDelta::days(1);
+/// Relayed events stay a week for consumers that replay.
+pub const OUTBOX_RETENTION: TimeDelta = TimeDelta::days(7);
+/// A show's seat keys go this long after it started (its tickets are in Postgres).
+pub const SHOW_KEYS_RETENTION: TimeDelta = TimeDelta::days(2);
+
+/// Measures the offset once: `TIME` halfway through the round trip.
+pub async fn sync_clock(redis: &RedisHandle) -> crate::error::Result<i64> {
+    let (sent, local_ms) = (Instant::now(), chrono::Utc::now().timestamp_millis());
+    let remote = redis.time_ms().await?;
+    let half_trip = sent.elapsed().as_millis() as i64 / 2;
+    let offset = remote - (local_ms + half_trip);
+    clock::set_offset_ms(offset);
+    if offset.abs() > SKEW_WARN_MS {
+        tracing::warn!(
+            offset_ms = offset,
+            "this node's clock is off from Redis TIME; using Redis time"
+        );
+    }
+    Ok(offset)
+}
+
+pub async fn clock_loop(redis: Arc<RedisHandle>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CLOCK_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sync_clock(&redis).await {
+            tracing::warn!(error = %e, "clock check against Redis failed; keeping the last offset");
+        }
+    }
+}
+
+/// What the clean-up works on.
+pub struct Cleanup {
+    pub records: Arc<dyn Records>,
+    pub locks: Arc<dyn SeatLocks>,
+    pub catalog: Arc<Catalog>,
+    pub clock: Clock,
+}
+
+impl Cleanup {
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(CLEANUP_EVERY);
+        let mut forgotten: HashSet<String> = HashSet::new();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.pass(&mut forgotten).await;
+        }
+    }
+
+    /// One pass; each part on its own, so one failing never stops the others.
+    pub async fn pass(&self, forgotten: &mut HashSet<String>) {
+        let now = self.clock.now();
+        match self
+            .records
+            .prune(now - IDEMPOTENCY_RETENTION, now - OUTBOX_RETENTION, PRUNE_BATCH)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old idempotency keys and relayed events"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
+        }
+        for show in self.catalog.shows() {
+            if show.start_time > now - SHOW_KEYS_RETENTION || forgotten.contains(&show.id) {
+                continue;
+            }
+            match self.locks.forget(&show.id).await {
+                Ok(()) => {
+                    forgotten.insert(show.id.clone());
+                }
+                Err(e) => tracing::warn!(show = %show.id, error = %e, "could not drop an old show's seat keys"),
+            }
+        }
+    }
+}

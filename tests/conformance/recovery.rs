@@ -1,0 +1,161 @@
+//! Recovery on every seat engine: a show with no state refuses until it is
+//! rebuilt from the record; a rebuild puts the record back over holds under a
+//! new epoch; late and repeated order changes change nothing; a retried hold
+//! answers the first run.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use showgate::booking::locks::SeatLocks;
+use showgate::domain::seats::{HoldOutcome, Owner, PendingLock, RecordState};
+use showgate::error::Error;
+
+use super::common::{self, seats};
+use super::{SHOW, T0, TTL};
+
+fn record() -> RecordState {
+    RecordState {
+        booked: vec![("A1".into(), "o1".into(), 7)],
+        pending: vec![PendingLock {
+            order_id: "o2".into(),
+            hold_id: "h9".into(),
+            user: "carol".into(),
+            seats: seats(&["D1", "D2"]),
+            created_ms: T0,
+            expires_ms: T0 + 600_000,
+            stamp: 8,
+        }],
+    }
+}
+
+async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: Arc<dyn SeatLocks>) {
+    let refused = locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await;
+    assert!(matches!(refused, Err(Error::StateMissing(_))), "{refused:?}");
+    assert!(matches!(locks.snapshot(SHOW, T0).await, Err(Error::StateMissing(_))));
+    let built = locks.rebuild(SHOW, T0, "", "e1", &record()).await.unwrap();
+    assert_eq!((built.out, built.epoch.as_str()), (true, "e1"));
+    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    assert_eq!(snap.epoch, "e1");
+    assert_eq!(snap.taken["A1"], Owner::Booked("o1".into()));
+    assert_eq!(snap.taken["D2"], Owner::Order("o2".into()));
+    // The booked and the pending seats cannot be taken.
+    let r = locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "D1", "E1"]), TTL)
+        .await
+        .unwrap();
+    assert!(matches!(r.out, HoldOutcome::Conflict { ref conflicts, .. } if conflicts == &seats(&["A1", "D1"])));
+    // The pending order's hold record is back: its order can still be paid.
+    let rec = locks.hold_record(SHOW, "h9").await.unwrap().unwrap();
+    assert_eq!((rec.user.as_str(), rec.order_id.as_deref()), ("carol", Some("o2")));
+    let paid = locks
+        .book(SHOW, T0 + 1, "o2", "h9", 9, &seats(&["D1", "D2"]))
+        .await
+        .unwrap();
+    assert!(paid.out);
+    assert_eq!(
+        locks.snapshot(SHOW, T0 + 1).await.unwrap().out.taken["D1"],
+        Owner::Booked("o2".into())
+    );
+}
+
+async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<dyn SeatLocks>) {
+    locks
+        .rebuild(SHOW, T0, "", "e1", &RecordState::default())
+        .await
+        .unwrap();
+    let mut deltas = locks.subscribe(SHOW).await.unwrap();
+    locks
+        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+        .await
+        .unwrap();
+    locks.hold(SHOW, T0, "bob", "h2", &seats(&["B1"]), TTL).await.unwrap();
+    // Only the epoch the caller saw is rebuilt: a second node's rebuild is a no-op.
+    let stale = locks.rebuild(SHOW, T0 + 1, "e0", "e9", &record()).await.unwrap();
+    assert_eq!((stale.out, stale.epoch.as_str()), (false, "e1"));
+    let r = locks.rebuild(SHOW, T0 + 1, "e1", "e2", &record()).await.unwrap();
+    assert_eq!((r.out, r.epoch.as_str(), r.version), (true, "e2", 3));
+    let snap = locks.snapshot(SHOW, T0 + 1).await.unwrap().out;
+    assert_eq!(
+        snap.taken.get("A2"),
+        None,
+        "alice's hold stood on a sold seat: released whole"
+    );
+    assert_eq!(snap.taken["B1"], Owner::Hold("h2".into()), "other holds stay");
+    let ended = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
+    assert_eq!(ended.status, showgate::domain::seats::HoldStatus::Released);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let d = tokio::time::timeout(std::time::Duration::from_secs(5), deltas.next())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push((d.epoch, d.version));
+    }
+    assert_eq!(seen, vec![("e1".into(), 1), ("e1".into(), 2), ("e2".into(), 3)]);
+}
+
+async fn late_and_repeated_order_changes_change_nothing(locks: Arc<dyn SeatLocks>) {
+    let locks = common::ready(locks).await;
+    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    locks
+        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 600_000)
+        .await
+        .unwrap();
+    // Cancelled (stamp 20) before the payment's book (stamp 10) reached the locks.
+    assert!(
+        locks
+            .release_order(SHOW, T0, "o1", "h1", 20, &seats(&["A1"]))
+            .await
+            .unwrap()
+            .out
+    );
+    let late = locks.book(SHOW, T0, "o1", "h1", 10, &seats(&["A1"])).await.unwrap();
+    assert!(!late.out);
+    assert!(locks.snapshot(SHOW, T0).await.unwrap().out.taken.is_empty());
+    let again = locks
+        .release_order(SHOW, T0, "o1", "h1", 20, &seats(&["A1"]))
+        .await
+        .unwrap();
+    assert!(!again.out);
+}
+
+async fn a_retried_hold_answers_the_first_run_and_keeps_the_seats(locks: Arc<dyn SeatLocks>) {
+    let locks = common::ready(locks).await;
+    locks.hold(SHOW, T0, "alice", "h0", &seats(&["A9"]), TTL).await.unwrap();
+    let first = locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
+    let again = locks
+        .hold(SHOW, T0 + 1, "alice", "h1", &seats(&["A1"]), TTL)
+        .await
+        .unwrap();
+    assert_eq!(first.out, again.out);
+    assert_eq!(first.version, again.version, "the retry changed nothing");
+    assert_eq!(
+        locks.snapshot(SHOW, T0 + 1).await.unwrap().out.taken["A1"],
+        Owner::Hold("h1".into())
+    );
+}
+
+macro_rules! recovery_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory_recovery {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::memory_locks()).await } )*
+        }
+        mod redis_recovery {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::redis_locks(&super::common::unique_prefix()).await).await
+            } )*
+        }
+        mod redis_cluster_recovery {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::cluster_locks(&super::common::unique_prefix()).await).await
+            } )*
+        }
+    };
+}
+
+recovery_cases!(
+    a_show_with_no_state_refuses_until_it_is_built_from_the_record,
+    a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch,
+    late_and_repeated_order_changes_change_nothing,
+    a_retried_hold_answers_the_first_run_and_keeps_the_seats,
+);
