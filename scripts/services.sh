@@ -34,8 +34,10 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 wait_for redis redis-cli -h 127.0.0.1 -p 6379 ping
 
-# --- Redis Cluster (three masters on 7101-7103, for the cluster tests) ---------
-cluster_ports="7101 7102 7103"
+# --- Redis Cluster (three masters and three replicas on 7101-7106) --------------
+# The tests seed from 7101-7103; the replicas make failover possible. Tests
+# that kill a master start a cluster of their own on other ports.
+cluster_ports="7101 7102 7103 7104 7105 7106"
 for p in $cluster_ports; do
   if ! redis-cli -p "$p" ping >/dev/null 2>&1; then
     dir=/tmp/showgate-cluster/$p
@@ -45,13 +47,18 @@ for p in $cluster_ports; do
   fi
 done
 for p in $cluster_ports; do wait_for "redis cluster node $p" redis-cli -p "$p" ping; done
-if ! redis-cli -p 7101 cluster info 2>/dev/null | grep -q "cluster_state:ok"; then
-  log "creating the redis cluster"
+cluster_whole() {
+  redis-cli -p 7101 cluster info 2>/dev/null | grep -q "cluster_state:ok" \
+    && [ "$(redis-cli -p 7101 cluster nodes 2>/dev/null | grep -c connected)" = 6 ]
+}
+if ! cluster_whole; then
+  log "creating the redis cluster (3 masters, 3 replicas)"
   for p in $cluster_ports; do
     redis-cli -p "$p" flushall >/dev/null 2>&1 || true
     redis-cli -p "$p" cluster reset hard >/dev/null 2>&1 || true
   done
-  redis-cli --cluster create 127.0.0.1:7101 127.0.0.1:7102 127.0.0.1:7103 --cluster-replicas 0 --cluster-yes >/dev/null
+  redis-cli --cluster create 127.0.0.1:7101 127.0.0.1:7102 127.0.0.1:7103 \
+    127.0.0.1:7104 127.0.0.1:7105 127.0.0.1:7106 --cluster-replicas 1 --cluster-yes >/dev/null
 fi
 cluster_ok() { for p in $cluster_ports; do redis-cli -p "$p" cluster info | grep -q "cluster_state:ok" || return 1; done; }
 wait_for "redis cluster" cluster_ok

@@ -235,16 +235,25 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         .unwrap_or_default()
         .to_string();
     let keys = k.script_keys();
+    // The show's state exists (as after its first rebuild from Postgres).
+    let _: () = redis::cmd("SET")
+        .arg(keys[6])
+        .arg("bench")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     let args = [
         "EVALSHA",
         &sha,
-        "6",
+        "8",
         keys[0],
         keys[1],
         keys[2],
         keys[3],
         keys[4],
         keys[5],
+        keys[6],
+        keys[7],
         "bench",
         &k.channel,
         "PUBLISH",

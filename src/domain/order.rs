@@ -150,7 +150,9 @@ pub fn settle(
     rng: &mut impl rand::Rng,
 ) -> Order {
     let mut next = current.clone();
-    next.updated_at = micros(now);
+    // Strictly after the state it follows, even within one microsecond (or
+    // a clock step back): the seat locks order an order's changes by it.
+    next.updated_at = micros(now).max(current.updated_at + chrono::TimeDelta::microseconds(1));
     if matches!(event, OrderEvent::PaymentSucceeded | OrderEvent::PaymentFailed) {
         next.payment_reference = payment_reference.map(str::to_owned);
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::error::{Error, Result};
 use pubsub::Subscriptions;
@@ -48,9 +48,9 @@ impl Single {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// After a reply, replaces the manager if Redis said it is read-only.
-    fn check<T>(self: &Arc<Self>, result: &RedisResult<T>) {
-        let readonly = result.as_ref().err().is_some_and(|e| e.code() == Some("READONLY"));
+    /// After a reply, replaces the manager if Redis said it is read-only
+    /// (an error reply arrives as a value and becomes an error later).
+    fn check(self: &Arc<Self>, readonly: bool) {
         if !readonly || self.reconnecting.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -66,6 +66,14 @@ impl Single {
     }
 }
 
+fn is_readonly_error(e: &redis::RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
+fn is_readonly(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.code() == "READONLY")
+}
+
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
@@ -73,7 +81,7 @@ impl ConnectionLike for RedisConn {
                 let (single, mut conn) = (single.clone(), single.manager());
                 Box::pin(async move {
                     let result = conn.send_packed_command(cmd).await;
-                    single.check(&result);
+                    single.check(result.as_ref().map_or_else(is_readonly_error, is_readonly));
                     result
                 })
             }
@@ -92,7 +100,11 @@ impl ConnectionLike for RedisConn {
                 let (single, mut conn) = (single.clone(), single.manager());
                 Box::pin(async move {
                     let result = conn.send_packed_commands(cmd, offset, count).await;
-                    single.check(&result);
+                    let readonly = match &result {
+                        Ok(values) => values.iter().any(is_readonly),
+                        Err(e) => is_readonly_error(e),
+                    };
+                    single.check(readonly);
                     result
                 })
             }

@@ -29,6 +29,11 @@ pub struct StoredRoom {
     pub sold_out: bool,
     #[serde(default)]
     pub observed_rate: f64,
+    /// Which life of the room this is: a new one when the room is created or
+    /// re-seeded after Redis lost it (and its queue). Nodes that see it change
+    /// re-place their queue sockets rather than keep positions that are gone.
+    #[serde(default)]
+    pub generation: String,
 }
 
 /// Where a shopper stands.

@@ -38,3 +38,52 @@ impl Gates for Rooms {
         Rooms::gated(self, show).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::auth::Tokens;
+    use crate::clock::Clock;
+    use crate::domain::catalog::{Catalog, demo};
+    use crate::waitroom::engine::{SeatCount, WaitingRooms};
+    use crate::waitroom::memory::MemoryWaitingRooms;
+    use crate::waitroom::rooms::Rooms;
+
+    struct NothingSold;
+
+    #[async_trait]
+    impl SeatCount for NothingSold {
+        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
+            Ok((0, false))
+        }
+    }
+
+    #[tokio::test]
+    async fn until_the_rooms_are_known_no_show_is_open_to_holds() {
+        let catalog = Arc::new(Catalog::new(demo(chrono::Utc::now().date_naive())).unwrap());
+        let show = ShowId::parse(&catalog.shows()[0].id).unwrap();
+        let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), Clock::system()));
+        let rooms = Rooms::new(
+            engine,
+            None,
+            catalog,
+            Arc::new(Tokens::new("secret")),
+            Duration::from_secs(60),
+            Clock::system(),
+            CancellationToken::new(),
+        );
+        let refused = rooms.check(&show, "alice", None);
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        rooms.refresh().await.unwrap();
+        assert!(
+            rooms.check(&show, "alice", None).is_ok(),
+            "an ungated show, once known, is open"
+        );
+    }
+}

@@ -222,6 +222,21 @@ impl QueueHub {
         Ok(feed)
     }
 
+    /// The room lost its queue (Redis lost its data): every socket's shopper
+    /// queues again, in the order of their sockets, and is told where.
+    pub fn requeue(self: &Arc<Self>, show: &str) {
+        let Some(slot) = self.feeds.slots().into_iter().find(|s| s.show == show) else {
+            return;
+        };
+        let (hub, feed) = (self.clone(), slot.feed.clone());
+        tokio::spawn(async move {
+            let mut st = feed.state.lock().await;
+            st.book = PositionBook::default();
+            st.last_seq = 0;
+            hub.reread(&feed.show, &mut st, true).await;
+        });
+    }
+
     /// Tells every socket of the show that the room is gone.
     pub fn close(&self, show: &str) {
         if let Some(slot) = self.feeds.close(show) {
@@ -270,7 +285,7 @@ impl QueueHub {
                     Err(e) => tracing::warn!(show = %feed.show, error = %e, "queue feed resubscribe failed"),
                 }
                 let mut st = feed.state.lock().await;
-                self.reread(&feed.show, &mut st).await;
+                self.reread(&feed.show, &mut st, false).await;
                 continue;
             };
             let mut st = feed.state.lock().await;
@@ -280,14 +295,19 @@ impl QueueHub {
 
     async fn apply(&self, show: &str, st: &mut FeedState, event: RoomEvent) {
         let seq = event.seq();
-        if seq <= st.last_seq {
-            return;
+        if seq == st.last_seq {
+            return; // seen already
         }
+        // A gap, a reset, or a sequence that went back (Redis lost the room's
+        // counters and they started again): every position is re-read, never
+        // frozen behind the old number.
         if seq != st.last_seq + 1 || matches!(event, RoomEvent::Reset { .. }) {
             if seq != st.last_seq + 1 {
                 tracing::info!(%show, have = st.last_seq, got = seq, "queue feed gap; re-reading positions");
             }
-            self.reread(show, st).await;
+            let went_back = seq < st.last_seq;
+            st.last_seq = 0;
+            self.reread(show, st, went_back).await;
             if let RoomEvent::Tick { sold_out, rate, .. } = event {
                 st.sold_out = sold_out;
                 st.rate = rate;
@@ -343,9 +363,20 @@ impl QueueHub {
     }
 
     /// Re-reads the rank of every socket's user in batches, as of one event.
-    async fn reread(&self, show: &str, st: &mut FeedState) {
-        let ids: Vec<u64> = st.sockets.keys().copied().collect();
+    /// `lost`: the room's data went back (Redis lost it), so a socket whose
+    /// shopper is no longer queued joins again instead of waiting forever.
+    async fn reread(&self, show: &str, st: &mut FeedState, lost: bool) {
+        // Oldest sockets first: if shoppers must queue again, they keep their order.
+        let mut ids: Vec<u64> = st.sockets.keys().copied().collect();
+        ids.sort_unstable();
+        // The counter as of this reading, which may be below what the feed had
+        // seen (the room's counters restarted): it is the one to follow.
         let mut last = st.last_seq;
+        if ids.is_empty()
+            && let Ok((seq, length, _)) = self.engine.ranks(show, &[]).await
+        {
+            (last, st.queue_length) = (seq, length);
+        }
         for chunk in ids.chunks(REREAD_CHUNK) {
             let users: Vec<String> = chunk.iter().map(|id| st.sockets[id].user.clone()).collect();
             match self.engine.ranks(show, &users).await {
@@ -363,18 +394,26 @@ impl QueueHub {
                 Err(e) => tracing::warn!(%show, error = %e, "queue position re-read failed"),
             }
         }
-        st.last_seq = last;
         // Sockets whose user is no longer queued: admitted during the gap, or gone.
         let now = self.clock.now_ms();
         let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
         for id in missing {
             let user = st.sockets[&id].user.clone();
-            if let Ok(stand) = self.engine.join(show, &user, now, false, false, now).await
-                && matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. })
-            {
-                let view = self.view_of(show, &user, &stand.standing, st);
-                let _ = st.sockets[&id].view.send(view);
+            // A live socket is a shopper still waiting: if Redis lost their
+            // place (its data was lost), they queue again rather than freeze.
+            let Ok(stand) = self.engine.join(show, &user, now, false, lost, now).await else {
+                continue;
+            };
+            if !lost && !matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. }) {
+                continue;
             }
+            if let Standing::Queued { score, position, .. } = &stand.standing {
+                st.book.insert(id, *score, *position, stand.seq);
+                last = last.max(stand.seq);
+            }
+            let view = self.view_of(show, &user, &stand.standing, st);
+            let _ = st.sockets[&id].view.send(view);
         }
+        st.last_seq = last;
     }
 }

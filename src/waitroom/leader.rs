@@ -298,6 +298,7 @@ mod tests {
             seed: "seed".into(),
             sold_out: false,
             observed_rate: 0.0,
+            generation: String::new(),
         }
     }
 

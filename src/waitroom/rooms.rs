@@ -45,6 +45,10 @@ pub struct Rooms {
     stop: CancellationToken,
 }
 
+fn new_generation() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 fn no_room() -> Error {
     Error::NotFound("this show has no waiting room".into())
 }
@@ -115,6 +119,10 @@ impl Rooms {
             seed,
             sold_out: current.as_ref().is_some_and(|c| c.sold_out),
             observed_rate: current.as_ref().map(|c| c.observed_rate).unwrap_or_default(),
+            generation: current
+                .as_ref()
+                .map(|c| c.generation.clone())
+                .unwrap_or_else(new_generation),
         };
         // The durable copy first: a room Redis has is always one Postgres has.
         if let Some(durable) = &self.durable {
@@ -240,7 +248,15 @@ impl Rooms {
             if self.catalog.show(&show).is_none() {
                 continue;
             }
+            let reborn = self
+                .cache
+                .get(&show)
+                .is_some_and(|old| old.generation != room.generation);
             self.cache.insert(show.clone(), room);
+            if reborn {
+                tracing::warn!(%show, "waiting room came back without its queue; placing its sockets again");
+                self.hub.requeue(&show);
+            }
             self.ensure_leader(&show);
         }
         let gone: Vec<String> = self
@@ -275,6 +291,7 @@ impl Rooms {
                         seed: d.seed,
                         sold_out: false,
                         observed_rate: 0.0,
+                        generation: new_generation(),
                     };
                     tracing::warn!(show = %d.show, "waiting room missing from Redis; re-seeded from Postgres");
                     self.engine.save(&d.show, &room).await?;

@@ -212,45 +212,7 @@ pub async fn assert_error(res: Response, status: u16, code: &str) -> Value {
     body
 }
 
-/// A TCP proxy to a real service that a test can cut, to see the app lose
-/// a dependency mid-run.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-}
-
-impl Proxy {
-    pub async fn to(target: &'static str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = tokio_util::sync::CancellationToken::new();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut inbound, _) = tokio::select! {
-                    _ = token.cancelled() => return,
-                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
-                };
-                let token = token.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, stop }
-    }
-
-    /// Drops every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.stop.cancel();
-    }
-}
+pub use common::proxy::Proxy;
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -2,6 +2,9 @@
 //! test with its own key prefix and its own database.
 #![allow(dead_code)]
 
+pub mod own_redis;
+pub mod proxy;
+
 use std::sync::Arc;
 
 use showgate::booking::locks::SeatLocks;

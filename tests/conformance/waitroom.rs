@@ -28,6 +28,7 @@ fn room() -> StoredRoom {
         seed: "seed".into(),
         sold_out: false,
         observed_rate: 0.0,
+        generation: String::new(),
     }
 }
 

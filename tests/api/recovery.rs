@@ -1,0 +1,444 @@
+//! Faults with real processes: Redis flushed, killed and restarted empty,
+//! failed over to a replica; Redis and Postgres cut off; a script whose
+//! answer comes after the client gave up; confirm and cancel racing. Each
+//! test runs its own Redis (or cluster) on its own ports.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::common::own_redis::OwnRedis;
+use crate::helpers::common::{self, proxy::Proxy};
+use crate::helpers::{TestApp, next_json, spawn_app_with};
+
+/// The rebuild must be done within this long of Redis answering again.
+const RECOVERY_BUDGET: Duration = Duration::from_secs(5);
+/// An outage is answered within this long (the contract).
+const OUTAGE_ANSWER: Duration = Duration::from_secs(2);
+
+async fn app_on(redis_url: String) -> TestApp {
+    spawn_app_with(|s| s.redis_url = Some(redis_url)).await
+}
+
+/// A sale in every state: alice BOOKED E2 and E3, bob's order PAYMENT_PENDING
+/// on F2, carol only HOLDS G2 (in Redis alone).
+struct Sale {
+    show: String,
+    bob: String,
+    bob_order: String,
+    booked_order: String,
+}
+
+async fn a_sale(app: &TestApp) -> Sale {
+    let show = app.a_show().await;
+    let (alice, bob, carol) = (
+        app.token("alice").await,
+        app.token("bob").await,
+        app.token("carol").await,
+    );
+    let hold: Value = app.hold(&alice, &show, &["E2", "E3"]).await.json().await.unwrap();
+    let order: Value = app
+        .order(&alice, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let booked_order = order["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(app.pay(&alice, &booked_order, "SUCCESS").await.status(), StatusCode::OK);
+    let hold: Value = app.hold(&bob, &show, &["F2"]).await.json().await.unwrap();
+    let order: Value = app
+        .order(&bob, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app.hold(&carol, &show, &["G2"]).await.status(), StatusCode::CREATED);
+    Sale {
+        show,
+        bob,
+        bob_order: order["orderId"].as_str().unwrap().to_owned(),
+        booked_order,
+    }
+}
+
+fn statuses(map: &Value, seats: &[&str]) -> Vec<String> {
+    seats
+        .iter()
+        .map(|id| {
+            map["seats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == *id)
+                .unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Polls Redis itself (not the app, whose reads would rebuild on demand)
+/// until the show's seat hash has the record back; answers how long it took.
+async fn rebuilt_in_background(redis: &OwnRedis, prefix: &str, show: &str, order: &str) -> Duration {
+    let started = Instant::now();
+    let key = format!("{prefix}{{show:{show}}}:seats");
+    loop {
+        let reply = redis.command(&format!("HGET {key} E2")).unwrap_or_default();
+        if reply.contains(&format!("B:{order}")) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < RECOVERY_BUDGET, "not rebuilt within 5 s: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After the loss: the record is back, taken seats refuse holds, the
+/// pending order can still be paid, and the Redis-only hold is gone.
+async fn the_sale_survived(app: &TestApp, sale: &Sale) {
+    let map = app.seat_map(&sale.show).await;
+    assert_eq!(
+        statuses(&map, &["E2", "E3", "F2", "G2"]),
+        ["BOOKED", "BOOKED", "HELD", "AVAILABLE"]
+    );
+    let dave = app.token("dave").await;
+    let res = app.hold(&dave, &sale.show, &["E2", "H2"]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let res = app.hold(&dave, &sale.show, &["F2"]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "the pending order's seat stays its own"
+    );
+    let paid: Value = app
+        .pay(&sale.bob, &sale.bob_order, "SUCCESS")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "CONFIRMED", "{paid}");
+    assert_eq!(app.seat_status(&sale.show, "F2").await, "BOOKED");
+    // The shopper whose hold lived only in Redis picks again.
+    assert_eq!(app.hold(&dave, &sale.show, &["G2"]).await.status(), StatusCode::CREATED);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats WHERE order_id = $1::uuid")
+        .bind(&sale.booked_order)
+        .fetch_one(app.db.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "no confirmed order was lost");
+}
+
+#[tokio::test]
+async fn redis_flushed_mid_sale_puts_every_sold_and_pending_seat_back_within_five_seconds() {
+    let redis = OwnRedis::start();
+    let app = app_on(redis.url()).await;
+    let sale = a_sale(&app).await;
+    let gated = app.big_show().await;
+    app.put_room(&gated, json!({"admitRatePerSecond": 1})).await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{}/seats/ws", sale.show)).await;
+    let before = next_json(&mut ws).await;
+
+    assert!(redis.command("FLUSHALL").unwrap().starts_with("+OK"));
+    let took = rebuilt_in_background(&redis, &app.settings.redis_key_prefix, &sale.show, &sale.booked_order).await;
+    println!("rebuilt from Postgres {took:?} after FLUSHALL");
+
+    // Live sockets are sent a fresh snapshot under a new epoch that matches the seat map.
+    let snap = loop {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] == "snapshot" {
+            break msg;
+        }
+    };
+    assert_ne!(snap["epoch"], before["epoch"]);
+    let map = app.seat_map(&sale.show).await;
+    assert_eq!(snap["epoch"], map["epoch"]);
+    assert_eq!(
+        statuses(&snap, &["E2", "F2", "G2"]),
+        statuses(&map, &["E2", "F2", "G2"])
+    );
+    // The gated show never opened: its room came back from Postgres.
+    let eve = app.token("eve").await;
+    let res = app.hold(&eve, &gated, &["E2"]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get_json(&format!("/api/v1/shows/{gated}"), None).await["waitingRoom"],
+        true
+    );
+    the_sale_survived(&app, &sale).await;
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted_empty_answers_503_then_recovers_without_a_restart() {
+    let mut redis = OwnRedis::start();
+    let app = app_on(redis.url()).await;
+    let sale = a_sale(&app).await;
+    redis.kill();
+    let frank = app.token("frank").await;
+    let started = Instant::now();
+    let res = app.hold(&frank, &sale.show, &["H3"]).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < OUTAGE_ANSWER, "answered in {:?}", started.elapsed());
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["down"], json!(["redis"]));
+
+    redis.restart();
+    let took = rebuilt_in_background(&redis, &app.settings.redis_key_prefix, &sale.show, &sale.booked_order).await;
+    println!("rebuilt from Postgres {took:?} after Redis restarted empty");
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+    the_sale_survived(&app, &sale).await;
+}
+
+#[tokio::test]
+async fn after_a_failover_to_a_replica_the_service_reconnects_and_goes_on() {
+    let primary = OwnRedis::start();
+    let replica = OwnRedis::start();
+    replica.replicate(&primary);
+    let proxy = Proxy::to(primary.addr()).await;
+    let app = app_on(format!("redis://{}", proxy.addr)).await;
+    let show = app.a_show().await;
+    let grace = app.token("grace").await;
+    assert_eq!(app.hold(&grace, &show, &["E2"]).await.status(), StatusCode::CREATED);
+    // Let the replica catch up, then fail over: it becomes the primary, the
+    // old primary its replica, and new connections go to it. The node's open
+    // connection still reaches the demoted server, which answers READONLY.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(replica.command("REPLICAOF NO ONE").unwrap().starts_with("+OK"));
+    proxy.retarget(replica.addr());
+    assert!(
+        primary
+            .command(&format!("REPLICAOF 127.0.0.1 {}", replica.port))
+            .unwrap()
+            .starts_with("+OK")
+    );
+    let started = Instant::now();
+    let henry = app.token("henry").await;
+    loop {
+        let res = app.hold(&henry, &show, &["H4"]).await;
+        if res.status() == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an outage is a 503, never a 500"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never reconnected to the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("writable again {:?} after the failover", started.elapsed());
+    assert_eq!(app.seat_status(&show, "E2").await, "HELD", "the replica had the hold");
+}
+
+#[tokio::test]
+async fn redis_and_postgres_cut_off_answer_503_within_two_seconds_and_recover_by_themselves() {
+    let redis = Proxy::to("127.0.0.1:6379").await;
+    let pg = Proxy::to("127.0.0.1:5432").await;
+    let database = common::fresh_database().await;
+    let through_proxy = database.replace("127.0.0.1:5432", &pg.addr.to_string());
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(format!("redis://{}", redis.addr));
+        s.database_url = Some(through_proxy.clone());
+    })
+    .await;
+    let show = app.a_show().await;
+    let ivy = app.token("ivy").await;
+    let hold: Value = app.hold(&ivy, &show, &["E2"]).await.json().await.unwrap();
+
+    redis.cut();
+    let started = Instant::now();
+    let res = app.hold(&ivy, &show, &["E3"]).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    let body: Value = app.get("/readyz", None).await.json().await.unwrap();
+    assert_eq!(body["error"]["down"], json!(["redis"]));
+    redis.restore();
+    until_created(|| app.hold(&ivy, &show, &["E2"])).await;
+
+    pg.cut();
+    let started = Instant::now();
+    let res = app.order(&ivy, hold["holdId"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{:?}", res.text().await);
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    let body: Value = app.get("/readyz", None).await.json().await.unwrap();
+    assert_eq!(body["error"]["down"], json!(["postgres"]));
+    pg.restore();
+    let hold: Value = app.hold(&ivy, &show, &["E4"]).await.json().await.unwrap();
+    until_created(|| app.order(&ivy, hold["holdId"].as_str().unwrap())).await;
+}
+
+/// Retries a request until it answers 201, for at most 5 s; every answer
+/// before must be a 503.
+async fn until_created<F, Fut>(request: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let started = Instant::now();
+    loop {
+        let res = request().await;
+        match res.status() {
+            StatusCode::CREATED => return,
+            StatusCode::SERVICE_UNAVAILABLE if started.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => panic!("expected 201 after recovery, got {other}: {:?}", res.text().await),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_script_whose_answer_came_too_late_is_retried_and_changes_nothing_twice() {
+    let redis = OwnRedis::start();
+    let proxy = Proxy::to(redis.addr()).await;
+    let app = app_on(format!("redis://{}", proxy.addr)).await;
+    let show = app.a_show().await;
+    let jack = app.token("jack").await;
+    let hold: Value = app.hold(&jack, &show, &["E2", "E3"]).await.json().await.unwrap();
+    let order: Value = app
+        .order(&jack, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+    let version_key = format!("{}{{show:{show}}}:version", app.settings.redis_key_prefix);
+    let version = |r: &OwnRedis| {
+        let reply = r.command(&format!("GET {version_key}")).unwrap();
+        reply.lines().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)
+    };
+    let before = version(&redis);
+    // The book script runs in Redis, but its answer arrives after the
+    // node's 1.5 s timeout: the payment is recorded, the lock sync "failed".
+    proxy.delay_replies(Duration::from_millis(2_500));
+    let paid: Value = app.pay(&jack, &order_id, "SUCCESS").await.json().await.unwrap();
+    assert_eq!(paid["status"], "CONFIRMED");
+    proxy.delay_replies(Duration::ZERO);
+    // The reconciler runs book again for the same order state: it changes nothing.
+    let db = app.db.as_ref().unwrap();
+    let started = Instant::now();
+    loop {
+        let synced: bool = sqlx::query_scalar("SELECT lock_synced FROM orders WHERE id = $1::uuid")
+            .bind(&order_id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+        if synced {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never reconciled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(version(&redis), before + 1, "the booking was applied once");
+    let map = app.seat_map(&show).await;
+    assert_eq!(statuses(&map, &["E2", "E3"]), ["BOOKED", "BOOKED"]);
+}
+
+#[tokio::test]
+async fn confirm_and_cancel_racing_never_leave_a_cancelled_order_booked() {
+    let app = spawn_app_with(|_| {}).await;
+    let show = app.big_show().await;
+    let mut orders = Vec::new();
+    for i in 0..40 {
+        let user = app.token_owned(format!("racer{i}")).await;
+        let seat = format!("D{}", i + 1);
+        let hold: Value = app.hold(&user, &show, &[seat.as_str()]).await.json().await.unwrap();
+        let order: Value = app
+            .order(&user, hold["holdId"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        orders.push((user, seat, order["orderId"].as_str().unwrap().to_owned()));
+    }
+    let races = orders.iter().map(|(user, _, id)| {
+        let app = &app;
+        async move {
+            let path = format!("/api/v1/orders/{id}/cancel");
+            let pay = app.pay(user, id, "SUCCESS");
+            let cancel = app.post(&path, Some(user), json!({}));
+            let (p, c) = tokio::join!(pay, cancel);
+            assert!(
+                p.status() == StatusCode::OK || p.status() == StatusCode::CONFLICT,
+                "{}",
+                p.status()
+            );
+            assert_eq!(c.status(), StatusCode::OK);
+        }
+    });
+    futures::future::join_all(races).await;
+    // Whatever the order of arrival, every order ends CANCELLED and its seat free,
+    // in Postgres and (once any lagging sync is done) on the seat map.
+    let db = app.db.as_ref().unwrap();
+    let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats WHERE show_id = $1")
+        .bind(&show)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(booked, 0);
+    let seats: Vec<&str> = orders.iter().map(|(_, s, _)| s.as_str()).collect();
+    let started = Instant::now();
+    loop {
+        let map = app.seat_map(&show).await;
+        let now = statuses(&map, &seats);
+        if now.iter().all(|s| s == "AVAILABLE") {
+            break;
+        }
+        assert!(
+            !now.iter().any(|s| s == "BOOKED") || started.elapsed() < Duration::from_secs(5),
+            "a cancelled order's seat is left BOOKED: {now:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (user, _, id) in &orders {
+        let order = app.get_json(&format!("/api/v1/orders/{id}"), Some(user)).await;
+        assert_eq!(order["status"], "CANCELLED");
+    }
+}
+
+#[tokio::test]
+async fn queue_sockets_are_placed_again_not_frozen_when_redis_loses_the_room() {
+    let redis = OwnRedis::start();
+    let app = app_on(redis.url()).await;
+    let show = app.big_show().await;
+    app.put_room(&show, json!({"admitRatePerSecond": 5, "paused": true}))
+        .await;
+    let (kim, lee) = (app.token("kim").await, app.token("lee").await);
+    let mut kim_ws = app.ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={kim}")).await;
+    assert_eq!(next_json(&mut kim_ws).await["position"], 1);
+    let mut lee_ws = app.ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={lee}")).await;
+    assert_eq!(next_json(&mut lee_ws).await["position"], 2);
+
+    assert!(redis.command("FLUSHALL").unwrap().starts_with("+OK"));
+    // The room comes back from Postgres; its counters start again from 1,
+    // which the node takes as a reset: both sockets are placed again.
+    let mut positions = Vec::new();
+    for ws in [&mut kim_ws, &mut lee_ws] {
+        let msg = next_json(ws).await;
+        assert_eq!(msg["type"], "position", "{msg}");
+        positions.push(msg["position"].as_u64().unwrap());
+    }
+    positions.sort();
+    assert_eq!(positions, [1, 2]);
+    // And admission goes on from there.
+    app.put_room(&show, json!({"paused": false})).await;
+    let started = Instant::now();
+    let mut admitted = 0;
+    for ws in [&mut kim_ws, &mut lee_ws] {
+        loop {
+            let msg = next_json(ws).await;
+            if msg["type"] == "admitted" {
+                admitted += 1;
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{msg}");
+        }
+    }
+    assert_eq!(admitted, 2);
+}
