@@ -11,7 +11,10 @@
 --       ARGV[7] the new epoch, ARGV[8] order-lock grace (ms), ARGV[9] JSON
 --       {"booked": [[seatId, orderId, stamp], ..],
 --        "pending": [{"o": orderId, "h": holdId, "u": userId, "s": [seatIds],
---                     "c": createdMs, "e": expiresMs, "t": stamp}, ..]}
+--                     "c": createdMs, "e": expiresMs, "t": stamp}, ..],
+--        "asOf": when the record was read (µs)}
+-- The record was read a moment before this runs: an order whose seats
+-- changed since (its stamp here is newer) keeps what that change did.
 -- Reply: {expired, version, epoch, rebuilt (1|0)}: 0 when the epoch is no
 -- longer the one the caller saw (another node rebuilt first): nothing changed.
 local seen, new_epoch, grace = ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -21,6 +24,7 @@ if current ~= seen then
 end
 local expired = sweep()
 local state = cjson.decode(ARGV[9])
+local as_of = tonumber(state.asOf) or 0
 
 local function stamp(order_id, t)
   local last = redis.call('HGET', K.stamps, order_id)
@@ -35,19 +39,28 @@ local function claim(seat, owner)
     wanted[#wanted + 1] = seat
   end
 end
+-- Whether the locks already follow a newer state of the order than the record read.
+local function newer(order_id, t)
+  local last = redis.call('HGET', K.stamps, order_id)
+  return last and tonumber(last) > t
+end
 for _, b in ipairs(state.booked) do
-  claim(b[1], 'B:' .. b[2])
-  stamp(b[2], b[3])
+  if not newer(b[2], b[3]) then
+    claim(b[1], 'B:' .. b[2])
+    stamp(b[2], b[3])
+  end
 end
 for _, p in ipairs(state.pending) do
-  for _, seat in ipairs(p.s) do claim(seat, 'O:' .. p.o) end
-  stamp(p.o, p.t)
-  local rec = hold_get(p.h)
-  if rec == nil or rec.o ~= p.o then
-    hold_put(p.h, { u = p.u, s = p.s, st = 'HELD', c = p.c, e = p.c, o = p.o, oc = p.c, oe = p.e })
-    if redis.call('HGET', K.users, p.u) == p.h then redis.call('HDEL', K.users, p.u) end
+  if not newer(p.o, p.t) then
+    for _, seat in ipairs(p.s) do claim(seat, 'O:' .. p.o) end
+    stamp(p.o, p.t)
+    local rec = hold_get(p.h)
+    if rec == nil or rec.o ~= p.o then
+      hold_put(p.h, { u = p.u, s = p.s, st = 'HELD', c = p.c, e = p.c, o = p.o, oc = p.c, oe = p.e })
+      if redis.call('HGET', K.users, p.u) == p.h then redis.call('HDEL', K.users, p.u) end
+    end
+    redis.call('ZADD', K.deadlines, p.e + grace, p.h)
   end
-  redis.call('ZADD', K.deadlines, p.e + grace, p.h)
 end
 
 for _, seat in ipairs(wanted) do
@@ -65,11 +78,15 @@ for _, seat in ipairs(wanted) do
 end
 
 -- Booked seats the record does not know (a late message of an order since
--- cancelled), in seat order so every engine reports them alike.
+-- cancelled), unless booked after the record was read; in seat order so
+-- every engine reports them alike.
 local stale = {}
 local all = redis.call('HGETALL', K.seats)
 for i = 1, #all, 2 do
-  if string.sub(all[i + 1], 1, 2) == 'B:' and want[all[i]] == nil then stale[#stale + 1] = all[i] end
+  local owner = all[i + 1]
+  if string.sub(owner, 1, 2) == 'B:' and want[all[i]] == nil and not newer(string.sub(owner, 3), as_of) then
+    stale[#stale + 1] = all[i]
+  end
 end
 table.sort(stale)
 for _, seat in ipairs(stale) do

@@ -402,6 +402,7 @@ async fn seats_rebuild_puts_the_record_back_fenced_by_the_epoch_and_publishes_it
     let record = serde_json::json!({
         "booked": [["A1", "o1", 7]],
         "pending": [{"o": "o2", "h": "h9", "u": "carol", "s": ["D1"], "c": NOW, "e": NOW + 600_000, "t": 8}],
+        "asOf": 6,
     })
     .to_string();
     let stale = f

@@ -137,6 +137,10 @@ pub struct RecordState {
     pub booked: Vec<(String, String, i64)>,
     /// Every order still waiting for its payment.
     pub pending: Vec<PendingLock>,
+    /// When the record was read (µs): a change applied to the locks after
+    /// it (a newer stamp) is kept by the rebuild.
+    #[serde(rename = "asOf")]
+    pub as_of: i64,
 }
 
 /// A PAYMENT_PENDING order's lock (field names are the rebuild script's JSON).
@@ -329,6 +333,11 @@ impl<'a> Op<'a> {
         }
         self.state.stamps.insert(order.to_owned(), stamp);
         true
+    }
+
+    /// Whether the locks follow a newer state of the order than `stamp`.
+    fn newer(&self, order: &str, stamp: i64) -> bool {
+        self.state.stamps.get(order).is_some_and(|last| *last > stamp)
     }
 
     fn restamp(&mut self, order: &str, stamp: i64) {
@@ -671,10 +680,16 @@ impl ShowSeats {
             }
         };
         for (seat, order, stamp) in &record.booked {
+            if op.newer(order, *stamp) {
+                continue;
+            }
             claim(seat, Owner::Booked(order.clone()));
             op.restamp(order, *stamp);
         }
         for p in &record.pending {
+            if op.newer(&p.order_id, p.stamp) {
+                continue;
+            }
             for seat in &p.seats {
                 claim(seat, Owner::Order(p.order_id.clone()));
             }
@@ -729,7 +744,10 @@ impl ShowSeats {
             .state
             .owners
             .iter()
-            .filter(|(seat, o)| matches!(o, Owner::Booked(_)) && !want.contains_key(*seat))
+            .filter(|(seat, o)| match o {
+                Owner::Booked(order) => !want.contains_key(*seat) && !op.newer(order, record.as_of),
+                _ => false,
+            })
             .map(|(seat, _)| seat.clone())
             .collect();
         stale.sort();
@@ -988,6 +1006,8 @@ mod tests {
                 expires_ms: 1_000,
                 stamp: 8,
             }],
+            // Read after "gone" was booked (stamp 5): its booking is stale.
+            as_of: 6,
         };
         // Only the epoch the caller saw may be rebuilt.
         assert!(!s.rebuild("s", 3, T, "stale", "e2", &record).0);

@@ -25,6 +25,7 @@ fn record() -> RecordState {
             expires_ms: T0 + 600_000,
             stamp: 8,
         }],
+        as_of: 0,
     }
 }
 
@@ -94,6 +95,35 @@ async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<
     assert_eq!(seen, vec![("e1".into(), 1), ("e1".into(), 2), ("e2".into(), 3)]);
 }
 
+async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<dyn SeatLocks>) {
+    let locks = common::ready(locks).await;
+    // o1 was booked (stamp 10) after the record was read (as of 5): the
+    // rebuild must not free it. o2 was pending in the record (stamp 8) but
+    // cancelled since (stamp 9): the rebuild must not lock its seat again.
+    locks.book(SHOW, T0, "o1", "h1", 10, &seats(&["A1"])).await.unwrap();
+    locks
+        .release_order(SHOW, T0, "o2", "h2", 9, &seats(&["D1"]))
+        .await
+        .unwrap();
+    let stale = RecordState {
+        booked: vec![],
+        pending: vec![PendingLock {
+            order_id: "o2".into(),
+            hold_id: "h2".into(),
+            user: "carol".into(),
+            seats: seats(&["D1"]),
+            created_ms: T0,
+            expires_ms: T0 + 600_000,
+            stamp: 8,
+        }],
+        as_of: 5,
+    };
+    assert!(locks.rebuild(SHOW, T0, "e1", "e2", &stale).await.unwrap().out);
+    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    assert_eq!(snap.taken.get("A1"), Some(&Owner::Booked("o1".into())));
+    assert_eq!(snap.taken.get("D1"), None);
+}
+
 async fn late_and_repeated_order_changes_change_nothing(locks: Arc<dyn SeatLocks>) {
     let locks = common::ready(locks).await;
     locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
@@ -157,5 +187,6 @@ recovery_cases!(
     a_show_with_no_state_refuses_until_it_is_built_from_the_record,
     a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch,
     late_and_repeated_order_changes_change_nothing,
+    a_rebuild_keeps_what_changed_after_the_record_was_read,
     a_retried_hold_answers_the_first_run_and_keeps_the_seats,
 );

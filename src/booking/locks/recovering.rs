@@ -32,6 +32,9 @@ use crate::domain::seats::{
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
+/// See `rebuild`: how far before the record is read a change counts as newer.
+const READ_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Recovering {
     inner: Arc<dyn SeatLocks>,
     records: Arc<dyn Records>,
@@ -91,7 +94,12 @@ impl Recovering {
                 },
             },
         };
-        let record: RecordState = self.records.record_state(show).await?;
+        // Changes that commit while the record is read are newer than it;
+        // the margin covers a transaction's time between its clock reading
+        // and its commit, so such a change is kept, never undone.
+        let as_of = self.clock.now().timestamp_micros() - READ_MARGIN.as_micros() as i64;
+        let mut record: RecordState = self.records.record_state(show).await?;
+        record.as_of = as_of;
         let epoch = uuid::Uuid::new_v4().simple().to_string();
         let reply = self
             .inner
@@ -111,23 +119,25 @@ impl Recovering {
         Ok(())
     }
 
-    /// Notes what a reply says of the show; answers whether it went back in time.
-    fn went_back<T>(&self, show: &str, reply: &Reply<T>) -> bool {
+    /// Notes what a reply says of the show; answers whether it went back in
+    /// time. `floor` is what this node had seen when it sent the request:
+    /// Redis ran the request after every reply seen by then, so a lower
+    /// version in the same epoch means its data went back. (Replies to
+    /// requests in flight together may arrive in any order: those are no
+    /// evidence.)
+    fn went_back<T>(&self, show: &str, floor: Option<(String, u64)>, reply: &Reply<T>) -> bool {
+        let back = floor.is_some_and(|(epoch, version)| epoch == reply.epoch && reply.version < version);
         let mut entry = self
             .seen
             .entry(show.to_owned())
             .or_insert_with(|| (reply.epoch.clone(), reply.version));
         let (epoch, version) = entry.value_mut();
-        if *epoch != reply.epoch {
-            *epoch = reply.epoch.clone();
-            *version = reply.version;
-            return false;
+        if *epoch != reply.epoch || back {
+            (*epoch, *version) = (reply.epoch.clone(), reply.version);
+        } else {
+            *version = (*version).max(reply.version);
         }
-        if reply.version < *version {
-            return true;
-        }
-        *version = reply.version;
-        false
+        back
     }
 
     /// Runs `op`, rebuilding the show first if its state is missing, and
@@ -137,6 +147,7 @@ impl Recovering {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Reply<T>>>,
     {
+        let floor = self.seen.get(show).map(|s| s.clone());
         let reply = match op().await {
             Err(Error::StateMissing(_)) => {
                 self.rebuild(show, Why::Missing).await?;
@@ -144,7 +155,7 @@ impl Recovering {
             }
             other => other?,
         };
-        if self.went_back(show, &reply) {
+        if self.went_back(show, floor, &reply) {
             tracing::warn!(%show, version = reply.version, "seat state went back in time (a lagging replica?)");
             self.rebuild(show, Why::WentBack).await?;
         }

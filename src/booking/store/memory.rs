@@ -216,6 +216,7 @@ impl Records for MemoryRecords {
         Ok(RecordState {
             booked,
             pending: pending.into_iter().map(super::pending_lock).collect(),
+            as_of: 0,
         })
     }
 

@@ -293,6 +293,7 @@ impl Records for PgRecords {
                 .map(|(seat, order, at)| (seat, order.to_string(), at.timestamp_micros()))
                 .collect(),
             pending: pending.iter().map(super::pending_lock).collect(),
+            as_of: 0,
         })
     }
 

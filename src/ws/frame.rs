@@ -1,0 +1,289 @@
+//! WebSocket frames (RFC 6455) at the byte level, for the seat stream's
+//! write path: a frame is encoded once and the same bytes go to every
+//! socket. Server frames are never masked; client frames always are.
+//!
+//! The reader keeps no message: the seat stream acts on control frames only
+//! (ping, pong, close), so data frames are skipped as they arrive, counted
+//! against the inbound limit.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+const FIN: u8 = 0x80;
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+/// Control frames carry at most this much (RFC 6455 5.5).
+const MAX_CONTROL: usize = 125;
+
+fn header(out: &mut BytesMut, opcode: u8, len: usize) {
+    out.put_u8(FIN | opcode);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+}
+
+fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 10);
+    header(&mut out, opcode, payload.len());
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// A complete text frame: header and payload in one buffer.
+pub fn text(payload: &[u8]) -> Bytes {
+    frame(OP_TEXT, payload)
+}
+
+pub fn ping() -> Bytes {
+    frame(OP_PING, &[])
+}
+
+pub fn pong(payload: &[u8]) -> Bytes {
+    frame(OP_PONG, payload)
+}
+
+/// A close frame with a code and a short reason.
+pub fn close(code: u16, reason: &str) -> Bytes {
+    let reason = &reason.as_bytes()[..reason.len().min(MAX_CONTROL - 2)];
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(reason);
+    frame(OP_CLOSE, &payload)
+}
+
+/// What a client sent that the server acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// Anything that shows the peer is alive (a data frame, a pong).
+    Alive,
+    Ping(Bytes),
+    Close,
+}
+
+/// Why the reader gave up on the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A message longer than the limit (close with 1009).
+    TooBig,
+    /// An unmasked frame, a bad opcode or an oversized control frame (1002).
+    Protocol,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading a header.
+    Header,
+    /// Skipping a data frame's payload.
+    Skip { left: u64 },
+    /// Reading a control frame's payload.
+    Control { opcode: u8, mask: [u8; 4], len: usize },
+}
+
+/// An incremental reader of client frames.
+#[derive(Debug)]
+pub struct Reader {
+    state: State,
+    buf: BytesMut,
+    /// Bytes of the current data message so far.
+    message: u64,
+    limit: u64,
+}
+
+impl Reader {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            state: State::Header,
+            buf: BytesMut::new(),
+            message: 0,
+            limit: limit as u64,
+        }
+    }
+
+    /// Takes bytes read from the socket; answers what they mean, in order.
+    pub fn feed(&mut self, input: &[u8]) -> Result<Vec<Inbound>, Violation> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < input.len() {
+            match &mut self.state {
+                State::Skip { left } => {
+                    let n = (*left).min((input.len() - at) as u64) as usize;
+                    *left -= n as u64;
+                    at += n;
+                    if *left == 0 {
+                        self.state = State::Header;
+                    }
+                }
+                State::Control { opcode, mask, len } => {
+                    let n = (*len - self.buf.len()).min(input.len() - at);
+                    self.buf.extend_from_slice(&input[at..at + n]);
+                    at += n;
+                    if self.buf.len() == *len {
+                        let payload: Vec<u8> = self.buf.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+                        self.buf.clear();
+                        out.push(control(*opcode, payload));
+                        self.state = State::Header;
+                    }
+                }
+                State::Header => {
+                    // The longest header is 14 bytes; take what may be one.
+                    let take = (14 - self.buf.len()).min(input.len() - at);
+                    self.buf.extend_from_slice(&input[at..at + take]);
+                    at += take;
+                    let Some((used, (fin, opcode, masked, len, mask))) = parse_header(&self.buf)? else {
+                        continue;
+                    };
+                    // Bytes taken past the header belong to what follows it.
+                    at -= self.buf.len() - used;
+                    self.buf.clear();
+                    if !masked {
+                        return Err(Violation::Protocol);
+                    }
+                    match opcode {
+                        OP_TEXT | OP_BINARY | OP_CONTINUATION => {
+                            self.message += len;
+                            if self.message > self.limit {
+                                return Err(Violation::TooBig);
+                            }
+                            if fin {
+                                self.message = 0;
+                            }
+                            out.push(Inbound::Alive);
+                            if len > 0 {
+                                self.state = State::Skip { left: len };
+                            }
+                        }
+                        OP_CLOSE | OP_PING | OP_PONG if fin && len as usize <= MAX_CONTROL => {
+                            if len == 0 {
+                                out.push(control(opcode, Vec::new()));
+                            } else {
+                                self.state = State::Control {
+                                    opcode,
+                                    mask,
+                                    len: len as usize,
+                                };
+                            }
+                        }
+                        _ => return Err(Violation::Protocol),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn control(opcode: u8, payload: Vec<u8>) -> Inbound {
+    match opcode {
+        OP_PING => Inbound::Ping(Bytes::from(payload)),
+        OP_CLOSE => Inbound::Close,
+        _ => Inbound::Alive,
+    }
+}
+
+type Header = (bool, u8, bool, u64, [u8; 4]);
+
+/// A complete header at the start of `b`, and its length.
+fn parse_header(b: &[u8]) -> Result<Option<(usize, Header)>, Violation> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    let fin = b[0] & FIN != 0;
+    if b[0] & 0x70 != 0 {
+        return Err(Violation::Protocol); // no extensions were agreed
+    }
+    let opcode = b[0] & 0x0F;
+    let masked = b[1] & 0x80 != 0;
+    let (len, at) = match b[1] & 0x7F {
+        126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
+        127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap_or_default()), 10),
+        126 | 127 => return Ok(None),
+        n => (n as u64, 2),
+    };
+    let used = at + if masked { 4 } else { 0 };
+    if b.len() < used {
+        return Ok(None);
+    }
+    let mut mask = [0u8; 4];
+    if masked {
+        mask.copy_from_slice(&b[at..at + 4]);
+    }
+    Ok(Some((used, (fin, opcode, masked, len, mask))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![if fin { FIN | opcode } else { opcode }];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 65535 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn server_frames_carry_the_length_the_way_the_rfc_says() {
+        assert_eq!(&text(b"hi")[..], &[0x81, 2, b'h', b'i']);
+        let big = text(&vec![b'x'; 300]);
+        assert_eq!(&big[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(big.len(), 304);
+        let huge = text(&vec![b'x'; 70_000]);
+        assert_eq!(&huge[..2], &[0x81, 127]);
+        assert_eq!(&close(4500, "bye")[..], &[0x88, 5, 0x11, 0x94, b'b', b'y', b'e']);
+    }
+
+    #[test]
+    fn the_reader_answers_control_frames_and_skips_data_in_any_split() {
+        let mut bytes = client(OP_TEXT, true, &vec![b'a'; 1000]);
+        bytes.extend(client(OP_PING, true, b"are you there"));
+        bytes.extend(client(OP_PONG, true, b""));
+        bytes.extend(client(OP_CLOSE, true, &1000u16.to_be_bytes()));
+        let want = vec![
+            Inbound::Alive,
+            Inbound::Ping(Bytes::from_static(b"are you there")),
+            Inbound::Alive,
+            Inbound::Close,
+        ];
+        for chunk in [1, 2, 3, 7, 13, 500, bytes.len()] {
+            let mut r = Reader::new(64 * 1024);
+            let mut got = Vec::new();
+            for part in bytes.chunks(chunk) {
+                got.extend(r.feed(part).unwrap());
+            }
+            assert_eq!(got, want, "in chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_limit_and_an_unmasked_frame_are_violations() {
+        let mut r = Reader::new(1024);
+        let mut bytes = client(OP_TEXT, false, &[b'a'; 600]);
+        bytes.extend(client(OP_CONTINUATION, true, &[b'a'; 600]));
+        assert_eq!(r.feed(&bytes), Err(Violation::TooBig));
+        let mut r = Reader::new(1024);
+        assert_eq!(r.feed(&[0x81, 1, b'x']), Err(Violation::Protocol));
+        let mut r = Reader::new(1024);
+        assert_eq!(r.feed(&client(OP_PING, true, &[0; 126])), Err(Violation::Protocol));
+    }
+}
