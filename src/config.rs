@@ -91,10 +91,17 @@ pub struct Settings {
     #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Frames a seat socket may fall behind by before it gets a fresh snapshot.
+    /// Batches of seat-stream history each feed keeps: a socket that fell
+    /// behind by fewer is caught up with one merged delta, by more with a snapshot.
     #[arg(long, global = true, env = "WS_QUEUE_FRAMES", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub ws_queue_frames: u64,
+
+    /// A seat socket gets at most one delta per this many milliseconds (the
+    /// changes in between are merged); 0 sends each change at once.
+    #[arg(long, global = true, env = "SEAT_STREAM_BATCH_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    pub seat_stream_batch_ms: u64,
 
     /// Open WebSockets per node; more are refused with 503 at the handshake.
     #[arg(long, global = true, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]

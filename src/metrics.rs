@@ -14,6 +14,10 @@ pub const WAITROOM_ACTIVE: &str = "waitroom_active";
 pub const WAITROOM_ADMITTED: &str = "waitroom_admitted_total";
 pub const WS_CONNECTIONS: &str = "ws_connections";
 pub const SEAT_FEEDS: &str = "seat_feeds";
+pub const SEAT_FEED_LAG: &str = "seat_feed_lag_seconds";
+pub const SEAT_FEED_RESYNCS: &str = "seat_feed_resyncs_total";
+pub const SEAT_STREAM_FRAMES: &str = "seat_stream_frames_total";
+pub const SEAT_STREAM_SNAPSHOTS: &str = "seat_stream_snapshots_total";
 pub const SEAT_STATE_REBUILDS: &str = "seat_state_rebuilds_total";
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -59,6 +63,22 @@ fn describe() {
         "Shows this node has a live seat feed (one subscription) for."
     );
     metrics::gauge!(WS_CONNECTIONS, "kind" => "seats").increment(0.0);
+    metrics::describe_histogram!(
+        SEAT_FEED_LAG,
+        "From a seat change's arrival at this node's feed to its batch going out to the sockets."
+    );
+    metrics::describe_counter!(
+        SEAT_FEED_RESYNCS,
+        "Seat feeds re-read from the engine (gap, new epoch)."
+    );
+    metrics::describe_counter!(
+        SEAT_STREAM_FRAMES,
+        "Delta frames written to seat sockets at once by the feed."
+    );
+    metrics::describe_counter!(
+        SEAT_STREAM_SNAPSHOTS,
+        "Snapshots sent to seat sockets that fell too far behind."
+    );
     metrics::describe_counter!(
         SEAT_STATE_REBUILDS,
         "Shows whose seat state was rebuilt from Postgres, by reason (missing, went_back, seats_taken)."

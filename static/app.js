@@ -241,20 +241,25 @@ async function queuePage(showId) {
 
 // ---- the live seat map -----------------------------------------------------
 
-/** Keeps a socket to the seat stream: snapshot, then contiguous deltas. On a
- *  version gap or a "reconnect" close it reconnects (with backoff) and takes
- *  the fresh snapshot it is sent. */
+/** Keeps a socket to the seat stream: snapshot, then contiguous deltas (a
+ *  delta covers `fromVersion..version`, the net change of each seat). A new
+ *  snapshot (a new epoch, or catching up) replaces the map. On a gap, a
+ *  delta of another epoch or a "reconnect" close it reconnects (with
+ *  backoff) and takes the fresh snapshot it is sent, keeping the version it
+ *  had so nothing is shown twice. */
 function seatStream(showId, { onSnapshot, onDelta, onState }) {
-  let ws, version = -1, stopped = false, attempt = 0, timer;
+  let ws, version = -1, epoch = null, stopped = false, attempt = 0, timer;
   const open = () => {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     ws = new WebSocket(`${proto}://${location.host}/api/v1/shows/${encodeURIComponent(showId)}/seats/ws`);
     ws.onopen = () => { attempt = 0; onState("live"); };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      if (msg.type === "snapshot") { version = msg.version; onSnapshot(msg); }
+      if (msg.type === "snapshot") { version = msg.version; epoch = msg.epoch; onSnapshot(msg); }
       else if (msg.type === "delta") {
-        if (version >= 0 && msg.version !== version + 1) { ws.close(); return; } // gap: resync by reconnecting
+        const from = msg.fromVersion ?? msg.version;
+        if (msg.version <= version && msg.epoch === epoch) return; // already shown
+        if (version >= 0 && (from !== version + 1 || msg.epoch !== epoch)) { ws.close(); return; } // gap: resync
         version = msg.version;
         onDelta(msg);
       }

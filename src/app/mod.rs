@@ -31,7 +31,7 @@ use crate::config::Settings;
 use crate::domain::catalog::{Catalog, CatalogData};
 use crate::http::extract::AuthState;
 use crate::http::ratelimit::{self, Limiter};
-use crate::live::hub::{LINGER, SeatHub};
+use crate::live::hub::{FeedTuning, LINGER, SeatHub};
 use crate::waitroom::rooms::Rooms;
 use crate::ws::{SocketTimes, Sockets};
 use state::{AppState, Health};
@@ -138,7 +138,10 @@ impl Application {
             catalog.clone(),
             engines.locks.clone(),
             clock,
-            settings.ws_queue_frames as usize,
+            FeedTuning {
+                batch_window: Duration::from_millis(settings.seat_stream_batch_ms),
+                history_batches: settings.ws_queue_frames as usize,
+            },
             LINGER,
         );
         let auth = AuthState {

@@ -17,7 +17,7 @@ use crate::{booking, catalog, live, waitroom};
 pub fn app(state: AppState) -> Router {
     let public = Router::new()
         .merge(catalog::routes::router())
-        .merge(booking::hold_routes::public_router())
+        .merge(live::routes::public_router())
         .route_layer(middleware::from_fn_with_state(state.per_ip.clone(), limit_by_ip));
     let api = Router::new()
         .merge(public)

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Booking, views};
 use crate::domain::catalog::Catalog;
 use crate::error::Result;
-use crate::http::extract::{Auth, AuthState, HoldPath, Json, KnownShow};
+use crate::http::extract::{Auth, AuthState, HoldPath, Json};
 
 pub fn router<S>() -> Router<S>
 where
@@ -25,16 +25,6 @@ where
     Router::new()
         .route("/api/v1/holds", post(create))
         .route("/api/v1/holds/{hold_id}", get(read).delete(release))
-}
-
-/// The seat map is public, like the catalog (the application limits it per IP).
-pub fn public_router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Booking>: FromRef<S>,
-    Arc<Catalog>: FromRef<S>,
-{
-    Router::new().route("/api/v1/shows/{show_id}/seatmap", get(seat_map))
 }
 
 #[derive(Deserialize)]
@@ -75,9 +65,4 @@ async fn release(
     HoldPath(id): HoldPath,
 ) -> Result<JsonResponse<Value>> {
     Ok(JsonResponse(views::hold(&booking.release(&user.id, &id).await?)))
-}
-
-async fn seat_map(State(booking): State<Arc<Booking>>, KnownShow(show): KnownShow) -> Result<JsonResponse<Value>> {
-    let map = booking.seat_map(&show).await?;
-    Ok(JsonResponse(views::seat_map(&show.id, &map)))
 }

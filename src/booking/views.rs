@@ -1,20 +1,11 @@
-//! Booking's JSON shapes: holds, orders and the seat map.
+//! Booking's JSON shapes: holds and orders (the seat map is `live`'s).
 
 use serde_json::{Value, json};
 
+use super::Hold;
 use super::store::Order;
-use super::{Hold, SeatMap};
 use crate::domain::money;
 use crate::http::time::{time, time_ms};
-
-pub fn seat_map(show_id: &str, map: &SeatMap) -> Value {
-    let seats: Vec<Value> = map
-        .seats
-        .iter()
-        .map(|s| json!({"id": s.id, "row": s.row, "number": s.number, "status": s.status}))
-        .collect();
-    json!({"showId": show_id, "epoch": map.epoch, "version": map.version, "seats": seats})
-}
 
 pub fn hold(h: &Hold) -> Value {
     json!({

@@ -1,15 +1,21 @@
 //! The live seat stream: every hold, release, expiry, failure, cancellation
 //! and booking reaches every open seat map.
 //!
-//! `hub` keeps one feed per show per node (in the `ws::registry`): one
-//! engine subscription, a local replica of the show's seats, and a bounded
-//! broadcast channel that feeds the sockets. `session` is one socket:
-//! snapshot first, then deltas whose versions rise by exactly one; a socket
-//! that falls behind its bounded queue gets a fresh snapshot instead of a
-//! gap. `routes` is the socket's route.
+//! - `hub`: one feed per show per node (kept in `ws::registry`), for seat
+//!   sockets and REST readers alike.
+//! - `feed`: the replica of the show's seats, batched deltas
+//!   (`SEAT_STREAM_BATCH_MS`), a short history, and the write passes that
+//!   put each batch's one frame into every socket.
+//! - `conn`: one socket's write side (a non-blocking write from the pass,
+//!   or a queue for the socket's task); `session`: the socket's task.
+//! - `views`: the stream's JSON and the REST map, built once per version.
+//! - `routes`: the socket and `GET /shows/{id}/seatmap`.
 //!
 //! Live reads the catalog and booking's seat locks, nothing else.
 
+pub mod conn;
+pub mod feed;
 pub mod hub;
 pub mod routes;
 pub mod session;
+pub mod views;

@@ -1,12 +1,13 @@
-//! `GET /api/v1/shows/{showId}/seats/ws`: the live seat stream.
+//! The live seat stream's routes: the socket, and the REST seat map served
+//! from the same feed.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 
 use super::hub::SeatHub;
 use super::session;
@@ -14,8 +15,8 @@ use crate::domain::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::http::extract::KnownShow;
 use crate::metrics as m;
+use crate::ws::Sockets;
 use crate::ws::upgrade::Upgrade;
-use crate::ws::{Sockets, socket_config};
 
 pub fn router<S>() -> Router<S>
 where
@@ -25,6 +26,16 @@ where
     Sockets: FromRef<S>,
 {
     Router::new().route("/api/v1/shows/{show_id}/seats/ws", get(seats))
+}
+
+/// The seat map is public, like the catalog (the application limits it per IP).
+pub fn public_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<SeatHub>: FromRef<S>,
+    Arc<Catalog>: FromRef<S>,
+{
+    Router::new().route("/api/v1/shows/{show_id}/seatmap", get(seat_map))
 }
 
 async fn seats(
@@ -37,13 +48,38 @@ async fn seats(
     let permit = sockets.slot()?;
     // Joined before the upgrade: a feed that cannot start is an HTTP 503,
     // not a socket that opens and dies.
-    let joined = hub.join(&show.id).await?;
-    Ok(ws.respond(socket_config(), move |socket| async move {
+    let viewer = hub.join(&show.id).await?;
+    Ok(ws.respond_raw(move |raw| async move {
         let _permit = permit;
         metrics::gauge!(m::WS_CONNECTIONS, "kind" => "seats").increment(1.0);
-        let (sink, stream) = socket.split();
-        let end = session::run(sink, stream, joined, sockets.times, sockets.shutdown.clone()).await;
+        let (reader, writer) = tokio::io::split(raw);
+        let feed = viewer.feed().clone();
+        let conn = feed.add(Box::new(writer));
+        let stop = viewer.slot.stop.clone();
+        let end = session::run(conn, reader, feed, sockets.times, sockets.shutdown.clone(), stop).await;
         tracing::debug!(?end, "seat socket ended");
+        drop(viewer);
         metrics::gauge!(m::WS_CONNECTIONS, "kind" => "seats").decrement(1.0);
     }))
+}
+
+async fn seat_map(State(hub): State<Arc<SeatHub>>, KnownShow(show): KnownShow, headers: HeaderMap) -> Result<Response> {
+    let (etag, body) = hub.seat_map(&show).await?;
+    let etag_header = HeaderValue::from_str(&etag).map_err(|_| Error::Internal("etag".into()))?;
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    Ok((
+        [
+            (header::ETAG, etag_header),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response())
 }

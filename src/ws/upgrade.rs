@@ -18,8 +18,12 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::Error;
 
-/// The upgraded connection.
+/// The upgraded connection, as a tokio-tungstenite stream.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The upgraded connection as plain bytes, for a session that frames its
+/// own writes (`ws::frame`).
+pub type RawSocket = TokioIo<hyper::upgrade::Upgraded>;
 
 /// A request to become a WebSocket.
 pub struct Upgrade {
@@ -77,15 +81,23 @@ impl Upgrade {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.respond_raw(move |raw| async move {
+            let socket = WebSocketStream::from_raw_socket(raw, Role::Server, Some(config)).await;
+            session(socket).await;
+        })
+    }
+
+    /// Answers 101 and runs `session` on the upgraded bytes once the client has them.
+    pub fn respond_raw<F, Fut>(self, session: F) -> Response
+    where
+        F: FnOnce(RawSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let accept = derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => {
-                    let socket =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    session(socket).await;
-                }
+                Ok(upgraded) => session(TokioIo::new(upgraded)).await,
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
         });

@@ -36,14 +36,19 @@ fn apply(state: &mut HashMap<String, String>, delta: &Value) {
     }
 }
 
-/// Reads deltas until `version`, checking they rise by exactly one.
+/// Reads deltas until `version`, checking each starts where the last ended.
 async fn deltas_until(ws: &mut Ws, mut from: u64, version: u64) -> Vec<Value> {
     let mut got = Vec::new();
     while from < version {
         let msg = next_json(ws).await;
         assert_eq!(msg["type"], "delta", "{msg}");
-        assert_eq!(msg["version"], from + 1, "versions rise by exactly one");
-        from += 1;
+        assert_eq!(
+            msg["fromVersion"],
+            from + 1,
+            "contiguous: no version skipped, none twice"
+        );
+        from = msg["version"].as_u64().unwrap();
+        assert!(from >= msg["fromVersion"].as_u64().unwrap());
         got.push(msg);
     }
     got
@@ -85,6 +90,12 @@ async fn two_clients_see_the_same_contiguous_deltas_during_a_burst_of_holds() {
     let da = deltas_until(&mut a, v0, final_version).await;
     let db = deltas_until(&mut b, v0, final_version).await;
     assert_eq!(da, db, "both clients saw the same sequence");
+    assert!(
+        (da.len() as u64) < final_version - v0,
+        "batched: {} frames for {} versions",
+        da.len(),
+        final_version - v0
+    );
     let mut state = statuses(&snap_a);
     for d in &da {
         apply(&mut state, d);
@@ -196,13 +207,12 @@ async fn expiry_shows_on_the_stream() {
     );
 }
 
-#[tokio::test]
-async fn a_client_too_slow_for_its_queue_gets_a_fresh_snapshot_then_consistent_deltas() {
-    // A queue of 4 frames and a client whose socket buffer is tiny and
-    // which stops reading: the server cannot write, falls behind, and must
-    // resync the client with a snapshot instead of buffering or skipping.
+/// A client with a tiny socket buffer that stops reading while one shopper
+/// moves a ten-seat hold 400 times; then it reads. Answers the messages
+/// after its first snapshot, checked: contiguous, and ending at the seat map.
+async fn a_slow_reader(history_batches: u64) -> Vec<Value> {
     let app = spawn_app_with(|s| {
-        s.ws_queue_frames = 4;
+        s.ws_queue_frames = history_batches;
         s.tcp_send_buffer_bytes = 8192;
     })
     .await;
@@ -214,9 +224,6 @@ async fn a_client_too_slow_for_its_queue_gets_a_fresh_snapshot_then_consistent_d
     let (mut slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     let first = next_json(&mut slow).await;
     assert_eq!(first["type"], "snapshot");
-
-    // While it does not read: one shopper moves a ten-seat hold 400 times,
-    // each move one delta of twenty changes (~320 KB in all).
     let token = app.token("restless").await;
     for i in 0..400 {
         let row = (b'B' + (i % 20) as u8) as char;
@@ -226,33 +233,56 @@ async fn a_client_too_slow_for_its_queue_gets_a_fresh_snapshot_then_consistent_d
     }
     let map = app.seat_map(&show).await;
     let final_version = map["version"].as_u64().unwrap();
-
-    // Now read: deltas may come first, then at least one fresh snapshot, and
-    // from every snapshot on, deltas rise by one until the final version.
     let mut version = first["version"].as_u64().unwrap();
     let mut state = statuses(&first);
-    let mut resyncs = 0;
+    let mut seen = Vec::new();
     while version < final_version {
         let msg = next_json(&mut slow).await;
         match msg["type"].as_str().unwrap() {
             "snapshot" => {
-                resyncs += 1;
                 let v = msg["version"].as_u64().unwrap();
                 assert!(v >= version, "a snapshot never goes back");
                 version = v;
                 state = statuses(&msg);
             }
             "delta" => {
-                assert_eq!(msg["version"], version + 1, "no gap, ever");
-                version += 1;
+                assert_eq!(msg["fromVersion"], version + 1, "no gap, ever");
+                version = msg["version"].as_u64().unwrap();
                 apply(&mut state, &msg);
             }
             other => panic!("unexpected {other}"),
         }
+        seen.push(msg);
     }
-    assert!(resyncs >= 1, "the slow client was resynced with a snapshot");
-    let expected = statuses(&map);
-    assert_eq!(state, expected);
+    assert_eq!(state, statuses(&map), "it ends where the seat map is");
+    seen
+}
+
+#[tokio::test]
+async fn a_slow_socket_is_caught_up_from_the_history_without_a_snapshot() {
+    let seen = a_slow_reader(256).await;
+    assert!(
+        seen.iter().all(|m| m["type"] == "delta"),
+        "no snapshot: one merged delta caught it up"
+    );
+    let widest = seen
+        .iter()
+        .map(|m| m["version"].as_u64().unwrap() - m["fromVersion"].as_u64().unwrap() + 1)
+        .max()
+        .unwrap();
+    assert!(widest > 1, "the catch-up merged several versions");
+}
+
+#[tokio::test]
+async fn a_socket_further_behind_than_the_history_gets_one_snapshot_not_many() {
+    let seen = a_slow_reader(2).await;
+    let snapshots = seen.iter().filter(|m| m["type"] == "snapshot").count();
+    assert_eq!(
+        snapshots,
+        1,
+        "{:?}",
+        seen.iter().map(|m| &m["type"]).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -400,4 +430,76 @@ async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
     }
     assert!(pings >= 2, "the server pinged ({pings})");
     assert_eq!(close_code, Some(showgate::ws::close::PEER_TIMEOUT));
+}
+
+#[tokio::test]
+async fn the_seat_map_has_an_etag_and_answers_304_until_a_seat_changes() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let path = app.url(&format!("/api/v1/shows/{show}/seatmap"));
+    let first = app.http.get(&path).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert!(etag.contains(body["epoch"].as_str().unwrap()), "{etag}");
+    let again = app.http.get(&path).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+    // A hold changes the map: the same ETag is no longer current, and the
+    // map shows the hold at once (this node's own write).
+    let alice = app.token("alice").await;
+    assert_eq!(app.hold(&alice, &show, &["C3"]).await.status(), StatusCode::CREATED);
+    let after = app.http.get(&path).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_ne!(after.headers()["etag"].to_str().unwrap(), etag);
+    let map: Value = after.json().await.unwrap();
+    assert_eq!(statuses(&map)["C3"], "HELD");
+}
+
+#[tokio::test]
+async fn a_few_accounts_cycling_holds_cannot_push_viewers_into_lag() {
+    let app = spawn_app().await;
+    let show = app.big_show().await;
+    let path = format!("/api/v1/shows/{show}/seats/ws");
+    let mut viewers = Vec::new();
+    for _ in 0..20 {
+        let mut ws = app.ws(&path).await;
+        let snap = next_json(&mut ws).await;
+        viewers.push((ws, snap["version"].as_u64().unwrap()));
+    }
+    // Three accounts re-hold as fast as they can for two seconds.
+    let started = std::time::Instant::now();
+    let churn = (0..3).map(|a| {
+        let app = &app;
+        let show = show.clone();
+        async move {
+            let token = app.token_owned(format!("cycler-{a}")).await;
+            let mut n = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let seat = format!("{}{}", (b'B' + a as u8) as char, n % 30 + 1);
+                app.hold(&token, &show, &[seat.as_str()]).await;
+                n += 1;
+            }
+            n
+        }
+    });
+    let holds: u32 = join_all(churn).await.into_iter().sum();
+    let churn_time = started.elapsed();
+    let final_version = app.seat_map(&show).await["version"].as_u64().unwrap();
+    let ended = std::time::Instant::now();
+    let mut frames = Vec::new();
+    for (ws, v0) in viewers.iter_mut() {
+        let got = deltas_until(ws, *v0, final_version).await;
+        frames.push(got.len());
+    }
+    let drained = ended.elapsed();
+    let most = *frames.iter().max().unwrap();
+    // One frame per 50 ms window at most (plus the window the churn ended in).
+    let bound = (churn_time.as_millis() / 50 + 2) as usize;
+    assert!(
+        most <= bound,
+        "{most} frames for {holds} holds in {churn_time:?} (bound {bound})"
+    );
+    assert!((holds as usize) > bound, "the churn outran the batching: {holds} holds");
+    assert!(drained < Duration::from_secs(1), "viewers were behind by {drained:?}");
 }

@@ -119,6 +119,11 @@ impl Recovering {
         Ok(())
     }
 
+    /// The epoch and the highest version this node has seen of the show.
+    pub fn seen(&self, show: &str) -> Option<(String, u64)> {
+        self.seen.get(show).map(|s| s.clone())
+    }
+
     /// Notes what a reply says of the show; answers whether it went back in
     /// time. `floor` is what this node had seen when it sent the request:
     /// Redis ran the request after every reply seen by then, so a lower

@@ -1,0 +1,526 @@
+//! One show's feed on one node: a replica of the show's seats built from one
+//! snapshot and then the engine's deltas, batched for `SEAT_STREAM_BATCH_MS`
+//! into one delta frame (`fromVersion..version`, the net change per seat),
+//! encoded once and written to every socket by a few shard passes (one per
+//! core), and kept in a short history so a socket that fell behind is
+//! caught up with one merged delta instead of a snapshot.
+//!
+//! The replica is checked against the engine now and then, so a lost
+//! message cannot leave the feed silently behind; a new epoch, a gap or a
+//! version that went back resyncs it and starts a new generation: every
+//! socket is then sent a fresh snapshot (at most one a second per socket).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{Conn, Offered, Position, Sink};
+use super::views;
+use crate::booking::locks::SeatLocks;
+use crate::booking::locks::recovering::Recovering;
+use crate::clock::Clock;
+use crate::domain::catalog::Layout;
+use crate::domain::seats::{Owner, SeatChange, SeatDelta, SeatStatus};
+use crate::error::Result;
+use crate::metrics as m;
+use crate::ws::frame;
+
+/// How often a feed compares its version with the engine's.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Backoff bounds when the engine subscription is lost.
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
+/// The show's seats as of `version` of `epoch`.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub epoch: String,
+    pub version: u64,
+    pub taken: HashMap<String, SeatStatus>,
+}
+
+/// One emitted batch: versions `from..=to` of `generation`.
+pub struct Sent {
+    pub generation: u64,
+    pub from: u64,
+    pub to: u64,
+    /// The net change per seat, in first-touched order.
+    changes: Vec<SeatChange>,
+    pub frame: Bytes,
+}
+
+/// Changes collected for the next frame.
+struct Batch {
+    from: u64,
+    order: Vec<String>,
+    status: HashMap<String, SeatStatus>,
+    started: Instant,
+}
+
+struct State {
+    replica: Replica,
+    generation: u64,
+    batch: Option<Batch>,
+    history: VecDeque<Arc<Sent>>,
+    /// The snapshot frame and the REST seat map of the current version,
+    /// built on first need.
+    snapshot: Option<Bytes>,
+    rest: Option<Bytes>,
+}
+
+/// A shard of the feed's sockets, written by its own pass.
+struct Shard {
+    conns: Mutex<Vec<Arc<Conn>>>,
+    latest: watch::Sender<Option<Arc<Sent>>>,
+}
+
+pub struct Feed {
+    pub show: String,
+    layout: Arc<Layout>,
+    state: Mutex<State>,
+    shards: Vec<Shard>,
+    next_shard: AtomicUsize,
+    locks: Arc<Recovering>,
+    clock: Clock,
+    batch_window: Duration,
+    /// Batches kept for catching sockets up; a socket further behind gets a snapshot.
+    history_batches: usize,
+    /// Wakes REST readers waiting for the replica to reach a version.
+    applied: tokio::sync::Notify,
+}
+
+/// Where a new socket starts: its position and its first frame.
+pub struct Start {
+    pub at: Position,
+    pub snapshot: Bytes,
+}
+
+impl Feed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the show from the engine.
+    async fn read(&self) -> Result<Replica> {
+        read(&self.locks, &self.show, self.clock).await
+    }
+
+    /// Registers a socket: it starts at the current version with the
+    /// current snapshot, and is offered every batch after it.
+    pub fn add(&self, sink: Sink) -> Arc<Conn> {
+        let mut st = self.lock();
+        let snapshot = self.snapshot_of(&mut st);
+        let at = Position {
+            generation: st.generation,
+            version: st.replica.version,
+        };
+        let conn = Arc::new(Conn::new(sink, at, snapshot));
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        // Under the state lock: no batch is emitted between the snapshot and this.
+        self.shards[shard]
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn.clone());
+        drop(st);
+        conn.wake.notify_one();
+        conn
+    }
+
+    fn snapshot_of(&self, st: &mut State) -> Bytes {
+        if let Some(s) = &st.snapshot {
+            return s.clone();
+        }
+        let json = views::snapshot(&self.show, &self.layout, &st.replica);
+        let frame = frame::text(json.as_bytes());
+        st.snapshot = Some(frame.clone());
+        frame
+    }
+
+    /// The REST seat map as of the replica, with its ETag, once the replica
+    /// has reached `at_least` (what this node has seen of the engine);
+    /// `None` if it does not within `wait`.
+    pub async fn rest_map(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<(String, Bytes)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.applied.notified();
+            {
+                let mut st = self.lock();
+                let current = at_least
+                    .as_ref()
+                    .is_none_or(|(epoch, v)| *epoch != st.replica.epoch || st.replica.version >= *v);
+                if current {
+                    let etag = views::etag(&st.replica);
+                    let body = match &st.rest {
+                        Some(b) => b.clone(),
+                        None => {
+                            let b = Bytes::from(views::rest_map(&self.show, &self.layout, &st.replica));
+                            st.rest = Some(b.clone());
+                            b
+                        }
+                    };
+                    return Some((etag, body));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// A frame that brings a socket at `at` to the current version: one
+    /// merged delta from the history, or a snapshot if the history does not
+    /// reach back far enough (or the generation changed).
+    pub fn catch_up(&self, at: Position) -> (Position, Bytes, bool) {
+        let mut st = self.lock();
+        let now = Position {
+            generation: st.generation,
+            version: st.replica.version,
+        };
+        // Versions still in the open batch are sent with it, not now.
+        let sent_to = st.history.back().map(|s| s.to).unwrap_or(0);
+        let from_history = at.generation == st.generation
+            && st.history.front().is_some_and(|s| s.from <= at.version + 1)
+            && sent_to > at.version;
+        if from_history {
+            let mut order: Vec<String> = Vec::new();
+            let mut status: HashMap<String, SeatStatus> = HashMap::new();
+            for sent in st.history.iter().filter(|s| s.to > at.version) {
+                for c in &sent.changes {
+                    if status.insert(c.seat_id.clone(), c.status).is_none() {
+                        order.push(c.seat_id.clone());
+                    }
+                }
+            }
+            let changes: Vec<SeatChange> = order
+                .into_iter()
+                .map(|seat| SeatChange {
+                    status: status[&seat],
+                    seat_id: seat,
+                })
+                .collect();
+            let json = views::delta(&st.replica.epoch, at.version + 1, sent_to, &changes);
+            let to = Position {
+                generation: st.generation,
+                version: sent_to,
+            };
+            return (to, frame::text(json.as_bytes()), false);
+        }
+        if at.generation == st.generation && at.version >= sent_to {
+            // Current with what was sent; the open batch comes with its frame.
+            return (at, Bytes::new(), false);
+        }
+        // A snapshot is at the replica's version, open batch included.
+        let snapshot = self.snapshot_of(&mut st);
+        (now, snapshot, true)
+    }
+
+    /// Applies one delta, or says the feed must resync (a gap, a new epoch).
+    fn apply(&self, delta: SeatDelta) -> bool {
+        let mut st = self.lock();
+        if delta.epoch != st.replica.epoch {
+            return false;
+        }
+        if delta.version <= st.replica.version {
+            return true;
+        }
+        if delta.version != st.replica.version + 1 {
+            return false;
+        }
+        let batch = st.batch.get_or_insert_with(|| Batch {
+            from: delta.version,
+            order: Vec::new(),
+            status: HashMap::new(),
+            started: Instant::now(),
+        });
+        for c in &delta.changes {
+            if batch.status.insert(c.seat_id.clone(), c.status).is_none() {
+                batch.order.push(c.seat_id.clone());
+            }
+        }
+        for c in delta.changes {
+            if c.status == SeatStatus::Available {
+                st.replica.taken.remove(&c.seat_id);
+            } else {
+                st.replica.taken.insert(c.seat_id, c.status);
+            }
+        }
+        st.replica.version = delta.version;
+        st.snapshot = None;
+        st.rest = None;
+        drop(st);
+        self.applied.notify_waiters();
+        true
+    }
+
+    /// When the open batch's window closes, if one is open.
+    fn batch_due(&self) -> Option<Instant> {
+        self.lock().batch.as_ref().map(|b| b.started + self.batch_window)
+    }
+
+    /// Closes the open batch: one frame for every socket.
+    fn emit(&self) {
+        let mut st = self.lock();
+        let Some(batch) = st.batch.take() else { return };
+        let to = st.replica.version;
+        let changes: Vec<SeatChange> = batch
+            .order
+            .into_iter()
+            .map(|seat| SeatChange {
+                status: batch.status[&seat],
+                seat_id: seat,
+            })
+            .collect();
+        let json = views::delta(&st.replica.epoch, batch.from, to, &changes);
+        let sent = Arc::new(Sent {
+            generation: st.generation,
+            from: batch.from,
+            to,
+            changes,
+            frame: frame::text(json.as_bytes()),
+        });
+        st.history.push_back(sent.clone());
+        while st.history.len() > self.history_batches {
+            st.history.pop_front();
+        }
+        metrics::histogram!(m::SEAT_FEED_LAG).record(batch.started.elapsed().as_secs_f64());
+        // Sent to the shards under the lock: a socket added after this sees
+        // the new version in its snapshot, one added before gets this frame.
+        for shard in &self.shards {
+            shard.latest.send_replace(Some(sent.clone()));
+        }
+    }
+
+    /// Replaces the replica with a fresh read from the engine. A new
+    /// generation unless it simply moved on within the same epoch.
+    async fn resync(&self) {
+        match self.read().await {
+            Ok(fresh) => {
+                let mut st = self.lock();
+                if fresh.epoch == st.replica.epoch && fresh.version == st.replica.version && st.batch.is_none() {
+                    return;
+                }
+                tracing::info!(
+                    show = %self.show, have = st.replica.version, now = fresh.version,
+                    epoch_changed = fresh.epoch != st.replica.epoch, "seat feed resynced"
+                );
+                st.replica = fresh;
+                st.generation += 1;
+                st.batch = None;
+                st.history.clear();
+                st.snapshot = None;
+                st.rest = None;
+                let reset = Arc::new(Sent {
+                    generation: st.generation,
+                    from: 0,
+                    to: st.replica.version,
+                    changes: Vec::new(),
+                    frame: Bytes::new(),
+                });
+                for shard in &self.shards {
+                    shard.latest.send_replace(Some(reset.clone()));
+                }
+                drop(st);
+                self.applied.notify_waiters();
+                metrics::counter!(m::SEAT_FEED_RESYNCS).increment(1);
+            }
+            Err(e) => tracing::warn!(show = %self.show, error = %e, "seat feed resync failed"),
+        }
+    }
+
+    fn position(&self) -> (String, u64) {
+        let st = self.lock();
+        (st.replica.epoch.clone(), st.replica.version)
+    }
+
+    /// Sockets on this feed (for the metric and tests).
+    pub fn sockets(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.conns.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+async fn read(locks: &Recovering, show: &str, clock: Clock) -> Result<Replica> {
+    let reply = locks.snapshot(show, clock.now_ms()).await?;
+    let taken = reply
+        .out
+        .taken
+        .iter()
+        .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
+        .collect();
+    Ok(Replica {
+        epoch: reply.out.epoch,
+        version: reply.out.version,
+        taken,
+    })
+}
+
+/// What a feed is made of.
+pub struct FeedParts {
+    pub show: String,
+    pub layout: Arc<Layout>,
+    pub locks: Arc<Recovering>,
+    pub clock: Clock,
+    pub batch_window: Duration,
+    pub history_batches: usize,
+    pub shards: usize,
+}
+
+/// Starts a feed: subscribes, reads, and runs it and its shard passes
+/// until `stop`.
+pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed>> {
+    // Subscribe before reading, so no delta falls between the two.
+    let stream = parts.locks.subscribe(&parts.show).await?;
+    let replica = read(&parts.locks, &parts.show, parts.clock).await?;
+    let shards: Vec<Shard> = (0..parts.shards.max(1))
+        .map(|_| Shard {
+            conns: Mutex::new(Vec::new()),
+            latest: watch::channel(None).0,
+        })
+        .collect();
+    let feed = Arc::new(Feed {
+        show: parts.show,
+        layout: parts.layout,
+        state: Mutex::new(State {
+            replica,
+            generation: 1,
+            batch: None,
+            history: VecDeque::new(),
+            snapshot: None,
+            rest: None,
+        }),
+        shards,
+        next_shard: AtomicUsize::new(0),
+        locks: parts.locks,
+        clock: parts.clock,
+        batch_window: parts.batch_window,
+        history_batches: parts.history_batches.max(1),
+        applied: tokio::sync::Notify::new(),
+    });
+    metrics::gauge!(m::SEAT_FEEDS).increment(1.0);
+    for i in 0..feed.shards.len() {
+        tokio::spawn(pass_loop(feed.clone(), i, stop.clone()));
+    }
+    tokio::spawn(run(feed.clone(), stream, stop));
+    Ok(feed)
+}
+
+/// One shard's writer: every batch to every socket of the shard. A shard
+/// still busy with one batch when the next comes skips to the latest; its
+/// sockets then catch up from the history.
+async fn pass_loop(feed: Arc<Feed>, shard: usize, stop: CancellationToken) {
+    let mut rx = feed.shards[shard].latest.subscribe();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            changed = rx.changed() => if changed.is_err() { break },
+        }
+        let Some(sent) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let conns: Vec<Arc<Conn>> = {
+            let mut list = feed.shards[shard].conns.lock().unwrap_or_else(|p| p.into_inner());
+            list.retain(|c| !c.is_closed());
+            list.clone()
+        };
+        let mut written = 0u64;
+        for conn in &conns {
+            if conn.offer(sent.generation, sent.from, sent.to, &sent.frame) == Offered::Written {
+                written += 1;
+            }
+        }
+        metrics::counter!(m::SEAT_STREAM_FRAMES).increment(written);
+    }
+    for conn in feed.shards[shard]
+        .conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        conn.close();
+        conn.wake.notify_one();
+    }
+}
+
+/// The feed's life: deltas in, batches out, a probe now and then,
+/// resubscribe when lost; when stopped, it lets go of its subscription.
+async fn run(feed: Arc<Feed>, stream: BoxStream<'static, SeatDelta>, stop: CancellationToken) {
+    follow(&feed, stream, &stop).await;
+    metrics::gauge!(m::SEAT_FEEDS).decrement(1.0);
+    if let Err(e) = feed.locks.unsubscribe(&feed.show).await {
+        tracing::warn!(show = %feed.show, error = %e, "unsubscribe failed");
+    }
+}
+
+async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &CancellationToken) {
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.tick().await;
+    // The engine's version seen ahead of ours at the last probe: resync only
+    // if we are still behind it one probe later (deltas may be in flight).
+    let mut ahead: Option<u64> = None;
+    loop {
+        let due = feed.batch_due();
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = async { tokio::time::sleep_until(due.unwrap_or_else(Instant::now)).await }, if due.is_some() => {
+                feed.emit();
+            }
+            next = stream.next() => match next {
+                Some(delta) => {
+                    if !feed.apply(delta) {
+                        feed.emit();
+                        feed.resync().await;
+                    }
+                }
+                None => {
+                    let mut wait = RESUBSCRIBE_MIN;
+                    stream = loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        match feed.locks.subscribe(&feed.show).await {
+                            Ok(s) => break s,
+                            Err(e) => {
+                                tracing::warn!(show = %feed.show, error = %e, "resubscribe failed");
+                                wait = (wait * 2).min(RESUBSCRIBE_MAX);
+                            }
+                        }
+                    };
+                    feed.emit();
+                    feed.resync().await;
+                }
+            },
+            _ = probe.tick() => {
+                let (epoch, ours) = feed.position();
+                if ahead.is_some_and(|v| ours < v) {
+                    feed.emit();
+                    feed.resync().await;
+                    ahead = None;
+                } else {
+                    ahead = match feed.read().await {
+                        // Rebuilt, or gone back: resync now, whatever the version.
+                        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
+                            feed.emit();
+                            feed.resync().await;
+                            None
+                        }
+                        Ok(theirs) if theirs.version > ours => Some(theirs.version),
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+}
