@@ -188,6 +188,33 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
         self.entries.keys()
     }
 
+    /// Brings one entry, read as of an earlier event, up to date with the
+    /// events since (`recent`, in order): answers `false` when one of them
+    /// admitted it (it leaves the book).
+    pub fn catch_up(&mut self, key: &K, recent: &[(u64, QueueChange)]) -> bool {
+        let Some(e) = self.entries.get_mut(key) else {
+            return true;
+        };
+        for (seq, change) in recent {
+            if e.seq >= *seq {
+                continue;
+            }
+            e.seq = *seq;
+            match change {
+                QueueChange::Head(k) if e.position <= *k => {
+                    self.entries.remove(key);
+                    return false;
+                }
+                QueueChange::Head(k) => e.position -= k,
+                QueueChange::Left(scores) => {
+                    let ahead = scores.iter().filter(|s| **s < e.score).count() as u64;
+                    e.position = e.position.saturating_sub(ahead).max(1);
+                }
+            }
+        }
+        true
+    }
+
     /// Applies event `seq`; answers the keys whose position changed and the
     /// keys that were admitted (at positions 1..=k), which leave the book.
     pub fn apply(&mut self, seq: u64, change: &QueueChange) -> (Vec<K>, Vec<K>) {
@@ -224,6 +251,36 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_entry_read_before_the_latest_events_is_caught_up_with_them() {
+        let mut book: PositionBook<u32> = PositionBook::default();
+        book.insert(1, 10.0, 5, 3);
+        book.insert(2, 20.0, 8, 7);
+        let recent = vec![
+            (4, QueueChange::Head(2)),
+            (5, QueueChange::Left(vec![1.0, 30.0])),
+            (6, QueueChange::Head(1)),
+            (7, QueueChange::Head(1)),
+        ];
+        assert!(!book.catch_up(&1, &recent));
+        // 5 → 3 (two admitted) → 2 (one ahead left) → 1 → admitted by the seq-7 tick.
+        assert_eq!(book.position(&1), None, "admitted by the last tick");
+        assert!(
+            book.catch_up(&2, &recent),
+            "events up to its read are not applied twice"
+        );
+        assert_eq!(book.position(&2), Some(8));
+        book.insert(3, 15.0, 6, 3);
+        assert!(book.catch_up(&3, &recent[..3]));
+        assert_eq!(book.position(&3), Some(6 - 2 - 1 - 1));
+        assert!(book.catch_up(&3, &recent), "events already applied are skipped");
+        assert_eq!(book.position(&3), Some(1));
+        assert!(
+            !book.catch_up(&3, &[(8, QueueChange::Head(1))]),
+            "then a tick admits it"
+        );
+    }
 
     #[test]
     fn a_patch_needs_a_rate_on_creation_and_keeps_the_rest_after() {

@@ -4,7 +4,7 @@
 //! tick does not grow with the number of waiting shoppers. A gap in the
 //! event sequence makes the feed re-read its sockets' ranks in one batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -54,10 +54,15 @@ struct Socket {
     view: watch::Sender<SocketView>,
 }
 
+/// Events kept to bring a socket registered as of an older one up to date.
+const RECENT_EVENTS: usize = 1024;
+
 struct FeedState {
     book: PositionBook<u64>,
     sockets: HashMap<u64, Socket>,
     last_seq: u64,
+    /// The last events applied, for sockets whose join was read before them.
+    recent: VecDeque<(u64, QueueChange)>,
     queue_length: u64,
     rate: f64,
     sold_out: bool,
@@ -88,6 +93,14 @@ pub struct Registration {
     pub user: String,
     pub view: watch::Receiver<SocketView>,
     viewer: Option<Viewer<Arc<QueueFeed>>>,
+}
+
+/// Logs an applied event for sockets registering as of an older one.
+fn remember(st: &mut FeedState, seq: u64, change: QueueChange) {
+    st.recent.push_back((seq, change));
+    if st.recent.len() > RECENT_EVENTS {
+        st.recent.pop_front();
+    }
 }
 
 impl Registration {
@@ -181,12 +194,35 @@ impl QueueHub {
         let viewer = self.feeds.join(show, |stop| self.start(show, stop)).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let feed = viewer.feed().clone();
+        // The join goes to Redis without the feed's lock, so thousands of
+        // sockets joining at once do not queue behind each other's round
+        // trips (nor the admissions behind them); the events applied
+        // meanwhile are replayed for this socket alone.
+        let mut stand = join().await?;
         let mut st = feed.state.lock().await;
-        let stand = join().await?;
         if let Standing::Queued { score, position, .. } = &stand.standing {
             st.book.insert(id, *score, *position, stand.seq);
+            let missed: Vec<(u64, QueueChange)> = st.recent.iter().filter(|(s, _)| *s > stand.seq).cloned().collect();
+            let covered = st.last_seq <= stand.seq
+                || (missed.first().is_some_and(|(s, _)| *s == stand.seq + 1)
+                    && missed.last().is_some_and(|(s, _)| *s == st.last_seq));
+            if !covered || !st.book.catch_up(&id, &missed) {
+                // Too old for the log, or admitted meanwhile: ask again, under the lock.
+                st.book.remove(&id);
+                let now = self.clock.now_ms();
+                stand = self.engine.join(show, user, now, false, false, now).await?;
+                if let Standing::Queued { score, position, .. } = &stand.standing {
+                    st.book.insert(id, *score, *position, stand.seq);
+                }
+            }
         }
-        let view = self.view_of(show, user, &stand.standing, &st);
+        let view = match (&stand.standing, st.book.position(&id)) {
+            (Standing::Queued { queue_length, .. }, Some(position)) => {
+                let length = (*queue_length).max(st.queue_length);
+                self.queued(show, position, length, &st)
+            }
+            _ => self.view_of(show, user, &stand.standing, &st),
+        };
         let (tx, rx) = watch::channel(view);
         st.sockets.insert(
             id,
@@ -213,6 +249,7 @@ impl QueueHub {
                 book: PositionBook::default(),
                 sockets: HashMap::new(),
                 last_seq: seq,
+                recent: VecDeque::new(),
                 queue_length,
                 rate: 0.0,
                 sold_out: false,
@@ -328,7 +365,9 @@ impl QueueHub {
                 st.rate = *rate;
                 let flipped = st.sold_out != *sold_out;
                 st.sold_out = *sold_out;
-                let (moved, gone) = st.book.apply(seq, &QueueChange::Head(admitted.len() as u64));
+                let change = QueueChange::Head(admitted.len() as u64);
+                let (moved, gone) = st.book.apply(seq, &change);
+                remember(st, seq, change);
                 for id in &gone {
                     if let Some(s) = st.sockets.get(id)
                         && let Ok(token) = self.tokens.admission(&s.user, show, *expires_at)
@@ -345,7 +384,9 @@ impl QueueHub {
                 scores, queue_length, ..
             } => {
                 st.queue_length = *queue_length;
-                let (moved, _) = st.book.apply(seq, &QueueChange::Left(scores.clone()));
+                let change = QueueChange::Left(scores.clone());
+                let (moved, _) = st.book.apply(seq, &change);
+                remember(st, seq, change);
                 (moved, false)
             }
             RoomEvent::Reset { .. } => (Vec::new(), false),
@@ -366,6 +407,8 @@ impl QueueHub {
     /// `lost`: the room's data went back (Redis lost it), so a socket whose
     /// shopper is no longer queued joins again instead of waiting forever.
     async fn reread(&self, show: &str, st: &mut FeedState, lost: bool) {
+        // Positions come from a read now, not from events: the log no longer applies.
+        st.recent.clear();
         // Oldest sockets first: if shoppers must queue again, they keep their order.
         let mut ids: Vec<u64> = st.sockets.keys().copied().collect();
         ids.sort_unstable();

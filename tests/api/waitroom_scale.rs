@@ -297,3 +297,49 @@ async fn redis_work_per_admission_tick_is_flat_from_1000_to_10000_waiting_socket
         "commands per tick grew with the sockets: {per_tick:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stampede_of_queue_sockets_each_gets_its_exact_place_quickly() {
+    // Registrations do not wait on each other's Redis round trips: 2,000
+    // sockets opened at once on one node each get a first position fast,
+    // and the positions are exactly 1..=2000, while admission goes on.
+    let c = Cluster::start(1, common::redis_url(), &[]).await;
+    c.put(json!({"admitRatePerSecond": 1, "burst": 1, "maxActive": 100000, "paused": true}))
+        .await;
+    let tokens = Tokens::new(DEV_JWT_SECRET);
+    let n = 2_000;
+    let started = Instant::now();
+    let sockets = (0..n).map(|i| {
+        let token = tokens.issue(&format!("stampede-{i}"), false, 3600).unwrap();
+        let (addr, show) = (c.nodes[0].addr, c.show.clone());
+        async move {
+            let t0 = Instant::now();
+            let mut ws = ws_connect(addr, &format!("/api/v1/waitrooms/{show}/ws?access_token={token}")).await;
+            let first = loop {
+                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).unwrap(),
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("socket {i}: {other:?}"),
+                }
+            };
+            (first["position"].as_u64().unwrap(), t0.elapsed(), ws)
+        }
+    });
+    let results = join_all(sockets).await;
+    let all = started.elapsed();
+    let mut positions: Vec<u64> = results.iter().map(|(p, _, _)| *p).collect();
+    positions.sort_unstable();
+    assert_eq!(
+        positions,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "every place exactly once"
+    );
+    let mut waits: Vec<Duration> = results.iter().map(|(_, w, _)| *w).collect();
+    waits.sort();
+    let p99 = waits[waits.len() * 99 / 100];
+    println!(
+        "stampede: {n} queue sockets placed in {all:?}; per socket p50 {:?}, p99 {p99:?}",
+        waits[n / 2]
+    );
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?} to a first position");
+}
