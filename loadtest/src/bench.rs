@@ -366,42 +366,79 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-/// Sockets per server and per client process (each under the 20,000 file limit).
-const PER_PROCESS: usize = 17_000;
+/// Who serves the sockets in a fan-out run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Showgate,
+    /// The Node.js `ws` + `ioredis` peer (`loadtest/peers`).
+    Node,
+}
 
-/// One change reaching `total` seat-map sockets spread over several server
-/// and client processes on one Redis.
-pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
-    let servers_n = total.div_ceil(PER_PROCESS).max(1);
-    let prefix = format!("sgbench:{}:", std::process::id());
-    let envs = vec![
-        ("REDIS_URL".to_owned(), ctx.redis_url.clone()),
-        ("REDIS_KEY_PREFIX".to_owned(), prefix),
-        ("WS_PING_SECONDS".to_owned(), "600".to_owned()),
-    ];
+/// One fan-out run: milliseconds from the change to each socket's delta.
+pub struct Fanout {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub received: usize,
+}
+
+/// One change reaching `total` seat-map sockets over `processes` server
+/// processes (and as many client processes) on one Redis. For showgate the
+/// change is a hold; for the Node peer a delta published on its channel.
+pub async fn fanout(
+    ctx: &Ctx,
+    total: usize,
+    processes: usize,
+    target: Target,
+    node_modules: Option<&std::path::Path>,
+) -> Result<Fanout, String> {
+    let processes = processes.max(total.div_ceil(19_000)).max(1);
+    let prefix = format!("sgbench:{}:{total}:", std::process::id());
+    let channel = format!("{prefix}peer-events");
     let mut servers = Vec::new();
-    for _ in 0..servers_n {
-        servers.push(Server::start(&ctx.server_bin, &envs).await?);
+    let mut peers = Vec::new();
+    let mut addrs = Vec::new();
+    match target {
+        Target::Showgate => {
+            let envs = vec![
+                ("REDIS_URL".to_owned(), ctx.redis_url.clone()),
+                ("REDIS_KEY_PREFIX".to_owned(), prefix.clone()),
+                ("WS_PING_SECONDS".to_owned(), "600".to_owned()),
+            ];
+            for _ in 0..processes {
+                let s = Server::start(&ctx.server_bin, &envs).await?;
+                addrs.push(s.addr);
+                servers.push(s);
+            }
+        }
+        Target::Node => {
+            let modules = node_modules.ok_or("the Node.js peer is not installed")?;
+            for _ in 0..processes {
+                let p = crate::peer::Peer::start(modules, &ctx.redis_url, &channel).await?;
+                addrs.push(p.addr);
+                peers.push(p);
+            }
+        }
     }
-    let base = format!("http://{}", servers[0].addr);
-    let shows = imax_shows(&base).await?;
-    // A show and seat of their own per run: the change must be a change.
-    let (show, seats) = shows.get(total % shows.len()).cloned().ok_or("no show")?;
-    let seat = seats[total % seats.len()].clone();
+    // A show and seat of their own per run (the change must be a change).
+    let (show, seat) = match target {
+        Target::Showgate => {
+            let shows = imax_shows(&format!("http://{}", addrs[0])).await?;
+            let (show, seats) = shows.get(total % shows.len()).cloned().ok_or("no show")?;
+            let seat = seats[total % seats.len()].clone();
+            (show, seat)
+        }
+        Target::Node => ("peer".to_owned(), "A1".to_owned()),
+    };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut workers = Vec::new();
-    for (n, server) in servers.iter().enumerate() {
-        let count = PER_PROCESS.min(total - n * PER_PROCESS.min(total));
-        let count = if n == servers_n - 1 {
-            total - PER_PROCESS * (servers_n - 1)
-        } else {
-            count
-        };
+    for (n, addr) in addrs.iter().enumerate() {
+        let count = total / processes + usize::from(n < total % processes);
         let mut child = tokio::process::Command::new(&exe)
             .args([
                 "ws-worker",
                 "--addr",
-                &server.addr.to_string(),
+                &addr.to_string(),
                 "--show",
                 &show,
                 "--sockets",
@@ -426,24 +463,48 @@ pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
             }
         }
     }
-    let rss: u64 = servers.iter().map(Server::rss).sum();
+    let rss: u64 = servers.iter().map(Server::rss).sum::<u64>() + peers.iter().map(|p| p.rss()).sum::<u64>();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let token = Tokens::new(DEV_JWT_SECRET)
-        .issue(&format!("fanout-trigger-{total}"), false, 3600)
-        .map_err(|e| e.to_string())?;
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default();
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/v1/holds"))
-        .bearer_auth(token)
-        .json(&json!({"showId": show, "seatIds": [seat]}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if res.status() != 201 {
-        return Err(format!("the triggering hold answered {}", res.status()));
+    match target {
+        Target::Showgate => {
+            let token = Tokens::new(DEV_JWT_SECRET)
+                .issue(&format!("fanout-trigger-{total}"), false, 3600)
+                .map_err(|e| e.to_string())?;
+            let res = reqwest::Client::new()
+                .post(format!("http://{}/api/v1/holds", addrs[0]))
+                .bearer_auth(token)
+                .json(&json!({"showId": show, "seatIds": [seat]}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if res.status() != 201 {
+                return Err(format!("the triggering hold answered {}", res.status()));
+            }
+        }
+        Target::Node => {
+            let mut conn = redis::Client::open(ctx.redis_url.as_str())
+                .map_err(|e| e.to_string())?
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            let delta = json!({"showId": "peer", "epoch": "peer", "version": 1,
+                "changes": [{"seatId": seat, "status": "HELD"}]});
+            let receivers: i64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(delta.to_string())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if receivers < processes as i64 {
+                return Err(format!(
+                    "only {receivers} of {processes} Node.js peers follow {channel}"
+                ));
+            }
+        }
     }
     let mut lat: Vec<i64> = Vec::with_capacity(total);
     for (_, lines) in workers.iter_mut() {
@@ -462,15 +523,28 @@ pub async fn fanout(ctx: &Ctx, total: usize) -> Result<(), String> {
             .unwrap_or(0) as f64
             / 1000.0
     };
+    let result = Fanout {
+        p50: q(0.5),
+        p99: q(0.99),
+        max: lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+        received: lat.len(),
+    };
     println!(
-        "fan-out to {total} seat-map sockets ({servers_n} server + {servers_n} client processes, one Redis): {} received; from the hold request: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; servers' RSS {:.0} MiB",
-        lat.len(),
-        q(0.5),
-        q(0.99),
-        lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+        "fan-out to {total} sockets, {processes} server + {processes} client processes, one Redis, {}: {} received; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; servers' RSS {:.0} MiB",
+        match target {
+            Target::Showgate => "showgate",
+            Target::Node => "Node.js ws peer",
+        },
+        result.received,
+        result.p50,
+        result.p99,
+        result.max,
         rss as f64 / 1048576.0
     );
-    Ok(())
+    if target == Target::Showgate {
+        clean_up(ctx, &prefix).await;
+    }
+    Ok(result)
 }
 
 /// A client process of the fan-out bench: opens sockets, says READY, then

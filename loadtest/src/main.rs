@@ -2,8 +2,10 @@
 //! loopback only, is bounded in users and time, and stops by itself.
 
 mod bench;
+mod churn;
 mod flash;
 mod journey;
+mod peer;
 mod server;
 mod swarm;
 
@@ -28,9 +30,12 @@ enum Command {
         /// Which parts: holds, joins, fanout, memory (comma-separated), or all.
         #[arg(long, default_value = "all", value_delimiter = ',')]
         parts: Vec<String>,
-        /// Fan-out sizes (sockets).
-        #[arg(long, default_value = "10000,50000,100000", value_delimiter = ',')]
-        fanout: Vec<usize>,
+        /// Fan-out runs: sockets, or sockets/processes (`20000/2`).
+        #[arg(long, default_value = "10000/1,20000/2,40000/3", value_delimiter = ',')]
+        fanout: Vec<String>,
+        /// Also measure the Node.js `ws` + `ioredis` peer (`loadtest/peers`) in the same run.
+        #[arg(long)]
+        peer: bool,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         #[arg(long, default_value_t = 64)]
@@ -39,6 +44,37 @@ enum Command {
         redis_url: String,
         #[arg(long, default_value = "target/release/showgate")]
         server_bin: PathBuf,
+    },
+    /// Churn: holds at a paced rate on one show while N seat-map sockets watch.
+    Churn {
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        /// Client processes for the sockets (each holds at most ~19,000).
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        /// Holds offered per second.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Shoppers re-holding one random seat each time.
+        #[arg(long, default_value_t = 200)]
+        shoppers: usize,
+        /// Redis for the server; unset: the memory engine.
+        #[arg(long)]
+        redis_url: Option<String>,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
+    },
+    /// (internal) A watcher process of the churn scenario.
+    #[command(hide = true)]
+    ChurnWorker {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        show: String,
+        #[arg(long)]
+        sockets: usize,
     },
     /// (internal) A client process of the fan-out benchmark.
     #[command(hide = true)]
@@ -120,20 +156,52 @@ async fn main() {
         Command::Bench {
             parts,
             fanout,
+            peer,
             seconds,
             connections,
             redis_url,
             server_bin,
         } => {
-            bench_cmd(
+            bench_cmd(BenchArgs {
                 parts,
                 fanout,
-                seconds.clamp(1, 600),
-                connections.clamp(1, 2048),
+                peer,
+                seconds: seconds.clamp(1, 600),
+                connections: connections.clamp(1, 2048),
                 redis_url,
                 server_bin,
-            )
+            })
             .await
+        }
+        Command::Churn {
+            sockets,
+            processes,
+            rate,
+            seconds,
+            shoppers,
+            redis_url,
+            server_bin,
+        } => match redis_url.as_deref().map(loopback).transpose() {
+            Err(e) => Err(e),
+            Ok(redis_url) => {
+                churn::run(churn::Params {
+                    sockets: sockets.min(200_000),
+                    processes: processes.clamp(1, 16),
+                    rate: rate.clamp(1.0, 100_000.0),
+                    seconds: seconds.clamp(1, 600),
+                    shoppers: shoppers.clamp(1, 100_000),
+                    redis_url,
+                    server_bin,
+                })
+                .await
+            }
+        },
+        Command::ChurnWorker { addr, show, sockets } => {
+            if !addr.ip().is_loopback() {
+                Err("loopback only".into())
+            } else {
+                churn::worker(addr, &show, sockets.min(19_000)).await
+            }
         }
         Command::WsWorker {
             addr,
@@ -203,7 +271,7 @@ async fn main() {
             server_bin,
             redis_url,
             screen,
-        } => ws_idle(sockets, server_bin, redis_url, &screen).await,
+        } => ws_idle(sockets, server_bin, redis_url, &screen).await.map(|_| ()),
     };
     if let Err(e) = result {
         eprintln!("sg-load: {e}");
@@ -211,27 +279,47 @@ async fn main() {
     }
 }
 
-async fn bench_cmd(
+struct BenchArgs {
     parts: Vec<String>,
-    fanout: Vec<usize>,
+    fanout: Vec<String>,
+    peer: bool,
     seconds: u64,
     connections: usize,
     redis_url: String,
     server_bin: PathBuf,
-) -> Result<(), String> {
+}
+
+/// `20000/2` → (20000, 2); `20000` → (20000, as many processes as it needs).
+fn fanout_spec(spec: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--fanout takes sockets or sockets/processes, not {spec:?}");
+    let (n, p) = spec.split_once('/').unwrap_or((spec, "0"));
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    let p: usize = p.trim().parse().map_err(|_| bad())?;
+    Ok((
+        n.min(200_000),
+        if p == 0 { n.div_ceil(17_000).max(1) } else { p.min(16) },
+    ))
+}
+
+async fn bench_cmd(a: BenchArgs) -> Result<(), String> {
     let ctx = bench::Ctx {
-        redis_url: loopback(&redis_url)?,
-        server_bin: server_bin.clone(),
-        seconds,
-        connections,
+        redis_url: loopback(&a.redis_url)?,
+        server_bin: a.server_bin.clone(),
+        seconds: a.seconds,
+        connections: a.connections,
     };
-    let all = parts.iter().any(|p| p == "all");
-    let want = |p: &str| all || parts.iter().any(|x| x == p);
+    let all = a.parts.iter().any(|p| p == "all");
+    let want = |p: &str| all || a.parts.iter().any(|x| x == p);
     println!(
         "sg-load bench on {} cores; server {}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        server_bin.display()
+        a.server_bin.display()
     );
+    let modules = if a.peer && (want("fanout") || want("memory")) {
+        Some(peer::install().await?)
+    } else {
+        None
+    };
     if want("holds") {
         bench::holds(&ctx).await?;
     }
@@ -239,14 +327,62 @@ async fn bench_cmd(
         bench::joins(&ctx).await?;
     }
     if want("fanout") {
-        for n in fanout {
-            bench::fanout(&ctx, n.min(200_000)).await?;
+        for spec in &a.fanout {
+            let (n, p) = fanout_spec(spec)?;
+            let ours = bench::fanout(&ctx, n, p, bench::Target::Showgate, None).await?;
+            if let Some(m) = &modules {
+                let theirs = bench::fanout(&ctx, n, p, bench::Target::Node, Some(m)).await?;
+                println!(
+                    "  {n}/{p}: showgate p99 {:.1} ms vs Node.js {:.1} ms = {:.2}x",
+                    ours.p99,
+                    theirs.p99,
+                    ours.p99 / theirs.p99.max(0.001)
+                );
+            }
         }
     }
     if want("memory") {
-        ws_idle(10_000, server_bin, Some(ctx.redis_url.clone()), "pvr-forum-1").await?;
+        let ours = ws_idle(10_000, a.server_bin, Some(ctx.redis_url.clone()), "pvr-forum-1").await?;
+        if let Some(m) = &modules {
+            let theirs = peer_idle(10_000, m, &ctx.redis_url).await?;
+            println!(
+                "  memory per idle socket: showgate {ours:.0} bytes vs Node.js {theirs:.0} bytes = {:.2}x",
+                ours / theirs.max(1.0)
+            );
+        }
     }
     Ok(())
+}
+
+/// Memory per idle socket of the Node.js peer, measured like `ws_idle`.
+async fn peer_idle(sockets: usize, modules: &std::path::Path, redis_url: &str) -> Result<f64, String> {
+    let peer = peer::Peer::start(modules, redis_url, &format!("sgidle:{}:events", std::process::id())).await?;
+    let tally = Arc::new(swarm::Tally::default());
+    let noop: swarm::OnMessage = Arc::new(|_, _, _| {});
+    let path = "/api/v1/shows/peer/seats/ws";
+    let hold = Duration::from_secs(120);
+    swarm::open(peer.addr, path, 200, tally.clone(), noop.clone(), hold).await;
+    swarm::wait_until(Duration::from_secs(10), || {
+        tally.messages.load(Ordering::Relaxed) >= 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = peer.rss();
+    swarm::open(peer.addr, path, sockets, tally.clone(), noop, hold).await;
+    swarm::wait_until(Duration::from_secs(60), || {
+        tally.messages.load(Ordering::Relaxed) >= (sockets + 200) as u64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = peer.rss();
+    let connected = tally.connected.load(Ordering::Relaxed).saturating_sub(200).max(1);
+    let per = after.saturating_sub(before) as f64 / connected as f64;
+    println!(
+        "ws-idle (Node.js ws peer): {connected} idle sockets; RSS before {:.1} MiB, after {:.1} MiB; {per:.0} bytes per socket",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    Ok(per)
 }
 
 /// Load tests target this machine only.
@@ -327,7 +463,7 @@ async fn journey_cmd(
     Ok(())
 }
 
-async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>, screen: &str) -> Result<(), String> {
+async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>, screen: &str) -> Result<f64, String> {
     if sockets > 19_000 {
         return Err("one process holds at most ~19,900 sockets; run several processes for more".into());
     }
@@ -377,7 +513,7 @@ async fn ws_idle(sockets: usize, bin: PathBuf, redis_url: Option<String>, screen
         (after.saturating_sub(before)) as f64 / connected.max(1) as f64 / 1024.0
     );
     println!("  failed sockets: {}", tally.failed.load(Ordering::Relaxed));
-    Ok(())
+    Ok((after.saturating_sub(before)) as f64 / connected.max(1) as f64)
 }
 
 /// A show of the demo catalog on `screen`.

@@ -40,6 +40,8 @@ pub struct Tally {
     pub connected: AtomicU64,
     pub failed: AtomicU64,
     pub messages: AtomicU64,
+    /// Bytes of the text messages received.
+    pub bytes: AtomicU64,
 }
 
 /// What each socket does with its messages: called with the socket's index,
@@ -102,6 +104,7 @@ pub async fn open_paths(
                         Some(Ok(Message::Text(t))) => {
                             let at = Instant::now();
                             tally.messages.fetch_add(1, Ordering::Relaxed);
+                            tally.bytes.fetch_add(t.len() as u64, Ordering::Relaxed);
                             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
                                 on_message(i, &v, at);
                             }

@@ -1,6 +1,7 @@
 //! One show's feed on one node: a replica of the show's seats built from one
-//! snapshot and then the engine's deltas, batched for `SEAT_STREAM_BATCH_MS`
-//! into one delta frame (`fromVersion..version`, the net change per seat),
+//! snapshot and then the engine's deltas, batched into at most one delta
+//! frame per `SEAT_STREAM_BATCH_MS` (`fromVersion..version`, the net change
+//! per seat; a change after a quiet window goes out at once),
 //! encoded once and written to every socket by a few shard passes (one per
 //! core), and kept in a short history so a socket that fell behind is
 //! caught up with one merged delta instead of a snapshot.
@@ -69,6 +70,10 @@ struct State {
     replica: Replica,
     generation: u64,
     batch: Option<Batch>,
+    /// When the last batch went out: the next goes out at once if the
+    /// window since has passed (a lone change waits for nothing), else when
+    /// it does.
+    last_emit: Option<Instant>,
     history: VecDeque<Arc<Sent>>,
     /// The snapshot frame and the REST seat map of the current version,
     /// built on first need.
@@ -261,15 +266,22 @@ impl Feed {
         true
     }
 
-    /// When the open batch's window closes, if one is open.
+    /// When the open batch goes out, if one is open: at once after a quiet
+    /// window, else one window after the last batch.
     fn batch_due(&self) -> Option<Instant> {
-        self.lock().batch.as_ref().map(|b| b.started + self.batch_window)
+        let st = self.lock();
+        let batch = st.batch.as_ref()?;
+        Some(match st.last_emit {
+            Some(last) => batch.started.max(last + self.batch_window),
+            None => batch.started,
+        })
     }
 
     /// Closes the open batch: one frame for every socket.
     fn emit(&self) {
         let mut st = self.lock();
         let Some(batch) = st.batch.take() else { return };
+        st.last_emit = Some(Instant::now());
         let to = st.replica.version;
         let changes: Vec<SeatChange> = batch
             .order
@@ -395,6 +407,7 @@ pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed
             replica,
             generation: 1,
             batch: None,
+            last_emit: None,
             history: VecDeque::new(),
             snapshot: None,
             rest: None,
