@@ -119,6 +119,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "TCP_SEND_BUFFER_BYTES", default_value_t = 0)]
     pub tcp_send_buffer_bytes: usize,
 
+    /// On SIGTERM, how long in-flight requests may take before the process
+    /// exits anyway (readiness turns 503 and sockets are told to reconnect at once).
+    #[arg(long, global = true, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub shutdown_grace_seconds: u64,
+
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }

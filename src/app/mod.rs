@@ -36,6 +36,10 @@ use crate::waitroom::rooms::Rooms;
 use crate::ws::{SocketTimes, Sockets};
 use state::{AppState, Health};
 
+/// After SIGTERM, how long the node still answers (readiness 503, sockets
+/// refused) before it stops accepting connections.
+pub const DRAIN_NOTICE: Duration = Duration::from_secs(1);
+
 /// Why the service could not start; each names the setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -166,6 +170,7 @@ impl Application {
                 locks: engines.locks.clone(),
                 records: stores.records.clone(),
                 rooms: rooms.clone(),
+                draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             },
             metrics: crate::metrics::install(),
             settings: Arc::new(settings.clone()),
@@ -208,8 +213,10 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown` resolves, then drains requests in flight and
-    /// stops the background loops.
+    /// Serves until `shutdown` resolves, then drains: readiness turns 503,
+    /// every socket is told to reconnect (4500), no new connection is
+    /// accepted, requests in flight finish, and the background loops stop,
+    /// all within `SHUTDOWN_GRACE_SECONDS`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self {
             listener,
@@ -228,16 +235,39 @@ impl Application {
         });
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let sessions = state.sockets.shutdown.clone();
+        let draining = state.health.draining.clone();
+        let grace = Duration::from_secs(state.settings.shutdown_grace_seconds);
+        let (began_tx, began_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
         // Upgraded sockets are not tracked by graceful shutdown: tell them to
         // close ("reconnect") first, then drain HTTP.
         let shutdown = async move {
             shutdown.await;
+            tracing::info!("draining: not ready, sockets told to reconnect, requests in flight finishing");
+            draining.store(true, std::sync::atomic::Ordering::Release);
             sessions.cancel();
+            let _ = began_tx.send(tokio::time::Instant::now());
+            // A moment in which probes see 503 and new sockets are refused,
+            // before the listener closes and in-flight requests finish.
+            tokio::time::sleep(DRAIN_NOTICE.min(grace / 4)).await;
         };
-        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+        let server =
+            std::future::IntoFuture::into_future(axum::serve(listener, service).with_graceful_shutdown(shutdown));
+        tokio::pin!(server);
+        let mut began = Box::pin(began_rx);
+        // Once the drain begins, requests have the grace period to finish.
+        let result = tokio::select! {
+            r = &mut server => r,
+            Ok(at) = &mut began => match tokio::time::timeout_at(at + grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(?grace, "requests still in flight at the end of the grace period; exiting");
+                    Ok(())
+                }
+            },
+        };
         stop.cancel();
         for t in tasks {
-            let _ = t.await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
         result
     }

@@ -34,6 +34,14 @@ pub fn router(dev_tokens: bool) -> Router<AppState> {
 
 async fn ready(State(app): State<AppState>) -> Response {
     let health = &app.health;
+    if health.draining.load(std::sync::atomic::Ordering::Acquire) {
+        let body = json!({"error": {
+            "code": "SERVICE_UNAVAILABLE",
+            "message": "not ready: this node is shutting down",
+            "down": ["draining"],
+        }});
+        return (StatusCode::SERVICE_UNAVAILABLE, JsonResponse(body)).into_response();
+    }
     let redis = if health.locks.name() == "redis" {
         Some(
             tokio::time::timeout(READY_TIMEOUT, health.locks.ping())

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -42,4 +43,6 @@ pub struct Health {
     pub records: Arc<dyn Records>,
     /// Not ready until the waiting rooms are known.
     pub rooms: Arc<Rooms>,
+    /// Set at SIGTERM: not ready from then on, so traffic moves elsewhere.
+    pub draining: Arc<AtomicBool>,
 }

@@ -87,6 +87,11 @@ impl Sockets {
     /// A slot for one more socket, or 503 when the node is full. The socket
     /// keeps the permit for its life.
     pub fn slot(&self) -> Result<OwnedSemaphorePermit> {
+        if self.shutdown.is_cancelled() {
+            return Err(Error::Unavailable(
+                "this node is shutting down; connect to another".into(),
+            ));
+        }
         self.slots
             .clone()
             .try_acquire_owned()

@@ -298,4 +298,19 @@ impl Node {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// Sends SIGTERM, as an orchestrator would.
+    pub fn terminate(&self) {
+        let pid = self._child.id().expect("the node runs").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit; answers whether it did within `limit`.
+    pub async fn exited_within(&mut self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self._child.wait()).await.is_ok()
+    }
 }

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod drain;
 mod errors;
 mod expiry;
 mod failover;
