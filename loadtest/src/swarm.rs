@@ -48,6 +48,17 @@ pub struct Tally {
 /// the parsed JSON and the instant it arrived.
 pub type OnMessage = Arc<dyn Fn(usize, &serde_json::Value, Instant) + Send + Sync>;
 
+/// Like `OnMessage`, with the message's text unparsed (for clients that
+/// read only a few fields of many messages).
+pub type OnText = Arc<dyn Fn(usize, &str, Instant) + Send + Sync>;
+
+/// How a socket hands its messages on.
+#[derive(Clone)]
+pub enum Handler {
+    Json(OnMessage),
+    Text(OnText),
+}
+
 /// Opens `count` sockets to `url` (the path after the host) and keeps them
 /// open until `hold_for` passes. Answers once every socket has connected (or
 /// failed); the sockets keep running in the background.
@@ -59,7 +70,14 @@ pub async fn open(
     on_message: OnMessage,
     hold_for: Duration,
 ) {
-    open_paths(server, vec![path.to_owned(); count], tally, on_message, hold_for).await
+    open_with(
+        server,
+        vec![path.to_owned(); count],
+        tally,
+        Handler::Json(on_message),
+        hold_for,
+    )
+    .await
 }
 
 /// Like `open`, one socket per path (each with its own query, e.g. a token).
@@ -68,6 +86,17 @@ pub async fn open_paths(
     paths: Vec<String>,
     tally: Arc<Tally>,
     on_message: OnMessage,
+    hold_for: Duration,
+) {
+    open_with(server, paths, tally, Handler::Json(on_message), hold_for).await
+}
+
+/// Opens one socket per path, each handing its messages to `on_message`.
+pub async fn open_with(
+    server: SocketAddr,
+    paths: Vec<String>,
+    tally: Arc<Tally>,
+    on_message: Handler,
     hold_for: Duration,
 ) {
     let count = paths.len();
@@ -105,8 +134,13 @@ pub async fn open_paths(
                             let at = Instant::now();
                             tally.messages.fetch_add(1, Ordering::Relaxed);
                             tally.bytes.fetch_add(t.len() as u64, Ordering::Relaxed);
-                            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
-                                on_message(i, &v, at);
+                            match &on_message {
+                                Handler::Text(f) => f(i, &t, at),
+                                Handler::Json(f) => {
+                                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
+                                        f(i, &v, at);
+                                    }
+                                }
                             }
                         }
                         Some(Ok(_)) => {}

@@ -36,6 +36,8 @@ use crate::ws::frame;
 
 /// How often a feed compares its version with the engine's.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Merged frames kept (a handful of versions sockets are at).
+const MERGED_CACHE: usize = 64;
 /// Backoff bounds when the engine subscription is lost.
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
@@ -98,6 +100,9 @@ pub struct Feed {
     batch_window: Duration,
     /// Batches kept for catching sockets up; a socket further behind gets a snapshot.
     history_batches: usize,
+    /// Merged frames by (generation, from, to): sockets and shards at the
+    /// same version share one.
+    merged: Mutex<HashMap<(u64, u64, u64), Bytes>>,
     /// Wakes REST readers waiting for the replica to reach a version.
     applied: tokio::sync::Notify,
 }
@@ -181,6 +186,38 @@ impl Feed {
         }
     }
 
+    /// One delta frame for versions `from..=to` of the history (the net change
+    /// per seat), shared by every socket that needs that range: built once.
+    fn merged(&self, st: &State, from: u64, to: u64) -> Bytes {
+        let key = (st.generation, from, to);
+        let mut cache = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = cache.get(&key) {
+            return f.clone();
+        }
+        let mut order: Vec<String> = Vec::new();
+        let mut status: HashMap<String, SeatStatus> = HashMap::new();
+        for sent in st.history.iter().filter(|s| s.to >= from && s.from <= to) {
+            for c in &sent.changes {
+                if status.insert(c.seat_id.clone(), c.status).is_none() {
+                    order.push(c.seat_id.clone());
+                }
+            }
+        }
+        let changes: Vec<SeatChange> = order
+            .into_iter()
+            .map(|seat| SeatChange {
+                status: status[&seat],
+                seat_id: seat,
+            })
+            .collect();
+        let frame = frame::text(views::delta(&st.replica.epoch, from, to, &changes).as_bytes());
+        if cache.len() >= MERGED_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, frame.clone());
+        frame
+    }
+
     /// A frame that brings a socket at `at` to the current version: one
     /// merged delta from the history, or a snapshot if the history does not
     /// reach back far enough (or the generation changed).
@@ -196,28 +233,12 @@ impl Feed {
             && st.history.front().is_some_and(|s| s.from <= at.version + 1)
             && sent_to > at.version;
         if from_history {
-            let mut order: Vec<String> = Vec::new();
-            let mut status: HashMap<String, SeatStatus> = HashMap::new();
-            for sent in st.history.iter().filter(|s| s.to > at.version) {
-                for c in &sent.changes {
-                    if status.insert(c.seat_id.clone(), c.status).is_none() {
-                        order.push(c.seat_id.clone());
-                    }
-                }
-            }
-            let changes: Vec<SeatChange> = order
-                .into_iter()
-                .map(|seat| SeatChange {
-                    status: status[&seat],
-                    seat_id: seat,
-                })
-                .collect();
-            let json = views::delta(&st.replica.epoch, at.version + 1, sent_to, &changes);
+            let frame = self.merged(&st, at.version + 1, sent_to);
             let to = Position {
                 generation: st.generation,
                 version: sent_to,
             };
-            return (to, frame::text(json.as_bytes()), false);
+            return (to, frame, false);
         }
         if at.generation == st.generation && at.version >= sent_to {
             // Current with what was sent; the open batch comes with its frame.
@@ -418,6 +439,7 @@ pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed
         clock: parts.clock,
         batch_window: parts.batch_window,
         history_batches: parts.history_batches.max(1),
+        merged: Mutex::new(HashMap::new()),
         applied: tokio::sync::Notify::new(),
     });
     metrics::gauge!(m::SEAT_FEEDS).increment(1.0);
