@@ -11,25 +11,25 @@
 //! version that went back resyncs it and starts a new generation: every
 //! socket is then sent a fresh snapshot (at most one a second per socket).
 
+mod tasks;
+
+pub use tasks::{FeedParts, start};
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::conn::{Conn, Offered, Position, Sink};
+use super::conn::{Conn, Position, Sink};
 use super::views;
-use crate::booking::locks::SeatLocks;
 use crate::booking::locks::recovering::Recovering;
 use crate::clock::Clock;
 use crate::domain::catalog::Layout;
-use crate::domain::seats::{Owner, SeatChange, SeatDelta, SeatStatus};
+use crate::domain::seats::{SeatChange, SeatDelta, SeatStatus};
 use crate::error::Result;
 use crate::metrics as m;
 use crate::ws::frame;
@@ -120,7 +120,7 @@ impl Feed {
 
     /// Reads the show from the engine.
     async fn read(&self) -> Result<Replica> {
-        read(&self.locks, &self.show, self.clock).await
+        tasks::read(&self.locks, &self.show, self.clock).await
     }
 
     /// Registers a socket: it starts at the current version with the
@@ -380,182 +380,5 @@ impl Feed {
             .iter()
             .map(|s| s.conns.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum()
-    }
-}
-
-async fn read(locks: &Recovering, show: &str, clock: Clock) -> Result<Replica> {
-    let reply = locks.snapshot(show, clock.now_ms()).await?;
-    let taken = reply
-        .out
-        .taken
-        .iter()
-        .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
-        .collect();
-    Ok(Replica {
-        epoch: reply.out.epoch,
-        version: reply.out.version,
-        taken,
-    })
-}
-
-/// What a feed is made of.
-pub struct FeedParts {
-    pub show: String,
-    pub layout: Arc<Layout>,
-    pub locks: Arc<Recovering>,
-    pub clock: Clock,
-    pub batch_window: Duration,
-    pub history_batches: usize,
-    pub shards: usize,
-}
-
-/// Starts a feed: subscribes, reads, and runs it and its shard passes
-/// until `stop`.
-pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed>> {
-    // Subscribe before reading, so no delta falls between the two.
-    let stream = parts.locks.subscribe(&parts.show).await?;
-    let replica = read(&parts.locks, &parts.show, parts.clock).await?;
-    let shards: Vec<Shard> = (0..parts.shards.max(1))
-        .map(|_| Shard {
-            conns: Mutex::new(Vec::new()),
-            latest: watch::channel(None).0,
-        })
-        .collect();
-    let feed = Arc::new(Feed {
-        show: parts.show,
-        layout: parts.layout,
-        state: Mutex::new(State {
-            replica,
-            generation: 1,
-            batch: None,
-            last_emit: None,
-            history: VecDeque::new(),
-            snapshot: None,
-            rest: None,
-        }),
-        shards,
-        next_shard: AtomicUsize::new(0),
-        locks: parts.locks,
-        clock: parts.clock,
-        batch_window: parts.batch_window,
-        history_batches: parts.history_batches.max(1),
-        merged: Mutex::new(HashMap::new()),
-        applied: tokio::sync::Notify::new(),
-    });
-    metrics::gauge!(m::SEAT_FEEDS).increment(1.0);
-    for i in 0..feed.shards.len() {
-        tokio::spawn(pass_loop(feed.clone(), i, stop.clone()));
-    }
-    tokio::spawn(run(feed.clone(), stream, stop));
-    Ok(feed)
-}
-
-/// One shard's writer: every batch to every socket of the shard. A shard
-/// still busy with one batch when the next comes skips to the latest; its
-/// sockets then catch up from the history.
-async fn pass_loop(feed: Arc<Feed>, shard: usize, stop: CancellationToken) {
-    let mut rx = feed.shards[shard].latest.subscribe();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            changed = rx.changed() => if changed.is_err() { break },
-        }
-        let Some(sent) = rx.borrow_and_update().clone() else {
-            continue;
-        };
-        let conns: Vec<Arc<Conn>> = {
-            let mut list = feed.shards[shard].conns.lock().unwrap_or_else(|p| p.into_inner());
-            list.retain(|c| !c.is_closed());
-            list.clone()
-        };
-        let mut written = 0u64;
-        for conn in &conns {
-            if conn.offer(sent.generation, sent.from, sent.to, &sent.frame) == Offered::Written {
-                written += 1;
-            }
-        }
-        metrics::counter!(m::SEAT_STREAM_FRAMES).increment(written);
-    }
-    for conn in feed.shards[shard]
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-    {
-        conn.close();
-        conn.wake.notify_one();
-    }
-}
-
-/// The feed's life: deltas in, batches out, a probe now and then,
-/// resubscribe when lost; when stopped, it lets go of its subscription.
-async fn run(feed: Arc<Feed>, stream: BoxStream<'static, SeatDelta>, stop: CancellationToken) {
-    follow(&feed, stream, &stop).await;
-    metrics::gauge!(m::SEAT_FEEDS).decrement(1.0);
-    if let Err(e) = feed.locks.unsubscribe(&feed.show).await {
-        tracing::warn!(show = %feed.show, error = %e, "unsubscribe failed");
-    }
-}
-
-async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &CancellationToken) {
-    let mut probe = tokio::time::interval(PROBE_EVERY);
-    probe.tick().await;
-    // The engine's version seen ahead of ours at the last probe: resync only
-    // if we are still behind it one probe later (deltas may be in flight).
-    let mut ahead: Option<u64> = None;
-    loop {
-        let due = feed.batch_due();
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            _ = async { tokio::time::sleep_until(due.unwrap_or_else(Instant::now)).await }, if due.is_some() => {
-                feed.emit();
-            }
-            next = stream.next() => match next {
-                Some(delta) => {
-                    if !feed.apply(delta) {
-                        feed.emit();
-                        feed.resync().await;
-                    }
-                }
-                None => {
-                    let mut wait = RESUBSCRIBE_MIN;
-                    stream = loop {
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        match feed.locks.subscribe(&feed.show).await {
-                            Ok(s) => break s,
-                            Err(e) => {
-                                tracing::warn!(show = %feed.show, error = %e, "resubscribe failed");
-                                wait = (wait * 2).min(RESUBSCRIBE_MAX);
-                            }
-                        }
-                    };
-                    feed.emit();
-                    feed.resync().await;
-                }
-            },
-            _ = probe.tick() => {
-                let (epoch, ours) = feed.position();
-                if ahead.is_some_and(|v| ours < v) {
-                    feed.emit();
-                    feed.resync().await;
-                    ahead = None;
-                } else {
-                    ahead = match feed.read().await {
-                        // Rebuilt, or gone back: resync now, whatever the version.
-                        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
-                            feed.emit();
-                            feed.resync().await;
-                            None
-                        }
-                        Ok(theirs) if theirs.version > ours => Some(theirs.version),
-                        _ => None,
-                    };
-                }
-            }
-        }
     }
 }

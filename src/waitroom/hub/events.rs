@@ -1,0 +1,181 @@
+//! A queue feed's event loop: the room's events applied in sequence order to
+//! the feed's position book, and a batch re-read of ranks when a gap or a
+//! lost subscription means an event may be missing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{FeedState, QueueFeed, QueueHub, SocketView, remember};
+use crate::domain::waitroom::QueueChange;
+use crate::waitroom::engine::{RoomEvent, Standing};
+
+/// Users per rank re-read (one script call each).
+const REREAD_CHUNK: usize = 1000;
+
+impl QueueHub {
+    /// The feed's life: events in, in sequence order; resubscribe and re-read
+    /// when the subscription is lost; let go of it when stopped.
+    pub(super) async fn run(
+        self: Arc<Self>,
+        feed: Arc<QueueFeed>,
+        mut events: BoxStream<'static, RoomEvent>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => {
+                    let _ = self.engine.unsubscribe(&feed.show).await;
+                    return;
+                }
+                e = events.next() => e,
+            };
+            let Some(event) = event else {
+                // The subscription was lost: resubscribe, then re-read.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match self.engine.subscribe(&feed.show).await {
+                    Ok(s) => events = s,
+                    Err(e) => tracing::warn!(show = %feed.show, error = %e, "queue feed resubscribe failed"),
+                }
+                let mut st = feed.state.lock().await;
+                self.reread(&feed.show, &mut st, false).await;
+                continue;
+            };
+            let mut st = feed.state.lock().await;
+            self.apply(&feed.show, &mut st, event).await;
+        }
+    }
+
+    pub(super) async fn apply(&self, show: &str, st: &mut FeedState, event: RoomEvent) {
+        let seq = event.seq();
+        if seq == st.last_seq {
+            return; // seen already
+        }
+        // A gap, a reset, or a sequence that went back (Redis lost the room's
+        // counters and they started again): every position is re-read, never
+        // frozen behind the old number.
+        if seq != st.last_seq + 1 || matches!(event, RoomEvent::Reset { .. }) {
+            if seq != st.last_seq + 1 {
+                tracing::info!(%show, have = st.last_seq, got = seq, "queue feed gap; re-reading positions");
+            }
+            let went_back = seq < st.last_seq;
+            st.last_seq = 0;
+            self.reread(show, st, went_back).await;
+            if let RoomEvent::Tick { sold_out, rate, .. } = event {
+                st.sold_out = sold_out;
+                st.rate = rate;
+            }
+            return;
+        }
+        st.last_seq = seq;
+        let (moved, flipped) = match &event {
+            RoomEvent::Tick {
+                admitted,
+                queue_length,
+                sold_out,
+                rate,
+                expires_at,
+                ..
+            } => {
+                st.queue_length = *queue_length;
+                st.rate = *rate;
+                let flipped = st.sold_out != *sold_out;
+                st.sold_out = *sold_out;
+                let change = QueueChange::Head(admitted.len() as u64);
+                let (moved, gone) = st.book.apply(seq, &change);
+                remember(st, seq, change);
+                for id in &gone {
+                    if let Some(s) = st.sockets.get(id)
+                        && let Ok(token) = self.tokens.admission(&s.user, show, *expires_at)
+                    {
+                        let _ = s.view.send(SocketView::Admitted {
+                            token,
+                            expires_ms: *expires_at,
+                        });
+                    }
+                }
+                (moved, flipped)
+            }
+            RoomEvent::Left {
+                scores, queue_length, ..
+            } => {
+                st.queue_length = *queue_length;
+                let change = QueueChange::Left(scores.clone());
+                let (moved, _) = st.book.apply(seq, &change);
+                remember(st, seq, change);
+                (moved, false)
+            }
+            RoomEvent::Reset { .. } => (Vec::new(), false),
+        };
+        let targets: Vec<u64> = if flipped {
+            st.book.keys().copied().collect()
+        } else {
+            moved
+        };
+        for id in targets {
+            if let (Some(pos), Some(s)) = (st.book.position(&id), st.sockets.get(&id)) {
+                let _ = s.view.send(self.queued(show, pos, st.queue_length, st));
+            }
+        }
+    }
+
+    /// Re-reads the rank of every socket's user in batches, as of one event.
+    /// `lost`: the room's data went back (Redis lost it), so a socket whose
+    /// shopper is no longer queued joins again instead of waiting forever.
+    pub(super) async fn reread(&self, show: &str, st: &mut FeedState, lost: bool) {
+        // Positions come from a read now, not from events: the log no longer applies.
+        st.recent.clear();
+        // Oldest sockets first: if shoppers must queue again, they keep their order.
+        let mut ids: Vec<u64> = st.sockets.keys().copied().collect();
+        ids.sort_unstable();
+        // The counter as of this reading, which may be below what the feed had
+        // seen (the room's counters restarted): it is the one to follow.
+        let mut last = st.last_seq;
+        if ids.is_empty()
+            && let Ok((seq, length, _)) = self.engine.ranks(show, &[]).await
+        {
+            (last, st.queue_length) = (seq, length);
+        }
+        for chunk in ids.chunks(REREAD_CHUNK) {
+            let users: Vec<String> = chunk.iter().map(|id| st.sockets[id].user.clone()).collect();
+            match self.engine.ranks(show, &users).await {
+                Ok((seq, length, ranks)) => {
+                    last = last.max(seq);
+                    st.queue_length = length;
+                    for (id, rank) in chunk.iter().zip(ranks) {
+                        if let Some((score, rank)) = rank {
+                            st.book.insert(*id, score, rank + 1, seq);
+                            let view = self.queued(show, rank + 1, length, st);
+                            let _ = st.sockets[id].view.send(view);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%show, error = %e, "queue position re-read failed"),
+            }
+        }
+        // Sockets whose user is no longer queued: admitted during the gap, or gone.
+        let now = self.clock.now_ms();
+        let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
+        for id in missing {
+            let user = st.sockets[&id].user.clone();
+            // A live socket is a shopper still waiting: if Redis lost their
+            // place (its data was lost), they queue again rather than freeze.
+            let Ok(stand) = self.engine.join(show, &user, now, false, lost, now).await else {
+                continue;
+            };
+            if !lost && !matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. }) {
+                continue;
+            }
+            if let Standing::Queued { score, position, .. } = &stand.standing {
+                st.book.insert(id, *score, *position, stand.seq);
+                last = last.max(stand.seq);
+            }
+            let view = self.view_of(show, &user, &stand.standing, st);
+            let _ = st.sockets[&id].view.send(view);
+        }
+        st.last_seq = last;
+    }
+}
