@@ -19,6 +19,10 @@ pub const SEAT_FEED_RESYNCS: &str = "seat_feed_resyncs_total";
 pub const SEAT_STREAM_FRAMES: &str = "seat_stream_frames_total";
 pub const SEAT_STREAM_SNAPSHOTS: &str = "seat_stream_snapshots_total";
 pub const SEAT_STATE_REBUILDS: &str = "seat_state_rebuilds_total";
+pub const DB_POOL_IN_USE: &str = "db_pool_connections_in_use";
+pub const DB_POOL_MAX: &str = "db_pool_connections_max";
+pub const REDIS_MEMORY_USED: &str = "redis_memory_used_bytes";
+pub const REDIS_MEMORY_MAX: &str = "redis_memory_max_bytes";
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
@@ -82,6 +86,16 @@ fn describe() {
     metrics::describe_counter!(
         SEAT_STATE_REBUILDS,
         "Shows whose seat state was rebuilt from Postgres, by reason (missing, went_back, seats_taken)."
+    );
+    metrics::describe_gauge!(DB_POOL_IN_USE, "Postgres connections of this node's pool in use.");
+    metrics::describe_gauge!(DB_POOL_MAX, "The size limit of this node's Postgres pool.");
+    metrics::describe_gauge!(
+        REDIS_MEMORY_USED,
+        "Redis used_memory of the server nearest its limit (read by one node a round, shared)."
+    );
+    metrics::describe_gauge!(
+        REDIS_MEMORY_MAX,
+        "Redis maxmemory of that server; 0 when it has no limit."
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     metrics::describe_histogram!(HTTP_DURATION, "HTTP request latency by route.");

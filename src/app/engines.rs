@@ -56,6 +56,8 @@ pub struct Stores {
     pub catalog: Arc<dyn CatalogStore>,
     /// Only with Postgres: without it, Redis (or this process) is the rooms' only copy.
     pub rooms: Option<Arc<dyn RoomStore>>,
+    /// The shared pool, when there is Postgres (its use is a metric).
+    pub pool: Option<sqlx::PgPool>,
 }
 
 /// The seat locks as the in-process waiting room counts them.
@@ -114,6 +116,7 @@ pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
             records: Arc::new(MemoryRecords::new()),
             catalog: Arc::new(MemoryCatalog::default()),
             rooms: None,
+            pool: None,
         }),
         Some(url) => {
             let pool = crate::postgres::connect_and_migrate(url)
@@ -122,7 +125,8 @@ pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
             Ok(Stores {
                 records: Arc::new(PgRecords::new(pool.clone())),
                 catalog: Arc::new(PgCatalog::new(pool.clone())),
-                rooms: Some(Arc::new(PgRooms::new(pool))),
+                rooms: Some(Arc::new(PgRooms::new(pool.clone()))),
+                pool: Some(pool),
             })
         }
     }

@@ -6,6 +6,7 @@
 pub mod engines;
 pub mod ops;
 pub mod router;
+pub mod saturation;
 pub mod state;
 pub mod upkeep;
 
@@ -193,6 +194,13 @@ impl Application {
         };
         let mut tasks = loops.spawn(Duration::from_millis(settings.sweep_interval_ms), stop.clone());
         tasks.push(tokio::spawn(cleanup.run(stop.clone())));
+        let saturation = saturation::Saturation {
+            pool: stores.pool.clone(),
+            redis: engines.redis.clone(),
+            keys: crate::redis::keys::Keys::new(settings.redis_key_prefix.clone()),
+            node: uuid::Uuid::new_v4().to_string(),
+        };
+        tasks.push(tokio::spawn(saturation.run(stop.clone())));
         if let Some(redis) = engines.redis {
             tasks.push(tokio::spawn(upkeep::clock_loop(redis, stop.clone())));
         }

@@ -121,6 +121,11 @@ impl Keys {
         format!("{}events:orders", self.prefix)
     }
 
+    /// A key of the nodes' own housekeeping (leases, shared figures), outside any show.
+    pub fn ops(&self, name: &str) -> String {
+        format!("{}ops:{name}", self.prefix)
+    }
+
     /// The set of shows with a waiting room. Outside any show's hash tag:
     /// only admin writes and the nodes' config refresh touch it.
     pub fn room_index(&self) -> String {

@@ -12,5 +12,6 @@ mod journey;
 mod live;
 mod race;
 mod recovery;
+mod saturation;
 mod waitroom;
 mod waitroom_scale;
