@@ -21,6 +21,10 @@ pub struct Claims {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// Absent (or `user`) on user tokens; an admission token says
+    /// `admission` and must never pass as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
 }
 
 /// Signs and verifies user tokens with one secret.
@@ -58,6 +62,7 @@ impl Tokens {
             exp: now + ttl_seconds,
             role: admin.then(|| "admin".to_owned()),
             iat: Some(now),
+            typ: None,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("jwt: {e}")))
@@ -66,6 +71,9 @@ impl Tokens {
     pub fn verify(&self, token: &str) -> Result<User> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+        if !matches!(data.claims.typ.as_deref(), None | Some("user")) {
+            return Err(Error::Unauthorized("invalid token: not a user token".into()));
+        }
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > MAX_USER_ID_LEN || sub.chars().any(char::is_control) {
             return Err(Error::Unauthorized("invalid token: bad sub".into()));

@@ -34,6 +34,8 @@ pub enum Error {
     OrderExpired,
     #[error("{0}")]
     InvalidState(String),
+    #[error("the show has started: its seats are no longer on sale")]
+    ShowStarted,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
     #[error("{0}")]
@@ -68,6 +70,7 @@ impl Error {
             Self::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
             Self::OrderExpired => "ORDER_EXPIRED",
             Self::InvalidState(_) => "INVALID_STATE",
+            Self::ShowStarted => "SHOW_STARTED",
             Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -87,7 +90,8 @@ impl Error {
             | Self::HoldExpired
             | Self::HoldNotActive(_)
             | Self::OrderExpired
-            | Self::InvalidState(_) => StatusCode::CONFLICT,
+            | Self::InvalidState(_)
+            | Self::ShowStarted => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -82,6 +82,9 @@ impl Booking {
     /// be free, or nothing is held.
     pub async fn hold(&self, user: &str, show_id: &str, admission: Option<&str>, seats: Vec<String>) -> Result<Hold> {
         let show = self.show(show_id)?;
+        if show.start_time <= self.clock.now() {
+            return Err(Error::ShowStarted);
+        }
         let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
         self.gate.check(&show_id, user, admission)?;
         let layout = self.layout(show)?;

@@ -91,7 +91,8 @@ pub struct AuthState {
     pub per_user: Arc<Limiter<String>>,
 }
 
-/// The authenticated caller; also applies the per-user rate limit.
+/// The authenticated caller (a bearer token only); also applies the
+/// per-user rate limit.
 pub struct Auth(pub User);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth
@@ -101,14 +102,35 @@ where
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        let auth = AuthState::from_ref(state);
-        let token = bearer(parts)
-            .or_else(|| query_token(parts))
-            .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-        let user = auth.tokens.verify(&token)?;
-        auth.per_user.check(&user.id)?;
-        Ok(Self(user))
+        authenticate(&AuthState::from_ref(state), bearer(parts)).map(Self)
     }
+}
+
+/// The caller of a WebSocket route: a bearer token, or `?access_token=`
+/// (browsers cannot set headers on a WebSocket). Only the socket routes
+/// take it, so tokens stay out of the URLs and logs of every other route.
+pub struct SocketAuth(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for SocketAuth
+where
+    AuthState: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        authenticate(
+            &AuthState::from_ref(state),
+            bearer(parts).or_else(|| query_token(parts)),
+        )
+        .map(Self)
+    }
+}
+
+fn authenticate(auth: &AuthState, token: Option<String>) -> Result<User, Error> {
+    let token = token.ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let user = auth.tokens.verify(&token)?;
+    auth.per_user.check(&user.id)?;
+    Ok(user)
 }
 
 /// An authenticated admin; other users are 403.

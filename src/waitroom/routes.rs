@@ -15,7 +15,7 @@ use super::socket;
 use crate::domain::catalog::Catalog;
 use crate::domain::waitroom::RoomPatch;
 use crate::error::{Error, Result};
-use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow};
+use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, SocketAuth};
 use crate::metrics as m;
 use crate::ws::upgrade::Upgrade;
 use crate::ws::{Sockets, socket_config};
@@ -94,7 +94,7 @@ async fn leave(
 async fn queue_socket(
     State(rooms): State<Arc<Rooms>>,
     State(sockets): State<Sockets>,
-    Auth(user): Auth,
+    SocketAuth(user): SocketAuth,
     KnownShow(show): KnownShow,
     ws: Result<Upgrade, Error>,
 ) -> Result<Response> {

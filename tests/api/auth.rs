@@ -85,3 +85,75 @@ async fn the_dev_route_checks_its_input() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn only_user_tokens_pass_as_bearer_tokens() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    // An admission token (ours, valid, for this very show) is not a login.
+    let admission = sign(
+        Algorithm::HS256,
+        DEV_JWT_SECRET,
+        json!({"sub": "alice", "show": show, "exp": exp, "typ": "admission"}),
+    );
+    let other = sign(
+        Algorithm::HS256,
+        DEV_JWT_SECRET,
+        json!({"sub": "alice", "exp": exp, "typ": "refresh"}),
+    );
+    for token in [&admission, &other] {
+        assert_error(app.get("/api/v1/orders", Some(token)).await, 401, "UNAUTHORIZED").await;
+        assert_error(app.hold(token, &show, &["A1"]).await, 401, "UNAUTHORIZED").await;
+    }
+    // `typ: "user"` is a user token like one without `typ`.
+    let user = sign(
+        Algorithm::HS256,
+        DEV_JWT_SECRET,
+        json!({"sub": "alice", "exp": exp, "typ": "user"}),
+    );
+    assert_eq!(app.get("/api/v1/orders", Some(&user)).await.status(), StatusCode::OK);
+    let map = app.seat_map(&show).await;
+    let seat = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "AVAILABLE")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app.hold(&user, &show, &[&seat]).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn access_token_in_the_query_counts_only_on_websocket_routes() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let token = app.token("alice").await;
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/orders?access_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "UNAUTHORIZED").await;
+    let res = app
+        .http
+        .post(app.url(&format!("/api/v1/waitrooms/{show}/join?access_token={token}")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "UNAUTHORIZED").await;
+    // The queue socket takes it (a browser cannot set headers on a WebSocket).
+    app.put_room(&show, json!({"admitRatePerSecond": 1, "paused": true}))
+        .await;
+    let mut ws = app
+        .ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={token}"))
+        .await;
+    let first = crate::helpers::next_json(&mut ws).await;
+    assert_eq!(first["type"], "position", "{first}");
+    assert_eq!(first["position"], 1);
+}

@@ -243,3 +243,47 @@ async fn rate_limits_answer_429_with_retry_after() {
     }
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
 }
+
+#[tokio::test]
+async fn holds_on_a_show_that_has_started_are_show_started() {
+    // A catalog of the demo's shows where one began ten minutes ago.
+    let mut data = showgate::domain::catalog::demo(chrono::Utc::now().date_naive());
+    let started = data.shows[0].id.clone();
+    data.shows[0].start_time = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    let soon = data.shows[1].id.clone();
+    data.shows[1].start_time = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
+    let file = std::env::temp_dir().join(format!("sg-started-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, serde_json::to_vec(&data).unwrap()).unwrap();
+    let mut settings = crate::helpers::test_settings();
+    settings.redis_url = None;
+    settings.catalog = Some(file.clone());
+    let app = crate::helpers::start(settings).await;
+    let alice = app.token("alice").await;
+    let map = app.seat_map(&started).await;
+    let seat = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "AVAILABLE")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = assert_error(app.hold(&alice, &started, &[&seat]).await, 409, "SHOW_STARTED").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("started"));
+    // Nothing was held: the seat is still on the map as it was.
+    assert_eq!(app.seat_status(&started, &seat).await, "AVAILABLE");
+    // A show starting in ten minutes still sells.
+    let map = app.seat_map(&soon).await;
+    let seat = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "AVAILABLE")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.hold(&alice, &soon, &[&seat]).await.status(), 201);
+    let _ = std::fs::remove_file(file);
+}
