@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::http::client::TrustedProxies;
+
 use clap::{Args, ValueEnum};
 
 pub const DEFAULT_HOLD_TTL_SECONDS: u64 = 300;
@@ -107,6 +109,25 @@ pub struct Settings {
     #[arg(long, global = true, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub ws_max_connections: usize,
 
+    /// Seat-map sockets per node (default: 80 % of WS_MAX_CONNECTIONS, so
+    /// seat maps can never take every place from the queue sockets).
+    #[arg(long, global = true, env = "WS_MAX_SEAT_SOCKETS")]
+    pub ws_max_seat_sockets: Option<usize>,
+
+    /// Queue sockets per node (default: WS_MAX_CONNECTIONS).
+    #[arg(long, global = true, env = "WS_MAX_QUEUE_SOCKETS")]
+    pub ws_max_queue_sockets: Option<usize>,
+
+    /// Sockets one client address may hold on a node; more are 429. 0: no cap.
+    #[arg(long, global = true, env = "WS_MAX_PER_IP", default_value_t = 50)]
+    pub ws_max_per_ip: usize,
+
+    /// Proxies whose X-Forwarded-For is believed, as comma-separated CIDRs;
+    /// behind them the client is the right-most untrusted address. Empty:
+    /// the client is always the TCP peer.
+    #[arg(long, global = true, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
     /// Seconds between server pings; a peer silent for three pings is closed.
     #[arg(long, global = true, env = "WS_PING_SECONDS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -188,6 +209,17 @@ impl Settings {
             return Err(format!("CATALOG {} is not a readable file", path.display()));
         }
         Ok(())
+    }
+
+    /// The socket budgets these settings give.
+    pub fn socket_budgets(&self) -> crate::ws::Budgets {
+        let total = self.ws_max_connections;
+        crate::ws::Budgets {
+            total,
+            seats: self.ws_max_seat_sockets.unwrap_or(total - total / 5),
+            queue: self.ws_max_queue_sockets.unwrap_or(total),
+            per_ip: self.ws_max_per_ip,
+        }
     }
 
     pub fn uses_redis(&self) -> bool {

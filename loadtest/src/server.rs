@@ -22,6 +22,8 @@ impl Server {
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,showgate=info")
             .env("RATE_LIMIT_IP_PER_SEC", "0")
+            // The swarm's sockets come from a few loopback addresses each.
+            .env("WS_MAX_PER_IP", "0")
             .env("RATE_LIMIT_USER_PER_SEC", "0")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -162,7 +162,7 @@ impl Application {
             rooms: rooms.clone(),
             seat_hub,
             sockets: Sockets::new(
-                settings.ws_max_connections,
+                settings.socket_budgets(),
                 SocketTimes::pinging_every(Duration::from_secs(settings.ws_ping_seconds)),
             ),
             auth: auth.clone(),

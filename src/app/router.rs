@@ -2,6 +2,8 @@
 //! the layers every route shares (body limit, per-IP limit on the public
 //! routes, metrics, JSON 404/405), and the pages.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -24,7 +26,7 @@ pub fn app(state: AppState) -> Router {
         .merge(booking::hold_routes::router())
         .merge(booking::order_routes::router())
         // Not limited per IP: a socket is one long-lived connection, capped
-        // per node by WS_MAX_CONNECTIONS instead.
+        // per node and per client address (`ws::Sockets`) instead.
         .merge(live::routes::router())
         .merge(waitroom::routes::router())
         .merge(ops::router(state.settings.dev_secret()));
@@ -43,5 +45,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed("method not allowed on this route".into()) })
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn(crate::http::record_metrics))
+        // Outermost: the client address is known before any limit looks at it.
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.settings.trusted_proxies.clone()),
+            crate::http::client::resolve,
+        ))
         .with_state(state)
 }

@@ -3,11 +3,10 @@
 //! a missing or bad token 401, an id we never minted or a show we do not
 //! have 404. Ids are parsed here, at the edge, and travel typed after.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -211,9 +210,4 @@ fn query_token(parts: &Parts) -> Option<String> {
         let (k, v) = pair.split_once('=')?;
         (k == "access_token").then(|| v.to_owned())
     })
-}
-
-/// The peer address, where the server was started with connect info.
-pub fn client_ip(parts_or_req: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_or_req.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip())
 }

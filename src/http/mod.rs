@@ -4,6 +4,7 @@
 //! (`time`) and the metrics layer. Routes themselves live with their
 //! feature; `app` merges them.
 
+pub mod client;
 pub mod extract;
 pub mod ratelimit;
 pub mod time;

@@ -57,7 +57,7 @@ pub async fn limit_by_ip(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if let Some(ip) = super::extract::client_ip(req.extensions())
+    if let Some(ip) = super::client::client_ip(req.extensions())
         && let Err(e) = limiter.check(&ip)
     {
         return e.into_response();

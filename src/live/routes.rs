@@ -13,10 +13,11 @@ use super::hub::SeatHub;
 use super::session;
 use crate::domain::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::http::client::ClientAddr;
 use crate::http::extract::KnownShow;
 use crate::metrics as m;
-use crate::ws::Sockets;
 use crate::ws::upgrade::Upgrade;
+use crate::ws::{SocketKind, Sockets};
 
 pub fn router<S>() -> Router<S>
 where
@@ -42,10 +43,11 @@ async fn seats(
     State(hub): State<Arc<SeatHub>>,
     State(sockets): State<Sockets>,
     KnownShow(show): KnownShow,
+    ClientAddr(ip): ClientAddr,
     ws: Result<Upgrade, Error>,
 ) -> Result<Response> {
     let ws = ws?;
-    let permit = sockets.slot()?;
+    let permit = sockets.slot(SocketKind::Seats, ip)?;
     // Joined before the upgrade: a feed that cannot start is an HTTP 503,
     // not a socket that opens and dies.
     let viewer = hub.join(&show.id).await?;

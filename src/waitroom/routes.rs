@@ -15,10 +15,11 @@ use super::socket;
 use crate::domain::catalog::Catalog;
 use crate::domain::waitroom::RoomPatch;
 use crate::error::{Error, Result};
+use crate::http::client::ClientAddr;
 use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, SocketAuth};
 use crate::metrics as m;
 use crate::ws::upgrade::Upgrade;
-use crate::ws::{Sockets, socket_config};
+use crate::ws::{SocketKind, Sockets, socket_config};
 
 pub fn router<S>() -> Router<S>
 where
@@ -96,10 +97,11 @@ async fn queue_socket(
     State(sockets): State<Sockets>,
     SocketAuth(user): SocketAuth,
     KnownShow(show): KnownShow,
+    ClientAddr(ip): ClientAddr,
     ws: Result<Upgrade, Error>,
 ) -> Result<Response> {
     let ws = ws?;
-    let permit = sockets.slot()?;
+    let permit = sockets.slot(SocketKind::Queue, ip)?;
     let (s, u) = (show.id.clone(), user.id.clone());
     let joiner = rooms.clone();
     let mut reg = rooms

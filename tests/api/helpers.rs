@@ -28,6 +28,9 @@ pub fn test_settings() -> Settings {
         redis_key_prefix: common::unique_prefix(),
         rate_limit_user_per_sec: 0,
         rate_limit_ip_per_sec: 0,
+        // The tests open hundreds of sockets from 127.0.0.1; the per-address
+        // cap has tests of its own.
+        ws_max_per_ip: 0,
         sweep_interval_ms: 100,
         static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
         ..Settings::default()
@@ -269,6 +272,7 @@ impl Node {
             .env("RUST_LOG", "info")
             .env("RATE_LIMIT_USER_PER_SEC", "0")
             .env("RATE_LIMIT_IP_PER_SEC", "0")
+            .env("WS_MAX_PER_IP", "0")
             .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())

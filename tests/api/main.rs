@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod client_addr;
 mod drain;
 mod errors;
 mod expiry;

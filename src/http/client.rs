@@ -1,0 +1,190 @@
+//! The client's address: the TCP peer, or, when the peer is one of
+//! `TRUSTED_PROXIES`, the right-most address in `X-Forwarded-For` that is
+//! not a trusted proxy. Everything to the left of that is whatever the
+//! client chose to send, so it is never believed. Per-IP rate limits and
+//! socket caps key on this address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
+use ipnet::IpNet;
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    /// Comma-separated CIDRs (a bare address is a /32 or /128); empty is none.
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("TRUSTED_PROXIES: {p:?} is not a CIDR or an address"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind `peer`, given the request's headers.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.trusts(peer) {
+            return peer;
+        }
+        // Every X-Forwarded-For header, in order, as one list; each proxy
+        // appends the address it saw, so the walk goes right to left.
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|h| parse_hop(h.trim()))
+            .collect::<Option<Vec<_>>>()
+            // A hop we cannot read ends what we can believe: the peer it is.
+            .unwrap_or_default();
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            client = hop;
+            if !self.trusts(hop) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// An address as written in `X-Forwarded-For`: bare, or with a port
+/// (`1.2.3.4:5678`, `[::1]:5678`).
+fn parse_hop(h: &str) -> Option<IpAddr> {
+    h.parse::<IpAddr>()
+        .ok()
+        .or_else(|| h.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+/// IPv4 seen through an IPv6 socket (`::ffff:1.2.3.4`) is that IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client address of a request, put in its extensions by `resolve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Middleware: works out the client address once per request.
+pub async fn resolve(
+    axum::extract::State(trusted): axum::extract::State<Arc<TrustedProxies>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let ip = trusted.client(peer.ip(), req.headers());
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(req).await
+}
+
+/// The client address as an extractor (None without connect info, as in
+/// tests that drive the router directly).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(&parts.extensions)))
+    }
+}
+
+/// The client address, where the server was started with connect info.
+pub fn client_ip(ext: &Extensions) -> Option<IpAddr> {
+    ext.get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|ci| canonical(ci.0.ip())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_says() {
+        let none = TrustedProxies::default();
+        assert_eq!(
+            none.client(ip("203.0.113.9"), &headers(&["1.1.1.1"])),
+            ip("203.0.113.9")
+        );
+        let some: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        assert_eq!(
+            some.client(ip("203.0.113.9"), &headers(&["1.1.1.1"])),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client() {
+        let t: TrustedProxies = "10.0.0.0/8, 192.168.1.7".parse().unwrap();
+        // The client spoofs a left part; the ingress appended what it saw.
+        let h = headers(&["6.6.6.6, 198.51.100.4, 10.1.2.3"]);
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("198.51.100.4"));
+        // Split over two headers, with a port, through a second trusted hop.
+        let h = headers(&["6.6.6.6", "198.51.100.4:5123, 192.168.1.7"]);
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("198.51.100.4"));
+        // Nothing but proxies: the left-most is as far as we can see.
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &headers(&["10.9.9.9, 10.1.1.1"])),
+            ip("10.9.9.9")
+        );
+        // No header, or an unreadable hop: the proxy itself.
+        assert_eq!(t.client(ip("10.0.0.1"), &headers(&[])), ip("10.0.0.1"));
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &headers(&["1.1.1.1, garbage"])),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn ipv4_through_ipv6_sockets_matches_ipv4_ranges() {
+        let t: TrustedProxies = "127.0.0.0/8".parse().unwrap();
+        assert_eq!(t.client(ip("::ffff:127.0.0.1"), &headers(&["1.2.3.4"])), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn bad_lists_are_refused_with_the_culprit() {
+        assert_eq!("".parse::<TrustedProxies>().unwrap(), TrustedProxies::default());
+        assert_eq!(" 10.0.0.1 ".parse::<TrustedProxies>().unwrap().0.len(), 1);
+        let err = "10.0.0.0/8,nope".parse::<TrustedProxies>().unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+    }
+}
