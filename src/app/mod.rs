@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+
+use crate::http::guard::{ConnTimes, GuardedListener};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,12 @@ use state::{AppState, Health};
 /// After SIGTERM, how long the node still answers (readiness 503, sockets
 /// refused) before it stops accepting connections.
 pub const DRAIN_NOTICE: Duration = Duration::from_secs(1);
+/// A connection must send a complete request header this soon after it is
+/// accepted (the contract: 10 s), or it is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no byte either way for this long is closed (an idle
+/// keep-alive connection; the contract: 60 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why the service could not start; each names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -234,11 +242,18 @@ impl Application {
             state,
         } = self;
         let send_buffer = state.settings.tcp_send_buffer_bytes;
-        let listener = listener.tap_io(move |tcp| {
+        let times = ConnTimes {
+            header: HEADER_TIMEOUT,
+            // Sockets are pinged, so they are never idle this long unless
+            // pings are set slower than the keep-alive timeout.
+            idle: IDLE_TIMEOUT.max(Duration::from_secs(state.settings.ws_ping_seconds * 2)),
+        };
+        let listener = GuardedListener::new(listener, times).tap_io(move |io| {
+            let tcp = io.get_ref();
             // Deltas are small and latency is the product: no Nagle delay.
             let _ = tcp.set_nodelay(true);
             if send_buffer > 0 {
-                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+                let _ = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer);
             }
         });
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

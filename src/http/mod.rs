@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod extract;
+pub mod guard;
 pub mod ratelimit;
 pub mod time;
 

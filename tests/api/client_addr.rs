@@ -146,3 +146,60 @@ async fn seat_maps_cannot_take_the_queue_sockets_places() {
         "past WS_MAX_QUEUE_SOCKETS"
     );
 }
+
+#[tokio::test]
+async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_memory_app().await;
+    let opened = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(s);
+    }
+    // Each trickles a header line every 2 s and never ends the header; each
+    // reports when the server closed it.
+    let watchers: Vec<_> = slow
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                let mut line = 0;
+                loop {
+                    tokio::select! {
+                        r = s.read(&mut buf) => match r {
+                            Ok(0) | Err(_) => return Ok(opened.elapsed()),
+                            Ok(_) => return Err(format!("connection {i} got an answer")),
+                        },
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                            line += 1;
+                            if s.write_all(format!("X-Slow-{line}: 1\r\n").as_bytes()).await.is_err() {
+                                return Ok(opened.elapsed());
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Meanwhile, normal requests are answered.
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        assert_eq!(app.get("/api/v1/movies", None).await.status(), StatusCode::OK);
+        println!("a request during the slowloris: {:?}", t.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    for w in watchers {
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), w)
+            .await
+            .expect("a slowloris connection still open after 30 s")
+            .unwrap()
+            .unwrap();
+        assert!(
+            closed >= std::time::Duration::from_secs(10) && closed < std::time::Duration::from_secs(30),
+            "closed after {closed:?}"
+        );
+    }
+}
