@@ -204,7 +204,26 @@ async fn after_a_failover_to_a_replica_the_service_reconnects_and_goes_on() {
     // Let the replica catch up, then fail over: it becomes the primary, the
     // old primary its replica, and new connections go to it. The node's open
     // connection still reaches the demoted server, which answers READONLY.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let offset = |r: &OwnRedis| {
+        let info = r.command("INFO replication").unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+        };
+        (field("master_link_status:"), field("master_repl_offset:"))
+    };
+    let caught_up = Instant::now();
+    loop {
+        let (link, theirs) = offset(&replica);
+        if link.as_deref() == Some("up") && theirs.is_some() && theirs == offset(&primary).1 {
+            break;
+        }
+        assert!(
+            caught_up.elapsed() < Duration::from_secs(20),
+            "the replica never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(replica.command("REPLICAOF NO ONE").unwrap().starts_with("+OK"));
     proxy.retarget(replica.addr());
     assert!(
