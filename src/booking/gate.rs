@@ -12,7 +12,7 @@ pub trait AdmissionGate: Send + Sync + 'static {
     /// Whether `user` may hold seats of `show` now, given the admission
     /// token they sent (if any). An ungated show lets everyone through; a
     /// refusal is 403 `ADMISSION_REQUIRED`.
-    fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()>;
+    async fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()>;
 
     /// The shopper's order was confirmed: their admission is used up.
     async fn order_confirmed(&self, show: &str, user: &str);
@@ -23,7 +23,7 @@ pub struct OpenGate;
 
 #[async_trait]
 impl AdmissionGate for OpenGate {
-    fn check(&self, _show: &ShowId, _user: &str, _admission: Option<&str>) -> Result<()> {
+    async fn check(&self, _show: &ShowId, _user: &str, _admission: Option<&str>) -> Result<()> {
         Ok(())
     }
 

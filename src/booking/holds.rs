@@ -86,7 +86,7 @@ impl Booking {
             return Err(Error::ShowStarted);
         }
         let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
-        self.gate.check(&show_id, user, admission)?;
+        self.gate.check(&show_id, user, admission).await?;
         let layout = self.layout(show)?;
         self.check_seats(&layout, &seats)?;
         let now_ms = self.clock.now_ms();

@@ -173,8 +173,11 @@ pub trait WaitingRooms: Send + Sync + 'static {
 
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;
-    /// The shopper's admission is used up (their order was confirmed).
+    /// The shopper's admission is used up (their order was confirmed, or
+    /// they left).
     async fn end_active(&self, show: &str, user: &str) -> Result<()>;
+    /// Until when the shopper's admission lasts (ms), if they hold one.
+    async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>>;
     async fn counters(&self, show: &str, now: i64) -> Result<Counters>;
 
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, RoomEvent>>;

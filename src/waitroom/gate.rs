@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 
 #[async_trait]
 impl AdmissionGate for Rooms {
-    /// Holds on a gated show need the caller's admission token for it.
-    fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()> {
+    /// Holds on a gated show need the caller's admission token for it, and
+    /// the caller's admission must still be active: a token outlives
+    /// neither a confirmed order, nor leaving, nor the admission's end.
+    async fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()> {
         if !self.loaded() {
             // Not knowing which shows are gated must not open them all.
             return Err(Error::Unavailable("the waiting rooms are not loaded yet".into()));
@@ -23,7 +25,14 @@ impl AdmissionGate for Rooms {
         let token = admission.ok_or_else(|| {
             Error::AdmissionRequired("this show has a waiting room: join it and send X-Admission-Token".into())
         })?;
-        self.tokens.check_admission(token, user, show.as_str())
+        self.tokens.check_admission(token, user, show.as_str())?;
+        match self.engine.active_until(show.as_str(), user).await? {
+            Some(until) if until > self.clock.now_ms() => Ok(()),
+            _ => Err(Error::AdmissionRequired(
+                "your admission has ended (used by a confirmed order, left, or expired): join the waiting room again"
+                    .into(),
+            )),
+        }
     }
 
     async fn order_confirmed(&self, show: &str, user: &str) {
@@ -78,11 +87,11 @@ mod tests {
             Clock::system(),
             CancellationToken::new(),
         );
-        let refused = rooms.check(&show, "alice", None);
+        let refused = rooms.check(&show, "alice", None).await;
         assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
         rooms.refresh().await.unwrap();
         assert!(
-            rooms.check(&show, "alice", None).is_ok(),
+            rooms.check(&show, "alice", None).await.is_ok(),
             "an ungated show, once known, is open"
         );
     }

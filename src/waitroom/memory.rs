@@ -360,6 +360,10 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(())
     }
 
+    async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>> {
+        Ok(self.with(show, |r| r.admitted.get(user).copied()))
+    }
+
     async fn counters(&self, show: &str, now: i64) -> Result<Counters> {
         Ok(self.with(show, |r| Counters {
             queue_length: r.queue.len() as u64,

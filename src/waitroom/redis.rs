@@ -323,6 +323,12 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(())
     }
 
+    async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>> {
+        let mut conn = self.redis.conn.clone();
+        let score: Option<f64> = conn.zscore(self.k(show).admitted, user).await?;
+        Ok(score.map(|s| s as i64))
+    }
+
     async fn counters(&self, show: &str, now: i64) -> Result<Counters> {
         let k = self.k(show);
         let mut conn = self.redis.conn.clone();

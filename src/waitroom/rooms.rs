@@ -41,7 +41,7 @@ pub struct Rooms {
     /// This process, in lease tokens.
     node: String,
     abandon_after: Duration,
-    clock: Clock,
+    pub(super) clock: Clock,
     stop: CancellationToken,
 }
 
@@ -193,9 +193,19 @@ impl Rooms {
         })
     }
 
+    /// Leaves the queue, or gives up an admission: either way the shopper's
+    /// place and token are gone.
     pub async fn leave(&self, show: &Show, user: &str) -> Result<bool> {
         self.room(&show.id).await?;
-        Ok(self.engine.leave(&show.id, &[user.to_owned()], "left").await? > 0)
+        let admitted = self
+            .engine
+            .active_until(&show.id, user)
+            .await?
+            .is_some_and(|until| until > self.clock.now_ms());
+        if admitted {
+            self.engine.end_active(&show.id, user).await?;
+        }
+        Ok(self.engine.leave(&show.id, &[user.to_owned()], "left").await? > 0 || admitted)
     }
 
     /// A socket's join: queued (idempotently) and marked seen while it lives.

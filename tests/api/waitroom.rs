@@ -274,6 +274,46 @@ async fn holds_on_a_gated_show_need_this_users_admission_for_this_show() {
 }
 
 #[tokio::test]
+async fn an_admitted_shopper_who_leaves_gives_up_the_token() {
+    let app = spawn_app().await;
+    let show = app.big_show().await;
+    app.put_room(&show, json!({"admitRatePerSecond": 100, "maxActive": 1}))
+        .await;
+    let (alice, bob) = (app.token("alice").await, app.token("bob").await);
+    app.join(&alice, &show).await;
+    app.join(&bob, &show).await;
+    let room = app.wait_room(&show, |r| r["admittedTotal"] == 1).await;
+    assert_eq!(room["active"], 1);
+    let me: Value = app.me(&alice, &show).await.json().await.unwrap();
+    assert_eq!(me["state"], "ADMITTED", "{me}");
+    let admission = me["admissionToken"].as_str().unwrap().to_owned();
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/v1/waitrooms/{show}/me")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let hold = app
+        .http
+        .post(app.url("/api/v1/holds"))
+        .bearer_auth(&alice)
+        .header("X-Admission-Token", &admission)
+        .json(&json!({"showId": show, "seatIds": ["E7"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(hold, 403, "ADMISSION_REQUIRED").await;
+    // Her place went to the next in line.
+    app.wait_room(&show, |r| r["admittedTotal"] == 2).await;
+    assert_eq!(
+        app.me(&bob, &show).await.json::<Value>().await.unwrap()["state"],
+        "ADMITTED"
+    );
+}
+
+#[tokio::test]
 async fn max_active_is_never_exceeded_and_a_confirmed_order_frees_a_place() {
     let app = spawn_app().await;
     let show = app.big_show().await;
@@ -317,6 +357,18 @@ async fn max_active_is_never_exceeded_and_a_confirmed_order_frees_a_place() {
         .await
         .unwrap();
     app.pay(&tokens[0], order["orderId"].as_str().unwrap(), "SUCCESS").await;
+    // The used-up admission buys nothing more, though its token has not expired.
+    let again = app
+        .http
+        .post(app.url("/api/v1/holds"))
+        .bearer_auth(&tokens[0])
+        .header("X-Admission-Token", admission)
+        .json(&json!({"showId": show, "seatIds": ["E6"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(again, 403, "ADMISSION_REQUIRED").await;
+    assert_eq!(app.seat_status(&show, "E6").await, "AVAILABLE");
     let room = app.wait_room(&show, |r| r["admittedTotal"] == 6).await;
     assert_eq!(room["active"], 5);
     assert_eq!(

@@ -108,7 +108,10 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
             expires_ms: T0 + 60_000
         }
     );
+    assert_eq!(rooms.active_until(SHOW, "a").await.unwrap(), Some(T0 + 60_000));
+    assert_eq!(rooms.active_until(SHOW, "d").await.unwrap(), None, "still queued");
     rooms.end_active(SHOW, "a").await.unwrap();
+    assert_eq!(rooms.active_until(SHOW, "a").await.unwrap(), None, "used up");
     let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
     assert_eq!(t.admitted, vec!["d".to_owned()], "a used admission frees a place");
     // Admissions expire and free their places too.
