@@ -205,6 +205,10 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
                     self.entries.remove(key);
                     return false;
                 }
+                QueueChange::Left(scores) if scores.contains(&e.score) => {
+                    self.entries.remove(key);
+                    return false;
+                }
                 QueueChange::Head(k) => e.position -= k,
                 QueueChange::Left(scores) => {
                     let ahead = scores.iter().filter(|s| **s < e.score).count() as u64;
@@ -216,7 +220,8 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
     }
 
     /// Applies event `seq`; answers the keys whose position changed and the
-    /// keys that were admitted (at positions 1..=k), which leave the book.
+    /// keys that leave the book: admitted (at positions 1..=k) by a tick, or
+    /// whose own shopper left (their score is among those that left).
     pub fn apply(&mut self, seq: u64, change: &QueueChange) -> (Vec<K>, Vec<K>) {
         let (mut moved, mut admitted) = (Vec::new(), Vec::new());
         for (key, e) in self.entries.iter_mut() {
@@ -231,6 +236,7 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
                     e.position -= k;
                     moved.push(key.clone());
                 }
+                QueueChange::Left(scores) if scores.contains(&e.score) => admitted.push(key.clone()),
                 QueueChange::Left(scores) => {
                     let ahead = scores.iter().filter(|s| **s < e.score).count() as u64;
                     if ahead > 0 {
@@ -251,6 +257,27 @@ impl<K: std::hash::Hash + Eq + Clone> PositionBook<K> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_shopper_who_left_leaves_the_book_and_is_never_admitted() {
+        let mut book: PositionBook<&str> = PositionBook::default();
+        book.insert("stays", 30.0, 3, 1);
+        book.insert("leaver", 20.0, 2, 1);
+        book.insert("leaver-tab-2", 20.0, 2, 1);
+        let (moved, gone) = book.apply(2, &QueueChange::Left(vec![20.0]));
+        assert_eq!(moved, vec!["stays"]);
+        let mut gone = gone;
+        gone.sort();
+        assert_eq!(gone, vec!["leaver", "leaver-tab-2"]);
+        assert_eq!(book.position(&"stays"), Some(2));
+        // The next tick admits the head: the leaver is not in the book to be told.
+        let (_, admitted) = book.apply(3, &QueueChange::Head(2));
+        assert_eq!(admitted, vec!["stays"]);
+        // Caught up from the log, a leaver's entry goes too.
+        book.insert("late", 20.0, 2, 1);
+        assert!(!book.catch_up(&"late", &[(2, QueueChange::Left(vec![20.0]))]));
+        assert_eq!(book.position(&"late"), None);
+    }
 
     #[test]
     fn an_entry_read_before_the_latest_events_is_caught_up_with_them() {

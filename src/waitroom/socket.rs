@@ -47,6 +47,7 @@ where
             match view {
                 SocketView::Admitted { .. } => return close_with(&mut sink, 1000, "admitted").await,
                 SocketView::Closed => return close_with(&mut sink, close::ROOM_CLOSED, "waiting room removed").await,
+                SocketView::Left => return close_with(&mut sink, 1000, "left the queue").await,
                 _ => {}
             }
         }

@@ -96,5 +96,6 @@ pub fn socket_message(view: &SocketView) -> Value {
             json!({"type": "soldOut", "position": position, "queueLength": queue_length})
         }
         SocketView::Closed => json!({"type": "closed"}),
+        SocketView::Left => json!({"type": "left"}),
     }
 }

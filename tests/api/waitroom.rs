@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use showgate::auth::Tokens;
 use showgate::config::DEV_JWT_SECRET;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{TestApp, assert_error, next_json, spawn_app, spawn_app_with};
 
@@ -426,6 +428,51 @@ async fn a_shopper_who_stops_polling_is_dropped_and_a_socket_that_comes_back_in_
         2,
         "reconnecting in time keeps the place"
     );
+}
+
+#[tokio::test]
+async fn a_leaver_with_an_open_socket_is_never_told_admitted() {
+    let app = spawn_app().await;
+    let show = app.big_show().await;
+    app.put_room(&show, json!({"admitRatePerSecond": 50, "burst": 5, "paused": true}))
+        .await;
+    let (leaver, next) = (app.token("leaver").await, app.token("next").await);
+    let mut gone = app
+        .ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={leaver}"))
+        .await;
+    assert_eq!(next_json(&mut gone).await["position"], 1);
+    let mut stays = app
+        .ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={next}"))
+        .await;
+    assert_eq!(next_json(&mut stays).await["position"], 2);
+    // The leaver leaves from another tab, the socket still open.
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/v1/waitrooms/{show}/me")))
+        .bearer_auth(&leaver)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(next_json(&mut stays).await["position"], 1, "moved up");
+    app.put_room(&show, json!({"paused": false})).await;
+    let admitted = next_json(&mut stays).await;
+    assert_eq!(admitted["type"], "admitted", "{admitted}");
+    // The leaver's socket heard nothing but the end: never an admission.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), gone.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_ne!(v["type"], "admitted", "the leaver was admitted: {v}");
+            }
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("the leaver's socket was neither closed nor quiet"),
+        }
+    }
+    let room = app.room(&show).await;
+    assert_eq!(room["admittedTotal"], 1, "{room}");
+    assert_error(app.me(&leaver, &show).await, 404, "NOT_FOUND").await;
 }
 
 #[tokio::test]

@@ -87,15 +87,27 @@ impl QueueHub {
                 let change = QueueChange::Head(admitted.len() as u64);
                 let (moved, gone) = st.book.apply(seq, &change);
                 remember(st, seq, change);
+                // Admission belongs to the users the tick names, not to the
+                // places at the head: a socket whose place says "admitted"
+                // but whose user is not named is out of step, and is re-read.
+                let mut stray = false;
                 for id in &gone {
-                    if let Some(s) = st.sockets.get(id)
-                        && let Ok(token) = self.tokens.admission(&s.user, show, *expires_at)
-                    {
+                    let Some(s) = st.sockets.get(id) else { continue };
+                    if !admitted.contains(&s.user) {
+                        stray = true;
+                        continue;
+                    }
+                    if let Ok(token) = self.tokens.admission(&s.user, show, *expires_at) {
                         let _ = s.view.send(SocketView::Admitted {
                             token,
                             expires_ms: *expires_at,
                         });
                     }
+                }
+                if stray {
+                    tracing::info!(%show, "a socket's place disagreed with the tick's admitted users; re-reading positions");
+                    self.reread(show, st, false).await;
+                    return;
                 }
                 (moved, flipped)
             }
@@ -104,8 +116,14 @@ impl QueueHub {
             } => {
                 st.queue_length = *queue_length;
                 let change = QueueChange::Left(scores.clone());
-                let (moved, _) = st.book.apply(seq, &change);
+                let (moved, left) = st.book.apply(seq, &change);
                 remember(st, seq, change);
+                // A socket whose own shopper left is told so and closes.
+                for id in &left {
+                    if let Some(s) = st.sockets.get(id) {
+                        let _ = s.view.send(SocketView::Left);
+                    }
+                }
                 (moved, false)
             }
             RoomEvent::Reset { .. } => (Vec::new(), false),

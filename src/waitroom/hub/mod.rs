@@ -45,6 +45,8 @@ pub enum SocketView {
     },
     /// The room was removed: the show is no longer gated.
     Closed,
+    /// The shopper left the queue (from another tab, or `DELETE .../me`).
+    Left,
 }
 
 struct Socket {
