@@ -198,6 +198,7 @@ async function queuePage(showId) {
   };
   const render = (m) => {
     if (m.type === "admitted") { stopped = true; admitted(m.admissionToken, m.expiresAt); return; }
+    if (m.type === "left") { stopped = true; pos.textContent = "—"; live.dataset.state = "closed"; live.textContent = "left"; status.replaceChildren(h("strong", { id: "left-queue" }, "You left this queue"), " (from another tab?). Open the show again to rejoin at the back."); return; }
     if (m.type === "soldOut") { pos.textContent = "—"; status.replaceChildren(h("strong", { id: "sold-out" }, "Sold out."), " Every seat is booked; we'll let you know if seats come back."); return; }
     if (m.position === null) {
       pos.textContent = "🎲";
