@@ -30,6 +30,11 @@ use crate::metrics as m;
 /// is never more than half full between two ticks (a tick that finds it
 /// full would waste the tokens that arrived meanwhile): burst / rate / 2.
 pub const TICK_EVERY: Duration = Duration::from_millis(100);
+/// The most one tick admits, whatever the burst: one admission script pops
+/// and publishes at most this many ids (a few milliseconds of Redis), and
+/// the rest of a big burst stays in the bucket for the next ticks. At one
+/// tick per `TICK_EVERY` this still carries `MAX_RATE` a second.
+pub const MAX_TICK_BATCH: u64 = 10_000;
 const TICK_MIN: Duration = Duration::from_millis(10);
 /// The leader's lease: renewed every second, lost three seconds after its
 /// holder stops.
@@ -201,7 +206,8 @@ impl Leader {
         };
         let mut tokens = 0u64;
         if !room.config.paused {
-            while tokens < self.room_left.min(room.config.burst as u64) && bucket.check().is_ok() {
+            let most = self.room_left.min(room.config.burst as u64).min(MAX_TICK_BATCH);
+            while tokens < most && bucket.check().is_ok() {
                 tokens += 1;
             }
         }
@@ -332,6 +338,27 @@ mod tests {
         assert_eq!(total, 15, "a burst of 5, then 10 a second for one second");
         let (_, observed) = a.tick(&r).await.unwrap();
         assert!(observed > 10.0, "observed {observed}/s over the first second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_burst_is_admitted_over_several_ticks_never_in_one_script() {
+        let clock = Clock::following_tokio(T0);
+        let engine = engine_with_queue(clock, 12_000).await;
+        let mut a = leader(&engine, "node-a", clock);
+        let mut r = room(100_000.0, 1_000_000, None, PreQueue::Fifo);
+        r.config.max_active = 1_000_000;
+        let (first, _) = a.tick(&r).await.unwrap();
+        assert_eq!(first.admitted.len() as u64, MAX_TICK_BATCH);
+        assert_eq!(first.admitted[0], "u0");
+        let mut total = first.admitted.len();
+        while total < 12_000 {
+            tokio::time::advance(TICK_EVERY).await;
+            let (t, _) = a.tick(&r).await.unwrap();
+            assert!(t.admitted.len() as u64 <= MAX_TICK_BATCH);
+            assert!(!t.admitted.is_empty(), "the bucket still held tokens");
+            total += t.admitted.len();
+        }
+        assert_eq!(total, 12_000, "everyone, in two ticks");
     }
 
     #[tokio::test(start_paused = true)]
