@@ -19,6 +19,9 @@ local now, max, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local sellable, max_active, paused = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 local repeated = redis.call('HGET', stats, 'lastTick') == ARGV[11]
 redis.call('HSET', stats, 'lastTick', ARGV[11])
+-- When the room last admitted (by any leader): a new leader's bucket holds
+-- only what refilled since, so a handover never hands out an extra burst.
+if not repeated then redis.call('HSET', stats, 'lastTickAt', ARGV[2]) end
 
 -- Admissions past their expiry are no longer active.
 redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now)

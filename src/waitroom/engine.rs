@@ -82,6 +82,8 @@ pub struct Counters {
     pub admitted_total: u64,
     pub abandoned_total: u64,
     pub leader: Option<String>,
+    /// When the room's last admission tick ran (ms), by whichever leader.
+    pub last_tick_ms: Option<i64>,
 }
 
 /// What moves positions, published by the room's steps in sequence order.

@@ -91,6 +91,10 @@ pub struct Leader {
     /// The bucket and the (rate, burst) it was made for: a new config
     /// starts a new one.
     bucket: Option<((u64, u32), Bucket)>,
+    /// Set when this node has just become the leader: when the room last
+    /// admitted (by any leader), so the new bucket holds only what refilled
+    /// since, not a fresh burst. `Some(None)`: the room never admitted.
+    took_over: Option<Option<i64>>,
     /// Admissions of the last `RATE_WINDOW`, for the observed rate.
     window: VecDeque<(Instant, u64)>,
     started: Instant,
@@ -123,6 +127,7 @@ impl Leader {
             last_lease: None,
             last_abandon: Instant::now(),
             bucket: None,
+            took_over: None,
             window: VecDeque::new(),
             started: Instant::now(),
             room_left: u64::MAX,
@@ -142,6 +147,7 @@ impl Leader {
     pub async fn tick(&mut self, room: &StoredRoom) -> Option<(Tick, f64)> {
         if self.last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
             self.last_lease = Some(Instant::now());
+            let was_leading = self.lease.is_some();
             self.lease = match self.engine.lease(&self.show, &self.node, LEASE_TTL_MS).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -149,6 +155,21 @@ impl Leader {
                     None
                 }
             };
+            if self.lease.is_some() && !was_leading {
+                // The bucket is the room's, not this node's: start from what
+                // the last leader left (refilled since), never a full burst.
+                let now = self.clock.now_ms();
+                match self.engine.counters(&self.show, now).await {
+                    Ok(c) => {
+                        self.bucket = None;
+                        self.took_over = Some(c.last_tick_ms);
+                    }
+                    Err(e) => {
+                        tracing::warn!(show = %self.show, error = %e, "could not read the room; not leading yet");
+                        self.lease = None;
+                    }
+                }
+            }
         }
         let token = self.lease.clone()?;
         let now = self.clock.now();
@@ -199,7 +220,16 @@ impl Leader {
     fn take_tokens(&mut self, room: &StoredRoom) -> u64 {
         let key = (room.config.admit_rate_per_second.to_bits(), room.config.burst);
         if self.bucket.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.bucket = Some((key, bucket(room.config.admit_rate_per_second, room.config.burst)));
+            let fresh = bucket(room.config.admit_rate_per_second, room.config.burst);
+            if let Some(Some(last)) = self.took_over.take() {
+                let since = (self.clock.now_ms() - last).max(0) as f64 / 1000.0;
+                let refilled = (since * room.config.admit_rate_per_second).floor() as u64;
+                let spent = (room.config.burst as u64).saturating_sub(refilled);
+                if let Some(n) = NonZeroU32::new(spent as u32) {
+                    let _ = fresh.check_n(n);
+                }
+            }
+            self.bucket = Some((key, fresh));
         }
         let Some((_, bucket)) = self.bucket.as_ref() else {
             return 0;
@@ -389,6 +419,47 @@ mod tests {
             "took over after about the lease's 3 s, at step {step}"
         );
         assert!(admitted > 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handover_never_hands_out_a_second_burst() {
+        let clock = Clock::following_tokio(T0);
+        let engine = engine_with_queue(clock, 100).await;
+        // A big burst and a slow rate: an extra burst would show at once.
+        let r = room(1.0, 10, None, PreQueue::Fifo);
+        let (mut a, mut b) = (leader(&engine, "node-a", clock), leader(&engine, "node-b", clock));
+        let started = Instant::now();
+        let mut total = a.tick(&r).await.unwrap().0.admitted.len();
+        assert_eq!(total, 10, "the room's first burst");
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            total += a.tick(&r).await.map_or(0, |(t, _)| t.admitted.len());
+            assert!(b.tick(&r).await.is_none());
+        }
+        // a stops; b takes over when the lease lapses.
+        let first = loop {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            if let Some((t, _)) = b.tick(&r).await {
+                break t.admitted.len();
+            }
+        };
+        total += first;
+        let bound = (started.elapsed().as_secs_f64() * 1.0).floor() as usize + 10;
+        assert!(
+            first <= 4,
+            "b started with {first} tokens, not what refilled since a's last tick"
+        );
+        assert!(
+            total <= bound,
+            "{total} admitted, more than rate × time + one burst ({bound})"
+        );
+        // And from then on, the rate.
+        for _ in 0..30 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            total += b.tick(&r).await.map_or(0, |(t, _)| t.admitted.len());
+        }
+        let bound = started.elapsed().as_secs_f64().floor() as usize + 10;
+        assert!(total <= bound, "{total} > {bound}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,6 +33,7 @@ struct Room {
     fence: u64,
     /// The last admission tick's id: a repeat admits nobody.
     last_tick: Option<String>,
+    last_tick_at: Option<i64>,
 }
 
 impl Room {
@@ -259,6 +260,9 @@ impl WaitingRooms for MemoryWaitingRooms {
         let (tick, event) = self.with(show, |r| {
             let repeated = r.last_tick.as_deref() == Some(p.tick_id.as_str());
             r.last_tick = Some(p.tick_id.clone());
+            if !repeated {
+                r.last_tick_at = Some(p.now);
+            }
             r.admitted.retain(|_, exp| *exp > p.now);
             let mut active = r.admitted.len() as u64;
             let mut users = Vec::new();
@@ -377,6 +381,7 @@ impl WaitingRooms for MemoryWaitingRooms {
                 .as_ref()
                 .filter(|(_, until)| *until > self.clock.now_ms())
                 .map(|(t, _)| t.clone()),
+            last_tick_ms: r.last_tick_at,
         }))
     }
 

@@ -339,9 +339,10 @@ impl WaitingRooms for RedisWaitingRooms {
             .hget(&k.stats, "joined")
             .hget(&k.stats, "admitted")
             .hget(&k.stats, "abandoned")
-            .get(&k.lease);
+            .get(&k.lease)
+            .hget(&k.stats, "lastTickAt");
         #[allow(clippy::type_complexity)]
-        let (queue_length, pre_queue, active, joined, admitted, abandoned, leader): (
+        let (queue_length, pre_queue, active, joined, admitted, abandoned, leader, last_tick_ms): (
             u64,
             u64,
             u64,
@@ -349,6 +350,7 @@ impl WaitingRooms for RedisWaitingRooms {
             Option<u64>,
             Option<u64>,
             Option<String>,
+            Option<i64>,
         ) = pipe.query_async(&mut conn).await?;
         Ok(Counters {
             queue_length,
@@ -358,6 +360,7 @@ impl WaitingRooms for RedisWaitingRooms {
             admitted_total: admitted.unwrap_or_default(),
             abandoned_total: abandoned.unwrap_or_default(),
             leader,
+            last_tick_ms,
         })
     }
 

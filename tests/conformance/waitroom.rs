@@ -95,10 +95,16 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
         None,
         "a stale token admits nobody"
     );
+    assert_eq!(rooms.counters(SHOW, T0).await.unwrap().last_tick_ms, None);
     let t = rooms.admit(SHOW, &token, tick(T0, 2)).await.unwrap().unwrap();
     assert_eq!(
         (t.admitted.clone(), t.queue_length, t.active),
         (vec!["a".to_owned(), "b".to_owned()], 3, 2)
+    );
+    assert_eq!(
+        rooms.counters(SHOW, T0).await.unwrap().last_tick_ms,
+        Some(T0),
+        "when the room last admitted, for the next leader's bucket"
     );
     let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
     assert_eq!(t.admitted, vec!["c".to_owned()], "never past maxActive");
