@@ -163,7 +163,9 @@ impl QueueHub {
             Standing::Queued {
                 position, queue_length, ..
             } => self.queued(show, *position, (*queue_length).max(st.queue_length), st),
-            Standing::None => SocketView::Closed,
+            // Not in the room any more (left, or abandoned): the room itself
+            // still exists, its removal is told by `close`.
+            Standing::None => SocketView::Left,
         }
     }
 
