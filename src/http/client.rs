@@ -47,21 +47,25 @@ impl TrustedProxies {
             return peer;
         }
         // Every X-Forwarded-For header, in order, as one list; each proxy
-        // appends the address it saw, so the walk goes right to left.
-        let hops: Vec<IpAddr> = headers
+        // appends the address it saw, so the walk goes right to left and
+        // stops at the first hop not ours. What lies left of it is the
+        // client's to write and is never read; a hop we cannot read ends
+        // the walk at the last trusted one.
+        let headers: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|h| parse_hop(h.trim()))
-            .collect::<Option<Vec<_>>>()
-            // A hop we cannot read ends what we can believe: the peer it is.
-            .unwrap_or_default();
+            .map(|v| v.as_bytes())
+            .collect();
         let mut client = peer;
-        for hop in hops.into_iter().rev() {
-            client = hop;
-            if !self.trusts(hop) {
-                break;
+        for value in headers.iter().rev() {
+            for hop in value.rsplit(|b| *b == b',') {
+                let Some(ip) = std::str::from_utf8(hop).ok().and_then(|h| parse_hop(h.trim())) else {
+                    return client;
+                };
+                client = ip;
+                if !self.trusts(ip) {
+                    return client;
+                }
             }
         }
         client
@@ -165,7 +169,16 @@ mod tests {
             t.client(ip("10.0.0.1"), &headers(&["10.9.9.9, 10.1.1.1"])),
             ip("10.9.9.9")
         );
-        // No header, or an unreadable hop: the proxy itself.
+        // Garbage the client wrote left of the hop our proxy appended is never read.
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &headers(&["garbage, 198.51.100.4"])),
+            ip("198.51.100.4")
+        );
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &headers(&["x", "198.51.100.4, 10.1.1.1"])),
+            ip("198.51.100.4")
+        );
+        // No header, or an unreadable hop next to us: the proxy itself.
         assert_eq!(t.client(ip("10.0.0.1"), &headers(&[])), ip("10.0.0.1"));
         assert_eq!(
             t.client(ip("10.0.0.1"), &headers(&["1.1.1.1, garbage"])),

@@ -26,8 +26,10 @@ pub struct ConnTimes {
     pub idle: Duration,
 }
 
-/// The end of a request header: an empty line.
+/// The end of a request header: an empty line (CRLF, or the bare LF that
+/// parsers accept too).
 const HEADER_END: u32 = u32::from_be_bytes(*b"\r\n\r\n");
+const HEADER_END_LF: u32 = u32::from_be_bytes(*b"\0\0\n\n");
 
 /// An IO with the deadlines above.
 pub struct Guarded<T> {
@@ -75,7 +77,7 @@ impl<T> Guarded<T> {
         }
         for &b in bytes {
             self.tail = (self.tail << 8) | u32::from(b);
-            if self.tail == HEADER_END {
+            if self.tail == HEADER_END || self.tail & 0xffff == HEADER_END_LF {
                 self.header_done = true;
                 return;
             }
@@ -129,6 +131,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.last_active = Instant::now();
         }
+        // A peer that stops reading stalls writes: the deadline holds there too.
+        if r.is_pending() {
+            return self.poll_deadline(cx).map(Err);
+        }
         r
     }
 
@@ -141,6 +147,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.last_active = Instant::now();
         }
+        if r.is_pending() {
+            return self.poll_deadline(cx).map(Err);
+        }
         r
     }
 
@@ -149,7 +158,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if r.is_pending() {
+            return self.poll_deadline(cx).map(Err);
+        }
+        r
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

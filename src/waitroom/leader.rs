@@ -91,10 +91,11 @@ pub struct Leader {
     /// The bucket and the (rate, burst) it was made for: a new config
     /// starts a new one.
     bucket: Option<((u64, u32), Bucket)>,
-    /// Set when this node has just become the leader: when the room last
-    /// admitted (by any leader), so the new bucket holds only what refilled
-    /// since, not a fresh burst. `Some(None)`: the room never admitted.
-    took_over: Option<Option<i64>>,
+    /// When the room last admitted (ms), by this leader or, read when it
+    /// took over, by the one before: a new bucket (a takeover, a config
+    /// change) holds only what refilled since, never a fresh burst. None:
+    /// the room never admitted, and its first burst is whole.
+    last_tick_ms: Option<i64>,
     /// Admissions of the last `RATE_WINDOW`, for the observed rate.
     window: VecDeque<(Instant, u64)>,
     started: Instant,
@@ -127,7 +128,7 @@ impl Leader {
             last_lease: None,
             last_abandon: Instant::now(),
             bucket: None,
-            took_over: None,
+            last_tick_ms: None,
             window: VecDeque::new(),
             started: Instant::now(),
             room_left: u64::MAX,
@@ -162,7 +163,7 @@ impl Leader {
                 match self.engine.counters(&self.show, now).await {
                     Ok(c) => {
                         self.bucket = None;
-                        self.took_over = Some(c.last_tick_ms);
+                        self.last_tick_ms = c.last_tick_ms;
                     }
                     Err(e) => {
                         tracing::warn!(show = %self.show, error = %e, "could not read the room; not leading yet");
@@ -200,6 +201,7 @@ impl Leader {
         };
         let result = match self.engine.admit(&self.show, &token, params).await {
             Ok(Some(t)) => {
+                self.last_tick_ms = Some(now.timestamp_millis());
                 self.admitted(room, &t);
                 Some((t, observed))
             }
@@ -221,7 +223,7 @@ impl Leader {
         let key = (room.config.admit_rate_per_second.to_bits(), room.config.burst);
         if self.bucket.as_ref().is_none_or(|(k, _)| *k != key) {
             let fresh = bucket(room.config.admit_rate_per_second, room.config.burst);
-            if let Some(Some(last)) = self.took_over.take() {
+            if let Some(last) = self.last_tick_ms {
                 let since = (self.clock.now_ms() - last).max(0) as f64 / 1000.0;
                 let refilled = (since * room.config.admit_rate_per_second).floor() as u64;
                 let spent = (room.config.burst as u64).saturating_sub(refilled);
@@ -460,6 +462,35 @@ mod tests {
         }
         let bound = started.elapsed().as_secs_f64().floor() as usize + 10;
         assert!(total <= bound, "{total} > {bound}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_config_change_mid_sale_does_not_hand_out_a_fresh_burst() {
+        let clock = Clock::following_tokio(T0);
+        let engine = engine_with_queue(clock, 100).await;
+        let mut a = leader(&engine, "node-a", clock);
+        assert_eq!(
+            a.tick(&room(1.0, 10, None, PreQueue::Fifo))
+                .await
+                .unwrap()
+                .0
+                .admitted
+                .len(),
+            10
+        );
+        // Ops raise the rate and the burst: the new bucket starts from what
+        // refilled since the last tick, at the new rate.
+        let raised = room(2.0, 20, None, PreQueue::Fifo);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let next = a.tick(&raised).await.map_or(0, |(t, _)| t.admitted.len());
+        assert!(next <= 1, "{next} admitted right after the change");
+        let mut total = 10 + next;
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            total += a.tick(&raised).await.map_or(0, |(t, _)| t.admitted.len());
+        }
+        // 2.1 s at 2/s after the first burst.
+        assert!((13..=15).contains(&total), "{total}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -197,6 +197,9 @@ impl Rooms {
     /// place and token are gone.
     pub async fn leave(&self, show: &Show, user: &str) -> Result<bool> {
         self.room(&show.id).await?;
+        // Out of the queue first, then out of the admitted set: a tick that
+        // admits the shopper between the two still ends in neither.
+        let queued = self.engine.leave(&show.id, &[user.to_owned()], "left").await? > 0;
         let admitted = self
             .engine
             .active_until(&show.id, user)
@@ -205,7 +208,7 @@ impl Rooms {
         if admitted {
             self.engine.end_active(&show.id, user).await?;
         }
-        Ok(self.engine.leave(&show.id, &[user.to_owned()], "left").await? > 0 || admitted)
+        Ok(queued || admitted)
     }
 
     /// A socket's join: queued (idempotently) and marked seen while it lives.

@@ -91,9 +91,10 @@ impl QueueHub {
                 // places at the head: a socket whose place says "admitted"
                 // but whose user is not named is out of step, and is re-read.
                 let mut stray = false;
+                let named: std::collections::HashSet<&str> = admitted.iter().map(String::as_str).collect();
                 for id in &gone {
                     let Some(s) = st.sockets.get(id) else { continue };
-                    if !admitted.contains(&s.user) {
+                    if !named.contains(s.user.as_str()) {
                         stray = true;
                         continue;
                     }
@@ -168,6 +169,9 @@ impl QueueHub {
                             st.book.insert(*id, score, rank + 1, seq);
                             let view = self.queued(show, rank + 1, length, st);
                             let _ = st.sockets[id].view.send(view);
+                        } else {
+                            // Not queued now: found out below (admitted, pre-queued, gone).
+                            st.book.remove(id);
                         }
                     }
                 }
@@ -184,7 +188,12 @@ impl QueueHub {
             let Ok(stand) = self.engine.join(show, &user, now, false, lost, now).await else {
                 continue;
             };
-            if !lost && !matches!(stand.standing, Standing::Admitted { .. } | Standing::PreQueued { .. }) {
+            if !lost
+                && !matches!(
+                    stand.standing,
+                    Standing::Admitted { .. } | Standing::PreQueued { .. } | Standing::None
+                )
+            {
                 continue;
             }
             if let Standing::Queued { score, position, .. } = &stand.standing {
