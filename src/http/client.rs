@@ -118,11 +118,22 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// The client address, where the server was started with connect info.
+/// The client address the per-address limits count, where the server was
+/// started with connect info. An IPv6 client counts as its /64: one
+/// subscriber usually holds a whole /64, so counting each address apart
+/// would let one client take the limits many times over.
 pub fn client_ip(ext: &Extensions) -> Option<IpAddr> {
     ext.get::<ClientIp>()
         .map(|c| c.0)
         .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|ci| canonical(ci.0.ip())))
+        .map(limit_key)
+}
+
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +201,14 @@ mod tests {
     fn ipv4_through_ipv6_sockets_matches_ipv4_ranges() {
         let t: TrustedProxies = "127.0.0.0/8".parse().unwrap();
         assert_eq!(t.client(ip("::ffff:127.0.0.1"), &headers(&["1.2.3.4"])), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_slash_64() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:bbbb::9")), limit_key(ip("2001:db8:1:2::5")));
+        assert_ne!(limit_key(ip("2001:db8:1:3::1")), limit_key(ip("2001:db8:1:2::1")));
+        assert_eq!(limit_key(ip("203.0.113.7")), ip("203.0.113.7"));
     }
 
     #[test]
