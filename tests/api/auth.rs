@@ -113,16 +113,7 @@ async fn only_user_tokens_pass_as_bearer_tokens() {
         json!({"sub": "alice", "exp": exp, "typ": "user"}),
     );
     assert_eq!(app.get("/api/v1/orders", Some(&user)).await.status(), StatusCode::OK);
-    let map = app.seat_map(&show).await;
-    let seat = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["status"] == "AVAILABLE")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let seat = app.available_seat(&show).await;
     let res = app.hold(&user, &show, &[&seat]).await;
     assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
 }

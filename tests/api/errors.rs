@@ -259,31 +259,13 @@ async fn holds_on_a_show_that_has_started_are_show_started() {
     settings.catalog = Some(file.clone());
     let app = crate::helpers::start(settings).await;
     let alice = app.token("alice").await;
-    let map = app.seat_map(&started).await;
-    let seat = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["status"] == "AVAILABLE")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let seat = app.available_seat(&started).await;
     let body = assert_error(app.hold(&alice, &started, &[&seat]).await, 409, "SHOW_STARTED").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("started"));
     // Nothing was held: the seat is still on the map as it was.
     assert_eq!(app.seat_status(&started, &seat).await, "AVAILABLE");
     // A show starting in ten minutes still sells.
-    let map = app.seat_map(&soon).await;
-    let seat = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["status"] == "AVAILABLE")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let seat = app.available_seat(&soon).await;
     assert_eq!(app.hold(&alice, &soon, &[&seat]).await.status(), 201);
     let _ = std::fs::remove_file(file);
 }

@@ -164,6 +164,20 @@ impl TestApp {
     }
 
     /// A show of the demo catalog with a small screen, and the flash-sale one.
+    /// The first seat of the show that is on sale now.
+    pub async fn available_seat(&self, show: &str) -> String {
+        let map = self.seat_map(show).await;
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == "AVAILABLE")
+            .expect("a free seat")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn a_show(&self) -> String {
         self.show_on("pvr-forum-1").await
     }

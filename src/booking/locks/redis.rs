@@ -35,6 +35,25 @@ impl RedisSeatLocks {
         }
     }
 
+    /// `book` and `release_order`: one order's seats, fenced by its stamp.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        script: &Script,
+        show: &str,
+        now: i64,
+        order_id: &str,
+        hold_id: &str,
+        stamp: i64,
+        seats: &[String],
+    ) -> Result<Reply<bool>> {
+        let stamp = stamp.to_string();
+        let mut args = vec![order_id, hold_id, &stamp];
+        args.extend(seats.iter().map(String::as_str));
+        let items = self.run(script, show, now, &args).await?;
+        reply(&items, applied(&items)?)
+    }
+
     /// Runs a seat script with the common KEYS and ARGV, then `args`.
     async fn run(&self, script: &Script, show: &str, now: i64, args: &[&str]) -> Result<Vec<Value>> {
         let k = self.keys.show(show);
@@ -184,11 +203,8 @@ impl SeatLocks for RedisSeatLocks {
         stamp: i64,
         seats: &[String],
     ) -> Result<Reply<bool>> {
-        let stamp = stamp.to_string();
-        let mut args = vec![order_id, hold_id, &stamp];
-        args.extend(seats.iter().map(String::as_str));
-        let items = self.run(&self.scripts.book, show, now, &args).await?;
-        reply(&items, applied(&items)?)
+        self.settle(&self.scripts.book, show, now, order_id, hold_id, stamp, seats)
+            .await
     }
 
     async fn release_order(
@@ -200,11 +216,8 @@ impl SeatLocks for RedisSeatLocks {
         stamp: i64,
         seats: &[String],
     ) -> Result<Reply<bool>> {
-        let stamp = stamp.to_string();
-        let mut args = vec![order_id, hold_id, &stamp];
-        args.extend(seats.iter().map(String::as_str));
-        let items = self.run(&self.scripts.release_order, show, now, &args).await?;
-        reply(&items, applied(&items)?)
+        self.settle(&self.scripts.release_order, show, now, order_id, hold_id, stamp, seats)
+            .await
     }
 
     async fn rebuild(
