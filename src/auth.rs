@@ -75,7 +75,7 @@ impl Tokens {
             return Err(Error::Unauthorized("invalid token: not a user token".into()));
         }
         let sub = data.claims.sub;
-        if sub.is_empty() || sub.len() > MAX_USER_ID_LEN || sub.chars().any(char::is_control) {
+        if !valid_user_id(&sub) {
             return Err(Error::Unauthorized("invalid token: bad sub".into()));
         }
         Ok(User {
@@ -126,8 +126,10 @@ impl Tokens {
 }
 
 /// Checks a user id for `/dev/token` and `showgate token`.
+/// 1 to 128 characters (not bytes: the contract counts characters), none
+/// of them a control character.
 pub fn valid_user_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_USER_ID_LEN && !id.chars().any(char::is_control)
+    (1..=MAX_USER_ID_LEN).contains(&id.chars().count()) && !id.chars().any(char::is_control)
 }
 
 #[cfg(test)]

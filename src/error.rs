@@ -57,6 +57,27 @@ pub enum Error {
     Internal(String),
 }
 
+/// Every code `Error::code` gives, as the OpenAPI document lists them.
+pub const CODES: &[&str] = &[
+    "BAD_REQUEST",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "ADMISSION_REQUIRED",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "SEAT_CONFLICT",
+    "HOLD_EXPIRED",
+    "HOLD_NOT_ACTIVE",
+    "ORDER_EXPIRED",
+    "INVALID_STATE",
+    "SHOW_STARTED",
+    "IDEMPOTENCY_MISMATCH",
+    "PAYLOAD_TOO_LARGE",
+    "RATE_LIMITED",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL",
+];
+
 impl Error {
     pub fn code(&self) -> &'static str {
         match self {
@@ -230,6 +251,35 @@ mod tests {
         }
         let reset = redis::RedisError::from(std::io::Error::other("connection reset"));
         assert_eq!(Error::from(reset).status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn every_code_is_listed_for_the_document() {
+        let all = [
+            Error::BadRequest(String::new()),
+            Error::Unauthorized(String::new()),
+            Error::Forbidden(String::new()),
+            Error::AdmissionRequired(String::new()),
+            Error::NotFound(String::new()),
+            Error::SeatConflict { conflicts: vec![], available: vec![] },
+            Error::HoldExpired,
+            Error::HoldNotActive(String::new()),
+            Error::OrderExpired,
+            Error::InvalidState(String::new()),
+            Error::ShowStarted,
+            Error::IdempotencyMismatch,
+            Error::MethodNotAllowed(String::new()),
+            Error::PayloadTooLarge(String::new()),
+            Error::RateLimited { retry_after_secs: 1 },
+            Error::StateMissing(String::new()),
+            Error::Unavailable(String::new()),
+            Error::Internal(String::new()),
+        ];
+        for e in &all {
+            assert!(CODES.contains(&e.code()), "{} is not in CODES", e.code());
+        }
+        let given: std::collections::HashSet<_> = all.iter().map(Error::code).collect();
+        assert_eq!(given.len(), CODES.len(), "CODES lists a code no error gives");
     }
 
     #[test]

@@ -2,36 +2,67 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json as JsonResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::state::AppState;
 use crate::auth::valid_user_id;
 use crate::error::{Error, Result};
 use crate::http::extract::Json;
+use crate::http::openapi::{self, ErrorBody};
 
 /// How long a readiness probe waits for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Lifetime of development tokens.
 const DEV_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
 
-pub fn router(dev_tokens: bool) -> Router<AppState> {
-    let r = Router::new()
-        .route("/healthz", get(|| async { JsonResponse(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics));
-    if dev_tokens {
-        r.route("/api/v1/dev/token", post(dev_token))
-    } else {
-        r
-    }
+pub fn router(dev_tokens: bool) -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::serve));
+    if dev_tokens { r.routes(routes!(dev_token)) } else { r }
 }
 
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health)))]
+async fn health() -> JsonResponse<Health> {
+    JsonResponse(Health { status: "ok" })
+}
+
+/// Each dependency: `ok`, `down`, or `not configured`.
+#[derive(Serialize, ToSchema)]
+struct Checks {
+    redis: &'static str,
+    postgres: &'static str,
+    waitrooms: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    /// Always `ready`.
+    status: &'static str,
+    checks: Checks,
+}
+
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Redis and Postgres (where configured) answer and the rooms are loaded", body = Ready),
+        (status = 503, description = "Something is down (named in `down`), or the node is draining", body = ErrorBody),
+    ))]
 async fn ready(State(app): State<AppState>) -> Response {
     let health = &app.health;
     if health.draining.load(std::sync::atomic::Ordering::Acquire) {
@@ -72,9 +103,14 @@ async fn ready(State(app): State<AppState>) -> Response {
         Some(false) => "down",
     };
     if down.is_empty() {
-        JsonResponse(json!({"status": "ready", "checks": {
-            "redis": state(redis), "postgres": state(postgres), "waitrooms": state(rooms),
-        }}))
+        JsonResponse(Ready {
+            status: "ready",
+            checks: Checks {
+                redis: state(redis),
+                postgres: state(postgres),
+                waitrooms: state(rooms),
+            },
+        })
         .into_response()
     } else {
         let body = json!({"error": {
@@ -86,6 +122,8 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text (names in docs/operations.md)", content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -94,20 +132,32 @@ async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DevTokenRequest {
+    /// 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     user_id: String,
     #[serde(default)]
     admin: bool,
 }
 
-async fn dev_token(State(app): State<AppState>, Json(req): Json<DevTokenRequest>) -> Result<JsonResponse<Value>> {
+#[derive(Serialize, ToSchema)]
+struct DevToken {
+    /// A bearer token for 24 hours.
+    token: String,
+}
+
+/// Only while the server runs with its development secret (no `JWT_SECRET`).
+#[utoipa::path(post, path = "/api/v1/dev/token", operation_id = "devToken", tag = "operations",
+    request_body = DevTokenRequest,
+    responses((status = 200, description = "A token signed with the development secret", body = DevToken)))]
+async fn dev_token(State(app): State<AppState>, Json(req): Json<DevTokenRequest>) -> Result<JsonResponse<DevToken>> {
     if !valid_user_id(&req.user_id) {
         return Err(Error::BadRequest(
             "userId must be 1 to 128 characters without control characters".into(),
         ));
     }
     let token = app.auth.tokens.issue(&req.user_id, req.admin, DEV_TOKEN_TTL_SECONDS)?;
-    Ok(JsonResponse(json!({ "token": token })))
+    Ok(JsonResponse(DevToken { token }))
 }

@@ -2,35 +2,40 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json as JsonResponse;
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::views::HoldView;
 use super::{Booking, views};
 use crate::domain::catalog::Catalog;
 use crate::error::Result;
 use crate::http::extract::{Auth, AuthState, HoldPath, Json};
+use crate::http::openapi::ErrorBody;
 
-pub fn router<S>() -> Router<S>
+pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Booking>: FromRef<S>,
     Arc<Catalog>: FromRef<S>,
     AuthState: FromRef<S>,
 {
-    Router::new()
-        .route("/api/v1/holds", post(create))
-        .route("/api/v1/holds/{hold_id}", get(read).delete(release))
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read, release))
 }
 
-#[derive(Deserialize)]
+/// Seats to hold, all or none.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HoldRequest {
     show_id: String,
+    /// 1 to `MAX_SEATS_PER_HOLD` (default 10) distinct seats of the show's map.
+    #[schema(min_items = 1)]
     seat_ids: Vec<String>,
 }
 
@@ -39,30 +44,53 @@ fn admission_token(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-admission-token").and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(post, path = "/api/v1/holds", operation_id = "createHold", tag = "holds", security(("bearer" = [])),
+    params(("X-Admission-Token" = Option<String>, Header, description = "The admission token, on a show with a waiting room")),
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "Every seat is held for `HOLD_TTL_SECONDS`; the caller's previous hold on the show is released", body = HoldView),
+        (status = 400, description = "No seats, duplicates, too many, or seats not on the map", body = ErrorBody),
+        (status = 403, description = "`ADMISSION_REQUIRED`: the show is gated and the request has no valid admission token", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+        (status = 409, description = "`SEAT_CONFLICT` (with `conflicts` and `available`) or `SHOW_STARTED`", body = ErrorBody),
+    ))]
 async fn create(
     State(booking): State<Arc<Booking>>,
     Auth(user): Auth,
     headers: HeaderMap,
     Json(req): Json<HoldRequest>,
-) -> Result<(StatusCode, JsonResponse<Value>)> {
+) -> Result<(StatusCode, JsonResponse<HoldView>)> {
     let hold = booking
         .hold(&user.id, &req.show_id, admission_token(&headers), req.seat_ids)
         .await?;
     Ok((StatusCode::CREATED, JsonResponse(views::hold(&hold))))
 }
 
+#[utoipa::path(get, path = "/api/v1/holds/{hold_id}", operation_id = "getHold", tag = "holds", security(("bearer" = [])),
+    params(("hold_id" = String, Path, description = "A hold's id")),
+    responses(
+        (status = 200, description = "The hold; `EXPIRED` the moment `expiresAt` passes", body = HoldView),
+        (status = 404, description = "No such hold of the caller's", body = ErrorBody),
+    ))]
 async fn read(
     State(booking): State<Arc<Booking>>,
     Auth(user): Auth,
     HoldPath(id): HoldPath,
-) -> Result<JsonResponse<Value>> {
+) -> Result<JsonResponse<HoldView>> {
     Ok(JsonResponse(views::hold(&booking.get_hold(&user.id, &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/holds/{hold_id}", operation_id = "releaseHold", tag = "holds", security(("bearer" = [])),
+    params(("hold_id" = String, Path, description = "A hold's id")),
+    responses(
+        (status = 200, description = "Released: its seats are available again", body = HoldView),
+        (status = 404, description = "No such hold of the caller's", body = ErrorBody),
+        (status = 409, description = "`HOLD_NOT_ACTIVE`: expired, released, or already an order", body = ErrorBody),
+    ))]
 async fn release(
     State(booking): State<Arc<Booking>>,
     Auth(user): Auth,
     HoldPath(id): HoldPath,
-) -> Result<JsonResponse<Value>> {
+) -> Result<JsonResponse<HoldView>> {
     Ok(JsonResponse(views::hold(&booking.release(&user.id, &id).await?)))
 }

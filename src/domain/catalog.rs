@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{SeatId, is_valid_id};
 use super::money;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Movie {
     pub id: String,

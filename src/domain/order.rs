@@ -37,7 +37,7 @@ pub struct Order {
 /// between its hold and its payment.
 pub const SEAT_CONFLICT: &str = "SEAT_CONFLICT";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     PaymentPending,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 /// Highest admission rate accepted, per second.
 pub const MAX_RATE: f64 = 100_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PreQueue {
     /// Everyone who arrived before `opensAt` is ordered by lottery at the opening.
@@ -23,7 +23,7 @@ pub enum PreQueue {
 }
 
 /// A show's waiting room as ops configure it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomConfig {
     pub admit_rate_per_second: f64,
@@ -37,14 +37,24 @@ pub struct RoomConfig {
 
 /// A `PUT` body: every field but the rate may be left out (then it keeps
 /// its current value, or takes its default on creation).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoomPatch {
+    /// Required when the room is created; admissions per second across all nodes.
+    #[schema(exclusive_minimum = 0, maximum = 100000)]
     pub admit_rate_per_second: Option<f64>,
+    /// The token bucket's size (default: the rate, rounded up).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub burst: Option<u32>,
+    /// Most shoppers admitted and not yet done at once (default 5000).
+    #[schema(minimum = 1)]
     pub max_active: Option<u32>,
+    /// How long an admission lasts (default 600).
+    #[schema(minimum = 10, maximum = 86400)]
     pub admission_ttl_seconds: Option<u32>,
+    /// When the queue opens; `null` clears it.
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     pub opens_at: Option<Option<DateTime<Utc>>>,
     pub pre_queue: Option<PreQueue>,
     pub paused: Option<bool>,

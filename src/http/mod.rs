@@ -7,6 +7,7 @@
 pub mod client;
 pub mod extract;
 pub mod guard;
+pub mod openapi;
 pub mod ratelimit;
 pub mod time;
 

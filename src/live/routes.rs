@@ -3,42 +3,52 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::hub::SeatHub;
 use super::session;
+use super::views::SeatMapView;
 use crate::domain::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
 use crate::http::extract::KnownShow;
+use crate::http::openapi::ErrorBody;
 use crate::metrics as m;
-use crate::ws::upgrade::Upgrade;
+use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, Sockets};
 
-pub fn router<S>() -> Router<S>
+pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<SeatHub>: FromRef<S>,
     Arc<Catalog>: FromRef<S>,
     Sockets: FromRef<S>,
 {
-    Router::new().route("/api/v1/shows/{show_id}/seats/ws", get(seats))
+    OpenApiRouter::new().routes(routes!(seats))
 }
 
 /// The seat map is public, like the catalog (the application limits it per IP).
-pub fn public_router<S>() -> Router<S>
+pub fn public_router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<SeatHub>: FromRef<S>,
     Arc<Catalog>: FromRef<S>,
 {
-    Router::new().route("/api/v1/shows/{show_id}/seatmap", get(seat_map))
+    OpenApiRouter::new().routes(routes!(seat_map))
 }
 
+/// The live seat stream (protocol: docs/seat-stream.md).
+#[utoipa::path(get, path = "/api/v1/shows/{show_id}/seats/ws", operation_id = "seatStream", tag = "catalog",
+    params(Handshake, ("show_id" = String, Path, description = "A show's id")),
+    responses(
+        (status = 101, description = "Upgraded: a `snapshot`, then batched `delta` messages (docs/seat-stream.md)"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+    ))]
 async fn seats(
     State(hub): State<Arc<SeatHub>>,
     State(sockets): State<Sockets>,
@@ -65,6 +75,17 @@ async fn seats(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/shows/{show_id}/seatmap", operation_id = "getSeatMap", tag = "catalog",
+    params(
+        ("show_id" = String, Path, description = "A show's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while the map is unchanged"),
+    ),
+    responses(
+        (status = 200, description = "Every seat's status as of one version", body = SeatMapView,
+            headers(("ETag" = String, description = "One per version of one epoch"))),
+        (status = 304, description = "Unchanged since the `ETag` given"),
+        (status = 404, description = "No such show", body = ErrorBody),
+    ))]
 async fn seat_map(State(hub): State<Arc<SeatHub>>, KnownShow(show): KnownShow, headers: HeaderMap) -> Result<Response> {
     let (etag, body) = hub.seat_map(&show).await?;
     let etag_header = HeaderValue::from_str(&etag).map_err(|_| Error::Internal("etag".into()))?;

@@ -54,6 +54,31 @@ pub fn snapshot(show: &str, layout: &Layout, replica: &Replica) -> String {
     )
 }
 
+/// The document of `GET /shows/{id}/seatmap` (which `rest_map` writes
+/// by hand, once per version: a test holds the two together).
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeatMapView {
+    pub show_id: String,
+    /// Changes whenever the show's seat state is rebuilt (docs/seat-stream.md).
+    pub epoch: String,
+    /// The show's seat-change counter within the epoch.
+    pub version: u64,
+    /// Every seat, in the screen's order.
+    pub seats: Vec<SeatView>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatView {
+    #[schema(example = "A1")]
+    pub id: String,
+    #[schema(example = "A")]
+    pub row: String,
+    pub number: u16,
+    pub status: SeatStatus,
+}
+
 /// `GET /shows/{id}/seatmap`, as of the replica.
 pub fn rest_map(show: &str, layout: &Layout, replica: &Replica) -> String {
     format!(
@@ -114,6 +139,8 @@ mod tests {
         for (s, r) in a.iter().zip(b) {
             assert_eq!((&s["id"], &s["status"]), (&r["id"], &r["status"]));
         }
+        let typed: SeatMapView = serde_json::from_value(rest.clone()).expect("the document's shape");
+        assert_eq!((typed.epoch.as_str(), typed.version, typed.seats.len()), ("e1", 7, layout.len()));
         let b2 = b.iter().find(|s| s["id"] == "B2").unwrap();
         assert_eq!(
             (b2["row"].as_str(), b2["number"].as_u64(), b2["status"].as_str()),

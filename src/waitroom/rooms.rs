@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
+use super::engine::{Stand, StoredRoom, WaitingRooms};
 use super::hub::QueueHub;
 use super::leader::{Leader, TICK_EVERY, tick_period};
 use super::store::{DurableRoom, RoomStore};
-use super::views;
+use super::views::{self, RoomView, StandingView};
 use crate::auth::Tokens;
 use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
@@ -105,7 +104,7 @@ impl Rooms {
         self.engine.load(show).await?.ok_or_else(no_room)
     }
 
-    pub async fn put(self: &Arc<Self>, show: &Show, patch: RoomPatch) -> Result<Value> {
+    pub async fn put(self: &Arc<Self>, show: &Show, patch: RoomPatch) -> Result<RoomView> {
         let current = self.engine.load(&show.id).await?;
         let config = patch
             .apply(current.as_ref().map(|c| &c.config))
@@ -165,11 +164,11 @@ impl Rooms {
     }
 
     /// The config, the lottery commitment and the live figures.
-    pub async fn admin_view(&self, show: &Show) -> Result<Value> {
+    pub async fn admin_view(&self, show: &Show) -> Result<RoomView> {
         let room = self.engine.load(&show.id).await?.ok_or_else(no_room)?;
         let now = self.clock.now();
         let counters = self.engine.counters(&show.id, now.timestamp_millis()).await?;
-        views::admin(&show.id, &room, &counters, now)
+        Ok(views::admin(&show.id, &room, &counters, now))
     }
 
     fn prequeue_now(&self, room: &StoredRoom) -> bool {
@@ -177,7 +176,7 @@ impl Rooms {
     }
 
     /// Joins (`create`) or reads (for polling) and answers the contract's shape.
-    pub async fn stand(&self, show: &Show, user: &str, create: bool) -> Result<Value> {
+    pub async fn stand(&self, show: &Show, user: &str, create: bool) -> Result<StandingView> {
         let room = self.room(&show.id).await?;
         let now = self.clock.now();
         let ms = now.timestamp_millis();
@@ -185,9 +184,6 @@ impl Rooms {
             .engine
             .join(&show.id, user, ms, self.prequeue_now(&room), create, ms)
             .await?;
-        if stand.standing == Standing::None {
-            return Err(Error::NotFound("you are not in this queue; join it first".into()));
-        }
         views::standing(&room, &stand.standing, now, |expires_ms| {
             self.tokens.admission(user, &show.id, expires_ms)
         })

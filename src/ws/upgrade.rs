@@ -40,6 +40,16 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// RFC 6455 4.2.1: the key is 16 bytes in base64, so 22 characters of the
+/// alphabet and `==`.
+fn valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key[..22].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        && &key[22..] == b"=="
+        // The last character carries 2 bits of the 16th byte and 4 zero bits.
+        && b"AQgw".contains(&key[21])
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     type Rejection = Error;
 
@@ -66,6 +76,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             .get(header::SEC_WEBSOCKET_KEY)
             .cloned()
             .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
+        if !valid_key(key.as_bytes()) {
+            return Err(bad("Sec-WebSocket-Key must be 16 bytes in base64"));
+        }
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -113,5 +126,48 @@ impl Upgrade {
             ],
         )
             .into_response()
+    }
+}
+
+/// The handshake headers a socket route requires (RFC 6455), for the
+/// OpenAPI document: without them the route answers 400.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct Handshake {
+    /// A list that includes `websocket` (any case).
+    #[param(rename = "Upgrade", pattern = r"^([^,]*,)*[ \t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \t]*(,[^,]*)*$")]
+    upgrade: String,
+    /// A list that includes `upgrade` (any case).
+    #[param(rename = "Connection", pattern = r"^([^,]*,)*[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,[^,]*)*$")]
+    connection: String,
+    /// 16 random bytes, base64.
+    #[param(rename = "Sec-WebSocket-Key", pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]
+    sec_websocket_key: String,
+    /// `13`
+    #[param(rename = "Sec-WebSocket-Version", pattern = "^13$")]
+    sec_websocket_version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_key;
+
+    #[test]
+    fn a_key_is_sixteen_bytes_of_base64() {
+        // RFC 6455's own example, and keys of other lengths or alphabets.
+        assert!(valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(valid_key(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        for bad in [
+            &b""[..],
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZSBub25jZQ===",
+            b"dGhlIHNhbXBsZSBub25jZR==",
+            b"dGhlIHNhbXBsZSBub25j-Q==",
+            b"dGhlIHNhbXBsZSBub25jZQ\0\0",
+            b"dGhlIHNhbXBsZSBub25jZWFh",
+        ] {
+            assert!(!valid_key(bad), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -11,6 +11,7 @@ mod expiry;
 mod failover;
 mod journey;
 mod live;
+mod openapi;
 mod race;
 mod recovery;
 mod saturation;
