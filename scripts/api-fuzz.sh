@@ -48,7 +48,8 @@ fuzz() {
   log="$work/$engine.log"
   local env=(BIND="127.0.0.1:$port" RATE_LIMIT_USER_PER_SEC=0 RATE_LIMIT_IP_PER_SEC=0 RUST_LOG=warn)
   if [ "$engine" = redis+postgres ]; then
-    local prefix="sgfuzz-$$:" db="showgate_fuzz"
+    # sg_t_*: the next services.sh drops it if this run does not.
+    local prefix="sgfuzz-$$:" db="sg_t_fuzz_$$"
     psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
     env+=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$prefix" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db")
   fi
@@ -71,6 +72,7 @@ fuzz() {
   server=
   if [ "$engine" = redis+postgres ]; then
     redis-cli --scan --pattern "sgfuzz-$$:*" | xargs -r -n 500 redis-cli del >/dev/null
+    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS sg_t_fuzz_$$" >/dev/null 2>&1 || true
   fi
   sed -n '/SUMMARY/,$p' "$work/$engine.out" >&2
   if [ "$rc" -ne 0 ]; then

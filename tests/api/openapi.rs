@@ -110,3 +110,22 @@ async fn a_route_that_is_not_served_is_not_documented() {
     let res = app.post("/api/v1/dev/token", None, serde_json::json!({"userId": "x"})).await;
     assert_eq!(res.status(), 404);
 }
+
+/// `docs/openapi.json` is the served document, kept in the repository so
+/// the contract can be read without running the server. After changing a
+/// route: `UPDATE_OPENAPI=1 cargo test --test api openapi`.
+#[tokio::test]
+async fn the_copy_in_docs_is_the_served_document() {
+    let app = spawn_memory_app().await;
+    let served = app.get_json("/api/v1/openapi.json", None).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, serde_json::to_string_pretty(&served).unwrap() + "\n").unwrap();
+    }
+    let copy: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json"))
+        .expect("docs/openapi.json is JSON");
+    assert!(
+        copy == served,
+        "docs/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test --test api openapi"
+    );
+}
