@@ -490,28 +490,33 @@ async fn room_run(f: &Fixture, script: &Script, keys: &[&str], args: &[&str]) ->
 async fn wr_join_queues_once_and_answers_each_standing() {
     let f = Fixture::new().await;
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
-    let keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let keys = join_keys(&k);
     let now = NOW.to_string();
     let items = |v: Value| match v {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
     };
-    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "0", "1", &now]).await);
+    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1]), int(&r[2]), int(&r[3]), int(&r[4])),
         ("QUEUED".into(), "1".into(), 1, 1, 0)
     );
-    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "0", "1", &now]).await);
+    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
     assert_eq!(int(&r[2]), 1, "joining again keeps the place");
-    let r = items(room_run(&f, &s.join, &keys, &["bob", &now, "0", "0", &now]).await);
+    let r = items(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now]).await);
     assert_eq!(text(&r[0]), "NONE", "a read does not join");
-    let r = items(room_run(&f, &s.join, &keys, &["carol", &now, "1", "1", &now]).await);
-    assert_eq!((text(&r[0]), int(&r[1])), ("PREQUEUED".into(), 1));
+    // Before opensAt by Redis TIME, a RANDOM room's joiner enters the
+    // pre-queue, whatever `now` the node passes.
     let mut c = f.conn.clone();
+    let opens = redis_now_ms(&f).await + 60_000;
+    let _: () = c.hset_multiple(&k.config, &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())]).await.unwrap();
+    let late_node = (opens + 1).to_string();
+    let r = items(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await);
+    assert_eq!((text(&r[0]), int(&r[1])), ("PREQUEUED".into(), 1));
     let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
     assert_eq!(joined, 2);
     let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
-    let r = items(room_run(&f, &s.join, &keys, &["dave", &now, "0", "1", &now]).await);
+    let r = items(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1])),
         ("ADMITTED".into(), (NOW + 1000).to_string())
@@ -522,10 +527,10 @@ async fn wr_join_queues_once_and_answers_each_standing() {
 async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
     let f = Fixture::new().await;
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
-    let join_keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let join_keys = join_keys(&k);
     let now = NOW.to_string();
     for u in ["a", "b", "c"] {
-        room_run(&f, &s.join, &join_keys, &[u, &now, "0", "1", &now]).await;
+        room_run(&f, &s.join, &join_keys, &[u, &now, "1", &now]).await;
     }
     let token: String =
         redis::from_redis_value(room_run(&f, &s.lease, &[&k.lease, &k.fence], &["n1", "5000"]).await).unwrap();
@@ -594,48 +599,84 @@ async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
     assert_eq!(queued, 1, "c is still waiting");
 }
 
+fn join_keys(k: &showgate::redis::keys::RoomKeys) -> [&str; 9] {
+    [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events, &k.config, &k.entrants].map(String::as_str)
+}
+
+async fn redis_now_ms(f: &Fixture) -> i64 {
+    let mut c = f.conn.clone();
+    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+    s * 1000 + us / 1000
+}
+
 #[tokio::test]
-async fn wr_leave_and_wr_open_move_scores_and_say_so() {
+async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     let f = Fixture::new().await;
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
-    let join_keys = [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events].map(String::as_str);
+    let keys = join_keys(&k);
     let now = NOW.to_string();
-    room_run(&f, &s.join, &join_keys, &["a", &now, "0", "1", &now]).await;
-    room_run(&f, &s.join, &join_keys, &["b", &now, "0", "1", &now]).await;
-    room_run(&f, &s.join, &join_keys, &["p", &now, "1", "1", &now]).await;
+    let mut c = f.conn.clone();
+    room_run(&f, &s.join, &keys, &["a", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["b", &now, "1", &now]).await;
+    // "p" and "q" join before the opening (opensAt 1 s ahead of Redis TIME).
+    let opens = redis_now_ms(&f).await + 1_000;
+    let _: () = c.hset_multiple(&k.config, &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())]).await.unwrap();
+    room_run(&f, &s.join, &keys, &["p", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["q", &now, "1", &now]).await;
     let leave_keys = [&k.queue, &k.pre, &k.seen, &k.stats, &k.events].map(String::as_str);
     let n: i64 = redis::from_redis_value(
-        room_run(
-            &f,
-            &s.leave,
-            &leave_keys,
-            &[&k.channel, "PUBLISH", "left", "0", "0", "a"],
-        )
-        .await,
+        room_run(&f, &s.leave, &leave_keys, &[&k.channel, "PUBLISH", "left", "0", "0", "a"]).await,
     )
     .unwrap();
     assert_eq!(n, 1);
-    let n: i64 = redis::from_redis_value(
-        room_run(
-            &f,
-            &s.open,
-            &[&k.queue, &k.pre, &k.events],
-            &["-1", &k.channel, "PUBLISH", "p"],
-        )
-        .await,
-    )
-    .unwrap();
-    assert_eq!(n, 1);
-    let r = match room_run(&f, &s.ranks, &[&k.queue, &k.events], &["p", "b", "a"]).await {
+    let _: () = c.set(&k.lease, "node-1/1").await.unwrap();
+    let begin_keys = [&k.queue, &k.pre, &k.seq, &k.config, &k.lease, &k.entrants].map(String::as_str);
+    let r = match room_run(&f, &s.open_begin, &begin_keys, &["node-1/1"]).await {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
     };
-    assert_eq!((int(&r[0]), int(&r[1])), (2, 2), "two events, two queued");
-    assert_eq!(
-        (text(&r[2]), int(&r[3])),
-        ("-1".into(), 0),
-        "the lottery place is ahead"
-    );
-    assert_eq!((text(&r[4]), int(&r[5])), ("2".into(), 1));
-    assert_eq!((r[6].clone(), r[7].clone()), (Value::Nil, Value::Nil));
+    assert_eq!(text(&r[0]), "WAIT", "not before opensAt by Redis TIME");
+    let r = match room_run(&f, &s.open_begin, &begin_keys, &["node-2/9"]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(text(&r[0]), "STALE");
+    tokio::time::sleep(std::time::Duration::from_millis((opens - redis_now_ms(&f).await).max(0) as u64 + 20)).await;
+    // The first join after the opening begins it: "r" queues behind the block.
+    let r = match room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((text(&r[0]), text(&r[1])), ("QUEUED".into(), "5".into()), "arrivals 1-2, block 3-4, then r");
+    let r = match room_run(&f, &s.open_begin, &begin_keys, &["node-1/1"]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((text(&r[0]), text(&r[1]), int(&r[2])), ("OPEN".into(), "3".into(), 2));
+    let entrants: Vec<String> = c.smembers(&k.entrants).await.unwrap();
+    assert_eq!(entrants.len(), 2);
+    let open_keys = [&k.queue, &k.pre, &k.events, &k.lease].map(String::as_str);
+    let stale = room_run(&f, &s.open, &open_keys, &["node-2/9", "3", &k.channel, "PUBLISH", "0", "q"]).await;
+    assert_eq!(stale, Value::Array(vec![Value::Int(-1)]), "a stale leader places nobody");
+    let r = room_run(&f, &s.open, &open_keys, &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"]).await;
+    assert_eq!(r, Value::Array(vec![Value::Int(2), Value::Int(0)]));
+    let again = room_run(&f, &s.open, &open_keys, &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"]).await;
+    assert_eq!(again, Value::Array(vec![Value::Int(0), Value::Int(0)]), "a retry moves nobody twice");
+    let r = match room_run(&f, &s.ranks, &[&k.queue, &k.events], &["b", "q", "p", "r", "a"]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((int(&r[0]), int(&r[1])), (2, 4), "two events (a left, the block placed), four queued");
+    let ranks: Vec<i64> = (0..4).map(|i| int(&r[3 + 2 * i])).collect();
+    assert_eq!(ranks, vec![0, 1, 2, 3], "b, then the block in lottery order, then r");
+    assert_eq!((r[10].clone(), r[11].clone()), (Value::Nil, Value::Nil));
+
+    // A straggler (in the pre-queue, not among the entrants: only a clock
+    // going back could make one) is placed by its own join, behind.
+    let _: () = c.sadd(&k.pre, "z").await.unwrap();
+    let r = match room_run(&f, &s.join, &keys, &["z", &now, "0", &now]).await {
+        Value::Array(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((text(&r[0]), int(&r[2])), ("QUEUED".into(), 5));
 }

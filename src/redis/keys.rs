@@ -39,6 +39,8 @@ pub struct RoomKeys {
     pub config: String,
     pub queue: String,
     pub pre: String,
+    /// The pre-queue as it was when the opening began (the lottery's entrants).
+    pub entrants: String,
     pub seq: String,
     pub seen: String,
     pub stats: String,
@@ -51,11 +53,12 @@ pub struct RoomKeys {
 }
 
 impl RoomKeys {
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.config,
             &self.queue,
             &self.pre,
+            &self.entrants,
             &self.seq,
             &self.seen,
             &self.stats,
@@ -104,6 +107,7 @@ impl Keys {
             config: format!("{tag}:config"),
             queue: format!("{tag}:queue"),
             pre: format!("{tag}:pre"),
+            entrants: format!("{tag}:entrants"),
             seq: format!("{tag}:seq"),
             seen: format!("{tag}:seen"),
             stats: format!("{tag}:stats"),

@@ -12,12 +12,24 @@ macro_rules! seat_script {
     };
 }
 
-/// The waiting-room scripts (no shared prelude).
+/// A waiting-room script that decides the pre-queue: `lua/wr_opening.lua`
+/// followed by its own file.
+macro_rules! opening_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("../../lua/wr_opening.lua"),
+            include_str!(concat!("../../lua/", $file))
+        ))
+    };
+}
+
+/// The waiting-room scripts (`join` and `open_begin` share the opening's rule).
 pub struct RoomScripts {
     pub join: Script,
     pub leave: Script,
     pub admit: Script,
     pub lease: Script,
+    pub open_begin: Script,
     pub open: Script,
     pub ranks: Script,
 }
@@ -25,10 +37,11 @@ pub struct RoomScripts {
 impl RoomScripts {
     pub fn load() -> Self {
         Self {
-            join: Script::new(include_str!("../../lua/wr_join.lua")),
+            join: opening_script!("wr_join.lua"),
             leave: Script::new(include_str!("../../lua/wr_leave.lua")),
             admit: Script::new(include_str!("../../lua/wr_admit.lua")),
             lease: Script::new(include_str!("../../lua/wr_lease.lua")),
+            open_begin: opening_script!("wr_open_begin.lua"),
             open: Script::new(include_str!("../../lua/wr_open.lua")),
             ranks: Script::new(include_str!("../../lua/wr_ranks.lua")),
         }

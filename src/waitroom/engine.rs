@@ -137,6 +137,18 @@ pub struct TickParams {
     pub observed_rate: f64,
 }
 
+/// What `open_begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// The token does not hold the lease.
+    Stale,
+    /// The shared clock has not reached `opensAt`.
+    Wait,
+    /// The lottery block starts at score `base`; `pending` entrants are
+    /// still in the pre-queue (0: the opening is done).
+    Open { base: i64, pending: u64 },
+}
+
 #[async_trait]
 pub trait WaitingRooms: Send + Sync + 'static {
     async fn save(&self, show: &str, room: &StoredRoom) -> Result<()>;
@@ -147,16 +159,10 @@ pub trait WaitingRooms: Send + Sync + 'static {
     async fn remove(&self, show: &str) -> Result<()>;
 
     /// Joins (`create`) or reads a shopper's standing, marking them seen
-    /// until `seen_until`.
-    async fn join(
-        &self,
-        show: &str,
-        user: &str,
-        now: i64,
-        prequeue: bool,
-        create: bool,
-        seen_until: i64,
-    ) -> Result<Stand>;
+    /// until `seen_until`. Whether a join enters the pre-queue is decided by
+    /// the engine's shared clock (Redis `TIME`) against the room's `opensAt`,
+    /// not by `now` (the node's clock, used for admission expiry).
+    async fn join(&self, show: &str, user: &str, now: i64, create: bool, seen_until: i64) -> Result<Stand>;
     /// Removes these shoppers (`counter`: "left" or "abandoned").
     async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64>;
     /// Removes shoppers not seen since `cutoff`.
@@ -169,9 +175,15 @@ pub trait WaitingRooms: Send + Sync + 'static {
     /// One admission tick; `None` when `token` no longer holds the lease.
     async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>>;
 
-    async fn pre_queued(&self, show: &str) -> Result<Vec<String>>;
-    /// Places pre-queued shoppers, in lottery order, from score `base` on.
-    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64>;
+    /// Begins or resumes the opening of the pre-queue: only for the lease
+    /// holder `token`, only once the shared clock has reached `opensAt`.
+    async fn open_begin(&self, show: &str, token: &str) -> Result<Opening>;
+    /// The opening's entrants (the pre-queue as the opening began).
+    async fn entrants(&self, show: &str) -> Result<Vec<String>>;
+    /// Places entrants, each at `base` + its lottery rank, skipping any no
+    /// longer in the pre-queue. Answers how many it moved and how many are
+    /// still in the pre-queue; `None` when `token` no longer holds the lease.
+    async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>>;
 
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;

@@ -20,9 +20,9 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::engine::{StoredRoom, Tick, TickParams, WaitingRooms};
+use super::engine::{Opening, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::clock::Clock;
-use crate::domain::waitroom::{self, PreQueue};
+use crate::domain::waitroom;
 use crate::error::Result;
 use crate::metrics as m;
 
@@ -102,8 +102,9 @@ pub struct Leader {
     /// How many the room could take at the last tick (max active, queue):
     /// tokens beyond it stay in the bucket.
     room_left: u64,
-    /// The opening the lottery was drawn for.
-    opened_for: Option<DateTime<Utc>>,
+    /// The opening (its `opensAt`, or none) this leader has seen through:
+    /// every entrant of its pre-queue placed.
+    opened_for: Option<Option<DateTime<Utc>>>,
     /// Ticks made, for the tick id.
     ticks: u64,
 }
@@ -177,14 +178,23 @@ impl Leader {
         if room.config.opens_at.is_some_and(|t| t > now) {
             return None;
         }
-        if room.config.pre_queue == PreQueue::Random
-            && self.opened_for != Some(room.config.opens_at.unwrap_or_default())
-        {
-            if let Err(e) = self.open_lottery(room).await {
-                tracing::warn!(show = %self.show, error = %e, "lottery opening failed");
-                return None;
+        // Whatever the mode now (a room switched from RANDOM to FIFO still
+        // has its pre-queue), an opening is seen through before anyone is
+        // admitted; the scripts decide by the shared clock, and refuse a
+        // stale leader.
+        if self.opened_for != Some(room.config.opens_at) {
+            match self.open_pre_queue(room, &token).await {
+                Ok(Some(true)) => self.opened_for = Some(room.config.opens_at),
+                Ok(Some(false)) => return None,
+                Ok(None) => {
+                    self.lease = None;
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(show = %self.show, error = %e, "pre-queue opening failed");
+                    return None;
+                }
             }
-            self.opened_for = Some(room.config.opens_at.unwrap_or_default());
         }
         let tokens = self.take_tokens(room);
         let observed = self.observed_rate();
@@ -285,30 +295,45 @@ impl Leader {
         }
     }
 
-    /// Places the RANDOM pre-queue in lottery order, ahead of everyone who
-    /// arrived after the opening.
-    async fn open_lottery(&self, room: &StoredRoom) -> Result<()> {
-        let entrants = self.engine.pre_queued(&self.show).await?;
-        if entrants.is_empty() {
-            return Ok(());
+    /// Places the pre-queue in lottery order, behind everyone queued before
+    /// the opening and ahead of everyone after it (the block's places were
+    /// reserved when the opening began). Answers whether the opening is
+    /// done (`Some(false)`: not yet time by the shared clock, or entrants
+    /// are left for the next tick), `None` when this node lost the lease.
+    async fn open_pre_queue(&self, room: &StoredRoom, token: &str) -> Result<Option<bool>> {
+        let (base, pending) = match self.engine.open_begin(&self.show, token).await? {
+            Opening::Stale => return Ok(None),
+            Opening::Wait => return Ok(Some(false)),
+            Opening::Open { base, pending } => (base, pending),
+        };
+        if pending == 0 {
+            return Ok(Some(true));
         }
-        let order = waitroom::lottery_order(&room.seed, entrants);
-        let base = -(order.len() as f64);
-        for (i, chunk) in order.chunks(OPEN_CHUNK).enumerate() {
-            self.engine
-                .open(&self.show, base + (i * OPEN_CHUNK) as f64, chunk)
-                .await?;
+        let entrants = self.engine.entrants(&self.show).await?;
+        let total = entrants.len();
+        let ranked: Vec<(u64, String)> = waitroom::lottery_order(&room.seed, entrants)
+            .into_iter()
+            .enumerate()
+            .map(|(rank, user)| (rank as u64, user))
+            .collect();
+        let mut left = pending;
+        for chunk in ranked.chunks(OPEN_CHUNK) {
+            match self.engine.open(&self.show, token, base, chunk).await? {
+                Some((_, still)) => left = still,
+                None => return Ok(None),
+            }
         }
-        tracing::info!(show = %self.show, entrants = order.len(), "pre-queue opened by lottery");
-        Ok(())
+        tracing::info!(show = %self.show, entrants = total, left, "pre-queue opened by lottery");
+        Ok(Some(left == 0))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::waitroom::RoomConfig;
+    use crate::domain::waitroom::{PreQueue, RoomConfig};
     use crate::waitroom::engine::SeatCount;
+    use crate::waitroom::engine::Standing;
     use crate::waitroom::memory::MemoryWaitingRooms;
 
     const T0: i64 = 1_800_000_000_000;
@@ -345,7 +370,7 @@ mod tests {
         engine.save("s", &room(10.0, 5, None, PreQueue::Fifo)).await.unwrap();
         for i in 0..users {
             let now = clock.now_ms();
-            engine.join("s", &format!("u{i}"), now, false, true, now).await.unwrap();
+            engine.join("s", &format!("u{i}"), now, true, now).await.unwrap();
         }
         engine
     }
@@ -502,16 +527,42 @@ mod tests {
         engine.save("s", &r).await.unwrap();
         let early: Vec<String> = (0..3).map(|i| format!("early{i}")).collect();
         for u in &early {
-            engine.join("s", u, T0, true, true, T0).await.unwrap();
+            engine.join("s", u, T0, true, T0).await.unwrap();
         }
-        engine.join("s", "late", T0, false, true, T0).await.unwrap();
         let mut a = leader(&engine, "node-a", clock);
         assert!(a.tick(&r).await.is_none(), "closed until opensAt");
         assert!(a.leads());
         tokio::time::advance(Duration::from_millis(5_000)).await;
+        // Joins after the opening, before the leader's next tick: behind
+        // the lottery block all the same.
+        let now = T0 + 5_000;
+        let late = engine.join("s", "late", now, true, now).await.unwrap();
+        assert!(matches!(late.standing, Standing::Queued { .. }), "{late:?}");
         let (t, _) = a.tick(&r).await.unwrap();
         let mut expected = waitroom::lottery_order(&r.seed, early);
         expected.push("late".into());
         assert_eq!(t.admitted, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pre_queue_switched_to_fifo_or_with_its_opening_cleared_is_not_stranded() {
+        let clock = Clock::following_tokio(T0);
+        let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
+        let r = room(100.0, 10, Some(crate::clock::from_ms(T0 + 60_000)), PreQueue::Random);
+        engine.save("s", &r).await.unwrap();
+        for u in ["p1", "p2"] {
+            engine.join("s", u, T0, true, T0).await.unwrap();
+        }
+        // Ops switch to FIFO and clear the opening: the lottery's entrants
+        // open at once, ahead of anyone who joins from now on.
+        let fifo = room(100.0, 10, None, PreQueue::Fifo);
+        engine.save("s", &fifo).await.unwrap();
+        engine.join("s", "after", T0, true, T0).await.unwrap();
+        let mut a = leader(&engine, "node-a", clock);
+        let (t, _) = a.tick(&fifo).await.unwrap();
+        let mut expected = waitroom::lottery_order(&fifo.seed, vec!["p1".into(), "p2".into()]);
+        expected.push("after".into());
+        assert_eq!(t.admitted, expected);
+        assert_eq!(engine.counters("s", T0).await.unwrap().pre_queue, 0);
     }
 }

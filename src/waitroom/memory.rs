@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
-use super::engine::{Counters, RoomEvent, SeatCount, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use super::engine::{
+    Counters, Opening, RoomEvent, SeatCount, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms,
+};
+use crate::domain::waitroom::PreQueue;
 use crate::clock::Clock;
 use crate::error::Result;
 
@@ -22,6 +25,10 @@ struct Room {
     queue: BTreeMap<i64, String>,
     score_of: HashMap<String, i64>,
     pre: HashSet<String>,
+    /// The pre-queue as the opening began, and which opening that was.
+    entrants: HashSet<String>,
+    opened_for: Option<Option<i64>>,
+    open_base: i64,
     arrivals: i64,
     events: u64,
     seen: HashMap<String, i64>,
@@ -39,6 +46,41 @@ struct Room {
 impl Room {
     fn rank(&self, score: i64) -> u64 {
         self.queue.range(..score).count() as u64
+    }
+
+    fn opens_at(&self) -> Option<i64> {
+        self.stored
+            .as_ref()
+            .and_then(|s| s.config.opens_at)
+            .map(|t| t.timestamp_millis())
+    }
+
+    /// The next arrival's place, behind everyone queued so far.
+    fn arrive(&mut self, user: &str) -> i64 {
+        self.arrivals += 1;
+        let score = self.arrivals;
+        self.queue.insert(score, user.to_owned());
+        self.score_of.insert(user.to_owned(), score);
+        score
+    }
+
+    /// `lua/wr_opening.lua`'s `begin_opening`: snapshots the pre-queue and
+    /// reserves its places, once per opening. Answers the block's base and
+    /// size when it began the opening now.
+    fn begin_opening(&mut self, opens: Option<i64>) -> Option<(i64, u64)> {
+        if self.opened_for == Some(opens) {
+            return None;
+        }
+        self.entrants = self.pre.clone();
+        let n = self.entrants.len() as i64;
+        self.open_base = if n > 0 { self.arrivals + 1 } else { 0 };
+        self.arrivals += n;
+        self.opened_for = Some(opens);
+        Some((self.open_base, n as u64))
+    }
+
+    fn holds_lease(&self, token: &str, now: i64) -> bool {
+        self.lease.as_ref().is_some_and(|(t, until)| t == token && *until > now)
     }
 
     fn remove(&mut self, users: &[String]) -> (u64, Vec<f64>) {
@@ -122,8 +164,15 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(())
     }
 
-    async fn join(&self, show: &str, user: &str, now: i64, prequeue: bool, create: bool, until: i64) -> Result<Stand> {
+    async fn join(&self, show: &str, user: &str, now: i64, create: bool, until: i64) -> Result<Stand> {
+        // One process: its clock is the shared one.
+        let shared_now = self.clock.now_ms();
         Ok(self.with(show, |r| {
+            let opens = r.opens_at();
+            let before_opening = opens.is_some_and(|t| shared_now < t);
+            if !before_opening {
+                r.begin_opening(opens);
+            }
             let seq = r.events;
             if let Some(exp) = r.admitted.get(user).filter(|e| **e > now) {
                 return Stand {
@@ -135,12 +184,17 @@ impl WaitingRooms for MemoryWaitingRooms {
                 Some(s) => *s,
                 None if r.pre.contains(user) => {
                     r.seen.insert(user.to_owned(), until);
-                    return Stand {
-                        standing: Standing::PreQueued {
-                            entrants: r.pre.len() as u64,
-                        },
-                        seq,
-                    };
+                    if before_opening || r.entrants.contains(user) {
+                        return Stand {
+                            standing: Standing::PreQueued {
+                                entrants: r.pre.len() as u64,
+                            },
+                            seq,
+                        };
+                    }
+                    // A straggler the opening did not see: behind the block.
+                    r.pre.remove(user);
+                    r.arrive(user)
                 }
                 None if !create => {
                     return Stand {
@@ -151,7 +205,8 @@ impl WaitingRooms for MemoryWaitingRooms {
                 None => {
                     r.joined += 1;
                     r.seen.insert(user.to_owned(), until);
-                    if prequeue {
+                    let random = r.stored.as_ref().is_some_and(|s| s.config.pre_queue == PreQueue::Random);
+                    if before_opening && random {
                         r.pre.insert(user.to_owned());
                         return Stand {
                             standing: Standing::PreQueued {
@@ -160,11 +215,7 @@ impl WaitingRooms for MemoryWaitingRooms {
                             seq,
                         };
                     }
-                    r.arrivals += 1;
-                    let score = r.arrivals;
-                    r.queue.insert(score, user.to_owned());
-                    r.score_of.insert(user.to_owned(), score);
-                    score
+                    r.arrive(user)
                 }
             };
             r.seen.insert(user.to_owned(), until);
@@ -321,32 +372,63 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(Some(tick))
     }
 
-    async fn pre_queued(&self, show: &str) -> Result<Vec<String>> {
-        Ok(self.with(show, |r| r.pre.iter().cloned().collect()))
+    async fn open_begin(&self, show: &str, token: &str) -> Result<Opening> {
+        let now = self.clock.now_ms();
+        Ok(self.with(show, |r| {
+            if !r.holds_lease(token, now) {
+                return Opening::Stale;
+            }
+            let opens = r.opens_at();
+            if opens.is_some_and(|t| now < t) {
+                return Opening::Wait;
+            }
+            if let Some((base, pending)) = r.begin_opening(opens) {
+                return Opening::Open { base, pending };
+            }
+            let late: Vec<String> = r.pre.difference(&r.entrants).cloned().collect();
+            for user in late {
+                r.pre.remove(&user);
+                r.arrive(&user);
+            }
+            Opening::Open {
+                base: r.open_base,
+                pending: r.pre.len() as u64,
+            }
+        }))
     }
 
-    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64> {
-        let (moved, event) = self.with(show, |r| {
+    async fn entrants(&self, show: &str) -> Result<Vec<String>> {
+        Ok(self.with(show, |r| r.entrants.iter().cloned().collect()))
+    }
+
+    async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>> {
+        let now = self.clock.now_ms();
+        let (answer, event) = self.with(show, |r| {
+            if !r.holds_lease(token, now) {
+                return (None, None);
+            }
             let mut moved = 0;
-            for (i, u) in users.iter().enumerate() {
+            for (rank, u) in ranked {
                 if r.pre.remove(u) {
-                    let score = base as i64 + i as i64;
+                    let score = base + *rank as i64;
                     r.queue.insert(score, u.clone());
                     r.score_of.insert(u.clone(), score);
                     moved += 1;
                 }
             }
-            r.events += 1;
-            (
-                moved,
+            let event = (moved > 0).then(|| {
+                r.events += 1;
                 RoomEvent::Reset {
                     seq: r.events,
                     queue_length: r.queue.len() as u64,
-                },
-            )
+                }
+            });
+            (Some((moved, r.pre.len() as u64)), event)
         });
-        self.publish(show, event);
-        Ok(moved)
+        if let Some(event) = event {
+            self.publish(show, event);
+        }
+        Ok(answer)
     }
 
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {

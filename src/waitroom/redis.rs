@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 
-use super::engine::{Counters, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use super::engine::{Counters, Opening, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
@@ -69,7 +69,24 @@ impl WaitingRooms for RedisWaitingRooms {
     async fn save(&self, show: &str, room: &StoredRoom) -> Result<()> {
         let k = self.k(show);
         let mut conn = self.redis.conn.clone();
-        let _: () = conn.hset(&k.config, "room", serde_json::to_string(room)?).await?;
+        // The scripts read `opensAt` (ms; empty: none) and `preQueue` from
+        // here: the pre-queue is decided by Redis TIME, not a node's clock.
+        let opens = room
+            .config
+            .opens_at
+            .map(|t| t.timestamp_millis().to_string())
+            .unwrap_or_default();
+        let mode = serde_json::to_value(room.config.pre_queue)?;
+        let _: () = redis::cmd("HSET")
+            .arg(&k.config)
+            .arg("room")
+            .arg(serde_json::to_string(room)?)
+            .arg("opensAt")
+            .arg(opens)
+            .arg("preQueue")
+            .arg(mode.as_str().unwrap_or("RANDOM"))
+            .query_async(&mut conn)
+            .await?;
         let _: () = conn.sadd(self.keys.room_index(), show).await?;
         Ok(())
     }
@@ -117,24 +134,25 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(())
     }
 
-    async fn join(
-        &self,
-        show: &str,
-        user: &str,
-        now: i64,
-        prequeue: bool,
-        create: bool,
-        seen_until: i64,
-    ) -> Result<Stand> {
+    async fn join(&self, show: &str, user: &str, now: i64, create: bool, seen_until: i64) -> Result<Stand> {
         let k = self.k(show);
         let reply = items(
             self.run(
                 &self.scripts.join,
-                &[&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events],
+                &[
+                    &k.queue,
+                    &k.pre,
+                    &k.seq,
+                    &k.seen,
+                    &k.stats,
+                    &k.admitted,
+                    &k.events,
+                    &k.config,
+                    &k.entrants,
+                ],
                 &[
                     user.to_owned(),
                     now.to_string(),
-                    if prequeue { "1" } else { "0" }.into(),
                     if create { "1" } else { "0" }.into(),
                     seen_until.to_string(),
                 ],
@@ -286,19 +304,50 @@ impl WaitingRooms for RedisWaitingRooms {
         }))
     }
 
-    async fn pre_queued(&self, show: &str) -> Result<Vec<String>> {
-        let mut conn = self.redis.conn.clone();
-        Ok(conn.smembers(self.k(show).pre).await?)
+    async fn open_begin(&self, show: &str, token: &str) -> Result<Opening> {
+        let k = self.k(show);
+        let reply = items(
+            self.run(
+                &self.scripts.open_begin,
+                &[&k.queue, &k.pre, &k.seq, &k.config, &k.lease, &k.entrants],
+                &[token.to_owned()],
+            )
+            .await?,
+        )?;
+        let kind: String = get(&reply, 0)?;
+        Ok(match kind.as_str() {
+            "STALE" => Opening::Stale,
+            "WAIT" => Opening::Wait,
+            _ => Opening::Open {
+                base: get::<String>(&reply, 1)?
+                    .parse()
+                    .map_err(|_| Error::Internal("opening base".into()))?,
+                pending: get(&reply, 2)?,
+            },
+        })
     }
 
-    async fn open(&self, show: &str, base: f64, users: &[String]) -> Result<u64> {
+    async fn entrants(&self, show: &str) -> Result<Vec<String>> {
+        let mut conn = self.redis.conn.clone();
+        Ok(conn.smembers(self.k(show).entrants).await?)
+    }
+
+    async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>> {
         let k = self.k(show);
-        let mut args = vec![base.to_string(), k.channel.clone(), self.publish().into()];
-        args.extend(users.iter().cloned());
-        let v = self
-            .run(&self.scripts.open, &[&k.queue, &k.pre, &k.events], &args)
-            .await?;
-        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("open reply: {e}")))
+        let mut args = vec![token.to_owned(), base.to_string(), k.channel.clone(), self.publish().into()];
+        for (rank, user) in ranked {
+            args.push(rank.to_string());
+            args.push(user.clone());
+        }
+        let reply = items(
+            self.run(&self.scripts.open, &[&k.queue, &k.pre, &k.events, &k.lease], &args)
+                .await?,
+        )?;
+        let moved: i64 = get(&reply, 0)?;
+        if moved < 0 {
+            return Ok(None);
+        }
+        Ok(Some((moved as u64, get(&reply, 1)?)))
     }
 
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {

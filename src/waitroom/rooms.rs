@@ -19,7 +19,7 @@ use super::views::{self, RoomView, StandingView};
 use crate::auth::Tokens;
 use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
-use crate::domain::waitroom::{self, PreQueue, RoomPatch};
+use crate::domain::waitroom::{self, RoomPatch};
 use crate::error::{Error, Result};
 
 /// How often nodes re-read every room's config.
@@ -171,9 +171,6 @@ impl Rooms {
         Ok(views::admin(&show.id, &room, &counters, now))
     }
 
-    fn prequeue_now(&self, room: &StoredRoom) -> bool {
-        room.config.pre_queue == PreQueue::Random && room.config.opens_at.is_some_and(|t| t > self.clock.now())
-    }
 
     /// Joins (`create`) or reads (for polling) and answers the contract's shape.
     pub async fn stand(&self, show: &Show, user: &str, create: bool) -> Result<StandingView> {
@@ -182,7 +179,7 @@ impl Rooms {
         let ms = now.timestamp_millis();
         let stand = self
             .engine
-            .join(&show.id, user, ms, self.prequeue_now(&room), create, ms)
+            .join(&show.id, user, ms, create, ms)
             .await?;
         views::standing(&room, &stand.standing, now, |expires_ms| {
             self.tokens.admission(user, &show.id, expires_ms)
@@ -209,12 +206,10 @@ impl Rooms {
 
     /// A socket's join: queued (idempotently) and marked seen while it lives.
     pub async fn socket_join(&self, show: &str, user: &str) -> Result<Stand> {
-        let room = self.room(show).await?;
+        self.room(show).await?;
         let now = self.clock.now_ms();
         let until = now + self.abandon_after.as_millis() as i64;
-        self.engine
-            .join(show, user, now, self.prequeue_now(&room), true, until)
-            .await
+        self.engine.join(show, user, now, true, until).await
     }
 
     /// A socket closed: the shopper's absence starts counting now.

@@ -345,3 +345,62 @@ async fn a_stampede_of_queue_sockets_each_gets_its_exact_place_quickly() {
     // load-test report (BENCHMARKS.md), not in a test sharing two cores
     // with the rest of the suite. The exact places above are the test.
 }
+
+/// Shoppers stream in on two nodes before, across and after a RANDOM
+/// opening. The pre-queue is decided by Redis TIME, and the first join
+/// after the opening begins it, so: nobody is stranded in the pre-queue,
+/// and everyone who was told "pre-queue" stands ahead of everyone who was
+/// told a queue place (who all joined after the opening).
+#[tokio::test]
+async fn joins_racing_the_opening_on_two_nodes_are_never_stranded_or_passed() {
+    let c = Cluster::start(2, common::redis_url(), &[]).await;
+    let opens = chrono::Utc::now() + chrono::TimeDelta::milliseconds(2_500);
+    c.put(json!({"admitRatePerSecond": 100, "preQueue": "RANDOM", "paused": true,
+        "opensAt": opens.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}))
+        .await;
+    let joined: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let streams = (0..8).map(|w| {
+        let (c, joined) = (&c, joined.clone());
+        async move {
+            let end = Instant::now() + Duration::from_millis(4_500);
+            let mut i = 0;
+            while Instant::now() < end {
+                let user = format!("w{w}-{i}");
+                i += 1;
+                let node = &c.nodes[(w + i) % 2];
+                let url = node.url(&format!("/api/v1/waitrooms/{}/join", c.show));
+                let res = c.http.post(url).bearer_auth(Cluster::token(&user)).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+                let body: Value = res.json().await.unwrap();
+                joined.lock().unwrap().push((user, body["preQueue"] == true));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    join_all(streams).await;
+    let joined = joined.lock().unwrap().clone();
+    let pre = joined.iter().filter(|(_, p)| *p).count();
+    assert!(pre > 20 && joined.len() - pre > 20, "both sides of the opening: {pre} of {}", joined.len());
+
+    // The leader places the block within a tick or two.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let positions = loop {
+        let mut positions = HashMap::new();
+        for (user, _) in &joined {
+            let url = c.nodes[0].url(&format!("/api/v1/waitrooms/{}/me", c.show));
+            let me: Value = c.http.get(url).bearer_auth(Cluster::token(user)).send().await.unwrap().json().await.unwrap();
+            if me["preQueue"] != true {
+                positions.insert(user.clone(), me["position"].as_u64().unwrap());
+            }
+        }
+        if positions.len() == joined.len() || Instant::now() > deadline {
+            break positions;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(positions.len(), joined.len(), "someone is stranded in the pre-queue");
+    let last_pre = joined.iter().filter(|(_, p)| *p).map(|(u, _)| positions[u]).max().unwrap();
+    let first_after = joined.iter().filter(|(_, p)| !*p).map(|(u, _)| positions[u]).min().unwrap();
+    assert_eq!(last_pre as usize, pre, "the lottery block is the head of the queue");
+    assert_eq!(first_after as usize, pre + 1, "everyone after the opening is behind it");
+}

@@ -9,8 +9,8 @@ use showgate::booking::locks::SeatLocks;
 use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
-use showgate::domain::waitroom::{PreQueue, RoomConfig};
-use showgate::waitroom::engine::{RoomEvent, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
+use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
+use showgate::waitroom::engine::{Opening, RoomEvent, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
 
 type Rooms = (Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>);
 
@@ -57,10 +57,10 @@ fn position(s: &Stand) -> u64 {
 async fn joining_twice_keeps_the_place(r: Rooms) {
     let (_, rooms) = r;
     rooms.save(SHOW, &room()).await.unwrap();
-    assert_eq!(position(&rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap()), 1);
-    assert_eq!(position(&rooms.join(SHOW, "b", T0, false, true, T0).await.unwrap()), 2);
-    assert_eq!(position(&rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap()), 1);
-    let none = rooms.join(SHOW, "c", T0, false, false, T0).await.unwrap();
+    assert_eq!(position(&rooms.join(SHOW, "a", T0, true, T0).await.unwrap()), 1);
+    assert_eq!(position(&rooms.join(SHOW, "b", T0, true, T0).await.unwrap()), 2);
+    assert_eq!(position(&rooms.join(SHOW, "a", T0, true, T0).await.unwrap()), 1);
+    let none = rooms.join(SHOW, "c", T0, false, T0).await.unwrap();
     assert_eq!(none.standing, Standing::None);
     let c = rooms.counters(SHOW, T0).await.unwrap();
     assert_eq!((c.queue_length, c.joined_total), (2, 2));
@@ -73,7 +73,7 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
     rooms.save(SHOW, &room()).await.unwrap();
     let mut events = rooms.subscribe(SHOW).await.unwrap();
     for u in ["a", "b", "c", "d", "e"] {
-        rooms.join(SHOW, u, T0, false, true, T0).await.unwrap();
+        rooms.join(SHOW, u, T0, true, T0).await.unwrap();
     }
     let token = rooms
         .lease(SHOW, "node-1", 60_000)
@@ -109,7 +109,7 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
     let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
     assert_eq!(t.admitted, vec!["c".to_owned()], "never past maxActive");
     assert_eq!(
-        rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap().standing,
+        rooms.join(SHOW, "a", T0, true, T0).await.unwrap().standing,
         Standing::Admitted {
             expires_ms: T0 + 60_000
         }
@@ -144,7 +144,7 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
 async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
     let (locks, rooms) = r;
     rooms.save(SHOW, &room()).await.unwrap();
-    rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap();
+    rooms.join(SHOW, "a", T0, true, T0).await.unwrap();
     let token = rooms.lease(SHOW, "n", 60_000).await.unwrap().unwrap();
     let paused = TickParams {
         paused: true,
@@ -199,7 +199,7 @@ async fn a_tick_run_twice_admits_nobody_the_second_time(r: Rooms) {
     let (_, rooms) = r;
     rooms.save(SHOW, &room()).await.unwrap();
     for u in ["a", "b", "c"] {
-        rooms.join(SHOW, u, T0, false, true, T0).await.unwrap();
+        rooms.join(SHOW, u, T0, true, T0).await.unwrap();
     }
     let token = rooms.lease(SHOW, "node-1", 3_000).await.unwrap().unwrap();
     let mut events = rooms.subscribe(SHOW).await.unwrap();
@@ -228,9 +228,9 @@ async fn leaving_and_abandonment_publish_the_scores_that_left(r: Rooms) {
     let (_, rooms) = r;
     rooms.save(SHOW, &room()).await.unwrap();
     let mut events = rooms.subscribe(SHOW).await.unwrap();
-    let sa = rooms.join(SHOW, "a", T0, false, true, T0).await.unwrap();
-    rooms.join(SHOW, "b", T0, false, true, T0 + 10_000).await.unwrap();
-    rooms.join(SHOW, "c", T0, false, true, T0).await.unwrap();
+    let sa = rooms.join(SHOW, "a", T0, true, T0).await.unwrap();
+    rooms.join(SHOW, "b", T0, true, T0 + 10_000).await.unwrap();
+    rooms.join(SHOW, "c", T0, true, T0).await.unwrap();
     let Standing::Queued { score: score_a, .. } = sa.standing else {
         panic!()
     };
@@ -272,38 +272,67 @@ async fn leaving_and_abandonment_publish_the_scores_that_left(r: Rooms) {
     assert_eq!(rooms.abandon(SHOW, T0 + 50_000, 100).await.unwrap(), 0);
 }
 
-async fn the_pre_queue_opens_ahead_of_later_arrivals(r: Rooms) {
+fn real_now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The pre-queue is decided by the engine's shared clock (Redis TIME), not
+/// by the `now` a node passes: a node whose clock runs ahead still puts an
+/// early joiner into the pre-queue, and one whose clock lags never strands
+/// a joiner who comes after the opening. The opening is the lease holder's,
+/// places the lottery block behind everyone queued before it and ahead of
+/// everyone after, and is safe to run again.
+async fn the_pre_queue_is_decided_by_the_shared_clock(r: Rooms) {
     let (_, rooms) = r;
     rooms.save(SHOW, &room()).await.unwrap();
+    assert_eq!(position(&rooms.join(SHOW, "first", T0, true, T0).await.unwrap()), 1);
+    let opens_at = real_now_ms() + 1_500;
+    let mut random = room();
+    random.config.pre_queue = PreQueue::Random;
+    random.config.opens_at = chrono::DateTime::from_timestamp_millis(opens_at);
+    rooms.save(SHOW, &random).await.unwrap();
+    let ahead = opens_at + 3_600_000; // a node an hour fast
     for u in ["p1", "p2", "p3"] {
-        let s = rooms.join(SHOW, u, T0, true, true, T0).await.unwrap();
-        assert!(matches!(s.standing, Standing::PreQueued { .. }));
+        let s = rooms.join(SHOW, u, ahead, true, ahead).await.unwrap();
+        assert!(matches!(s.standing, Standing::PreQueued { .. }), "{u}: {s:?}");
     }
-    let mut pre = rooms.pre_queued(SHOW).await.unwrap();
-    pre.sort();
-    assert_eq!(pre, vec!["p1", "p2", "p3"]);
-    // An arrival while the opening is under way queues behind it.
+    let token = rooms.lease(SHOW, "node-1", 60_000).await.unwrap().unwrap();
+    assert_eq!(rooms.open_begin(SHOW, &token).await.unwrap(), Opening::Wait);
+    tokio::time::sleep(Duration::from_millis((opens_at - real_now_ms()).max(0) as u64 + 50)).await;
+
+    let behind = opens_at - 3_600_000; // a node an hour slow
     assert_eq!(
-        position(&rooms.join(SHOW, "late", T0, false, true, T0).await.unwrap()),
-        1
+        position(&rooms.join(SHOW, "late", behind, true, behind).await.unwrap()),
+        2,
+        "after the opening nobody enters the pre-queue"
     );
+    assert_eq!(rooms.open_begin(SHOW, "node-2/99").await.unwrap(), Opening::Stale);
+    let Opening::Open { base, pending } = rooms.open_begin(SHOW, &token).await.unwrap() else {
+        panic!("the opening begins once the shared clock reaches opensAt")
+    };
+    assert_eq!(pending, 3);
+    let order = waitroom::lottery_order("seed", rooms.entrants(SHOW).await.unwrap());
+    let ranked: Vec<(u64, String)> = order.iter().cloned().enumerate().map(|(i, u)| (i as u64, u)).collect();
+    assert_eq!(rooms.open(SHOW, "node-2/99", base, &ranked).await.unwrap(), None);
+    // In two chunks, the second one twice (a retry): nothing moves twice.
+    assert_eq!(rooms.open(SHOW, &token, base, &ranked[..1]).await.unwrap(), Some((1, 2)));
+    assert_eq!(rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(), Some((2, 0)));
+    assert_eq!(rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(), Some((0, 0)));
     assert_eq!(
-        rooms
-            .open(SHOW, -3.0, &["p2".to_owned(), "p3".to_owned(), "p1".to_owned()])
-            .await
-            .unwrap(),
-        3
+        rooms.open_begin(SHOW, &token).await.unwrap(),
+        Opening::Open { base, pending: 0 },
+        "resuming a finished opening finds nothing to do"
     );
-    let ranks = rooms
-        .ranks(
-            SHOW,
-            &["p2".to_owned(), "p3".to_owned(), "p1".to_owned(), "late".to_owned()],
-        )
-        .await
-        .unwrap()
-        .2;
-    assert_eq!(ranks.iter().map(|r| r.unwrap().1).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
-    assert!(rooms.pre_queued(SHOW).await.unwrap().is_empty());
+    let mut expected = vec!["first".to_owned()];
+    expected.extend(order);
+    expected.push("late".to_owned());
+    let ranks = rooms.ranks(SHOW, &expected).await.unwrap().2;
+    assert_eq!(
+        ranks.iter().map(|r| r.unwrap().1).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "before the opening, the lottery block in lottery order, after the opening"
+    );
+    assert_eq!(rooms.counters(SHOW, T0).await.unwrap().pre_queue, 0);
     rooms.remove(SHOW).await.unwrap();
     assert!(rooms.load(SHOW).await.unwrap().is_none());
 }
@@ -327,5 +356,5 @@ room_cases!(
     paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody,
     a_tick_run_twice_admits_nobody_the_second_time,
     leaving_and_abandonment_publish_the_scores_that_left,
-    the_pre_queue_opens_ahead_of_later_arrivals,
+    the_pre_queue_is_decided_by_the_shared_clock,
 );

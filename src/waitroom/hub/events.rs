@@ -185,7 +185,7 @@ impl QueueHub {
             let user = st.sockets[&id].user.clone();
             // A live socket is a shopper still waiting: if Redis lost their
             // place (its data was lost), they queue again rather than freeze.
-            let Ok(stand) = self.engine.join(show, &user, now, false, lost, now).await else {
+            let Ok(stand) = self.engine.join(show, &user, now, lost, now).await else {
                 continue;
             };
             if !lost

@@ -212,7 +212,7 @@ impl QueueHub {
                 // Too old for the log, or admitted meanwhile: ask again, under the lock.
                 st.book.remove(&id);
                 let now = self.clock.now_ms();
-                stand = self.engine.join(show, user, now, false, false, now).await?;
+                stand = self.engine.join(show, user, now, false, now).await?;
                 if let Standing::Queued { score, position, .. } = &stand.standing {
                     st.book.insert(id, *score, *position, stand.seq);
                 }
