@@ -125,6 +125,52 @@ impl Tokens {
     }
 }
 
+/// Claims of a proof-of-work challenge: `sub` may join `show` with a nonce
+/// that solves this token at `bits`, once (`jti`), until `exp`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeClaims {
+    pub sub: String,
+    pub show: String,
+    pub bits: u8,
+    pub exp: i64,
+    pub jti: String,
+    pub typ: String,
+}
+
+const CHALLENGE_TYP: &str = "challenge";
+
+impl Tokens {
+    /// A challenge for `user` on `show` at `bits`, valid until `expires_ms`.
+    /// The challenge is the token itself: signed, so the server keeps
+    /// nothing until it is spent.
+    pub fn challenge(&self, user: &str, show: &str, bits: u8, expires_ms: i64) -> Result<String> {
+        let claims = ChallengeClaims {
+            sub: user.to_owned(),
+            show: show.to_owned(),
+            bits,
+            exp: expires_ms.div_euclid(1000),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            typ: CHALLENGE_TYP.to_owned(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("jwt: {e}")))
+    }
+
+    /// Accepts only our own, unexpired challenge for this user and show.
+    pub fn check_challenge(&self, token: &str, user: &str, show: &str) -> Result<ChallengeClaims> {
+        let fail = |why: &str| Error::ChallengeFailed(why.to_owned());
+        let mut validation = self.validation.clone();
+        validation.leeway = 0;
+        let data = decode::<ChallengeClaims>(token, &self.decoding, &validation)
+            .map_err(|_| fail("the challenge is not one this server gave, or it has expired"))?;
+        let c = data.claims;
+        if c.typ != CHALLENGE_TYP || c.sub != user || c.show != show {
+            return Err(fail("the challenge was given to another user or for another show"));
+        }
+        Ok(c)
+    }
+}
+
 /// Checks a user id for `/dev/token` and `showgate token`.
 /// 1 to 128 characters (not bytes: the contract counts characters), none
 /// of them a control character.

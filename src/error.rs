@@ -19,6 +19,10 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     AdmissionRequired(String),
+    #[error("this waiting room asks for a proof of work: get a challenge and solve it")]
+    ChallengeRequired,
+    #[error("{0}")]
+    ChallengeFailed(String),
     #[error("{0}")]
     NotFound(String),
     #[error("some seats are not available")]
@@ -63,6 +67,8 @@ pub const CODES: &[&str] = &[
     "UNAUTHORIZED",
     "FORBIDDEN",
     "ADMISSION_REQUIRED",
+    "CHALLENGE_REQUIRED",
+    "CHALLENGE_FAILED",
     "NOT_FOUND",
     "METHOD_NOT_ALLOWED",
     "SEAT_CONFLICT",
@@ -85,6 +91,8 @@ impl Error {
             Self::Unauthorized(_) => "UNAUTHORIZED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::AdmissionRequired(_) => "ADMISSION_REQUIRED",
+            Self::ChallengeRequired => "CHALLENGE_REQUIRED",
+            Self::ChallengeFailed(_) => "CHALLENGE_FAILED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::SeatConflict { .. } => "SEAT_CONFLICT",
             Self::HoldExpired => "HOLD_EXPIRED",
@@ -105,7 +113,9 @@ impl Error {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::AdmissionRequired(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::AdmissionRequired(_) | Self::ChallengeRequired | Self::ChallengeFailed(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::SeatConflict { .. }
             | Self::HoldExpired
@@ -260,6 +270,8 @@ mod tests {
             Error::Unauthorized(String::new()),
             Error::Forbidden(String::new()),
             Error::AdmissionRequired(String::new()),
+            Error::ChallengeRequired,
+            Error::ChallengeFailed(String::new()),
             Error::NotFound(String::new()),
             Error::SeatConflict { conflicts: vec![], available: vec![] },
             Error::HoldExpired,

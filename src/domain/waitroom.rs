@@ -33,6 +33,9 @@ pub struct RoomConfig {
     pub opens_at: Option<DateTime<Utc>>,
     pub pre_queue: PreQueue,
     pub paused: bool,
+    /// Proof-of-work bits a new joiner must solve (0: none).
+    #[serde(default)]
+    pub challenge_bits: u8,
 }
 
 /// A `PUT` body: every field but the rate may be left out (then it keeps
@@ -58,6 +61,9 @@ pub struct RoomPatch {
     pub opens_at: Option<Option<DateTime<Utc>>>,
     pub pre_queue: Option<PreQueue>,
     pub paused: Option<bool>,
+    /// Proof-of-work bits a new joiner must solve, 0 (off, the default) to 26.
+    #[schema(minimum = 0, maximum = 26)]
+    pub challenge_bits: Option<u8>,
 }
 
 fn some_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
@@ -91,7 +97,14 @@ impl RoomPatch {
             },
             pre_queue: self.pre_queue.or(current.map(|c| c.pre_queue)).unwrap_or_default(),
             paused: self.paused.or(current.map(|c| c.paused)).unwrap_or(false),
+            challenge_bits: self
+                .challenge_bits
+                .or(current.map(|c| c.challenge_bits))
+                .unwrap_or(0),
         };
+        if config.challenge_bits > crate::domain::pow::MAX_BITS {
+            return Err(format!("challengeBits must be from 0 to {}", crate::domain::pow::MAX_BITS));
+        }
         if config.burst == 0 || config.burst > 1_000_000 {
             return Err("burst must be from 1 to 1000000".into());
         }

@@ -50,6 +50,9 @@ pub struct RoomKeys {
     pub fence: String,
     pub seats: String,
     pub channel: String,
+    /// Prefix of the spent proof-of-work challenges (each key expires with
+    /// its challenge).
+    pub spent: String,
 }
 
 impl RoomKeys {
@@ -117,6 +120,7 @@ impl Keys {
             fence: format!("{tag}:fence"),
             seats: self.show(show).seats,
             channel: format!("{tag}:events"),
+            spent: format!("{tag}:pow:"),
         }
     }
 

@@ -185,6 +185,10 @@ pub trait WaitingRooms: Send + Sync + 'static {
     /// still in the pre-queue; `None` when `token` no longer holds the lease.
     async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>>;
 
+    /// Spends a proof-of-work challenge (`id`, valid until `until_ms`):
+    /// true the first time, false ever after.
+    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool>;
+
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;
     /// The shopper's admission is used up (their order was confirmed, or

@@ -357,6 +357,7 @@ mod tests {
                 opens_at,
                 pre_queue,
                 paused: false,
+                challenge_bits: 0,
             },
             seed: "seed".into(),
             sold_out: false,

@@ -29,6 +29,8 @@ struct Room {
     entrants: HashSet<String>,
     opened_for: Option<Option<i64>>,
     open_base: i64,
+    /// Spent proof-of-work challenges, until they expire.
+    spent: HashMap<String, i64>,
     arrivals: i64,
     events: u64,
     seen: HashMap<String, i64>,
@@ -394,6 +396,14 @@ impl WaitingRooms for MemoryWaitingRooms {
                 base: r.open_base,
                 pending: r.pre.len() as u64,
             }
+        }))
+    }
+
+    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool> {
+        let now = self.clock.now_ms();
+        Ok(self.with(show, |r| {
+            r.spent.retain(|_, until| *until > now);
+            r.spent.insert(id.to_owned(), until_ms).is_none()
         }))
     }
 

@@ -14,6 +14,7 @@
 //! The waiting room reads the catalog and implements booking's gate; it
 //! knows nothing else of booking.
 
+pub mod challenge;
 pub mod engine;
 pub mod gate;
 pub mod hub;

@@ -327,6 +327,20 @@ impl WaitingRooms for RedisWaitingRooms {
         })
     }
 
+    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool> {
+        let mut conn = self.redis.conn.clone();
+        let key = format!("{}{id}", self.k(show).spent);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PXAT")
+            .arg(until_ms.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn entrants(&self, show: &str) -> Result<Vec<String>> {
         let mut conn = self.redis.conn.clone();
         Ok(conn.smembers(self.k(show).entrants).await?)

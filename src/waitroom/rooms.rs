@@ -11,10 +11,11 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Stand, StoredRoom, WaitingRooms};
+use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
 use super::hub::QueueHub;
 use super::leader::{Leader, TICK_EVERY, tick_period};
 use super::store::{DurableRoom, RoomStore};
+use super::challenge::JoinProof;
 use super::views::{self, RoomView, StandingView};
 use crate::auth::Tokens;
 use crate::clock::Clock;
@@ -97,7 +98,7 @@ impl Rooms {
         self.loaded.load(Ordering::Acquire)
     }
 
-    async fn room(&self, show: &str) -> Result<StoredRoom> {
+    pub(super) async fn room(&self, show: &str) -> Result<StoredRoom> {
         if let Some(r) = self.gated(show) {
             return Ok(r);
         }
@@ -172,9 +173,13 @@ impl Rooms {
     }
 
 
-    /// Joins (`create`) or reads (for polling) and answers the contract's shape.
-    pub async fn stand(&self, show: &Show, user: &str, create: bool) -> Result<StandingView> {
+    /// Joins (`create`, through the room's proof of work) or reads (for
+    /// polling) and answers the contract's shape.
+    pub async fn stand(&self, show: &Show, user: &str, create: bool, proof: Option<&JoinProof>) -> Result<StandingView> {
         let room = self.room(&show.id).await?;
+        if create {
+            self.check_proof(&room, show, user, proof).await?;
+        }
         let now = self.clock.now();
         let ms = now.timestamp_millis();
         let stand = self
@@ -206,10 +211,17 @@ impl Rooms {
 
     /// A socket's join: queued (idempotently) and marked seen while it lives.
     pub async fn socket_join(&self, show: &str, user: &str) -> Result<Stand> {
-        self.room(show).await?;
+        let room = self.room(show).await?;
         let now = self.clock.now_ms();
         let until = now + self.abandon_after.as_millis() as i64;
-        self.engine.join(show, user, now, true, until).await
+        // Where the room asks for a proof of work, the socket follows a
+        // place won by `join`; it never makes one.
+        let create = room.config.challenge_bits == 0;
+        let stand = self.engine.join(show, user, now, create, until).await?;
+        if stand.standing == Standing::None {
+            return Err(Error::ChallengeRequired);
+        }
+        Ok(stand)
     }
 
     /// A socket closed: the shopper's absence starts counting now.

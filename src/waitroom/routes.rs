@@ -9,6 +9,7 @@ use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::challenge::{ChallengeView, JoinProof};
 use super::rooms::Rooms;
 use super::socket;
 use super::views::{Left, RoomView, StandingView, Ungated};
@@ -16,7 +17,7 @@ use crate::domain::catalog::Catalog;
 use crate::domain::waitroom::RoomPatch;
 use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
-use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, SocketAuth};
+use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, OptionalJson, SocketAuth};
 use crate::http::openapi::ErrorBody;
 use crate::metrics as m;
 use crate::ws::upgrade::{Handshake, Upgrade};
@@ -33,6 +34,7 @@ where
     OpenApiRouter::new()
         .routes(routes!(configure, inspect, remove))
         .routes(routes!(join))
+        .routes(routes!(challenge))
         .routes(routes!(me, leave))
         .routes(routes!(queue_socket))
 }
@@ -91,16 +93,33 @@ async fn remove(
 
 #[utoipa::path(post, path = "/api/v1/waitrooms/{show_id}/join", operation_id = "joinQueue", tag = "waiting room", security(("bearer" = [])),
     params(("show_id" = String, Path, description = "A show's id")),
+    request_body(content = Option<JoinProof>, description = "Optional: the solved challenge, where the room has `challengeBits` and the caller is not in it yet"),
     responses(
         (status = 200, description = "The caller's standing; joining again keeps the same place", body = StandingView),
+        (status = 403, description = "`CHALLENGE_REQUIRED` (no challenge) or `CHALLENGE_FAILED` (wrong, reused, expired, or another user's or show's)", body = ErrorBody),
         (status = 404, description = "No such show, or it has no waiting room", body = ErrorBody),
     ))]
 async fn join(
     State(rooms): State<Arc<Rooms>>,
     Auth(user): Auth,
     KnownShow(show): KnownShow,
+    OptionalJson(proof): OptionalJson<JoinProof>,
 ) -> Result<JsonResponse<StandingView>> {
-    Ok(JsonResponse(rooms.stand(&show, &user.id, true).await?))
+    Ok(JsonResponse(rooms.stand(&show, &user.id, true, Some(&proof)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/waitrooms/{show_id}/challenge", operation_id = "getChallenge", tag = "waiting room", security(("bearer" = [])),
+    params(("show_id" = String, Path, description = "A show's id")),
+    responses(
+        (status = 200, description = "A proof-of-work challenge for the caller on this show: single use, valid 5 minutes", body = ChallengeView),
+        (status = 404, description = "No such show, or it has no waiting room", body = ErrorBody),
+    ))]
+async fn challenge(
+    State(rooms): State<Arc<Rooms>>,
+    Auth(user): Auth,
+    KnownShow(show): KnownShow,
+) -> Result<JsonResponse<ChallengeView>> {
+    Ok(JsonResponse(rooms.challenge(&show, &user.id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/waitrooms/{show_id}/me", operation_id = "getStanding", tag = "waiting room", security(("bearer" = [])),
@@ -114,7 +133,7 @@ async fn me(
     Auth(user): Auth,
     KnownShow(show): KnownShow,
 ) -> Result<JsonResponse<StandingView>> {
-    Ok(JsonResponse(rooms.stand(&show, &user.id, false).await?))
+    Ok(JsonResponse(rooms.stand(&show, &user.id, false, None).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/waitrooms/{show_id}/me", operation_id = "leaveQueue", tag = "waiting room", security(("bearer" = [])),

@@ -24,6 +24,7 @@ fn room() -> StoredRoom {
             opens_at: None,
             pre_queue: PreQueue::Fifo,
             paused: false,
+            challenge_bits: 0,
         },
         seed: "seed".into(),
         sold_out: false,
@@ -337,6 +338,15 @@ async fn the_pre_queue_is_decided_by_the_shared_clock(r: Rooms) {
     assert!(rooms.load(SHOW).await.unwrap().is_none());
 }
 
+async fn a_challenge_is_spent_once(r: Rooms) {
+    let (_, rooms) = r;
+    let until = real_now_ms() + 60_000;
+    assert!(rooms.spend_challenge(SHOW, "c1", until).await.unwrap());
+    assert!(!rooms.spend_challenge(SHOW, "c1", until).await.unwrap(), "spent");
+    assert!(rooms.spend_challenge(SHOW, "c2", until).await.unwrap());
+    assert!(rooms.spend_challenge("another-show", "c1", until).await.unwrap(), "per show");
+}
+
 macro_rules! room_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_rooms {
@@ -357,4 +367,5 @@ room_cases!(
     a_tick_run_twice_admits_nobody_the_second_time,
     leaving_and_abandonment_publish_the_scores_that_left,
     the_pre_queue_is_decided_by_the_shared_clock,
+    a_challenge_is_spent_once,
 );
