@@ -33,6 +33,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/waitrooms/{show_id}/me"),
     ("delete", "/api/v1/waitrooms/{show_id}/me"),
     ("get", "/api/v1/waitrooms/{show_id}/ws"),
+    ("get", "/api/v1/waitrooms/{show_id}/challenge"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/readyz"),
