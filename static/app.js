@@ -230,14 +230,45 @@ async function queuePage(showId) {
       timer = setTimeout(open, delay);
     };
   };
+  /** Joins through the room's proof of work: on CHALLENGE_REQUIRED (or a
+   *  challenge that went stale) it fetches a challenge and solves it in a
+   *  Web Worker, so the page stays responsive, then joins with the nonce. */
+  async function join() {
+    const path = `/api/v1/waitrooms/${encodeURIComponent(showId)}`;
+    try { return await api("POST", `${path}/join`, {}); }
+    catch (err) { if (err.code !== "CHALLENGE_REQUIRED") throw err; }
+    for (let attempt = 0; ; attempt++) {
+      const c = await api("GET", `${path}/challenge`);
+      status.replaceChildren(h("span", { id: "solving" }, "Checking this browser before it joins (a few seconds at most)…"));
+      const { nonce } = await solveChallenge(c.challenge, c.bits);
+      try { return await api("POST", `${path}/join`, { challenge: c.challenge, nonce }); }
+      catch (err) { if (err.code !== "CHALLENGE_FAILED" || attempt >= 2) throw err; }
+    }
+  }
   async function leave() {
     stopped = true;
     ws?.close(1000);
     try { await api("DELETE", `/api/v1/waitrooms/${encodeURIComponent(showId)}/me`); } catch { /* already gone */ }
     location.hash = `#/movie/${encodeURIComponent(show.movieId)}`;
   }
-  open();
+  try {
+    const me = await join();
+    if (me.state === "ADMITTED") { stopped = true; admitted(me.admissionToken, me.admissionExpiresAt); }
+    else { render({ type: "position", ...me }); open(); }
+  } catch (err) {
+    status.replaceChildren(h("strong", { id: "join-failed" }, "Could not join the queue: "), err.message);
+  }
   cleanup = () => { stopped = true; left = true; clearTimeout(timer); ws?.close(1000); };
+}
+
+/** Finds a nonce for a waiting room's proof of work in `pow-worker.js`. */
+function solveChallenge(challenge, bits) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker("/pow-worker.js");
+    worker.onmessage = ({ data }) => { if (data.nonce !== undefined) { worker.terminate(); resolve(data); } };
+    worker.onerror = (e) => { worker.terminate(); reject(new Error(e.message || "the proof of work failed")); };
+    worker.postMessage({ challenge, bits });
+  });
 }
 
 // ---- the live seat map -----------------------------------------------------

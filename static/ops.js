@@ -49,7 +49,7 @@ async function listShows() {
   select.addEventListener("change", load);
 }
 
-const fields = ["rate", "burst", "maxActive", "ttl", "opensAt", "preQueue", "paused"];
+const fields = ["rate", "burst", "maxActive", "ttl", "opensAt", "preQueue", "challengeBits", "paused"];
 function fill(room) {
   $("#rate").value = room.admitRatePerSecond;
   $("#burst").value = room.burst;
@@ -57,6 +57,7 @@ function fill(room) {
   $("#ttl").value = room.admissionTtlSeconds;
   $("#opensAt").value = room.opensAt ? new Date(room.opensAt).toISOString().slice(0, 16) : "";
   $("#preQueue").value = room.preQueue;
+  $("#challengeBits").value = room.challengeBits ?? 0;
   $("#paused").checked = room.paused;
 }
 
@@ -68,7 +69,7 @@ $("#config").addEventListener("submit", async (e) => {
     preQueue: $("#preQueue").value,
     opensAt: $("#opensAt").value ? new Date(`${$("#opensAt").value}Z`).toISOString() : null,
   };
-  for (const [id, key] of [["burst", "burst"], ["maxActive", "maxActive"], ["ttl", "admissionTtlSeconds"]]) {
+  for (const [id, key] of [["burst", "burst"], ["maxActive", "maxActive"], ["ttl", "admissionTtlSeconds"], ["challengeBits", "challengeBits"]]) {
     if ($(`#${id}`).value) body[key] = Number($(`#${id}`).value);
   }
   try {
@@ -133,7 +134,7 @@ async function load() {
   last = null;
   for (const k of Object.keys(series)) series[k].length = 0;
   try { fill(await api("GET", `/api/v1/admin/waitrooms/${$("#show").value}`)); }
-  catch { fill({ admitRatePerSecond: 100, burst: 100, maxActive: 5000, admissionTtlSeconds: 600, preQueue: "RANDOM", paused: false }); }
+  catch { fill({ admitRatePerSecond: 100, burst: 100, maxActive: 5000, admissionTtlSeconds: 600, preQueue: "RANDOM", challengeBits: 0, paused: false }); }
   poll();
 }
 

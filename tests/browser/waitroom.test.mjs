@@ -72,3 +72,42 @@ test("the ops console tunes the room and a queued shopper reaches the seat map",
   await ops.screenshot({ path: path.join(artifacts, "ops-console.png"), fullPage: true });
   assert.deepEqual(errors, []);
 });
+
+test("with a proof of work set in the ops console, the queue page solves it in a worker and joins", async () => {
+  const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/kaalachakra/shows");
+  const show = shows.find((s) => Date.parse(s.startTime) > Date.now() + 3600e3).id;
+
+  const ops = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  const errors = [];
+  ops.on("pageerror", (e) => errors.push(e.message));
+  await ops.goto(`${server.base}/ops.html?show=${show}`);
+  await ops.fill("#user", "operator");
+  await ops.click("#signin button");
+  await ops.waitForSelector("#me:not([hidden])");
+  await ops.fill("#rate", "1");
+  await ops.check("#paused");
+  await ops.fill("#challengeBits", "14");
+  await ops.click("#save");
+  await ops.waitForFunction(() => /1\/s, paused/.test(document.querySelector("#saved").textContent));
+  assert.equal((await room(show)).challengeBits, 14);
+
+  const shopper = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })).newPage();
+  shopper.on("pageerror", (e) => errors.push(e.message));
+  const joins = [];
+  shopper.on("request", (req) => { if (req.url().endsWith("/join")) joins.push(req.postDataJSON()); });
+  const workers = [];
+  shopper.on("worker", (w) => workers.push(w.url()));
+  await shopper.goto(`${server.base}/`);
+  await shopper.fill("#user", "pow-fan");
+  await shopper.click("#signin button");
+  await shopper.waitForSelector("#me:not([hidden])");
+  await shopper.goto(`${server.base}/#/queue/${show}`);
+  await shopper.waitForFunction(() => document.querySelector("#position")?.textContent === "1", undefined, { timeout: 30000 });
+  // The first join was refused for want of a challenge; the second carried a
+  // solution found by the worker, and the server took it.
+  assert.equal(joins.length, 2, JSON.stringify(joins));
+  assert.ok(joins[1].challenge && joins[1].nonce, JSON.stringify(joins[1]));
+  assert.ok(workers.some((u) => u.endsWith("/pow-worker.js")), JSON.stringify(workers));
+  await ops.waitForFunction(() => document.querySelector("#f-queue")?.textContent === "1");
+  assert.deepEqual(errors, []);
+});
