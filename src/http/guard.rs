@@ -1,7 +1,10 @@
-//! Connection deadlines, below HTTP: a connection that has not sent a
-//! complete request header within `header` of being accepted is closed
-//! (slowloris), and so is one with no byte read or written for `idle` (a
-//! keep-alive connection nobody uses, a socket whose peer vanished).
+//! Connection deadlines, below HTTP: a request header must be complete
+//! within `header` of its first byte (of the connection being accepted,
+//! for the first one), so neither a new connection nor a keep-alive one can
+//! dribble a header forever (slowloris); and a connection with no byte read
+//! or written for `idle` is closed (a keep-alive connection nobody uses, a
+//! socket whose peer vanished). After a `101 Switching Protocols` only
+//! `idle` applies.
 //!
 //! `axum::serve` runs hyper without a timer, so hyper's own header timeout
 //! is off; this wrapper is the listener's IO instead. A deadline that
@@ -31,13 +34,24 @@ pub struct ConnTimes {
 const HEADER_END: u32 = u32::from_be_bytes(*b"\r\n\r\n");
 const HEADER_END_LF: u32 = u32::from_be_bytes(*b"\0\0\n\n");
 
+/// Where a connection is in its request cycle, as far as bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request header that began at this instant.
+    Header(Instant),
+    /// The header has ended: its body, the handler, the answer.
+    Request,
+    /// An answer is being written: the next byte read begins a header.
+    Answered,
+    /// Upgraded (a WebSocket): only `idle` applies.
+    Upgraded,
+}
+
 /// An IO with the deadlines above.
 pub struct Guarded<T> {
     inner: T,
     times: ConnTimes,
-    accepted: Instant,
-    /// The first request's header has ended (then only `idle` applies).
-    header_done: bool,
+    phase: Phase,
     /// The last four bytes read, to find the header's end across reads.
     tail: u32,
     last_active: Instant,
@@ -50,8 +64,7 @@ impl<T> Guarded<T> {
         Self {
             inner,
             times,
-            accepted: now,
-            header_done: false,
+            phase: Phase::Header(now),
             tail: 0,
             last_active: now,
             timer: Box::pin(tokio::time::sleep_until(now + times.header)),
@@ -63,24 +76,43 @@ impl<T> Guarded<T> {
     }
 
     fn deadline(&self) -> Instant {
-        if self.header_done {
-            self.last_active + self.times.idle
-        } else {
-            (self.accepted + self.times.header).min(self.last_active + self.times.idle)
+        let idle = self.last_active + self.times.idle;
+        match self.phase {
+            Phase::Header(began) => (began + self.times.header).min(idle),
+            _ => idle,
         }
     }
 
     fn saw(&mut self, bytes: &[u8]) {
-        self.last_active = Instant::now();
-        if self.header_done {
-            return;
+        let now = Instant::now();
+        self.last_active = now;
+        match self.phase {
+            Phase::Answered => {
+                self.phase = Phase::Header(now);
+                self.tail = 0;
+            }
+            Phase::Header(_) => {}
+            Phase::Request | Phase::Upgraded => return,
         }
         for &b in bytes {
             self.tail = (self.tail << 8) | u32::from(b);
             if self.tail == HEADER_END || self.tail & 0xffff == HEADER_END_LF {
-                self.header_done = true;
+                // Bytes after the end in this read are the body's (or a
+                // pipelined request's, which the answer's write re-arms).
+                self.phase = Phase::Request;
                 return;
             }
+        }
+    }
+
+    /// The server wrote `first` (the start of a write): an answer, or the
+    /// switch to another protocol.
+    fn wrote(&mut self, first: &[u8]) {
+        self.last_active = Instant::now();
+        if first.starts_with(b"HTTP/1.1 101 ") {
+            self.phase = Phase::Upgraded;
+        } else if self.phase == Phase::Request {
+            self.phase = Phase::Answered;
         }
     }
 
@@ -89,10 +121,11 @@ impl<T> Guarded<T> {
         loop {
             let due = self.deadline();
             if Instant::now() >= due {
-                let why = if self.header_done {
-                    "connection idle past its timeout"
-                } else {
-                    "no complete request header in time"
+                let why = match self.phase {
+                    Phase::Header(_) if Instant::now() < self.last_active + self.times.idle => {
+                        "no complete request header in time"
+                    }
+                    _ => "connection idle past its timeout",
                 };
                 return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, why));
             }
@@ -129,7 +162,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.last_active = Instant::now();
+            self.wrote(buf);
         }
         // A peer that stops reading stalls writes: the deadline holds there too.
         if r.is_pending() {
@@ -145,7 +178,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.last_active = Instant::now();
+            let first = bufs.iter().find(|b| !b.is_empty()).map(|b| &b[..]).unwrap_or_default();
+            self.wrote(first);
         }
         if r.is_pending() {
             return self.poll_deadline(cx).map(Err);
@@ -260,5 +294,66 @@ mod tests {
         let err = server.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(quiet.elapsed(), Duration::from_secs(60));
+    }
+
+    /// Reads until the server side errs; answers the error.
+    async fn read_until_error(mut server: Guarded<tokio::io::DuplexStream>) -> io::Error {
+        let mut buf = [0u8; 64];
+        loop {
+            match server.read(&mut buf).await {
+                Ok(0) => panic!("closed without an error"),
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_request_on_a_kept_alive_connection_has_its_own_header_deadline() {
+        let (mut client, server) = duplex(1024);
+        let mut server = Guarded::new(server, TIMES);
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 27 {
+            got += server.read(&mut buf).await.unwrap();
+        }
+        server.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        // Kept alive and quiet for 40 s (under `idle`), then a second
+        // request's header dribbled a byte every 3 s.
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let reader = tokio::spawn(read_until_error(server));
+        let started = Instant::now();
+        for _ in 0..8 {
+            if client.write_all(b"X").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let err = reader.await.unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("header"), "{err}");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(13), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_switching_protocols_frames_are_not_headers() {
+        let (mut client, server) = duplex(1024);
+        let mut server = Guarded::new(server, TIMES);
+        client.write_all(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 40 {
+            got += server.read(&mut buf).await.unwrap();
+        }
+        server.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").await.unwrap();
+        // Frames (never a blank line) every 5 s for 30 s: open all along.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            client.write_all(&[0x81, 0x01, b'a']).await.unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(n, 3);
+        }
     }
 }

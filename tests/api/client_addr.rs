@@ -151,6 +151,7 @@ async fn seat_maps_cannot_take_the_queue_sockets_places() {
 async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = crate::helpers::spawn_memory_app().await;
+    let app_addr = app.addr;
     let opened = std::time::Instant::now();
     let mut slow = Vec::new();
     for _ in 0..200 {
@@ -184,6 +185,34 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_
             })
         })
         .collect();
+    // And one that asks a whole request, keeps the connection alive, then
+    // dribbles its second request's header: the same deadline, from the
+    // second header's first byte.
+    let kept = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(app_addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let began = std::time::Instant::now();
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        let mut line = 0;
+        loop {
+            tokio::select! {
+                r = s.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return began.elapsed(),
+                    Ok(_) => panic!("the dribbled request got an answer"),
+                },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                    line += 1;
+                    if s.write_all(format!("X-Slow-{line}: 1\r\n").as_bytes()).await.is_err() {
+                        return began.elapsed();
+                    }
+                }
+            }
+        }
+    });
     // Meanwhile, normal requests are answered.
     for _ in 0..20 {
         let t = std::time::Instant::now();
@@ -202,4 +231,12 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_
             "closed after {closed:?}"
         );
     }
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), kept)
+        .await
+        .expect("the kept-alive slowloris still open after 30 s")
+        .unwrap();
+    assert!(
+        closed >= std::time::Duration::from_secs(10) && closed < std::time::Duration::from_secs(13),
+        "the second header was cut after {closed:?}"
+    );
 }

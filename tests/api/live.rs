@@ -208,7 +208,8 @@ async fn expiry_shows_on_the_stream() {
 }
 
 /// A client with a tiny socket buffer that stops reading while one shopper
-/// moves a ten-seat hold 400 times; then it reads. Answers the messages
+/// moves a ten-seat hold 1,200 times (enough batches, whatever the pace,
+/// to fill the buffers and then the history); then it reads. Answers the messages
 /// after its first snapshot, checked: contiguous, and ending at the seat map.
 async fn a_slow_reader(history_batches: u64) -> Vec<Value> {
     let app = spawn_app_with(|s| {
@@ -225,7 +226,7 @@ async fn a_slow_reader(history_batches: u64) -> Vec<Value> {
     let first = next_json(&mut slow).await;
     assert_eq!(first["type"], "snapshot");
     let token = app.token("restless").await;
-    for i in 0..400 {
+    for i in 0..1200 {
         let row = (b'B' + (i % 20) as u8) as char;
         let seats: Vec<String> = (3..13).map(|n| format!("{row}{n}")).collect();
         let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
