@@ -3,7 +3,9 @@
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
 -- Reply: {expired, version, epoch, 1, previousHoldId or ""} on success;
---        {expired, version, epoch, 0, {conflicting seats}, {every taken seat}} on conflict.
+--        {expired, version, epoch, 0, {conflicting seats}} on conflict: only the
+--        seats asked for, so a conflict (the common answer in a sale) costs
+--        O(seats asked); the node lists what is available from its replica.
 -- The user's previous active hold on this show is released in the same step
 -- (its seats are not conflicts); a failed hold leaves it untouched. Run
 -- twice with the same holdId (a client retry), it answers the first run's
@@ -25,7 +27,7 @@ for i = 9, #ARGV do
 end
 if #conflicts > 0 then
   local v = announce()
-  return { expired, v, K.epoch, 0, conflicts, redis.call('HKEYS', K.seats) }
+  return { expired, v, K.epoch, 0, conflicts }
 end
 
 local owner = 'H:' .. hold_id

@@ -180,9 +180,7 @@ async fn seats_hold_with_a_conflict_writes_nothing_and_names_the_seats() {
     let reply = f.run(&f.scripts.hold, NOW, &["bob", "h3", "300000", "C1", "A1"]).await;
     assert_eq!(int(&reply[3]), 0);
     assert_eq!(texts(&reply[4]), vec!["A1"]);
-    let mut taken = texts(&reply[5]);
-    taken.sort();
-    assert_eq!(taken, vec!["A1", "B1"]);
+    assert_eq!(reply.len(), 5, "only the seats asked for: O(seats asked), not O(show)");
     assert_eq!(f.state().await, before, "a failed hold leaves every key as it was");
 }
 

@@ -135,18 +135,6 @@ impl Application {
         if let Err(e) = rooms.refresh().await {
             tracing::warn!(error = %e, "waiting rooms not loaded at start-up; holds wait for them");
         }
-        let booking = Arc::new(Booking::new(
-            catalog.clone(),
-            engines.locks.clone(),
-            stores.records.clone(),
-            rooms.clone(),
-            Limits {
-                hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
-                order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
-                max_seats_per_hold: settings.max_seats_per_hold as usize,
-            },
-            clock,
-        ));
         let seat_hub = SeatHub::new(
             catalog.clone(),
             engines.locks.clone(),
@@ -157,6 +145,19 @@ impl Application {
             },
             LINGER,
         );
+        let booking = Arc::new(Booking::new(
+            catalog.clone(),
+            engines.locks.clone(),
+            stores.records.clone(),
+            rooms.clone(),
+            seat_hub.clone(),
+            Limits {
+                hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
+                order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
+                max_seats_per_hold: settings.max_seats_per_hold as usize,
+            },
+            clock,
+        ));
         let auth = AuthState {
             tokens,
             per_user: Arc::new(Limiter::new(settings.rate_limit_user_per_sec)),
@@ -194,7 +195,10 @@ impl Application {
             catalog: catalog.clone(),
             clock,
         };
+        // This process in the nodes' shared leases (sweeper, Redis figures).
+        let node = uuid::Uuid::new_v4().to_string();
         let loops = Loops {
+            node: node.clone(),
             booking,
             catalog,
             locks: engines.locks,
@@ -206,7 +210,7 @@ impl Application {
             pool: stores.pool.clone(),
             redis: engines.redis.clone(),
             keys: crate::redis::keys::Keys::new(settings.redis_key_prefix.clone()),
-            node: uuid::Uuid::new_v4().to_string(),
+            node,
         };
         tasks.push(tokio::spawn(saturation.run(stop.clone())));
         if let Some(redis) = engines.redis {

@@ -136,12 +136,11 @@ impl Booking {
                     status: HoldStatus::Held,
                 })
             }
-            HoldOutcome::Conflict { conflicts, taken } => {
+            HoldOutcome::Conflict { conflicts } => {
                 metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
-                let taken: HashSet<&str> = taken.iter().map(String::as_str).collect();
                 Err(Error::SeatConflict {
                     conflicts,
-                    available: Self::available(&layout, &taken),
+                    available: self.board.available(show).await?,
                 })
             }
         }

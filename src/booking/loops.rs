@@ -7,13 +7,17 @@
 //! - the outbox relay to the event stream.
 //!
 //! Every node runs them; each step is atomic and idempotent, so nodes racing
-//! over the same show or order is harmless.
+//! over the same show or order is harmless. Seat expiry is swept by one node
+//! at a time (a lease), and only for shows with something due (found without
+//! a script), so its cost does not grow with nodes × shows; one show that
+//! fails never stops the pass for the others.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +32,11 @@ const ORDER_BATCH: i64 = 200;
 /// An unsynced order younger than this is probably being synced by the
 /// request that changed it.
 const RECONCILE_AFTER: TimeDelta = TimeDelta::seconds(2);
+/// The sweeper lease outlives this many passes: a sweeper that stops is
+/// replaced within that.
+const SWEEP_LEASE_PASSES: u32 = 3;
+/// Shows whose due-check (and pass) run at once.
+const SWEEP_CONCURRENCY: usize = 16;
 /// Shows that started longer ago than this are no longer swept (holds on
 /// them still expire on read).
 const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::days(2);
@@ -35,6 +44,8 @@ const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::days(2);
 /// What the loops work on.
 #[derive(Clone)]
 pub struct Loops {
+    /// This node, in the sweeper lease.
+    pub node: String,
     pub booking: Arc<Booking>,
     pub catalog: Arc<Catalog>,
     pub locks: Arc<dyn SeatLocks>,
@@ -46,30 +57,57 @@ impl Loops {
     /// four times slower.
     pub fn spawn(self, every: Duration, stop: CancellationToken) -> Vec<JoinHandle<()>> {
         vec![
-            tokio::spawn(run(stop.clone(), every, self.clone(), Self::expire_seats)),
+            tokio::spawn(run(stop.clone(), every, self.clone(), move |l| l.expire_seats(every))),
             tokio::spawn(run(stop.clone(), every, self.clone(), Self::expire_orders)),
             tokio::spawn(run(stop.clone(), every * 4, self.clone(), Self::reconcile)),
             tokio::spawn(run(stop, every, self, Self::relay_events)),
         ]
     }
 
-    /// One pass of seat expiry over every show that can still sell.
-    pub async fn expire_seats(self) {
+    /// One pass of seat expiry over every show that can still sell, if
+    /// this node is the sweeper this round.
+    pub async fn expire_seats(self, every: Duration) {
+        let ttl_ms = (every * SWEEP_LEASE_PASSES).as_millis() as i64;
+        match self.locks.sweep_turn(&self.node, ttl_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "seat sweeper lease failed");
+                return;
+            }
+        }
         let now = self.booking.clock().now();
-        for show in self.catalog.shows() {
-            if show.start_time < now - SWEEP_SHOWS_STARTED_WITHIN {
-                continue;
+        let now_ms = now.timestamp_millis();
+        let live: Vec<String> = self
+            .catalog
+            .shows()
+            .iter()
+            .filter(|show| show.start_time >= now - SWEEP_SHOWS_STARTED_WITHIN)
+            .map(|show| show.id.clone())
+            .collect();
+        let this = &self;
+        futures::stream::iter(live)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |show| async move { this.sweep_show(&show, now_ms).await })
+            .await;
+    }
+
+    async fn sweep_show(&self, show: &str, now_ms: i64) {
+        let due = match self.locks.sweep_due(show, now_ms).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(%show, error = %e, "seat sweeper could not read the show");
+                return;
             }
-            match self.locks.expire(&show.id, now.timestamp_millis()).await {
-                Ok(reply) if reply.expired > 0 => {
-                    metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "seat sweeper pass failed");
-                    return;
-                }
+        };
+        if !due {
+            return;
+        }
+        match self.locks.expire(show, now_ms).await {
+            Ok(reply) if reply.expired > 0 => {
+                metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
             }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%show, error = %e, "seat sweeper pass failed for the show"),
         }
     }
 

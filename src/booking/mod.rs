@@ -9,11 +9,13 @@
 //!   `lua/`) or in process, side by side.
 //! - `store`: orders, booked seats, idempotency keys and the outbox behind
 //!   `Records`, in Postgres or in process, side by side.
-//! - `gate`: the admission gate booking asks before a hold.
+//! - `gate`: the admission gate booking asks before a hold; `board`: the
+//!   available seats a conflict names, from the live seat map.
 //! - `hold_routes`, `order_routes`, `idempotency`, `views`: the HTTP side.
 //! - `loops`: seat expiry, order expiry, reconciliation and the outbox relay.
 //! - `events`: where the outbox is relayed to.
 
+pub mod board;
 pub mod events;
 pub mod gate;
 pub mod hold_routes;
@@ -34,6 +36,7 @@ use crate::domain::catalog::{Catalog, Layout, Show};
 use crate::domain::seats::{HoldRecord, HoldStatus, SeatStatus};
 use crate::error::{Error, Result};
 use crate::metrics as m;
+use board::SeatBoard;
 use gate::AdmissionGate;
 use locks::Reply;
 use locks::recovering::Recovering;
@@ -80,6 +83,7 @@ pub struct Booking {
     locks: Arc<Recovering>,
     records: Arc<dyn Records>,
     gate: Arc<dyn AdmissionGate>,
+    board: Arc<dyn SeatBoard>,
     limits: Limits,
     clock: Clock,
 }
@@ -98,6 +102,7 @@ impl Booking {
         locks: Arc<Recovering>,
         records: Arc<dyn Records>,
         gate: Arc<dyn AdmissionGate>,
+        board: Arc<dyn SeatBoard>,
         limits: Limits,
         clock: Clock,
     ) -> Self {
@@ -106,6 +111,7 @@ impl Booking {
             locks,
             records,
             gate,
+            board,
             limits,
             clock,
         }

@@ -167,8 +167,10 @@ pub struct PendingLock {
 pub enum HoldOutcome {
     /// Locked; `replaced` is the user's previous hold, released in the same step.
     Held { version: u64, replaced: Option<String> },
-    /// Nothing changed. `taken` lists every seat that is locked or booked now.
-    Conflict { conflicts: Vec<String>, taken: Vec<String> },
+    /// Nothing changed: the seats asked for that someone else has. (What
+    /// is still available is read from the node's replica of the show, not
+    /// from here: a conflict costs the shared engine O(seats asked).)
+    Conflict { conflicts: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -442,9 +444,8 @@ impl ShowSeats {
             .cloned()
             .collect();
         if !conflicts.is_empty() {
-            let taken = op.state.owners.keys().cloned().collect();
             let (_, fx) = op.finish();
-            return (HoldOutcome::Conflict { conflicts, taken }, fx);
+            return (HoldOutcome::Conflict { conflicts }, fx);
         }
         for seat in seats {
             if op
@@ -850,8 +851,7 @@ mod tests {
         assert_eq!(
             out,
             HoldOutcome::Conflict {
-                conflicts: seats(&["A1"]),
-                taken: seats(&["A1"])
+                conflicts: seats(&["A1"])
             }
         );
         assert!(fx.delta.is_none());

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::seats::Owner;
 use crate::error::{Error, Result};
+use crate::booking::board::SeatBoard;
 use crate::ws::registry::{Registry, Viewer};
 
 /// How long a feed outlives its last viewer (a page reload keeps it).
@@ -88,6 +89,12 @@ impl SeatHub {
         feed::start(parts, stop).await
     }
 
+    fn layout(&self, show: &Show) -> Result<Arc<crate::domain::catalog::Layout>> {
+        self.catalog
+            .layout(&show.screen_id)
+            .ok_or_else(|| Error::Internal("show without a layout".into()))
+    }
+
     /// The REST seat map and its ETag. From the feed's replica (no Redis
     /// work per request) once it has reached what this node has seen of the
     /// show; from the engine if it does not catch up at once.
@@ -96,10 +103,7 @@ impl SeatHub {
         if let Some(map) = viewer.feed().rest_map(self.locks.seen(&show.id), REST_WAIT).await {
             return Ok(map);
         }
-        let layout = self
-            .catalog
-            .layout(&show.screen_id)
-            .ok_or_else(|| Error::Internal("show without a layout".into()))?;
+        let layout = self.layout(show)?;
         let snap = self.locks.snapshot(&show.id, self.clock.now_ms()).await?.out;
         let replica = Replica {
             epoch: snap.epoch,
@@ -110,5 +114,21 @@ impl SeatHub {
             views::etag(&replica),
             Bytes::from(views::rest_map(&show.id, &layout, &replica)),
         ))
+    }
+}
+
+#[async_trait::async_trait]
+impl SeatBoard for SeatHub {
+    /// From the feed's replica, following the show if this node does not
+    /// yet (a conflict in a sale is followed by many); from the engine if
+    /// the replica does not catch up at once.
+    async fn available(&self, show: &Show) -> Result<Vec<String>> {
+        let viewer = self.join(&show.id).await?;
+        if let Some(list) = viewer.feed().available(self.locks.seen(&show.id), REST_WAIT).await {
+            return Ok(list.as_ref().clone());
+        }
+        let layout = self.layout(show)?;
+        let snap = self.locks.snapshot(&show.id, self.clock.now_ms()).await?.out;
+        Ok(views::available(&layout, &snap.taken))
     }
 }

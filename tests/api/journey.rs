@@ -192,6 +192,17 @@ async fn a_failed_hold_leaves_the_previous_one_in_place() {
     assert_eq!(body["error"]["conflicts"], json!(["D1"]));
     let available = body["error"]["available"].as_array().unwrap();
     assert!(available.contains(&json!("D2")) && !available.contains(&json!("C1")) && !available.contains(&json!("A1")));
+    // Exactly the map's available seats (read from the node's replica, not
+    // from the script: the conflict cost Redis only the seats asked for).
+    let map = app.seat_map(&show).await;
+    let on_map: Vec<&Value> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "AVAILABLE")
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(available.iter().collect::<Vec<_>>(), on_map);
     let held: Value = app
         .get_json(
             &format!("/api/v1/holds/{}", first["holdId"].as_str().unwrap()),

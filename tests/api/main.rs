@@ -16,5 +16,6 @@ mod openapi;
 mod race;
 mod recovery;
 mod saturation;
+mod sweeping;
 mod waitroom;
 mod waitroom_scale;

@@ -27,10 +27,8 @@ async fn a_hold_is_all_or_nothing(locks: Arc<dyn SeatLocks>) {
         .await
         .unwrap();
     match r.out {
-        HoldOutcome::Conflict { conflicts, mut taken } => {
-            taken.sort();
+        HoldOutcome::Conflict { conflicts } => {
             assert_eq!(conflicts, seats(&["A2"]));
-            assert_eq!(taken, seats(&["A1", "A2"]));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }

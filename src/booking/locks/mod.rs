@@ -94,6 +94,16 @@ pub trait SeatLocks: Send + Sync + 'static {
     /// The sweeper's pass over one show.
     async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>>;
 
+    /// Whether `node` sweeps this round. One node at a time sweeps every
+    /// show (a lease of `ttl_ms`, renewed by its holder), so sweeping costs
+    /// the shared engine the same with one node or ten.
+    async fn sweep_turn(&self, node: &str, ttl_ms: i64) -> Result<bool>;
+
+    /// Whether the show needs the sweeper's pass: a hold past its deadline,
+    /// a record past its retention, or no state at all (which the pass
+    /// rebuilds). Answered without running a script.
+    async fn sweep_due(&self, show: &str, now: i64) -> Result<bool>;
+
     /// Every taken seat as of one version.
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>>;
 

@@ -247,6 +247,14 @@ impl SeatLocks for Recovering {
         self.attempt(show, || self.inner.expire(show, now)).await
     }
 
+    async fn sweep_turn(&self, node: &str, ttl_ms: i64) -> Result<bool> {
+        self.inner.sweep_turn(node, ttl_ms).await
+    }
+
+    async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
+        self.inner.sweep_due(show, now).await
+    }
+
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {
         self.attempt(show, || self.inner.snapshot(show, now)).await
     }

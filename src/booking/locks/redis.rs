@@ -150,7 +150,6 @@ impl SeatLocks for RedisSeatLocks {
         } else {
             HoldOutcome::Conflict {
                 conflicts: texts(items.get(HEAD + 1))?,
-                taken: texts(items.get(HEAD + 2))?,
             }
         };
         reply(&items, out)
@@ -240,6 +239,44 @@ impl SeatLocks for RedisSeatLocks {
         let limit = GC_BATCH.to_string();
         let items = self.run(&self.scripts.expire, show, now, &[&limit]).await?;
         reply(&items, ())
+    }
+
+    async fn sweep_turn(&self, node: &str, ttl_ms: i64) -> Result<bool> {
+        let lease = self.keys.ops("seat-sweeper");
+        let mut conn = self.redis.conn.clone();
+        let won: Option<String> = redis::cmd("SET")
+            .arg(&lease)
+            .arg(node)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await?;
+        if won.is_some() {
+            return Ok(true);
+        }
+        // Ours already: renew it. (Two nodes sweeping for a moment, if the
+        // lease lapses between the GET and the PEXPIRE, is harmless: every
+        // pass is idempotent.)
+        let holder: Option<String> = redis::cmd("GET").arg(&lease).query_async(&mut conn).await?;
+        if holder.as_deref() == Some(node) {
+            let _: () = redis::cmd("PEXPIRE").arg(&lease).arg(ttl_ms).query_async(&mut conn).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
+        let k = self.keys.show(show);
+        let mut conn = self.redis.conn.clone();
+        // One round trip; the keys share the show's slot.
+        let (has_state, deadline, gc): (bool, Vec<String>, Vec<String>) = redis::pipe()
+            .exists(&k.epoch)
+            .zrangebyscore_limit(&k.deadlines, "-inf", now, 0, 1)
+            .zrangebyscore_limit(&k.gc, "-inf", now, 0, 1)
+            .query_async(&mut conn)
+            .await?;
+        Ok(!has_state || !deadline.is_empty() || !gc.is_empty())
     }
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {

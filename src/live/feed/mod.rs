@@ -81,6 +81,9 @@ struct State {
     /// built on first need.
     snapshot: Option<Bytes>,
     rest: Option<Bytes>,
+    /// The available seats of the current version (a conflict's answer),
+    /// built on first need.
+    available: Option<Arc<Vec<String>>>,
 }
 
 /// A shard of the feed's sockets, written by its own pass.
@@ -155,10 +158,14 @@ impl Feed {
         frame
     }
 
-    /// The REST seat map as of the replica, with its ETag, once the replica
-    /// has reached `at_least` (what this node has seen of the engine);
-    /// `None` if it does not within `wait`.
-    pub async fn rest_map(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<(String, Bytes)> {
+    /// Runs `f` on the state once the replica has reached `at_least` (what
+    /// this node has seen of the engine); `None` if it does not within `wait`.
+    async fn when_current<T>(
+        &self,
+        at_least: Option<(String, u64)>,
+        wait: Duration,
+        mut f: impl FnMut(&mut State) -> T,
+    ) -> Option<T> {
         let deadline = Instant::now() + wait;
         loop {
             let notified = self.applied.notified();
@@ -168,22 +175,38 @@ impl Feed {
                     .as_ref()
                     .is_none_or(|(epoch, v)| *epoch != st.replica.epoch || st.replica.version >= *v);
                 if current {
-                    let etag = views::etag(&st.replica);
-                    let body = match &st.rest {
-                        Some(b) => b.clone(),
-                        None => {
-                            let b = Bytes::from(views::rest_map(&self.show, &self.layout, &st.replica));
-                            st.rest = Some(b.clone());
-                            b
-                        }
-                    };
-                    return Some((etag, body));
+                    return Some(f(&mut st));
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;
             }
         }
+    }
+
+    /// The REST seat map as of the replica, with its ETag, once the replica
+    /// has reached `at_least`; `None` if it does not within `wait`.
+    pub async fn rest_map(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<(String, Bytes)> {
+        self.when_current(at_least, wait, |st| {
+            let etag = views::etag(&st.replica);
+            let body = st
+                .rest
+                .get_or_insert_with(|| Bytes::from(views::rest_map(&self.show, &self.layout, &st.replica)))
+                .clone();
+            (etag, body)
+        })
+        .await
+    }
+
+    /// The show's available seats as of the replica, once it has reached
+    /// `at_least`; `None` if it does not within `wait`. Built once per version.
+    pub async fn available(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<Arc<Vec<String>>> {
+        self.when_current(at_least, wait, |st| {
+            st.available
+                .get_or_insert_with(|| Arc::new(views::available(&self.layout, &st.replica.taken)))
+                .clone()
+        })
+        .await
     }
 
     /// One delta frame for versions `from..=to` of the history (the net change
@@ -282,6 +305,7 @@ impl Feed {
         st.replica.version = delta.version;
         st.snapshot = None;
         st.rest = None;
+        st.available = None;
         drop(st);
         self.applied.notify_waiters();
         true
@@ -351,6 +375,7 @@ impl Feed {
                 st.history.clear();
                 st.snapshot = None;
                 st.rest = None;
+                st.available = None;
                 let reset = Arc::new(Sent {
                     generation: st.generation,
                     from: 0,

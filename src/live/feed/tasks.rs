@@ -72,6 +72,7 @@ pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed
             history: VecDeque::new(),
             snapshot: None,
             rest: None,
+            available: None,
         }),
         shards,
         next_shard: AtomicUsize::new(0),
