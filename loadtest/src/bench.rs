@@ -76,9 +76,19 @@ async fn redis_benchmark(
     }
 }
 
+/// What one HTTP load measured.
+struct Load {
+    /// Answers (below 500) a second.
+    rps: f64,
+    step: Arc<Step>,
+    errors: u64,
+    /// Share of the answers that were 409.
+    conflict_share: f64,
+}
+
 /// Closed-loop (`rate` None: as fast as `connections` allow) or open-loop
 /// (`rate` per second, latency from the scheduled send time) HTTP load.
-async fn http_load<F>(connections: usize, seconds: u64, rate: Option<f64>, make: F) -> (f64, Arc<Step>, u64)
+async fn http_load<F>(connections: usize, seconds: u64, rate: Option<f64>, make: F) -> Load
 where
     F: Fn(usize, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
@@ -86,11 +96,13 @@ where
     let step = Arc::new(Step::new());
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let conflicts = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (make, step, done, errors) = (make.clone(), step.clone(), done.clone(), errors.clone());
+        let (make, step, done, errors, conflicts) =
+            (make.clone(), step.clone(), done.clone(), errors.clone(), conflicts.clone());
         tasks.push(tokio::spawn(async move {
             let period = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
             let mut next = Instant::now()
@@ -105,6 +117,9 @@ where
                 let scheduled = if period.is_some() { next } else { Instant::now() };
                 match make(c, i).send().await {
                     Ok(r) if r.status().as_u16() < 500 => {
+                        if r.status().as_u16() == 409 {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                        }
                         let _ = r.bytes().await;
                         step.record(scheduled.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
@@ -124,11 +139,13 @@ where
         let _ = t.await;
     }
     let secs = start.elapsed().as_secs_f64();
-    (
-        done.load(Ordering::Relaxed) as f64 / secs,
+    let done = done.load(Ordering::Relaxed);
+    Load {
+        rps: done as f64 / secs,
         step,
-        errors.load(Ordering::Relaxed),
-    )
+        errors: errors.load(Ordering::Relaxed),
+        conflict_share: conflicts.load(Ordering::Relaxed) as f64 / done.max(1) as f64,
+    }
 }
 
 fn client(connections: usize) -> reqwest::Client {
@@ -208,26 +225,51 @@ async fn clean_up(ctx: &Ctx, prefix: &str) {
         .await;
 }
 
+/// Loads a script into Redis; answers its SHA.
+async fn load_script(conn: &mut redis::aio::MultiplexedConnection, source: &str) -> Result<String, String> {
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(source)
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The shoppers of one hold mix: each holds one random seat of the show at
+/// a time (a new hold replaces their last), so the mix of answers follows
+/// from how many there are against the show's 1,195 seats.
+const MIXES: [(&str, usize); 2] = [("flash-sale mix", 2_000), ("mostly successful", 200)];
+
 pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let (server, base, prefix) = bench_server(ctx).await?;
     let _server = server;
-
-    // The ceiling: the same hold script through redis-benchmark.
     let mut conn = redis::Client::open(ctx.redis_url.as_str())
         .map_err(|e| e.to_string())?
         .get_multiplexed_async_connection()
         .await
         .map_err(|e| e.to_string())?;
+    let shows = imax_shows(&base).await?;
+    if shows.len() < MIXES.len() {
+        return Err("not enough flash-sale shows".into());
+    }
+    let space = shows[0].1.len();
+    let requests = 100_000;
+
+    // Ceiling 1: the seed document's lock script (a GET and a SET per seat),
+    // one random seat of the show per call, as many shoppers as seats.
+    let seed_sha = load_script(&mut conn, include_str!("../lua/seed_lock.lua")).await?;
+    let seat_key = format!("{prefix}seed:seat:__rand_int__");
+    let seed_args = [
+        "EVALSHA", &seed_sha, "1", &seat_key, "user__rand_int__", "hold__rand_int__", "300",
+    ];
+    let (seed_rps, seed_p50, seed_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &seed_args).await?;
+
+    // Ceiling 2: this project's own hold script, the same shape.
     let source = concat!(
         include_str!("../../lua/common.lua"),
         include_str!("../../lua/seats_hold.lua")
     );
-    let sha: String = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(source)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
+    let sha = load_script(&mut conn, source).await?;
     let k = showgate::redis::keys::Keys::new(format!("{prefix}raw:")).show("bench");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -264,56 +306,86 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         "300000",
         "A__rand_int__",
     ];
-    // The same shape on both sides: one show of 1,195 seats, 1,195 shoppers
-    // each holding one random seat (a new hold replaces their last); about
-    // half the attempts conflict once the show fills, as on a sale night.
-    let shows = imax_shows(&base).await?;
-    let (show, seats) = shows.into_iter().next().ok_or("no flash-sale show")?;
-    let space = seats.len();
-    let requests = 100_000;
     let (raw_rps, raw_p50, raw_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &args).await?;
+    println!("holds, ceilings (redis-benchmark, 50 clients, {space} seats and shoppers):");
+    println!("  the seed's lock script (GET + SET EX per seat): {seed_rps:.0} req/s, p50 {seed_p50:.2} ms, p99 {seed_p99:.2} ms");
+    println!("  seats_hold.lua: {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms");
 
-    // showgate: POST /holds over HTTP.
+    // showgate: POST /holds over HTTP, one fresh show per mix.
+    let http = client(ctx.connections);
+    let url = format!("{base}/api/v1/holds");
+    let mut flash_rps = 0.0;
+    for (i, (name, shoppers)) in MIXES.iter().enumerate() {
+        let (show, seats) = shows[i].clone();
+        let seats = Arc::new(seats);
+        let tokens: Arc<Vec<String>> = Arc::new(
+            (0..*shoppers)
+                .map(|c| {
+                    Tokens::new(DEV_JWT_SECRET)
+                        .issue(&format!("bench-{i}-{c}"), false, 3600)
+                        .unwrap_or_default()
+                })
+                .collect(),
+        );
+        let make = {
+            let (http, url) = (http.clone(), url.clone());
+            move |_c: usize, _i: u64| {
+                let mut rng = rand::rng();
+                let seat = &seats[rng.random_range(0..seats.len())];
+                let user = &tokens[rng.random_range(0..tokens.len())];
+                http.post(&url)
+                    .bearer_auth(user)
+                    .json(&json!({"showId": show, "seatIds": [seat]}))
+            }
+        };
+        let load = http_load(ctx.connections, ctx.seconds, None, make).await;
+        if i == 0 {
+            flash_rps = load.rps;
+        }
+        println!(
+            "holds, {name} ({shoppers} shoppers, {} connections, {} s): {:.0} req/s, {:.0}% answered 409, {} errors",
+            ctx.connections,
+            ctx.seconds,
+            load.rps,
+            100.0 * load.conflict_share,
+            load.errors
+        );
+        println!(
+            "  = {:.3} of the seed's script, {:.3} of seats_hold.lua raw",
+            load.rps / seed_rps,
+            load.rps / raw_rps
+        );
+        println!("{}", load.step.line("POST /holds (closed loop)"));
+    }
+
+    // Latency at half the flash-sale rate, open loop: the same show and
+    // shoppers as the flash-sale run, so the same mix of answers.
+    let (show, seats) = shows[0].clone();
     let seats = Arc::new(seats);
     let tokens: Arc<Vec<String>> = Arc::new(
-        (0..space)
+        (0..MIXES[0].1)
             .map(|c| {
                 Tokens::new(DEV_JWT_SECRET)
-                    .issue(&format!("bench-{c}"), false, 3600)
+                    .issue(&format!("bench-0-{c}"), false, 3600)
                     .unwrap_or_default()
             })
             .collect(),
     );
-    let http = client(ctx.connections);
-    let url = format!("{base}/api/v1/holds");
-    let make = {
-        let (seats, tokens, http, url) = (seats.clone(), tokens.clone(), http.clone(), url.clone());
-        move |_c: usize, _i: u64| {
-            let mut rng = rand::rng();
-            let seat = &seats[rng.random_range(0..seats.len())];
-            let user = &tokens[rng.random_range(0..tokens.len())];
-            http.post(&url)
-                .bearer_auth(user)
-                .json(&json!({"showId": show, "seatIds": [seat]}))
-        }
+    let make = move |_c: usize, _i: u64| {
+        let mut rng = rand::rng();
+        let seat = &seats[rng.random_range(0..seats.len())];
+        let user = &tokens[rng.random_range(0..tokens.len())];
+        http.post(&url)
+            .bearer_auth(user)
+            .json(&json!({"showId": show, "seatIds": [seat]}))
     };
-    let (rps, step, errors) = http_load(ctx.connections, ctx.seconds, None, make.clone()).await;
+    let half = flash_rps / 2.0;
+    let load = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
     println!(
-        "holds, max throughput ({} connections, {} s):",
-        ctx.connections, ctx.seconds
+        "holds at half the flash-sale rate ({half:.0} req/s, open loop, latency from the scheduled send; {:.0}% answered 409):",
+        100.0 * load.conflict_share
     );
-    println!(
-        "  redis-benchmark EVALSHA seats_hold (50 clients, 1,195 seats and shoppers): {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms"
-    );
-    println!(
-        "  showgate POST /holds: {rps:.0} req/s = {:.0}% of raw ({errors} errors)",
-        100.0 * rps / raw_rps
-    );
-    println!("{}", step.line("POST /holds (closed loop)"));
-    let half = rps / 2.0;
-    let (_, step, errors) = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
-    println!("holds at half that rate ({half:.0} req/s, open loop, latency from the scheduled send):");
-    println!("{}  ({errors} errors)", step.line("POST /holds"));
+    println!("{}  ({} errors)", load.step.line("POST /holds"), load.errors);
     clean_up(ctx, &prefix).await;
     Ok(())
 }
@@ -348,7 +420,7 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         let token = tokens.issue(&format!("j{c}-{i}"), false, 3600).unwrap_or_default();
         http.post(&url).bearer_auth(token)
     };
-    let (rps, step, errors) = http_load(ctx.connections, ctx.seconds, None, make).await;
+    let Load { rps, step, errors, .. } = http_load(ctx.connections, ctx.seconds, None, make).await;
     println!(
         "joins ({} connections, {} s, each a new shopper):",
         ctx.connections, ctx.seconds

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -21,6 +21,12 @@ pub struct Slot<F> {
     pub show: String,
     pub feed: F,
     viewers: AtomicUsize,
+    /// When the last viewer left (tokio's clock, ms since the registry
+    /// began), and whether a task is already waiting out the linger: one
+    /// per slot, however many short viewers (REST reads, a conflict's
+    /// seat list) come and go.
+    left_ms: AtomicU64,
+    ending: AtomicBool,
     /// Cancelled when the feed is dropped from the registry.
     pub stop: CancellationToken,
 }
@@ -37,6 +43,7 @@ pub struct Registry<F> {
     /// others wait for it.
     slots: DashMap<String, Arc<OnceCell<Arc<Slot<F>>>>>,
     linger: Duration,
+    began: tokio::time::Instant,
 }
 
 /// A viewer's hold on a feed; the last one out schedules the feed's end.
@@ -53,13 +60,29 @@ impl<F: Send + Sync + 'static> Viewer<F> {
 
 impl<F: Send + Sync + 'static> Drop for Viewer<F> {
     fn drop(&mut self) {
-        if self.slot.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let (registry, show) = (self.registry.clone(), self.slot.show.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(registry.linger).await;
-                registry.drop_if_idle(&show);
-            });
+        if self.slot.viewers.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
         }
+        self.slot.left_ms.store(self.registry.now_ms(), Ordering::Release);
+        if self.slot.ending.swap(true, Ordering::AcqRel) {
+            return; // a task is waiting out the linger already
+        }
+        let (registry, slot) = (self.registry.clone(), self.slot.clone());
+        tokio::spawn(async move {
+            // Until the feed has had no viewer for a whole linger.
+            loop {
+                let idle_until = slot.left_ms.load(Ordering::Acquire) + registry.linger.as_millis() as u64;
+                let now = registry.now_ms();
+                if slot.viewers() > 0 || now >= idle_until {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(idle_until - now)).await;
+            }
+            slot.ending.store(false, Ordering::Release);
+            if slot.viewers() == 0 {
+                registry.drop_if_idle(&slot.show);
+            }
+        });
     }
 }
 
@@ -68,7 +91,12 @@ impl<F: Send + Sync + 'static> Registry<F> {
         Arc::new(Self {
             slots: DashMap::new(),
             linger,
+            began: tokio::time::Instant::now(),
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.began.elapsed().as_millis() as u64
     }
 
     /// Joins the show's feed, starting it with `start` if this node has none.
@@ -89,6 +117,8 @@ impl<F: Send + Sync + 'static> Registry<F> {
                         show: show.to_owned(),
                         feed,
                         viewers: AtomicUsize::new(0),
+                        left_ms: AtomicU64::new(0),
+                        ending: AtomicBool::new(false),
                         stop,
                     }))
                 })
@@ -173,5 +203,27 @@ mod tests {
         assert_eq!(*v.feed(), 7);
         let closed = registry.close("s").unwrap();
         assert!(closed.stop.is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_viewers_coming_and_going_keep_the_feed_until_a_linger_after_the_last() {
+        let registry: Arc<Registry<u32>> = Registry::new(Duration::from_secs(5));
+        let starts = AtomicU32::new(0);
+        let start = |_stop| async { Ok(starts.fetch_add(1, Ordering::SeqCst)) };
+        let first = registry.join("s", start).await.unwrap();
+        let stop = first.slot.stop.clone();
+        drop(first);
+        // A conflict's seat list every 100 ms for 12 s: one feed all along.
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let v = registry.join("s", start).await.unwrap();
+            assert_eq!(*v.feed(), 0);
+        }
+        assert!(!stop.is_cancelled());
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert!(!stop.is_cancelled(), "not before a whole linger without viewers");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(stop.is_cancelled());
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
     }
 }
