@@ -3,11 +3,32 @@
 //! `{"error": {"code", "message", ...extra}}`. Internal causes are logged,
 //! never sent.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seat ids as an answer carries them, serialized once and shared: a
+/// conflict's `available` may list a thousand seats, and a sale sends the
+/// same list to every loser of a race until the show changes.
+#[derive(Debug, Clone)]
+pub struct SeatList(Arc<RawValue>);
+
+impl SeatList {
+    pub fn new(ids: &[String]) -> Self {
+        let raw = serde_json::value::to_raw_value(ids).expect("a list of strings serializes");
+        Self(Arc::from(raw))
+    }
+
+    /// The JSON array.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,7 +49,7 @@ pub enum Error {
     #[error("some seats are not available")]
     SeatConflict {
         conflicts: Vec<String>,
-        available: Vec<String>,
+        available: SeatList,
     },
     #[error("the hold has expired")]
     HoldExpired,
@@ -147,7 +168,10 @@ impl Error {
         match self {
             Self::SeatConflict { conflicts, available } => {
                 err.insert("conflicts".into(), json!(conflicts));
-                err.insert("available".into(), json!(available));
+                err.insert(
+                    "available".into(),
+                    serde_json::from_str(available.json()).unwrap_or(Value::Null),
+                );
             }
             Self::RateLimited { retry_after_secs } => {
                 err.insert("retryAfterSeconds".into(), json!(retry_after_secs));
@@ -168,6 +192,22 @@ impl IntoResponse for Error {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "backing service unavailable"),
             _ => {}
+        }
+        if let Self::SeatConflict { conflicts, available } = &self {
+            // The common answer of a sale: its seat list goes out as it was
+            // serialized once, not rebuilt as a JSON tree per loser.
+            let body = format!(
+                r#"{{"error":{{"code":"SEAT_CONFLICT","message":{},"conflicts":{},"available":{}}}}}"#,
+                json!(self.to_string()),
+                json!(conflicts),
+                available.json()
+            );
+            return (
+                self.status(),
+                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                body,
+            )
+                .into_response();
         }
         let mut res = (self.status(), axum::Json(self.body())).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
@@ -241,7 +281,7 @@ mod tests {
     fn conflicts_carry_their_seats_and_internals_stay_inside() {
         let body = Error::SeatConflict {
             conflicts: vec!["A1".into()],
-            available: vec!["A2".into()],
+            available: SeatList::new(&["A2".into()]),
         }
         .body();
         assert_eq!(body["error"]["code"], "SEAT_CONFLICT");
@@ -273,7 +313,7 @@ mod tests {
             Error::ChallengeRequired,
             Error::ChallengeFailed(String::new()),
             Error::NotFound(String::new()),
-            Error::SeatConflict { conflicts: vec![], available: vec![] },
+            Error::SeatConflict { conflicts: vec![], available: SeatList::new(&[]) },
             Error::HoldExpired,
             Error::HoldNotActive(String::new()),
             Error::OrderExpired,
@@ -292,6 +332,21 @@ mod tests {
         }
         let given: std::collections::HashSet<_> = all.iter().map(Error::code).collect();
         assert_eq!(given.len(), CODES.len(), "CODES lists a code no error gives");
+    }
+
+    #[tokio::test]
+    async fn a_conflict_answers_the_same_json_as_its_body() {
+        let e = Error::SeatConflict {
+            conflicts: vec!["B\"2".into()],
+            available: SeatList::new(&["A1".into(), "A3".into()]),
+        };
+        let expected = e.body();
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let sent: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(sent, expected);
     }
 
     #[test]

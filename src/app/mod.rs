@@ -37,7 +37,7 @@ use crate::http::ratelimit::{self, Limiter};
 use crate::live::hub::{FeedTuning, LINGER, SeatHub};
 use crate::waitroom::rooms::Rooms;
 use crate::ws::{SocketTimes, Sockets};
-use state::{AppState, Health};
+use state::{AppState, Health, Parts};
 
 /// After SIGTERM, how long the node still answers (readiness 503, sockets
 /// refused) before it stops accepting connections.
@@ -164,7 +164,7 @@ impl Application {
         };
         let per_ip = Arc::new(Limiter::new(settings.rate_limit_ip_per_sec));
         let gates: Arc<dyn Gates> = rooms.clone();
-        let state = AppState {
+        let state = AppState::new(Parts {
             catalog: catalog.clone(),
             gates,
             booking: booking.clone(),
@@ -184,7 +184,7 @@ impl Application {
             },
             metrics: crate::metrics::install(),
             settings: Arc::new(settings.clone()),
-        };
+        });
         let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind {
             addr: settings.bind,
             cause: e.to_string(),

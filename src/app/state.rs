@@ -1,5 +1,7 @@
 //! The application's state: each field is a substate a feature's routes ask
-//! for by type (axum's `FromRef`), so no feature sees the whole.
+//! for by type (axum's `FromRef`), so no feature sees the whole. axum clones
+//! the state for every request (and every middleware with state), so it is
+//! one `Arc`: a clone is one counter, not one per part.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,8 +22,49 @@ use crate::live::hub::SeatHub;
 use crate::waitroom::rooms::Rooms;
 use crate::ws::Sockets;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+#[derive(Clone)]
+pub struct AppState(Arc<Parts>);
+
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// Each part, as a substate the routes ask for by type.
+macro_rules! substates {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        $(impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                state.0.$field.clone()
+            }
+        })*
+    };
+}
+
+substates!(
+    catalog: Arc<Catalog>,
+    gates: Arc<dyn Gates>,
+    booking: Arc<Booking>,
+    rooms: Arc<Rooms>,
+    seat_hub: Arc<SeatHub>,
+    sockets: Sockets,
+    auth: AuthState,
+    per_ip: Arc<Limiter<IpAddr>>,
+    health: Health,
+    metrics: PrometheusHandle,
+    settings: Arc<Settings>,
+);
+
+pub struct Parts {
     pub catalog: Arc<Catalog>,
     pub gates: Arc<dyn Gates>,
     pub booking: Arc<Booking>,

@@ -7,11 +7,11 @@
 use async_trait::async_trait;
 
 use crate::domain::catalog::Show;
-use crate::error::Result;
+use crate::error::{Result, SeatList};
 
 #[async_trait]
 pub trait SeatBoard: Send + Sync {
     /// Every sellable seat of the show nobody holds or booked, as of at
     /// least the last version this node saw, in the layout's order.
-    async fn available(&self, show: &Show) -> Result<Vec<String>>;
+    async fn available(&self, show: &Show) -> Result<SeatList>;
 }

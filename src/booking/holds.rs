@@ -10,7 +10,7 @@ use super::{Booking, Hold, MapSeat, SeatMap, track};
 use crate::domain::catalog::{Layout, Show};
 use crate::domain::seats::{HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
 use crate::domain::{HoldId, ShowId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SeatList};
 use crate::metrics as m;
 
 impl Booking {
@@ -175,7 +175,7 @@ impl Booking {
         let taken: HashSet<&str> = snap.taken.keys().map(String::as_str).collect();
         Ok(Error::SeatConflict {
             conflicts,
-            available: Self::available(layout, &taken),
+            available: SeatList::new(&Self::available(layout, &taken)),
         })
     }
 

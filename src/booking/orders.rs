@@ -163,13 +163,16 @@ impl Booking {
                     tracing::warn!(show = %order.show_id, error = %e, "rebuild after a lost lock failed");
                 }
                 let map = self.seat_map(self.show(&order.show_id)?).await?;
-                let available = map
+                let available: Vec<String> = map
                     .seats
                     .into_iter()
                     .filter(|s| s.status == SeatStatus::Available)
                     .map(|s| s.id)
                     .collect();
-                Err(Error::SeatConflict { conflicts, available })
+                Err(Error::SeatConflict {
+                    conflicts,
+                    available: crate::error::SeatList::new(&available),
+                })
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::booking::locks::recovering::Recovering;
 use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::seats::Owner;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SeatList};
 use crate::booking::board::SeatBoard;
 use crate::ws::registry::{Registry, Viewer};
 
@@ -122,13 +122,13 @@ impl SeatBoard for SeatHub {
     /// From the feed's replica, following the show if this node does not
     /// yet (a conflict in a sale is followed by many); from the engine if
     /// the replica does not catch up at once.
-    async fn available(&self, show: &Show) -> Result<Vec<String>> {
+    async fn available(&self, show: &Show) -> Result<SeatList> {
         let viewer = self.join(&show.id).await?;
         if let Some(list) = viewer.feed().available(self.locks.seen(&show.id), REST_WAIT).await {
-            return Ok(list.as_ref().clone());
+            return Ok(list);
         }
         let layout = self.layout(show)?;
         let snap = self.locks.snapshot(&show.id, self.clock.now_ms()).await?.out;
-        Ok(views::available(&layout, &snap.taken))
+        Ok(SeatList::new(&views::available(&layout, &snap.taken)))
     }
 }

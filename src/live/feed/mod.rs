@@ -30,7 +30,7 @@ use crate::booking::locks::recovering::Recovering;
 use crate::clock::Clock;
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{SeatChange, SeatDelta, SeatStatus};
-use crate::error::Result;
+use crate::error::{Result, SeatList};
 use crate::metrics as m;
 use crate::ws::frame;
 
@@ -83,7 +83,7 @@ struct State {
     rest: Option<Bytes>,
     /// The available seats of the current version (a conflict's answer),
     /// built on first need.
-    available: Option<Arc<Vec<String>>>,
+    available: Option<SeatList>,
 }
 
 /// A shard of the feed's sockets, written by its own pass.
@@ -200,10 +200,10 @@ impl Feed {
 
     /// The show's available seats as of the replica, once it has reached
     /// `at_least`; `None` if it does not within `wait`. Built once per version.
-    pub async fn available(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<Arc<Vec<String>>> {
+    pub async fn available(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<SeatList> {
         self.when_current(at_least, wait, |st| {
             st.available
-                .get_or_insert_with(|| Arc::new(views::available(&self.layout, &st.replica.taken)))
+                .get_or_insert_with(|| SeatList::new(&views::available(&self.layout, &st.replica.taken)))
                 .clone()
         })
         .await
