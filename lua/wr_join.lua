@@ -20,9 +20,9 @@ local ev = tonumber(redis.call('GET', events) or '0')
 local exp = redis.call('ZSCORE', admitted, user)
 if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev } end
 
-local opens, key = opening_of(config)
+local opens, key, opened_for, mode = opening_of(config)
 local before_opening = opens ~= nil and shared_now() < opens
-if not before_opening then begin_opening(pre, seq, config, entrants, key) end
+if not before_opening then begin_opening(pre, seq, config, entrants, key, opened_for) end
 
 local score = redis.call('ZSCORE', queue, user)
 if not score then
@@ -41,7 +41,7 @@ if not score then
     if not create then return { 'NONE', ev } end
     redis.call('HINCRBY', stats, 'joined', 1)
     redis.call('ZADD', seen, seen_until, user)
-    if before_opening and redis.call('HGET', config, 'preQueue') == 'RANDOM' then
+    if before_opening and mode == 'RANDOM' then
       redis.call('SADD', pre, user)
       return { 'PREQUEUED', redis.call('SCARD', pre), ev }
     end

@@ -13,10 +13,10 @@
 --        `pending` of them are still in the pre-queue (0: nothing to do)
 local queue, pre, seq, config, lease, entrants = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 if redis.call('GET', lease) ~= ARGV[1] then return { 'STALE' } end
-local opens, key = opening_of(config)
+local opens, key, opened_for = opening_of(config)
 if opens ~= nil and shared_now() < opens then return { 'WAIT', tostring(opens) } end
 
-local base, n = begin_opening(pre, seq, config, entrants, key)
+local base, n = begin_opening(pre, seq, config, entrants, key, opened_for)
 if base ~= nil then return { 'OPEN', tostring(base), n } end
 
 for _, user in ipairs(redis.call('SDIFF', pre, entrants)) do

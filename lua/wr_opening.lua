@@ -10,11 +10,12 @@ local function shared_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The room's opensAt (a number, or nil when none) and the key its opening
--- is recorded under.
+-- The room's opensAt (a number, or nil when none), the key its opening is
+-- recorded under, the opening begun last, and the mode: one HMGET.
 local function opening_of(config)
-  local raw = redis.call('HGET', config, 'opensAt') or ''
-  return tonumber(raw), raw == '' and 'none' or raw
+  local f = redis.call('HMGET', config, 'opensAt', 'openedFor', 'preQueue')
+  local raw = f[1] or ''
+  return tonumber(raw), raw == '' and 'none' or raw, f[2], f[3]
 end
 
 -- Begins the opening `key` unless it has begun: snapshots the pre-queue
@@ -23,8 +24,8 @@ end
 -- of everyone after it, however long placing it takes. The first call
 -- after opensAt, a join's or the leader's, is the moment. Answers the
 -- block's base score and size when it began the opening now.
-local function begin_opening(pre, seq, config, entrants, key)
-  if redis.call('HGET', config, 'openedFor') == key then return nil end
+local function begin_opening(pre, seq, config, entrants, key, opened_for)
+  if opened_for == key then return nil end
   redis.call('DEL', entrants)
   local n = redis.call('SCARD', pre)
   local base = 0
