@@ -240,6 +240,36 @@ async fn load_script(conn: &mut redis::aio::MultiplexedConnection, source: &str)
 /// from how many there are against the show's 1,195 seats.
 const MIXES: [(&str, usize); 2] = [("flash-sale mix", 2_000), ("mostly successful", 200)];
 
+/// Hold requests of mix `mix`: one random seat of `seats` for one of
+/// `shoppers` shoppers (the same shoppers for the same mix).
+fn hold_requests(
+    http: &reqwest::Client,
+    url: &str,
+    show: String,
+    seats: Vec<String>,
+    mix: usize,
+    shoppers: usize,
+) -> impl Fn(usize, u64) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static {
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..shoppers)
+            .map(|c| {
+                Tokens::new(DEV_JWT_SECRET)
+                    .issue(&format!("bench-{mix}-{c}"), false, 3600)
+                    .unwrap_or_default()
+            })
+            .collect(),
+    );
+    let (http, url, seats) = (http.clone(), url.to_owned(), Arc::new(seats));
+    move |_c: usize, _i: u64| {
+        let mut rng = rand::rng();
+        let seat = &seats[rng.random_range(0..seats.len())];
+        let user = &tokens[rng.random_range(0..tokens.len())];
+        http.post(&url)
+            .bearer_auth(user)
+            .json(&json!({"showId": show, "seatIds": [seat]}))
+    }
+}
+
 pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let (server, base, prefix) = bench_server(ctx).await?;
     let _server = server;
@@ -317,27 +347,7 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let mut flash_rps = 0.0;
     for (i, (name, shoppers)) in MIXES.iter().enumerate() {
         let (show, seats) = shows[i].clone();
-        let seats = Arc::new(seats);
-        let tokens: Arc<Vec<String>> = Arc::new(
-            (0..*shoppers)
-                .map(|c| {
-                    Tokens::new(DEV_JWT_SECRET)
-                        .issue(&format!("bench-{i}-{c}"), false, 3600)
-                        .unwrap_or_default()
-                })
-                .collect(),
-        );
-        let make = {
-            let (http, url) = (http.clone(), url.clone());
-            move |_c: usize, _i: u64| {
-                let mut rng = rand::rng();
-                let seat = &seats[rng.random_range(0..seats.len())];
-                let user = &tokens[rng.random_range(0..tokens.len())];
-                http.post(&url)
-                    .bearer_auth(user)
-                    .json(&json!({"showId": show, "seatIds": [seat]}))
-            }
-        };
+        let make = hold_requests(&http, &url, show, seats, i, *shoppers);
         let load = http_load(ctx.connections, ctx.seconds, None, make).await;
         if i == 0 {
             flash_rps = load.rps;
@@ -361,24 +371,7 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     // Latency at half the flash-sale rate, open loop: the same show and
     // shoppers as the flash-sale run, so the same mix of answers.
     let (show, seats) = shows[0].clone();
-    let seats = Arc::new(seats);
-    let tokens: Arc<Vec<String>> = Arc::new(
-        (0..MIXES[0].1)
-            .map(|c| {
-                Tokens::new(DEV_JWT_SECRET)
-                    .issue(&format!("bench-0-{c}"), false, 3600)
-                    .unwrap_or_default()
-            })
-            .collect(),
-    );
-    let make = move |_c: usize, _i: u64| {
-        let mut rng = rand::rng();
-        let seat = &seats[rng.random_range(0..seats.len())];
-        let user = &tokens[rng.random_range(0..tokens.len())];
-        http.post(&url)
-            .bearer_auth(user)
-            .json(&json!({"showId": show, "seatIds": [seat]}))
-    };
+    let make = hold_requests(&http, &url, show, seats, 0, MIXES[0].1);
     let half = flash_rps / 2.0;
     let load = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
     println!(

@@ -15,18 +15,24 @@ async function room(show) {
   return (await api(server.base, "GET", `/api/v1/admin/waitrooms/${show}`, undefined, token)).body;
 }
 
-test("the ops console tunes the room and a queued shopper reaches the seat map", async () => {
-  const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/dune-3/shows");
-  const show = shows.find((s) => s.screenId === "inox-imax" && Date.parse(s.startTime) > Date.now()).id;
-
-  // The operator creates a paused room at 1/s.
+/** The ops console on `show`, signed in as an operator; page errors go to `errors`. */
+async function opsConsole(show, errors) {
   const ops = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
-  const errors = [];
   ops.on("pageerror", (e) => errors.push(e.message));
   await ops.goto(`${server.base}/ops.html?show=${show}`);
   await ops.fill("#user", "operator");
   await ops.click("#signin button");
   await ops.waitForSelector("#me:not([hidden])");
+  return ops;
+}
+
+test("the ops console tunes the room and a queued shopper reaches the seat map", async () => {
+  const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/dune-3/shows");
+  const show = shows.find((s) => s.screenId === "inox-imax" && Date.parse(s.startTime) > Date.now()).id;
+
+  // The operator creates a paused room at 1/s.
+  const errors = [];
+  const ops = await opsConsole(show, errors);
   await ops.fill("#rate", "1");
   await ops.check("#paused");
   await ops.click("#save");
@@ -77,13 +83,8 @@ test("with a proof of work set in the ops console, the queue page solves it in a
   const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/kaalachakra/shows");
   const show = shows.find((s) => Date.parse(s.startTime) > Date.now() + 3600e3).id;
 
-  const ops = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
   const errors = [];
-  ops.on("pageerror", (e) => errors.push(e.message));
-  await ops.goto(`${server.base}/ops.html?show=${show}`);
-  await ops.fill("#user", "operator");
-  await ops.click("#signin button");
-  await ops.waitForSelector("#me:not([hidden])");
+  const ops = await opsConsole(show, errors);
   await ops.fill("#rate", "1");
   await ops.check("#paused");
   await ops.fill("#challengeBits", "14");
