@@ -114,6 +114,11 @@ async fn pass_loop(feed: Arc<Feed>, shard: usize, stop: CancellationToken) {
             if conn.offer(sent.generation, sent.from, sent.to, &sent.frame) == Offered::Written {
                 written += 1;
             }
+            // A pass over thousands of sockets is thousands of writes: give
+            // the worker back now and then (tokio's cooperative budget), so
+            // the holds and joins on the same cores are not held up behind
+            // a whole pass.
+            tokio::task::consume_budget().await;
         }
         metrics::counter!(m::SEAT_STREAM_FRAMES).increment(written);
     }
