@@ -52,9 +52,11 @@ impl SeatHub {
         tuning: FeedTuning,
         linger: Duration,
     ) -> Arc<Self> {
-        // One write pass per core: a batch reaches 10,000 sockets in the
-        // time one core writes a share of them.
-        let shards = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        // One write pass per core but one: a batch reaches 10,000 sockets in
+        // the time a core writes a share of them, and one core is always
+        // left for the requests (holds must not wait behind the fan-out).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = cores.saturating_sub(1).clamp(1, 8);
         Arc::new(Self {
             catalog,
             locks,
