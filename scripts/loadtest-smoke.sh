@@ -18,6 +18,8 @@ timeout 180 "$B/sg-load" flash-sale --shoppers 400 --sockets 80 --rate 200 --nod
 echo "== sg-load ws-idle"
 timeout 120 "$B/sg-load" ws-idle --sockets 300 --server-bin "$B/showgate"
 
+echo "== sg-load stampede"
+timeout 120 "$B/sg-load" stampede --sockets 300 --nodes 2 --processes 2 --server-bin "$B/showgate"
 echo "== sg-load churn"
 timeout 120 "$B/sg-load" churn --sockets 300 --rate 100 --seconds 2 --shoppers 50 --server-bin "$B/showgate"
 

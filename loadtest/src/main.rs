@@ -7,6 +7,7 @@ mod flash;
 mod journey;
 mod peer;
 mod server;
+mod stampede;
 mod swarm;
 
 use std::path::PathBuf;
@@ -65,6 +66,34 @@ enum Command {
         redis_url: Option<String>,
         #[arg(long, default_value = "target/release/showgate")]
         server_bin: PathBuf,
+    },
+    /// Queue-socket stampede: N shoppers open their waiting-room sockets at once over several
+    /// server and client processes; time to each first position, and exact places after.
+    Stampede {
+        #[arg(long, default_value_t = 20_000)]
+        sockets: usize,
+        /// Server processes on the one Redis.
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Client processes (each holds at most ~19,000 sockets).
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
+    },
+    /// (internal) A client process of the stampede.
+    #[command(hide = true)]
+    StampedeWorker {
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<std::net::SocketAddr>,
+        #[arg(long)]
+        show: String,
+        #[arg(long)]
+        from: usize,
+        #[arg(long)]
+        count: usize,
     },
     /// (internal) A watcher process of the churn scenario.
     #[command(hide = true)]
@@ -196,6 +225,32 @@ async fn main() {
                 .await
             }
         },
+        Command::Stampede {
+            sockets,
+            nodes,
+            processes,
+            redis_url,
+            server_bin,
+        } => match loopback(&redis_url) {
+            Err(e) => Err(e),
+            Ok(redis_url) => {
+                stampede::run(stampede::Params {
+                    sockets: sockets.clamp(1, 60_000),
+                    nodes: nodes.clamp(1, 4),
+                    processes: processes.clamp(1, 8),
+                    redis_url,
+                    server_bin,
+                })
+                .await
+            }
+        },
+        Command::StampedeWorker { addrs, show, from, count } => {
+            if addrs.iter().any(|a| !a.ip().is_loopback()) {
+                Err("loopback only".into())
+            } else {
+                stampede::worker(addrs, &show, from, count.min(19_000)).await
+            }
+        }
         Command::ChurnWorker { addr, show, sockets } => {
             if !addr.ip().is_loopback() {
                 Err("loopback only".into())

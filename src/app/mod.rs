@@ -185,7 +185,7 @@ impl Application {
             metrics: crate::metrics::install(),
             settings: Arc::new(settings.clone()),
         });
-        let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind {
+        let listener = listen(settings.bind).map_err(|e| StartError::Bind {
             addr: settings.bind,
             cause: e.to_string(),
         })?;
@@ -311,4 +311,19 @@ async fn forget_idle_callers(auth: AuthState, per_ip: Arc<Limiter<std::net::IpAd
             }
         }
     }
+}
+
+/// Connections the kernel queues while the node accepts (capped by
+/// `net.core.somaxconn`). tokio's default of 1,024 overflows when thousands
+/// of queue sockets open at once, and a dropped SYN costs its shopper a
+/// one-second retransmit.
+const LISTEN_BACKLOG: i32 = 4_096;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
