@@ -50,7 +50,7 @@ fuzz() {
   if [ "$engine" = redis+postgres ]; then
     # sg_t_*: the next services.sh drops it if this run does not.
     local prefix="sgfuzz-$$:" db="sg_t_fuzz_$$"
-    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+    PGOPTIONS="--client-min-messages=warning" psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
     env+=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$prefix" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db")
   fi
   env "${env[@]}" "$BIN" >"$log" 2>&1 &

@@ -1,6 +1,7 @@
 //! Domain types and state machines. Nothing here does I/O or reads a clock:
 //! time comes in as an argument, so every rule is testable on its own.
 
+pub mod best;
 pub mod catalog;
 pub mod ids;
 pub mod lua;
