@@ -127,3 +127,22 @@ local function fresh(order_id, stamp)
   return true
 end
 
+-- Locks `seats` (none of them another shopper's) for a new hold of `user`,
+-- releases the user's previous hold `prev` (if any) in the same step, and
+-- announces: seats_hold and seats_hold_best end the same way.
+local function take_seats(user, hold_id, ttl, seats, prev)
+  local owner = 'H:' .. hold_id
+  for _, seat in ipairs(seats) do
+    if not redis.call('HGET', K.seats, seat) then change(seat, 'HELD') end
+    redis.call('HSET', K.seats, seat, owner)
+  end
+  if prev then
+    local rec = hold_get(prev)
+    if rec then hold_end(prev, rec, 'RELEASED', K.now) end
+  end
+  local expires = K.now + ttl
+  hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires, p = prev or nil })
+  redis.call('HSET', K.users, user, hold_id)
+  redis.call('ZADD', K.deadlines, expires, hold_id)
+  return announce()
+end

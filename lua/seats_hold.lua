@@ -30,21 +30,7 @@ if #conflicts > 0 then
   return { expired, v, K.epoch, 0, conflicts }
 end
 
-local owner = 'H:' .. hold_id
 local seats = {}
-for i = 9, #ARGV do
-  local seat = ARGV[i]
-  if not redis.call('HGET', K.seats, seat) then change(seat, 'HELD') end
-  redis.call('HSET', K.seats, seat, owner)
-  seats[#seats + 1] = seat
-end
-if prev then
-  local rec = hold_get(prev)
-  if rec then hold_end(prev, rec, 'RELEASED', K.now) end
-end
-local expires = K.now + ttl
-hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires, p = prev or nil })
-redis.call('HSET', K.users, user, hold_id)
-redis.call('ZADD', K.deadlines, expires, hold_id)
-local v = announce()
+for i = 9, #ARGV do seats[#seats + 1] = ARGV[i] end
+local v = take_seats(user, hold_id, ttl, seats, prev)
 return { expired, v, K.epoch, 1, prev or '' }

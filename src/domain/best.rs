@@ -16,6 +16,45 @@
 //! gives the block; a row further down the order is never preferred for
 //! centring or orphans.
 
+/// One row as a pick sees it: its label, how many seats, which of them are
+/// permanently unavailable (seat numbers). A show's rows in preference
+/// order are its `plan` (the scripts get the same list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowPlan {
+    pub row: String,
+    pub seats: u16,
+    pub unavailable: Vec<u16>,
+}
+
+impl RowPlan {
+    /// Seat `k` (0-based) of the row, as an id.
+    pub fn seat(&self, k: usize) -> String {
+        format!("{}{}", self.row, k + 1)
+    }
+
+    /// Which seats can be sold now, given which ids are free of owners.
+    pub fn free(&self, unowned: impl Fn(&str) -> bool) -> Vec<bool> {
+        (0..self.seats as usize)
+            .map(|k| !self.unavailable.contains(&(k as u16 + 1)) && unowned(&self.seat(k)))
+            .collect()
+    }
+}
+
+/// Rows (in the layout's order, front first) in preference order.
+pub fn plan(rows: Vec<RowPlan>) -> Vec<RowPlan> {
+    let order = row_order(rows.len());
+    let mut slots: Vec<Option<RowPlan>> = rows.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// The first row (of rows already in preference order) with a block of
+/// `quantity`, and the block's first seat.
+pub fn first_fit(rows: &[Vec<bool>], quantity: usize) -> Option<(usize, usize)> {
+    rows.iter()
+        .enumerate()
+        .find_map(|(r, free)| best_in_row(free, quantity).map(|start| (r, start)))
+}
+
 /// Row indices (0 = the front row) in preference order.
 pub fn row_order(rows: usize) -> Vec<usize> {
     if rows == 0 {
@@ -76,8 +115,8 @@ pub fn largest_block<'a>(rows: impl IntoIterator<Item = &'a [bool]>) -> usize {
         .unwrap_or(0)
 }
 
-/// The best block of the show: (row index, first seat index), or `None`
-/// when no row has `quantity` adjacent free seats.
+/// The best block of the show (rows front first): (row index, first seat
+/// index), or `None` when no row has `quantity` adjacent free seats.
 pub fn best_block(rows: &[Vec<bool>], quantity: usize) -> Option<(usize, usize)> {
     row_order(rows.len())
         .into_iter()
@@ -139,6 +178,19 @@ mod tests {
         assert_eq!(best_block(&rows, 2), Some((6, 0)));
         rows[6] = row("x.........");
         assert_eq!(best_block(&rows, 2), Some((7, 4)), "the next row in the order");
+    }
+
+    #[test]
+    fn a_plan_lists_rows_in_preference_order_and_knows_its_seats() {
+        let rows: Vec<RowPlan> = ["A", "B", "C"]
+            .iter()
+            .map(|r| RowPlan { row: (*r).into(), seats: 4, unavailable: vec![] })
+            .collect();
+        let plan = plan(rows);
+        assert_eq!(plan.iter().map(|r| r.row.as_str()).collect::<Vec<_>>(), vec!["B", "C", "A"]);
+        let b = RowPlan { row: "B".into(), seats: 4, unavailable: vec![2] };
+        assert_eq!(b.seat(0), "B1");
+        assert_eq!(b.free(|id| id != "B4"), vec![true, false, true, false]);
     }
 
     #[test]

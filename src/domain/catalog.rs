@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::best::{self, RowPlan};
 use super::ids::{SeatId, is_valid_id};
 use super::money;
 
@@ -82,6 +83,8 @@ pub struct Layout {
     pub seats: Vec<SeatId>,
     labels: HashSet<String>,
     unavailable: HashSet<String>,
+    /// The rows in best-available preference order (`domain::best`).
+    plan: Vec<RowPlan>,
 }
 
 impl Layout {
@@ -114,11 +117,28 @@ impl Layout {
         if seats.is_empty() {
             return Err(format!("screen {} has no seats", screen.id));
         }
+        let rows = screen
+            .rows
+            .iter()
+            .map(|r| RowPlan {
+                row: r.row.clone(),
+                seats: r.seats,
+                unavailable: (1..=r.seats)
+                    .filter(|n| unavailable.contains(&SeatId::new(&r.row, *n).to_string()))
+                    .collect(),
+            })
+            .collect();
         Ok(Self {
             seats,
             labels,
             unavailable,
+            plan: best::plan(rows),
         })
+    }
+
+    /// The rows in best-available preference order.
+    pub fn plan(&self) -> &[RowPlan] {
+        &self.plan
     }
 
     pub fn contains(&self, seat: &str) -> bool {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
+use super::best::{self, RowPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -171,6 +172,19 @@ pub enum HoldOutcome {
     /// is still available is read from the node's replica of the show, not
     /// from here: a conflict costs the shared engine O(seats asked).)
     Conflict { conflicts: Vec<String> },
+}
+
+/// What a best-available hold did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BestOutcome {
+    /// Locked the seats the rule picked; `replaced` as for `Held`.
+    Held {
+        version: u64,
+        replaced: Option<String>,
+        seats: Vec<String>,
+    },
+    /// No row has that many adjacent free seats; nothing changed.
+    NotEnough { largest_block: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,7 +444,7 @@ impl ShowSeats {
         seats: &[String],
         ttl_ms: i64,
     ) -> (HoldOutcome, Effects) {
-        let mut op = Op::begin(self, show, now, times);
+        let op = Op::begin(self, show, now, times);
         if let Some(again) = op.state.holds.get(hold_id).filter(|r| r.user == user) {
             let replaced = again.replaced.clone();
             let (version, fx) = op.finish();
@@ -447,6 +461,64 @@ impl ShowSeats {
             let (_, fx) = op.finish();
             return (HoldOutcome::Conflict { conflicts }, fx);
         }
+        let (version, fx) = Self::take(op, user, hold_id, seats, prev.clone(), ttl_ms);
+        (
+            HoldOutcome::Held {
+                version,
+                replaced: prev,
+            },
+            fx,
+        )
+    }
+
+    /// Holds the best `quantity` adjacent free seats for `user` by the rule
+    /// of `domain::best`, over `rows` (in preference order), in one step;
+    /// the user's own previous hold counts as free (it is released).
+    #[allow(clippy::too_many_arguments)]
+    pub fn hold_best(
+        &mut self,
+        show: &str,
+        now: i64,
+        times: LockTimes,
+        user: &str,
+        hold_id: &str,
+        quantity: usize,
+        rows: &[RowPlan],
+        ttl_ms: i64,
+    ) -> (BestOutcome, Effects) {
+        let op = Op::begin(self, show, now, times);
+        if let Some(again) = op.state.holds.get(hold_id).filter(|r| r.user == user) {
+            let (replaced, seats) = (again.replaced.clone(), again.seats.clone());
+            let (version, fx) = op.finish();
+            return (BestOutcome::Held { version, replaced, seats }, fx);
+        }
+        let prev = op.state.users.get(user).cloned();
+        let mine = prev.clone().map(Owner::Hold);
+        let free: Vec<Vec<bool>> = rows
+            .iter()
+            .map(|r| r.free(|seat| op.state.owners.get(seat).is_none_or(|o| Some(o) == mine.as_ref())))
+            .collect();
+        let Some((r, start)) = best::first_fit(&free, quantity) else {
+            let largest_block = best::largest_block(free.iter().map(Vec::as_slice));
+            let (_, fx) = op.finish();
+            return (BestOutcome::NotEnough { largest_block }, fx);
+        };
+        let seats: Vec<String> = (start..start + quantity).map(|k| rows[r].seat(k)).collect();
+        let (version, fx) = Self::take(op, user, hold_id, &seats, prev.clone(), ttl_ms);
+        (
+            BestOutcome::Held {
+                version,
+                replaced: prev,
+                seats,
+            },
+            fx,
+        )
+    }
+
+    /// Locks `seats` (none of them another's) for a new hold of `user`,
+    /// releasing the user's previous one, and ends the step.
+    fn take(mut op: Op<'_>, user: &str, hold_id: &str, seats: &[String], prev: Option<String>, ttl_ms: i64) -> (u64, Effects) {
+        let now = op.now;
         for seat in seats {
             if op
                 .state
@@ -478,14 +550,7 @@ impl ShowSeats {
         );
         op.state.users.insert(user.to_owned(), hold_id.to_owned());
         op.state.deadlines.add(expires, hold_id);
-        let (version, fx) = op.finish();
-        (
-            HoldOutcome::Held {
-                version,
-                replaced: prev,
-            },
-            fx,
-        )
+        op.finish()
     }
 
     /// The owner gives a hold back (`lua/seats_release.lua`).

@@ -52,6 +52,7 @@ impl RoomScripts {
 /// EVAL (loading the script) when Redis answers NOSCRIPT.
 pub struct Scripts {
     pub hold: Script,
+    pub hold_best: Script,
     pub release: Script,
     pub extend_for_order: Script,
     pub book: Script,
@@ -65,6 +66,7 @@ impl Scripts {
     pub fn load() -> Self {
         Self {
             hold: seat_script!("seats_hold.lua"),
+            hold_best: seat_script!("seats_hold_best.lua"),
             release: seat_script!("seats_release.lua"),
             extend_for_order: seat_script!("seats_extend_for_order.lua"),
             book: seat_script!("seats_book.lua"),

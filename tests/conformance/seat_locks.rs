@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use showgate::booking::locks::SeatLocks;
-use showgate::domain::seats::{ExtendOutcome, HoldOutcome, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
+use showgate::domain::best::{self, RowPlan};
+use showgate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
 
 use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
@@ -329,6 +330,59 @@ async fn shows_are_independent(locks: Arc<dyn SeatLocks>) {
     );
 }
 
+/// Three rows of six seats, B2 unavailable, in preference order (B, C, A).
+fn small_plan() -> Vec<RowPlan> {
+    best::plan(
+        ["A", "B", "C"]
+            .iter()
+            .map(|r| RowPlan {
+                row: (*r).into(),
+                seats: 6,
+                unavailable: if *r == "B" { vec![2] } else { vec![] },
+            })
+            .collect(),
+    )
+}
+
+async fn best_available_picks_by_the_rule_in_one_step(locks: Arc<dyn SeatLocks>) {
+    let plan = small_plan();
+    let best = |user: &'static str, id: &'static str, q: usize| {
+        let (locks, plan) = (locks.clone(), plan.clone());
+        async move { locks.hold_best(SHOW, T0, user, id, q, &plan, TTL).await.unwrap() }
+    };
+    // Row B first; B2 is unavailable, so B3-B4 sits nearest the middle
+    // without stranding a seat.
+    let r = best("alice", "h1", 2).await;
+    assert_eq!(
+        r.out,
+        BestOutcome::Held { version: 1, replaced: None, seats: seats(&["B3", "B4"]) }
+    );
+    // A retry of the same hold answers the same seats and changes nothing.
+    let again = best("alice", "h1", 2).await;
+    assert_eq!((again.out, again.version), (r.out.clone(), 1));
+    // Her own seats count as free: her new pick takes them again (no seat
+    // changes status, so the version stays).
+    let r = best("alice", "h2", 2).await;
+    assert_eq!(
+        r.out,
+        BestOutcome::Held { version: 1, replaced: Some("h1".into()), seats: seats(&["B3", "B4"]) }
+    );
+    // Bob gets the pair left in row B (B5-B6), not B1 alone.
+    let r = best("bob", "h3", 2).await;
+    assert!(matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["B5", "B6"]), "{:?}", r.out);
+    // Three together no longer fit in row B: row C, from its left end
+    // (its middle blocks would strand a seat).
+    let r = best("carol", "h4", 3).await;
+    assert!(matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["C1", "C2", "C3"]), "{:?}", r.out);
+    // Seven never fit: nothing changes, and the largest block is row A's six.
+    let before = locks.snapshot(SHOW, T0).await.unwrap();
+    let r = best("dave", "h5", 7).await;
+    assert_eq!(r.out, BestOutcome::NotEnough { largest_block: 6 });
+    assert_eq!(r.version, before.version);
+    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    assert_eq!(snap.taken.len(), 7, "B3 B4 B5 B6 C1 C2 C3");
+}
+
 macro_rules! seat_lock_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_seat_locks {
@@ -351,6 +405,7 @@ macro_rules! seat_lock_cases {
 
 seat_lock_cases!(
     a_hold_is_all_or_nothing,
+    best_available_picks_by_the_rule_in_one_step,
     a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict,
     a_failed_hold_leaves_the_previous_hold_untouched,
     release_frees_seats_once,

@@ -13,8 +13,9 @@ pub mod redis;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::domain::best::RowPlan;
 use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
 };
 use crate::error::Result;
 
@@ -47,6 +48,21 @@ pub trait SeatLocks: Send + Sync + 'static {
         seats: &[String],
         ttl_ms: i64,
     ) -> Result<Reply<HoldOutcome>>;
+
+    /// Best available: holds `quantity` adjacent free seats for the user,
+    /// picked by `domain::best`'s rule over `rows` (the show's plan) and
+    /// locked in the same step, releasing the user's previous hold.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold_best(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        quantity: usize,
+        rows: &[RowPlan],
+        ttl_ms: i64,
+    ) -> Result<Reply<BestOutcome>>;
 
     async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>>;
 

@@ -26,9 +26,8 @@ use tokio::sync::Mutex;
 use super::{Reply, SeatLocks};
 use crate::booking::store::Records;
 use crate::clock::Clock;
-use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
-};
+use crate::domain::best::RowPlan;
+use crate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
@@ -181,6 +180,23 @@ impl SeatLocks for Recovering {
     ) -> Result<Reply<HoldOutcome>> {
         self.attempt(show, || self.inner.hold(show, now, user, hold_id, seats, ttl_ms))
             .await
+    }
+
+    async fn hold_best(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        quantity: usize,
+        rows: &[RowPlan],
+        ttl_ms: i64,
+    ) -> Result<Reply<BestOutcome>> {
+        self.attempt(show, || {
+            self.inner
+                .hold_best(show, now, user, hold_id, quantity, rows, ttl_ms)
+        })
+        .await
     }
 
     async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {

@@ -9,10 +9,8 @@ use redis::{AsyncCommands, Script, Value};
 use std::sync::Arc;
 
 use super::{GC_BATCH, Reply, SeatLocks};
-use crate::domain::seats::{
-    ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome, SeatDelta,
-    SeatSnapshot,
-};
+use crate::domain::best::RowPlan;
+use crate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, ShowKeys};
@@ -150,6 +148,44 @@ impl SeatLocks for RedisSeatLocks {
         } else {
             HoldOutcome::Conflict {
                 conflicts: texts(items.get(HEAD + 1))?,
+            }
+        };
+        reply(&items, out)
+    }
+
+    async fn hold_best(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        hold_id: &str,
+        quantity: usize,
+        rows: &[RowPlan],
+        ttl_ms: i64,
+    ) -> Result<Reply<BestOutcome>> {
+        let (ttl, quantity_arg) = (ttl_ms.to_string(), quantity.to_string());
+        let plan: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                let off: Vec<String> = r.unavailable.iter().map(u16::to_string).collect();
+                (r.seats.to_string(), off.join(","))
+            })
+            .collect();
+        let mut args = vec![user, hold_id, &ttl, &quantity_arg];
+        for (row, (seats, off)) in rows.iter().zip(&plan) {
+            args.extend([row.row.as_str(), seats.as_str(), off.as_str()]);
+        }
+        let items = self.run(&self.scripts.hold_best, show, now, &args).await?;
+        let out = if int(&items[HEAD])? == 1 {
+            let prev = text(items.get(HEAD + 1))?;
+            BestOutcome::Held {
+                version: int(&items[1])? as u64,
+                replaced: (!prev.is_empty()).then_some(prev),
+                seats: texts(items.get(HEAD + 2))?,
+            }
+        } else {
+            BestOutcome::NotEnough {
+                largest_block: int(items.get(HEAD + 1).unwrap_or(&Value::Nil))? as usize,
             }
         };
         reply(&items, out)
