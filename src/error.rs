@@ -51,6 +51,8 @@ pub enum Error {
         conflicts: Vec<String>,
         available: SeatList,
     },
+    #[error("no row has that many adjacent free seats")]
+    NotEnoughSeats { largest_block: usize },
     #[error("the hold has expired")]
     HoldExpired,
     #[error("{0}")]
@@ -93,6 +95,7 @@ pub const CODES: &[&str] = &[
     "NOT_FOUND",
     "METHOD_NOT_ALLOWED",
     "SEAT_CONFLICT",
+    "NOT_ENOUGH_SEATS",
     "HOLD_EXPIRED",
     "HOLD_NOT_ACTIVE",
     "ORDER_EXPIRED",
@@ -116,6 +119,7 @@ impl Error {
             Self::ChallengeFailed(_) => "CHALLENGE_FAILED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::SeatConflict { .. } => "SEAT_CONFLICT",
+            Self::NotEnoughSeats { .. } => "NOT_ENOUGH_SEATS",
             Self::HoldExpired => "HOLD_EXPIRED",
             Self::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
             Self::OrderExpired => "ORDER_EXPIRED",
@@ -139,6 +143,7 @@ impl Error {
             }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::SeatConflict { .. }
+            | Self::NotEnoughSeats { .. }
             | Self::HoldExpired
             | Self::HoldNotActive(_)
             | Self::OrderExpired
@@ -175,6 +180,9 @@ impl Error {
             }
             Self::RateLimited { retry_after_secs } => {
                 err.insert("retryAfterSeconds".into(), json!(retry_after_secs));
+            }
+            Self::NotEnoughSeats { largest_block } => {
+                err.insert("largestBlock".into(), json!(largest_block));
             }
             _ => {}
         }
@@ -314,6 +322,7 @@ mod tests {
             Error::ChallengeFailed(String::new()),
             Error::NotFound(String::new()),
             Error::SeatConflict { conflicts: vec![], available: SeatList::new(&[]) },
+            Error::NotEnoughSeats { largest_block: 0 },
             Error::HoldExpired,
             Error::HoldNotActive(String::new()),
             Error::OrderExpired,

@@ -11,9 +11,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::HoldView;
-use super::{Booking, views};
+use super::{Booking, HoldAsk, views};
 use crate::domain::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::extract::{Auth, AuthState, HoldPath, Json};
 use crate::http::openapi::ErrorBody;
 
@@ -29,14 +29,30 @@ where
         .routes(routes!(read, release))
 }
 
-/// Seats to hold, all or none.
+/// Seats to hold, all or none: these (`seatIds`), or the best block of
+/// `quantity` adjacent seats the server picks. One of the two, not both.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HoldRequest {
     show_id: String,
     /// 1 to `MAX_SEATS_PER_HOLD` (default 10) distinct seats of the show's map.
     #[schema(min_items = 1)]
-    seat_ids: Vec<String>,
+    seat_ids: Option<Vec<String>>,
+    /// Best available: this many adjacent seats in one row, picked by the
+    /// server (the ranking is in docs/api.md), 1 to `MAX_SEATS_PER_HOLD`.
+    #[schema(minimum = 1)]
+    quantity: Option<u64>,
+}
+
+impl HoldRequest {
+    fn ask(self) -> Result<HoldAsk> {
+        match (self.seat_ids, self.quantity) {
+            (Some(seats), None) => Ok(HoldAsk::Seats(seats)),
+            (None, Some(q)) => Ok(HoldAsk::Best(usize::try_from(q).unwrap_or(usize::MAX))),
+            (Some(_), Some(_)) => Err(Error::BadRequest("give seatIds or quantity, not both".into())),
+            (None, None) => Err(Error::BadRequest("give seatIds (the seats) or quantity (best available)".into())),
+        }
+    }
 }
 
 /// The `X-Admission-Token` of a hold request (gated shows).
@@ -48,11 +64,11 @@ fn admission_token(headers: &HeaderMap) -> Option<&str> {
     params(("X-Admission-Token" = Option<String>, Header, description = "The admission token, on a show with a waiting room")),
     request_body = HoldRequest,
     responses(
-        (status = 201, description = "Every seat is held for `HOLD_TTL_SECONDS`; the caller's previous hold on the show is released", body = HoldView),
-        (status = 400, description = "No seats, duplicates, too many, or seats not on the map", body = ErrorBody),
+        (status = 201, description = "Every seat is held for `HOLD_TTL_SECONDS` (with `quantity`: the seats the server picked); the caller's previous hold on the show is released", body = HoldView),
+        (status = 400, description = "No seats, duplicates, too many, seats not on the map, a bad quantity, or both seatIds and quantity", body = ErrorBody),
         (status = 403, description = "`ADMISSION_REQUIRED`: the show is gated and the request has no valid admission token", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
-        (status = 409, description = "`SEAT_CONFLICT` (with `conflicts` and `available`) or `SHOW_STARTED`", body = ErrorBody),
+        (status = 409, description = "`SEAT_CONFLICT` (with `conflicts` and `available`), `NOT_ENOUGH_SEATS` (with `largestBlock`) or `SHOW_STARTED`", body = ErrorBody),
     ))]
 async fn create(
     State(booking): State<Arc<Booking>>,
@@ -60,8 +76,9 @@ async fn create(
     headers: HeaderMap,
     Json(req): Json<HoldRequest>,
 ) -> Result<(StatusCode, JsonResponse<HoldView>)> {
+    let show = req.show_id.clone();
     let hold = booking
-        .hold(&user.id, &req.show_id, admission_token(&headers), req.seat_ids)
+        .hold(&user.id, &show, admission_token(&headers), req.ask()?)
         .await?;
     Ok((StatusCode::CREATED, JsonResponse(views::hold(&hold))))
 }

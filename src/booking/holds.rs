@@ -8,10 +8,23 @@ use uuid::Uuid;
 use super::locks::SeatLocks;
 use super::{Booking, Hold, MapSeat, SeatMap, track};
 use crate::domain::catalog::{Layout, Show};
-use crate::domain::seats::{HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
+use crate::domain::seats::{BestOutcome, HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
 use crate::domain::{HoldId, ShowId};
 use crate::error::{Error, Result, SeatList};
 use crate::metrics as m;
+
+/// What a hold asks for: these seats, or the best block of this many.
+#[derive(Debug, Clone)]
+pub enum HoldAsk {
+    Seats(Vec<String>),
+    Best(usize),
+}
+
+/// Why an engine's hold took nothing.
+enum Picked {
+    Conflict(Vec<String>),
+    NotEnough(usize),
+}
 
 impl Booking {
     /// The seat map as of one version of one epoch.
@@ -77,10 +90,11 @@ impl Booking {
             .collect()
     }
 
-    /// Holds `seats` of the show for `user`: the show must exist, the
-    /// waiting room (if any) must have admitted the user, and every seat must
-    /// be free, or nothing is held.
-    pub async fn hold(&self, user: &str, show_id: &str, admission: Option<&str>, seats: Vec<String>) -> Result<Hold> {
+    /// Holds seats of the show for `user`: the show must exist and not
+    /// have started, the waiting room (if any) must have admitted the user;
+    /// then the seats asked for, all free, or the best block of that many
+    /// (`domain::best`), or nothing is held.
+    pub async fn hold(&self, user: &str, show_id: &str, admission: Option<&str>, ask: HoldAsk) -> Result<Hold> {
         let show = self.show(show_id)?;
         if show.start_time <= self.clock.now() {
             return Err(Error::ShowStarted);
@@ -88,25 +102,53 @@ impl Booking {
         let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
         self.gate.check(&show_id, user, admission).await?;
         let layout = self.layout(show)?;
-        self.check_seats(&layout, &seats)?;
         let now_ms = self.clock.now_ms();
-        if seats.iter().any(|s| layout.is_unavailable(s)) {
-            metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
-            return Err(self.unavailable_conflict(show, &layout, user, &seats, now_ms).await?);
-        }
         let hold_id = HoldId::new(&show_id, Uuid::new_v4());
+        let ttl = self.limits.hold_ttl_ms;
         let started = Instant::now();
-        let result = self
-            .locks
-            .hold(
-                &show.id,
-                now_ms,
-                user,
-                hold_id.as_str(),
-                &seats,
-                self.limits.hold_ttl_ms,
-            )
-            .await;
+        let (result, seats) = match ask {
+            HoldAsk::Seats(seats) => {
+                self.check_seats(&layout, &seats)?;
+                if seats.iter().any(|s| layout.is_unavailable(s)) {
+                    metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
+                    return Err(self.unavailable_conflict(show, &layout, user, &seats, now_ms).await?);
+                }
+                let result = self
+                    .locks
+                    .hold(&show.id, now_ms, user, hold_id.as_str(), &seats, ttl)
+                    .await
+                    .map(|r| {
+                        r.map(|out| match out {
+                            HoldOutcome::Held { replaced, .. } => Ok(replaced),
+                            HoldOutcome::Conflict { conflicts } => Err(Picked::Conflict(conflicts)),
+                        })
+                    });
+                (result, seats)
+            }
+            HoldAsk::Best(quantity) => {
+                if quantity == 0 || quantity > self.limits.max_seats_per_hold {
+                    return Err(Error::BadRequest(format!(
+                        "quantity must be from 1 to {} (MAX_SEATS_PER_HOLD)",
+                        self.limits.max_seats_per_hold
+                    )));
+                }
+                let mut picked = Vec::new();
+                let result = self
+                    .locks
+                    .hold_best(&show.id, now_ms, user, hold_id.as_str(), quantity, layout.plan(), ttl)
+                    .await
+                    .map(|r| {
+                        r.map(|out| match out {
+                            BestOutcome::Held { replaced, seats, .. } => {
+                                picked = seats;
+                                Ok(replaced)
+                            }
+                            BestOutcome::NotEnough { largest_block } => Err(Picked::NotEnough(largest_block)),
+                        })
+                    });
+                (result, picked)
+            }
+        };
         metrics::histogram!(m::SEAT_LOCK_DURATION).record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(reply) => track(reply),
@@ -116,14 +158,14 @@ impl Booking {
             }
         };
         match outcome {
-            HoldOutcome::Held { replaced, .. } => {
+            Ok(replaced) => {
                 metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "held").increment(1);
                 let record = HoldRecord {
                     user: user.to_owned(),
                     seats,
                     status: HoldStatus::Held,
                     created_ms: now_ms,
-                    expires_ms: now_ms + self.limits.hold_ttl_ms,
+                    expires_ms: now_ms + ttl,
                     order_id: None,
                     order_created_ms: None,
                     order_expires_ms: None,
@@ -136,12 +178,16 @@ impl Booking {
                     status: HoldStatus::Held,
                 })
             }
-            HoldOutcome::Conflict { conflicts } => {
+            Err(Picked::Conflict(conflicts)) => {
                 metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
                 Err(Error::SeatConflict {
                     conflicts,
                     available: self.board.available(show).await?,
                 })
+            }
+            Err(Picked::NotEnough(largest_block)) => {
+                metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "not_enough").increment(1);
+                Err(Error::NotEnoughSeats { largest_block })
             }
         }
     }

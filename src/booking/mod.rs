@@ -37,6 +37,7 @@ use crate::domain::seats::{HoldRecord, HoldStatus, SeatStatus};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 use board::SeatBoard;
+pub use holds::HoldAsk;
 use gate::AdmissionGate;
 use locks::Reply;
 use locks::recovering::Recovering;

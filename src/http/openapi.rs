@@ -43,6 +43,9 @@ pub struct ErrorDetail {
     /// `RATE_LIMITED`: the same as the `Retry-After` header.
     #[schema(nullable = false)]
     pub retry_after_seconds: Option<u64>,
+    /// `NOT_ENOUGH_SEATS`: the most adjacent free seats any row has.
+    #[schema(nullable = false)]
+    pub largest_block: Option<u64>,
     /// `SERVICE_UNAVAILABLE` from `/readyz`: what is down.
     #[schema(nullable = false)]
     pub down: Option<Vec<String>>,

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod best;
 mod challenge;
 mod client_addr;
 mod drain;

@@ -29,6 +29,18 @@ pub struct Reply<T> {
     pub expired: u32,
 }
 
+impl<T> Reply<T> {
+    /// The same answer with its outcome mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Reply<U> {
+        Reply {
+            out: f(self.out),
+            version: self.version,
+            epoch: self.epoch,
+            expired: self.expired,
+        }
+    }
+}
+
 /// Atomic seat locks for every show. Times are milliseconds since the epoch
 /// and come from the caller, so the same cases run against both engines.
 ///
