@@ -326,6 +326,11 @@ async function showPage(showId) {
   const action = h("button", { id: "action", disabled: true });
   const secondary = h("button", { id: "secondary", class: "secondary", hidden: true });
   const outcome = h("section", { id: "outcome" });
+  // Best available: the server picks N seats together and holds them.
+  const bestQty = h("select", { id: "best-qty", "aria-label": "how many seats together" },
+    [1, 2, 3, 4, 5, 6].map((n) => h("option", { value: n, selected: n === 2 }, String(n))));
+  const best = h("span", { class: "best", id: "best-box" }, "Best ", bestQty, " ",
+    h("button", { id: "best", class: "secondary", onclick: () => holdSeats({ quantity: Number(bestQty.value) }) }, "Best available"));
 
   view.replaceChildren(
     h("h1", {}, movie.title),
@@ -338,7 +343,7 @@ async function showPage(showId) {
       h("span", {}, h("i", { style: "background:var(--held)" }), "held"),
       h("span", {}, h("i", { style: "background:var(--booked)" }), "booked")),
     outcome,
-    h("div", { class: "tray" }, sum, h("div", {}, secondary, " ", action)),
+    h("div", { class: "tray" }, sum, h("div", {}, best, " ", secondary, " ", action)),
   );
 
   const mine = () => new Set(order ? order.seatIds : hold ? hold.seatIds : []);
@@ -351,6 +356,7 @@ async function showPage(showId) {
     const price = Number(show.price);
     clearInterval(tick);
     secondary.hidden = true;
+    best.hidden = Boolean(hold || order);
     if (order && order.status === "CONFIRMED") {
       sum.replaceChildren("Booked: ", h("strong", {}, order.seatIds.join(" ")));
       action.hidden = true;
@@ -380,7 +386,7 @@ async function showPage(showId) {
       action.hidden = false;
       action.disabled = selected.size === 0;
       action.textContent = selected.size ? `Hold ${selected.size} seat${selected.size > 1 ? "s" : ""}` : "Pick seats";
-      action.onclick = holdSeats;
+      action.onclick = () => holdSeats();
       sum.replaceChildren(selected.size ? h("strong", {}, [...selected].join(" ")) : "Tap seats to choose them.");
     }
   };
@@ -432,13 +438,17 @@ async function showPage(showId) {
   };
   const needSignIn = () => { if (!session.token) { toast("Sign in first (top right)."); $("#user").focus(); return true; } return false; };
 
-  async function holdSeats() {
-    if (needSignIn() || selected.size === 0) return;
+  /** Holds the seats picked, or (`pick.quantity`) the best block of that
+   *  many, which the server chooses and locks in one step. */
+  async function holdSeats(pick) {
+    const bestOf = pick?.quantity;
+    if (needSignIn() || (!bestOf && selected.size === 0)) return;
     action.disabled = true;
     holding = true;
     try {
       const adm = admission.get(showId);
-      hold = await api("POST", "/api/v1/holds", { showId, seatIds: [...selected] }, { headers: adm ? { "X-Admission-Token": adm.token } : {} });
+      const body = bestOf ? { showId, quantity: bestOf } : { showId, seatIds: [...selected] };
+      hold = await api("POST", "/api/v1/holds", body, { headers: adm ? { "X-Admission-Token": adm.token } : {} });
       selected.clear();
       for (const id of hold.seatIds) setStatus(id, "HELD");
     } catch (err) {
@@ -453,6 +463,9 @@ async function showPage(showId) {
       if (err.code === "SEAT_CONFLICT") {
         for (const id of err.body.error.conflicts) { selected.delete(id); }
         toast(`Taken just now: ${err.body.error.conflicts.join(", ")}`);
+      } else if (err.code === "NOT_ENOUGH_SEATS") {
+        const most = err.body.error.largestBlock;
+        toast(most ? `No ${bestOf} seats together are left; at most ${most} together.` : "No seats are left.");
       } else toast(err.message);
     } finally {
       holding = false;

@@ -89,3 +89,35 @@ test("a seat taken by someone else while picked is dropped from the picker with 
   await a.waitForSelector("#toast:not([hidden])");
   assert.match(await a.textContent("#toast"), /D3 was just taken/);
 });
+
+test("best available: the server picks seats together, and another shopper's map shows them held", async () => {
+  const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/kaalachakra/shows");
+  const show = shows.find((s) => s.screenId === "pvr-forum-1" && Date.parse(s.startTime) > Date.now()).id;
+  const laptop = { viewport: { width: 1280, height: 800 } };
+  const a = await (await browser.newContext(laptop)).newPage();
+  const b = await (await browser.newContext(laptop)).newPage();
+  const errors = [];
+  for (const p of [a, b]) p.on("pageerror", (e) => errors.push(e.message));
+  await b.goto(`${server.base}/#/show/${show}`);
+  await waitStatus(b, "C5", "AVAILABLE");
+  await a.goto(`${server.base}/`);
+  await a.fill("#user", "best-fan");
+  await a.click("#signin button");
+  await a.waitForSelector("#me:not([hidden])");
+  await a.goto(`${server.base}/#/show/${show}`);
+  await waitStatus(a, "C5", "AVAILABLE");
+  await a.selectOption("#best-qty", "3");
+  await a.click("#best");
+  await a.waitForSelector("#countdown");
+  // Three seats, one row, side by side, shown as the shopper's own.
+  const mine = await a.$$eval('[data-mine="true"]', (els) => els.map((e) => e.dataset.seat));
+  assert.equal(mine.length, 3, JSON.stringify(mine));
+  const parsed = mine.map((id) => ({ row: id.match(/^[A-Z]+/)[0], n: Number(id.replace(/^[A-Z]+/, "")) }));
+  assert.ok(parsed.every((p) => p.row === parsed[0].row), JSON.stringify(mine));
+  const ns = parsed.map((p) => p.n).sort((x, y) => x - y);
+  assert.deepEqual(ns, [ns[0], ns[0] + 1, ns[0] + 2]);
+  assert.equal(await a.isHidden("#best-box"), true, "one hold at a time");
+  for (const id of mine) await waitStatus(b, id, "HELD");
+  await a.screenshot({ path: path.join(artifacts, "best-available.png") });
+  assert.deepEqual(errors, []);
+});
