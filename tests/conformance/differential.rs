@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use showgate::booking::locks::SeatLocks;
-use showgate::domain::seats::{ExtendOutcome, HoldOutcome};
+use showgate::domain::best::{self, RowPlan};
+use showgate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome};
 
 use super::common::{self};
 use super::{SHOW, T0};
@@ -22,7 +23,7 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
     let mut orders: Vec<(String, String, Vec<String>)> = Vec::new(); // (order, hold, seats)
     for step in 0..60i64 {
         let user = format!("u{}", rng.random_range(0..4));
-        let what = rng.random_range(0..8);
+        let what = rng.random_range(0..9);
         let label = format!("seed {seed} step {step} action {what}");
         match what {
             0..=2 => {
@@ -41,6 +42,24 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
                     _ => assert_eq!(a, b, "{label}"),
                 }
                 if matches!(a.out, HoldOutcome::Held { .. }) {
+                    holds.push((user, id));
+                }
+            }
+            8 => {
+                // Best available over rows A (the seats the other holds
+                // pick from) and B (B2 unavailable): the script and the
+                // state machine must pick the same seats.
+                let plan = best::plan(vec![
+                    RowPlan { row: "A".into(), seats: 6, unavailable: vec![] },
+                    RowPlan { row: "B".into(), seats: 6, unavailable: vec![2] },
+                ]);
+                let quantity = rng.random_range(1..=4);
+                let id = format!("h{step}");
+                let ttl = rng.random_range(1_000..400_000);
+                let a = memory.hold_best(SHOW, now, &user, &id, quantity, &plan, ttl).await.unwrap();
+                let b = redis.hold_best(SHOW, now, &user, &id, quantity, &plan, ttl).await.unwrap();
+                assert_eq!(a, b, "{label}");
+                if matches!(a.out, BestOutcome::Held { .. }) {
                     holds.push((user, id));
                 }
             }
