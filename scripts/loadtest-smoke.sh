@@ -14,6 +14,9 @@ db="sg_t_loadsmoke_$$"
 psql "$PG/postgres" -qc "CREATE DATABASE $db"
 timeout 180 "$B/sg-load" flash-sale --shoppers 400 --sockets 80 --rate 200 --nodes 2 --max-seconds 20 \
   --database-url "$PG/$db" --server-bin "$B/showgate"
+psql "$PG/postgres" -qc "CREATE DATABASE ${db}_best"
+timeout 180 "$B/sg-load" flash-sale --shoppers 400 --sockets 80 --rate 200 --nodes 2 --max-seconds 20 \
+  --database-url "$PG/${db}_best" --server-bin "$B/showgate" --best
 
 echo "== sg-load ws-idle"
 timeout 120 "$B/sg-load" ws-idle --sockets 300 --server-bin "$B/showgate"

@@ -30,6 +30,8 @@ pub struct Params {
     pub redis_url: String,
     pub database_url: Option<String>,
     pub server_bin: std::path::PathBuf,
+    /// Shoppers ask for "best available: 2" instead of clicking two seats.
+    pub best: bool,
 }
 
 /// Latencies of one step, in microseconds.
@@ -237,6 +239,7 @@ pub async fn run(p: Params) -> Result<(), String> {
                 [hold_step.clone(), order_step.clone(), pay_step.clone()],
                 sold.clone(),
                 conflicts.clone(),
+                p.best,
             )));
         }
         // Polling shoppers: those next in line beyond the sockets poll.
@@ -267,6 +270,7 @@ pub async fn run(p: Params) -> Result<(), String> {
                     [hold_step.clone(), order_step.clone(), pay_step.clone()],
                     sold.clone(),
                     conflicts.clone(),
+                    p.best,
                 )));
             }
         }
@@ -317,10 +321,16 @@ pub async fn run(p: Params) -> Result<(), String> {
         println!("{}", step.line(name));
     }
     println!(
-        "seats: {} sold of {} for sale ({} hold conflicts on the way)",
+        "seats ({}): {} sold of {} for sale ({} holds answered 409 on the way){}",
+        if p.best { "best available, 2 together" } else { "clicking 2 seats" },
         booked,
         sellable.len(),
-        conflicts.load(Ordering::Relaxed)
+        conflicts.load(Ordering::Relaxed),
+        if room1["soldOut"] == true {
+            format!("; sold out {window:.1} s after admission opened")
+        } else {
+            String::new()
+        }
     );
     if let Some(db) = &p.database_url {
         let pool = sqlx::PgPool::connect(db).await.map_err(|e| e.to_string())?;
@@ -380,7 +390,10 @@ async fn race(
     steps: [Arc<Step>; 3],
     sold: Arc<AtomicU64>,
     conflicts: Arc<AtomicU64>,
+    best: bool,
 ) {
+    // Best available: two seats together, or as many together as are left.
+    let mut quantity = 2u64;
     let mut want: Vec<String> = {
         let mut rng = rand::rng();
         let a = rng.random_range(0..seats.len());
@@ -392,7 +405,11 @@ async fn race(
             .post(format!("{base}/api/v1/holds"))
             .bearer_auth(&user)
             .header("X-Admission-Token", &admission)
-            .json(&json!({"showId": show, "seatIds": want}))
+            .json(&if best {
+                json!({"showId": show, "quantity": quantity})
+            } else {
+                json!({"showId": show, "seatIds": want})
+            })
             .send()
             .await
         {
@@ -402,6 +419,14 @@ async fn race(
         steps[0].record(t.elapsed());
         let status = res.status();
         let body: Value = res.json().await.unwrap_or_default();
+        if status == 409 && best {
+            conflicts.fetch_add(1, Ordering::Relaxed);
+            quantity = quantity.min(body["error"]["largestBlock"].as_u64().unwrap_or(0));
+            if quantity == 0 {
+                return;
+            }
+            continue;
+        }
         if status == 409 {
             conflicts.fetch_add(1, Ordering::Relaxed);
             let avail: Vec<String> = body["error"]["available"]
@@ -416,6 +441,7 @@ async fn race(
             continue;
         }
         let Some(hold) = body["holdId"].as_str() else { return };
+        let got = body["seatIds"].as_array().map_or(want.len(), Vec::len);
         let t = Instant::now();
         let order: Value = match http
             .post(format!("{base}/api/v1/orders"))
@@ -442,7 +468,7 @@ async fn race(
         };
         steps[2].record(t.elapsed());
         if paid["status"] == "CONFIRMED" {
-            sold.fetch_add(want.len() as u64, Ordering::Relaxed);
+            sold.fetch_add(got as u64, Ordering::Relaxed);
         }
         return;
     }

@@ -159,6 +159,9 @@ enum Command {
         database_url: Option<String>,
         #[arg(long, default_value = "target/release/showgate")]
         server_bin: PathBuf,
+        /// Shoppers ask for "best available: 2" instead of clicking two seats.
+        #[arg(long)]
+        best: bool,
     },
     /// Server memory per idle seat-map socket: RSS before and after opening N sockets.
     WsIdle {
@@ -298,6 +301,7 @@ async fn main() {
             redis_url,
             database_url,
             server_bin,
+            best,
         } => {
             if shoppers > 1_000_000 || sockets > shoppers || sockets > 19_000 * nodes.max(1) {
                 Err("at most 1,000,000 shoppers, sockets ≤ shoppers, and ≤ 19,000 sockets per node".into())
@@ -315,6 +319,7 @@ async fn main() {
                             redis_url,
                             database_url,
                             server_bin,
+                            best,
                         })
                         .await
                     }
