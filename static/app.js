@@ -322,6 +322,23 @@ async function showPage(showId) {
 
   const live = h("span", { class: "live", id: "live", "data-state": "connecting" }, "live");
   const rows = h("div", { class: "rows", id: "seatmap" });
+  const map = h("div", { class: "seatmap" }, rows);
+  // Zoom to fit: seats sized so the widest row fits the screen (a 48-seat
+  // IMAX row on a phone too); "Zoom in" gives full-size seats to scroll.
+  let cols = 0, zoomed = false;
+  const zoom = h("button", { id: "zoom", class: "secondary zoom", hidden: true, onclick: () => { zoomed = !zoomed; fit(); } });
+  const fit = () => {
+    const width = map.clientWidth || window.innerWidth;
+    const label = 2 * ((rows.querySelector(".row-label")?.offsetWidth ?? 24) + 4);
+    const gap = (width - label) / Math.max(cols, 1) >= 22 ? 4 : 1;
+    const size = Math.max(4, Math.min(26, Math.floor((width - label) / Math.max(cols, 1)) - gap));
+    const seat = zoomed ? 26 : size;
+    map.style.setProperty("--seat", `${seat}px`);
+    map.style.setProperty("--gap", `${zoomed ? 4 : gap}px`);
+    zoom.hidden = size >= 22;
+    zoom.textContent = zoomed ? "Fit to screen" : "Zoom in";
+  };
+  window.addEventListener("resize", () => { if (!zoomed) fit(); });
   const sum = h("div", { class: "sum", id: "summary" });
   const action = h("button", { id: "action", disabled: true });
   const secondary = h("button", { id: "secondary", class: "secondary", hidden: true });
@@ -336,7 +353,8 @@ async function showPage(showId) {
     h("h1", {}, movie.title),
     h("p", { class: "muted" }, `${show.theatreName} · ${show.screenName} · ${new Date(show.startTime).toLocaleString()} · ${money(show.price, show.currency)} a seat `, live),
     h("div", { class: "screen" }), h("div", { class: "screen-label" }, "SCREEN THIS WAY"),
-    h("div", { class: "seatmap" }, rows),
+    h("p", { class: "map-tools" }, zoom),
+    map,
     h("div", { class: "legend" },
       h("span", {}, h("i", { style: "background:var(--free)" }), "available"),
       h("span", {}, h("i", { style: "background:var(--mine)" }), "yours"),
@@ -428,6 +446,8 @@ async function showPage(showId) {
         return btn;
       }),
       h("span", { class: "row-label" }, row))));
+    cols = Math.max(0, ...[...byRow.values()].map((list) => list.length));
+    fit();
     paint();
   };
   const toggle = (id) => {

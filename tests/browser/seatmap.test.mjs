@@ -121,3 +121,29 @@ test("best available: the server picks seats together, and another shopper's map
   await a.screenshot({ path: path.join(artifacts, "best-available.png") });
   assert.deepEqual(errors, []);
 });
+
+test("the 1,200-seat hall fits the screen on a laptop and on a phone, and zooms in on demand", async () => {
+  const { body: { shows } } = await api(server.base, "GET", "/api/v1/movies/dune-3/shows");
+  const show = shows.find((s) => s.screenId === "inox-imax" && Date.parse(s.startTime) > Date.now()).id;
+  for (const viewport of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
+    const page = await (await browser.newContext({ viewport })).newPage();
+    await page.goto(`${server.base}/#/show/${show}`);
+    await page.waitForSelector('[data-seat="A1"]');
+    // Every seat of every row is inside the window, none scrolled off.
+    const overflow = await page.$$eval(".seat", (els) => els.filter((e) => {
+      const r = e.getBoundingClientRect();
+      return r.left < 0 || r.right > window.innerWidth;
+    }).length);
+    assert.equal(overflow, 0, `${viewport.width}px: seats off the screen`);
+    const cols = await page.$$eval(".row", (rows) => Math.max(...rows.map((r) => r.querySelectorAll(".seat").length)));
+    assert.ok(cols >= 40, `a wide hall: ${cols} columns`);
+    if (viewport.width < 500) {
+      await page.click("#zoom");
+      const width = await page.$eval('[data-seat="A1"]', (e) => e.getBoundingClientRect().width);
+      assert.ok(width >= 24, `zoomed seats are full size: ${width}`);
+      await page.screenshot({ path: path.join(artifacts, "seatmap-zoomed-phone.png") });
+    } else {
+      await page.screenshot({ path: path.join(artifacts, "seatmap-fit-laptop.png") });
+    }
+  }
+});
