@@ -60,18 +60,7 @@ pub async fn run(p: Params) -> Result<(), String> {
     }
     let server = Server::start(&p.server_bin, &envs).await?;
     let base = format!("http://{}", server.addr);
-    let shows: Value = reqwest::get(format!("{base}/api/v1/movies/dune-3/shows"))
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let show = shows["shows"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax" && crate::on_sale(s)))
-        .and_then(|s| s["id"].as_str())
-        .ok_or("no flash-sale show")?
-        .to_owned();
+    let show = crate::flash_sale_show(&base).await?;
     let map: Value = reqwest::get(format!("{base}/api/v1/shows/{show}/seatmap"))
         .await
         .map_err(|e| e.to_string())?

@@ -587,6 +587,23 @@ async fn show_on(http: &str, screen: &str) -> Result<String, String> {
         .ok_or_else(|| "no demo show found".into())
 }
 
+/// The first on-sale show of Dune on the 1,200-seat IMAX screen (the demo
+/// catalog's flash-sale show) of the server at `base`.
+pub async fn flash_sale_show(base: &str) -> Result<String, String> {
+    let shows: serde_json::Value = reqwest::get(format!("{base}/api/v1/movies/dune-3/shows"))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    shows["shows"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax" && on_sale(s)))
+        .and_then(|s| s["id"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| "no flash-sale show".to_owned())
+}
+
 /// Whether a show of the catalog starts more than an hour from now (still on sale).
 pub fn on_sale(show: &serde_json::Value) -> bool {
     show["startTime"]

@@ -47,20 +47,7 @@ pub async fn run(p: Params) -> Result<(), String> {
     }
     let base = format!("http://{}", servers[0].addr);
     let http = reqwest::Client::new();
-    let shows: Value = http
-        .get(format!("{base}/api/v1/movies/dune-3/shows"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let show = shows["shows"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["screenId"] == "inox-imax" && crate::on_sale(s)))
-        .and_then(|s| s["id"].as_str())
-        .ok_or("no flash-sale show")?
-        .to_owned();
+    let show = crate::flash_sale_show(&base).await?;
     // A paused room: nobody is admitted, so every place stays put.
     let admin = Tokens::new(DEV_JWT_SECRET).issue("stampede-ops", true, 3600).map_err(|e| e.to_string())?;
     let res = http
