@@ -32,10 +32,12 @@
 //!
 //! # Dependency rule
 //! app → features → floor → domain. Between features only booking →
-//! catalog, live → catalog and booking's locks, and waitroom → catalog and
-//! booking's gate trait (which it implements). No cycle, nothing upward:
+//! catalog, live → catalog and booking's locks and board trait (which it
+//! implements), and waitroom → catalog and booking's gate trait (which it
+//! implements). No cycle, nothing upward:
 //! features meet through small traits the asking side defines
-//! (`booking::gate::AdmissionGate`, `catalog::Gates`, `waitroom::SeatCount`).
+//! (`booking::gate::AdmissionGate`, `booking::board::SeatBoard`,
+//! `catalog::Gates`, `waitroom::SeatCount`).
 
 pub mod app;
 pub mod auth;
