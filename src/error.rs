@@ -321,7 +321,10 @@ mod tests {
             Error::ChallengeRequired,
             Error::ChallengeFailed(String::new()),
             Error::NotFound(String::new()),
-            Error::SeatConflict { conflicts: vec![], available: SeatList::new(&[]) },
+            Error::SeatConflict {
+                conflicts: vec![],
+                available: SeatList::new(&[]),
+            },
             Error::NotEnoughSeats { largest_block: 0 },
             Error::HoldExpired,
             Error::HoldNotActive(String::new()),

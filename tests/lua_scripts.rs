@@ -507,7 +507,13 @@ async fn wr_join_queues_once_and_answers_each_standing() {
     // pre-queue, whatever `now` the node passes.
     let mut c = f.conn.clone();
     let opens = redis_now_ms(&f).await + 60_000;
-    let _: () = c.hset_multiple(&k.config, &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())]).await.unwrap();
+    let _: () = c
+        .hset_multiple(
+            &k.config,
+            &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())],
+        )
+        .await
+        .unwrap();
     let late_node = (opens + 1).to_string();
     let r = items(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await);
     assert_eq!((text(&r[0]), int(&r[1])), ("PREQUEUED".into(), 1));
@@ -598,7 +604,18 @@ async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() {
 }
 
 fn join_keys(k: &showgate::redis::keys::RoomKeys) -> [&str; 9] {
-    [&k.queue, &k.pre, &k.seq, &k.seen, &k.stats, &k.admitted, &k.events, &k.config, &k.entrants].map(String::as_str)
+    [
+        &k.queue,
+        &k.pre,
+        &k.seq,
+        &k.seen,
+        &k.stats,
+        &k.admitted,
+        &k.events,
+        &k.config,
+        &k.entrants,
+    ]
+    .map(String::as_str)
 }
 
 async fn redis_now_ms(f: &Fixture) -> i64 {
@@ -618,12 +635,24 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     room_run(&f, &s.join, &keys, &["b", &now, "1", &now]).await;
     // "p" and "q" join before the opening (opensAt 1 s ahead of Redis TIME).
     let opens = redis_now_ms(&f).await + 1_000;
-    let _: () = c.hset_multiple(&k.config, &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())]).await.unwrap();
+    let _: () = c
+        .hset_multiple(
+            &k.config,
+            &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())],
+        )
+        .await
+        .unwrap();
     room_run(&f, &s.join, &keys, &["p", &now, "1", &now]).await;
     room_run(&f, &s.join, &keys, &["q", &now, "1", &now]).await;
     let leave_keys = [&k.queue, &k.pre, &k.seen, &k.stats, &k.events].map(String::as_str);
     let n: i64 = redis::from_redis_value(
-        room_run(&f, &s.leave, &leave_keys, &[&k.channel, "PUBLISH", "left", "0", "0", "a"]).await,
+        room_run(
+            &f,
+            &s.leave,
+            &leave_keys,
+            &[&k.channel, "PUBLISH", "left", "0", "0", "a"],
+        )
+        .await,
     )
     .unwrap();
     assert_eq!(n, 1);
@@ -639,13 +668,20 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
         other => panic!("{other:?}"),
     };
     assert_eq!(text(&r[0]), "STALE");
-    tokio::time::sleep(std::time::Duration::from_millis((opens - redis_now_ms(&f).await).max(0) as u64 + 20)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        (opens - redis_now_ms(&f).await).max(0) as u64 + 20,
+    ))
+    .await;
     // The first join after the opening begins it: "r" queues behind the block.
     let r = match room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
     };
-    assert_eq!((text(&r[0]), text(&r[1])), ("QUEUED".into(), "5".into()), "arrivals 1-2, block 3-4, then r");
+    assert_eq!(
+        (text(&r[0]), text(&r[1])),
+        ("QUEUED".into(), "5".into()),
+        "arrivals 1-2, block 3-4, then r"
+    );
     let r = match room_run(&f, &s.open_begin, &begin_keys, &["node-1/1"]).await {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
@@ -654,17 +690,47 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     let entrants: Vec<String> = c.smembers(&k.entrants).await.unwrap();
     assert_eq!(entrants.len(), 2);
     let open_keys = [&k.queue, &k.pre, &k.events, &k.lease].map(String::as_str);
-    let stale = room_run(&f, &s.open, &open_keys, &["node-2/9", "3", &k.channel, "PUBLISH", "0", "q"]).await;
-    assert_eq!(stale, Value::Array(vec![Value::Int(-1)]), "a stale leader places nobody");
-    let r = room_run(&f, &s.open, &open_keys, &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"]).await;
+    let stale = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-2/9", "3", &k.channel, "PUBLISH", "0", "q"],
+    )
+    .await;
+    assert_eq!(
+        stale,
+        Value::Array(vec![Value::Int(-1)]),
+        "a stale leader places nobody"
+    );
+    let r = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"],
+    )
+    .await;
     assert_eq!(r, Value::Array(vec![Value::Int(2), Value::Int(0)]));
-    let again = room_run(&f, &s.open, &open_keys, &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"]).await;
-    assert_eq!(again, Value::Array(vec![Value::Int(0), Value::Int(0)]), "a retry moves nobody twice");
+    let again = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"],
+    )
+    .await;
+    assert_eq!(
+        again,
+        Value::Array(vec![Value::Int(0), Value::Int(0)]),
+        "a retry moves nobody twice"
+    );
     let r = match room_run(&f, &s.ranks, &[&k.queue, &k.events], &["b", "q", "p", "r", "a"]).await {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
     };
-    assert_eq!((int(&r[0]), int(&r[1])), (2, 4), "two events (a left, the block placed), four queued");
+    assert_eq!(
+        (int(&r[0]), int(&r[1])),
+        (2, 4),
+        "two events (a left, the block placed), four queued"
+    );
     let ranks: Vec<i64> = (0..4).map(|i| int(&r[3 + 2 * i])).collect();
     assert_eq!(ranks, vec![0, 1, 2, 3], "b, then the block in lottery order, then r");
     assert_eq!((r[10].clone(), r[11].clone()), (Value::Nil, Value::Nil));

@@ -101,8 +101,13 @@ where
     let end = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (make, step, done, errors, conflicts) =
-            (make.clone(), step.clone(), done.clone(), errors.clone(), conflicts.clone());
+        let (make, step, done, errors, conflicts) = (
+            make.clone(),
+            step.clone(),
+            done.clone(),
+            errors.clone(),
+            conflicts.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let period = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
             let mut next = Instant::now()
@@ -290,7 +295,13 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let seed_sha = load_script(&mut conn, include_str!("../lua/seed_lock.lua")).await?;
     let seat_key = format!("{prefix}seed:seat:__rand_int__");
     let seed_args = [
-        "EVALSHA", &seed_sha, "1", &seat_key, "user__rand_int__", "hold__rand_int__", "300",
+        "EVALSHA",
+        &seed_sha,
+        "1",
+        &seat_key,
+        "user__rand_int__",
+        "hold__rand_int__",
+        "300",
     ];
     let (seed_rps, seed_p50, seed_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &seed_args).await?;
     // The same script when every lock succeeds (a seat among ten million,
@@ -298,7 +309,13 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     // mostly succeeds.
     let fresh_key = format!("{prefix}seedfresh:seat:__rand_int__");
     let fresh_args = [
-        "EVALSHA", &seed_sha, "1", &fresh_key, "user__rand_int__", "hold__rand_int__", "300",
+        "EVALSHA",
+        &seed_sha,
+        "1",
+        &fresh_key,
+        "user__rand_int__",
+        "hold__rand_int__",
+        "300",
     ];
     let (fresh_rps, fresh_p50, fresh_p99) =
         redis_benchmark(&ctx.redis_url, 50, requests, 10_000_000, &fresh_args).await?;
@@ -347,7 +364,9 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     ];
     let (raw_rps, raw_p50, raw_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &args).await?;
     println!("holds, ceilings (redis-benchmark, 50 clients, {space} seats and shoppers):");
-    println!("  the seed's lock script (GET + SET EX per seat): {seed_rps:.0} req/s, p50 {seed_p50:.2} ms, p99 {seed_p99:.2} ms");
+    println!(
+        "  the seed's lock script (GET + SET EX per seat): {seed_rps:.0} req/s, p50 {seed_p50:.2} ms, p99 {seed_p99:.2} ms"
+    );
     println!(
         "  the seed's lock script, every lock succeeding: {fresh_rps:.0} req/s, p50 {fresh_p50:.2} ms, p99 {fresh_p99:.2} ms"
     );

@@ -322,7 +322,11 @@ pub async fn run(p: Params) -> Result<(), String> {
     }
     println!(
         "seats ({}): {} sold of {} for sale ({} holds answered 409 on the way){}",
-        if p.best { "best available, 2 together" } else { "clicking 2 seats" },
+        if p.best {
+            "best available, 2 together"
+        } else {
+            "clicking 2 seats"
+        },
         booked,
         sellable.len(),
         conflicts.load(Ordering::Relaxed),

@@ -247,7 +247,12 @@ async fn main() {
                 .await
             }
         },
-        Command::StampedeWorker { addrs, show, from, count } => {
+        Command::StampedeWorker {
+            addrs,
+            show,
+            from,
+            count,
+        } => {
             if addrs.iter().any(|a| !a.ip().is_loopback()) {
                 Err("loopback only".into())
             } else {

@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -49,7 +49,9 @@ pub async fn run(p: Params) -> Result<(), String> {
     let http = reqwest::Client::new();
     let show = crate::flash_sale_show(&base).await?;
     // A paused room: nobody is admitted, so every place stays put.
-    let admin = Tokens::new(DEV_JWT_SECRET).issue("stampede-ops", true, 3600).map_err(|e| e.to_string())?;
+    let admin = Tokens::new(DEV_JWT_SECRET)
+        .issue("stampede-ops", true, 3600)
+        .map_err(|e| e.to_string())?;
     let res = http
         .put(format!("{base}/api/v1/admin/waitrooms/{show}"))
         .bearer_auth(&admin)
@@ -113,13 +115,20 @@ pub async fn run(p: Params) -> Result<(), String> {
         "stampede: {} queue sockets opened at once over {} server and {processes} client processes, show {show}",
         p.sockets, p.nodes
     );
-    println!("  connected {connected}, a first position on {first}; {within} within {:?}", FIRST_POSITION_WITHIN);
+    println!(
+        "  connected {connected}, a first position on {first}; {within} within {:?}",
+        FIRST_POSITION_WITHIN
+    );
     println!("{}", step.line("first position"));
     println!(
         "  settled positions: {} of {} sockets, {}",
         positions.len(),
         p.sockets,
-        if exact { "exactly 1..N, each once" } else { "NOT a permutation of 1..N" }
+        if exact {
+            "exactly 1..N, each once"
+        } else {
+            "NOT a permutation of 1..N"
+        }
     );
     drop(servers);
     Ok(())
@@ -147,7 +156,9 @@ pub async fn worker(addrs: Vec<std::net::SocketAddr>, show: &str, from: usize, c
     let mut by_node: Vec<Vec<(usize, String)>> = vec![Vec::new(); addrs.len()];
     for i in 0..count {
         let user = from + i;
-        let token = tokens.issue(&format!("stampede-{user}"), false, 3600).map_err(|e| e.to_string())?;
+        let token = tokens
+            .issue(&format!("stampede-{user}"), false, 3600)
+            .map_err(|e| e.to_string())?;
         by_node[user % addrs.len()].push((i, format!("/api/v1/waitrooms/{show}/ws?access_token={token}")));
     }
     println!("READY");
@@ -181,7 +192,13 @@ pub async fn worker(addrs: Vec<std::net::SocketAddr>, show: &str, from: usize, c
             );
             last[i].store(pos, Ordering::Release);
         });
-        opens.push(swarm::open_paths(addrs[node], paths, tally.clone(), on, Duration::from_secs(600)));
+        opens.push(swarm::open_paths(
+            addrs[node],
+            paths,
+            tally.clone(),
+            on,
+            Duration::from_secs(600),
+        ));
     }
     futures::future::join_all(opens).await;
     // Settle: every socket has a first position, then positions stop moving.
@@ -196,7 +213,11 @@ pub async fn worker(addrs: Vec<std::net::SocketAddr>, show: &str, from: usize, c
         .filter(|&f| f != NONE)
         .map(|us| us as f64 / 1000.0)
         .collect();
-    let positions: Vec<u64> = last.iter().map(|p| p.load(Ordering::Acquire)).filter(|&p| p > 0).collect();
+    let positions: Vec<u64> = last
+        .iter()
+        .map(|p| p.load(Ordering::Acquire))
+        .filter(|&p| p > 0)
+        .collect();
     let result = json!({
         "connected": tally.connected.load(Ordering::Relaxed),
         "firstMs": first,

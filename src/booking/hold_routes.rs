@@ -50,7 +50,9 @@ impl HoldRequest {
             (Some(seats), None) => Ok(HoldAsk::Seats(seats)),
             (None, Some(q)) => Ok(HoldAsk::Best(usize::try_from(q).unwrap_or(usize::MAX))),
             (Some(_), Some(_)) => Err(Error::BadRequest("give seatIds or quantity, not both".into())),
-            (None, None) => Err(Error::BadRequest("give seatIds (the seats) or quantity (best available)".into())),
+            (None, None) => Err(Error::BadRequest(
+                "give seatIds (the seats) or quantity (best available)".into(),
+            )),
         }
     }
 }

@@ -87,7 +87,10 @@ impl Loops {
             .collect();
         let this = &self;
         futures::stream::iter(live)
-            .for_each_concurrent(SWEEP_CONCURRENCY, |show| async move { this.sweep_show(&show, now_ms).await })
+            .for_each_concurrent(
+                SWEEP_CONCURRENCY,
+                |show| async move { this.sweep_show(&show, now_ms).await },
+            )
             .await;
     }
 

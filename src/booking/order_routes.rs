@@ -45,7 +45,6 @@ struct CreateOrder {
     hold_id: String,
 }
 
-
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "createOrder", tag = "orders", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]+$",
         description = "1 to 255 visible ASCII characters: repeating a request with the same key answers the first response")),

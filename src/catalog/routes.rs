@@ -55,7 +55,10 @@ async fn movie(State(catalog): State<Arc<Catalog>>, Path(id): Path<String>) -> R
         (status = 200, description = "The dates with at least one show", body = Availability),
         (status = 404, description = "No such movie", body = ErrorBody),
     ))]
-async fn availability(State(catalog): State<Arc<Catalog>>, Path(id): Path<String>) -> Result<JsonResponse<Availability>> {
+async fn availability(
+    State(catalog): State<Arc<Catalog>>,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<Availability>> {
     catalog.movie(&id).ok_or_else(|| Error::not_found("movie"))?;
     Ok(JsonResponse(Availability {
         dates: catalog.dates_of_movie(&id),

@@ -108,9 +108,7 @@ pub fn best_in_row(free: &[bool], quantity: usize) -> Option<usize> {
 /// `NOT_ENOUGH_SEATS`).
 pub fn largest_block<'a>(rows: impl IntoIterator<Item = &'a [bool]>) -> usize {
     rows.into_iter()
-        .map(|free| {
-            free.split(|f| !f).map(<[bool]>::len).max().unwrap_or(0)
-        })
+        .map(|free| free.split(|f| !f).map(<[bool]>::len).max().unwrap_or(0))
         .max()
         .unwrap_or(0)
 }
@@ -145,7 +143,11 @@ mod tests {
     fn a_block_sits_in_the_middle_of_an_empty_row() {
         assert_eq!(best_in_row(&row("xxxxxxxxxx"), 2), Some(4)); // seats 5-6 of 10
         assert_eq!(best_in_row(&row("xxxxxxxxx"), 3), Some(3)); // 4-6 of 9
-        assert_eq!(best_in_row(&row("xxxxxxxxxx"), 3), Some(3), "as near either way: the left one");
+        assert_eq!(
+            best_in_row(&row("xxxxxxxxxx"), 3),
+            Some(3),
+            "as near either way: the left one"
+        );
     }
 
     #[test]
@@ -184,11 +186,22 @@ mod tests {
     fn a_plan_lists_rows_in_preference_order_and_knows_its_seats() {
         let rows: Vec<RowPlan> = ["A", "B", "C"]
             .iter()
-            .map(|r| RowPlan { row: (*r).into(), seats: 4, unavailable: vec![] })
+            .map(|r| RowPlan {
+                row: (*r).into(),
+                seats: 4,
+                unavailable: vec![],
+            })
             .collect();
         let plan = plan(rows);
-        assert_eq!(plan.iter().map(|r| r.row.as_str()).collect::<Vec<_>>(), vec!["B", "C", "A"]);
-        let b = RowPlan { row: "B".into(), seats: 4, unavailable: vec![2] };
+        assert_eq!(
+            plan.iter().map(|r| r.row.as_str()).collect::<Vec<_>>(),
+            vec!["B", "C", "A"]
+        );
+        let b = RowPlan {
+            row: "B".into(),
+            seats: 4,
+            unavailable: vec![2],
+        };
         assert_eq!(b.seat(0), "B1");
         assert_eq!(b.free(|id| id != "B4"), vec![true, false, true, false]);
     }

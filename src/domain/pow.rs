@@ -35,7 +35,10 @@ mod tests {
 
     /// What the queue page's worker does, in Rust.
     fn solve(challenge: &str, bits: u8) -> String {
-        (0u64..).map(|n| n.to_string()).find(|n| solves(challenge, n, bits)).unwrap()
+        (0u64..)
+            .map(|n| n.to_string())
+            .find(|n| solves(challenge, n, bits))
+            .unwrap()
     }
 
     #[test]
@@ -52,11 +55,11 @@ mod tests {
         assert!(solves("c-1", &nonce, 12));
         assert!(solves("c-1", &nonce, 0), "any nonce solves 0 bits");
         // Another challenge, or more bits, almost never takes the same nonce.
-        let misses = (0..64)
-            .filter(|i| !solves(&format!("c-other-{i}"), &nonce, 12))
-            .count();
+        let misses = (0..64).filter(|i| !solves(&format!("c-other-{i}"), &nonce, 12)).count();
         assert!(misses >= 60, "{misses}");
-        let harder = (0..64).filter(|i| solves(&format!("c-{i}"), &solve(&format!("c-{i}"), 8), 16)).count();
+        let harder = (0..64)
+            .filter(|i| solves(&format!("c-{i}"), &solve(&format!("c-{i}"), 8), 16))
+            .count();
         assert!(harder < 8, "{harder}");
     }
 }

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
 use super::best::{self, RowPlan};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -490,7 +490,14 @@ impl ShowSeats {
         if let Some(again) = op.state.holds.get(hold_id).filter(|r| r.user == user) {
             let (replaced, seats) = (again.replaced.clone(), again.seats.clone());
             let (version, fx) = op.finish();
-            return (BestOutcome::Held { version, replaced, seats }, fx);
+            return (
+                BestOutcome::Held {
+                    version,
+                    replaced,
+                    seats,
+                },
+                fx,
+            );
         }
         let prev = op.state.users.get(user).cloned();
         let mine = prev.clone().map(Owner::Hold);
@@ -517,7 +524,14 @@ impl ShowSeats {
 
     /// Locks `seats` (none of them another's) for a new hold of `user`,
     /// releasing the user's previous one, and ends the step.
-    fn take(mut op: Op<'_>, user: &str, hold_id: &str, seats: &[String], prev: Option<String>, ttl_ms: i64) -> (u64, Effects) {
+    fn take(
+        mut op: Op<'_>,
+        user: &str,
+        hold_id: &str,
+        seats: &[String],
+        prev: Option<String>,
+        ttl_ms: i64,
+    ) -> (u64, Effects) {
         let now = op.now;
         for seat in seats {
             if op

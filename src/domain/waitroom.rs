@@ -97,13 +97,13 @@ impl RoomPatch {
             },
             pre_queue: self.pre_queue.or(current.map(|c| c.pre_queue)).unwrap_or_default(),
             paused: self.paused.or(current.map(|c| c.paused)).unwrap_or(false),
-            challenge_bits: self
-                .challenge_bits
-                .or(current.map(|c| c.challenge_bits))
-                .unwrap_or(0),
+            challenge_bits: self.challenge_bits.or(current.map(|c| c.challenge_bits)).unwrap_or(0),
         };
         if config.challenge_bits > crate::domain::pow::MAX_BITS {
-            return Err(format!("challengeBits must be from 0 to {}", crate::domain::pow::MAX_BITS));
+            return Err(format!(
+                "challengeBits must be from 0 to {}",
+                crate::domain::pow::MAX_BITS
+            ));
         }
         if config.burst == 0 || config.burst > 1_000_000 {
             return Err("burst must be from 1 to 1000000".into());

@@ -318,7 +318,10 @@ mod tests {
         while got < 27 {
             got += server.read(&mut buf).await.unwrap();
         }
-        server.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
         // Kept alive and quiet for 40 s (under `idle`), then a second
         // request's header dribbled a byte every 3 s.
         tokio::time::sleep(Duration::from_secs(40)).await;
@@ -334,20 +337,29 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(err.to_string().contains("header"), "{err}");
         let took = started.elapsed();
-        assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(13), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(10) && took < Duration::from_secs(13),
+            "{took:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn after_switching_protocols_frames_are_not_headers() {
         let (mut client, server) = duplex(1024);
         let mut server = Guarded::new(server, TIMES);
-        client.write_all(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 64];
         let mut got = 0;
         while got < 40 {
             got += server.read(&mut buf).await.unwrap();
         }
-        server.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").await.unwrap();
+        server
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+            .await
+            .unwrap();
         // Frames (never a blank line) every 5 s for 30 s: open all along.
         for _ in 0..6 {
             tokio::time::sleep(Duration::from_secs(5)).await;

@@ -110,9 +110,14 @@ impl Modify for Frame {
 /// where a body is read.
 pub fn add_shared_answers(api: &mut OpenApi) {
     for item in api.paths.paths.values_mut() {
-        for op in [item.get.as_mut(), item.post.as_mut(), item.put.as_mut(), item.delete.as_mut()]
-            .into_iter()
-            .flatten()
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             add_to(op);
         }
@@ -144,7 +149,13 @@ fn add_to(op: &mut Operation) {
 /// to operation, parameters, request body)`. Readers see the journey, and
 /// the fuzzer's stateful phase walks it (movies → shows → seat map → hold
 /// → order → payment) instead of guessing ids.
-type LinkSpec = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)], Option<fn() -> serde_json::Value>);
+type LinkSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Option<fn() -> serde_json::Value>,
+);
 
 const MOVIE: &[(&str, &str)] = &[("movie_id", "$response.body#/movies/0/id")];
 const SHOW: &[(&str, &str)] = &[("show_id", "$response.body#/shows/0/id")];
@@ -160,15 +171,25 @@ const LINKS: &[LinkSpec] = &[
     ("listShows", "200", "getSeatMap", SHOW, None),
     ("listShows", "200", "putWaitingRoom", SHOW, None),
     ("listShows", "200", "joinQueue", SHOW, None),
-    ("getSeatMap", "200", "createHold", &[], Some(|| {
-        serde_json::json!({"showId": "$response.body#/showId", "seatIds": ["$response.body#/seats/2/id"]})
-    })),
+    (
+        "getSeatMap",
+        "200",
+        "createHold",
+        &[],
+        Some(|| serde_json::json!({"showId": "$response.body#/showId", "seatIds": ["$response.body#/seats/2/id"]})),
+    ),
     ("putWaitingRoom", "200", "getWaitingRoom", ROOM, None),
     ("putWaitingRoom", "200", "joinQueue", ROOM, None),
     ("putWaitingRoom", "200", "deleteWaitingRoom", ROOM, None),
     ("createHold", "201", "getHold", HOLD, None),
     ("createHold", "201", "releaseHold", HOLD, None),
-    ("createHold", "201", "createOrder", &[], Some(|| serde_json::json!({"holdId": "$response.body#/holdId"}))),
+    (
+        "createHold",
+        "201",
+        "createOrder",
+        &[],
+        Some(|| serde_json::json!({"holdId": "$response.body#/holdId"})),
+    ),
     ("createOrder", "201", "getOrder", ORDER, None),
     ("createOrder", "201", "confirmPayment", ORDER, None),
     ("createOrder", "201", "cancelOrder", ORDER, None),
@@ -178,7 +199,9 @@ const LINKS: &[LinkSpec] = &[
 pub fn add_links(api: &mut OpenApi) {
     for (from, status, to, params, body) in LINKS {
         let Some(op) = operation_mut(api, from) else { continue };
-        let Some(RefOr::T(answer)) = op.responses.responses.get_mut(*status) else { continue };
+        let Some(RefOr::T(answer)) = op.responses.responses.get_mut(*status) else {
+            continue;
+        };
         let mut link = LinkBuilder::new().operation_id(*to);
         for (name, value) in *params {
             link = link.parameter(*name, *value);
@@ -192,18 +215,24 @@ pub fn add_links(api: &mut OpenApi) {
 
 fn operation_mut<'a>(api: &'a mut OpenApi, id: &str) -> Option<&'a mut Operation> {
     api.paths.paths.values_mut().find_map(|item| {
-        [item.get.as_mut(), item.post.as_mut(), item.put.as_mut(), item.delete.as_mut()]
-            .into_iter()
-            .flatten()
-            .find(|op| op.operation_id.as_deref() == Some(id))
+        [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|op| op.operation_id.as_deref() == Some(id))
     })
 }
 
 /// An error answer with the shared shape (429 also names `Retry-After`).
 pub fn error_answer(code: &str, text: &str) -> Response {
-    let mut b = ResponseBuilder::new()
-        .description(text)
-        .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))));
+    let mut b = ResponseBuilder::new().description(text).content(
+        "application/json",
+        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+    );
     if code == "429" {
         b = b.header(
             "Retry-After",

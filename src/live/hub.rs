@@ -10,13 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::feed::{self, Feed, FeedParts, Replica};
 use super::views;
+use crate::booking::board::SeatBoard;
 use crate::booking::locks::SeatLocks;
 use crate::booking::locks::recovering::Recovering;
 use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::seats::Owner;
 use crate::error::{Error, Result, SeatList};
-use crate::booking::board::SeatBoard;
 use crate::ws::registry::{Registry, Viewer};
 
 /// How long a feed outlives its last viewer (a page reload keeps it).

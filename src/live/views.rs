@@ -149,7 +149,10 @@ mod tests {
             assert_eq!((&s["id"], &s["status"]), (&r["id"], &r["status"]));
         }
         let typed: SeatMapView = serde_json::from_value(rest.clone()).expect("the document's shape");
-        assert_eq!((typed.epoch.as_str(), typed.version, typed.seats.len()), ("e1", 7, layout.len()));
+        assert_eq!(
+            (typed.epoch.as_str(), typed.version, typed.seats.len()),
+            ("e1", 7, layout.len())
+        );
         let b2 = b.iter().find(|s| s["id"] == "B2").unwrap();
         assert_eq!(
             (b2["row"].as_str(), b2["number"].as_u64(), b2["status"].as_str()),

@@ -79,7 +79,13 @@ impl Rooms {
     /// Lets a join through the room's proof of work: a shopper already in
     /// the room passes; a new one needs a solved, unspent challenge of
     /// theirs for this show, issued at no fewer bits than the room asks now.
-    pub(super) async fn check_proof(&self, room: &StoredRoom, show: &Show, user: &str, proof: Option<&JoinProof>) -> Result<()> {
+    pub(super) async fn check_proof(
+        &self,
+        room: &StoredRoom,
+        show: &Show,
+        user: &str,
+        proof: Option<&JoinProof>,
+    ) -> Result<()> {
         let bits = room.config.challenge_bits;
         if bits == 0 {
             return Ok(());
@@ -90,7 +96,10 @@ impl Rooms {
             return Ok(());
         }
         let (challenge, nonce) = match proof {
-            Some(JoinProof { challenge: Some(c), nonce }) => (c, nonce.as_ref().map(Nonce::text).unwrap_or_default()),
+            Some(JoinProof {
+                challenge: Some(c),
+                nonce,
+            }) => (c, nonce.as_ref().map(Nonce::text).unwrap_or_default()),
             _ => return Err(Error::ChallengeRequired),
         };
         let claims = self.tokens.check_challenge(challenge, user, &show.id)?;
@@ -102,8 +111,14 @@ impl Rooms {
         if nonce.len() > MAX_NONCE_LEN || !pow::solves(challenge, &nonce, claims.bits) {
             return Err(Error::ChallengeFailed("the nonce does not solve the challenge".into()));
         }
-        if !self.engine.spend_challenge(&show.id, &claims.jti, claims.exp * 1000).await? {
-            return Err(Error::ChallengeFailed("this challenge has been used: get a new one".into()));
+        if !self
+            .engine
+            .spend_challenge(&show.id, &claims.jti, claims.exp * 1000)
+            .await?
+        {
+            return Err(Error::ChallengeFailed(
+                "this challenge has been used: get a new one".into(),
+            ));
         }
         Ok(())
     }

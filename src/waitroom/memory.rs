@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use super::engine::{
     Counters, Opening, RoomEvent, SeatCount, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms,
 };
-use crate::domain::waitroom::PreQueue;
 use crate::clock::Clock;
+use crate::domain::waitroom::PreQueue;
 use crate::error::Result;
 
 /// Events a socket feed may fall behind by before it sees a gap and re-reads.
@@ -207,7 +207,10 @@ impl WaitingRooms for MemoryWaitingRooms {
                 None => {
                     r.joined += 1;
                     r.seen.insert(user.to_owned(), until);
-                    let random = r.stored.as_ref().is_some_and(|s| s.config.pre_queue == PreQueue::Random);
+                    let random = r
+                        .stored
+                        .as_ref()
+                        .is_some_and(|s| s.config.pre_queue == PreQueue::Random);
                     if before_opening && random {
                         r.pre.insert(user.to_owned());
                         return Stand {

@@ -348,7 +348,12 @@ impl WaitingRooms for RedisWaitingRooms {
 
     async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>> {
         let k = self.k(show);
-        let mut args = vec![token.to_owned(), base.to_string(), k.channel.clone(), self.publish().into()];
+        let mut args = vec![
+            token.to_owned(),
+            base.to_string(),
+            k.channel.clone(),
+            self.publish().into(),
+        ];
         for (rank, user) in ranked {
             args.push(rank.to_string());
             args.push(user.clone());

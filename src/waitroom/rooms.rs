@@ -11,11 +11,11 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
+use super::challenge::JoinProof;
 use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
 use super::hub::QueueHub;
 use super::leader::{Leader, TICK_EVERY, tick_period};
 use super::store::{DurableRoom, RoomStore};
-use super::challenge::JoinProof;
 use super::views::{self, RoomView, StandingView};
 use crate::auth::Tokens;
 use crate::clock::Clock;
@@ -172,20 +172,22 @@ impl Rooms {
         Ok(views::admin(&show.id, &room, &counters, now))
     }
 
-
     /// Joins (`create`, through the room's proof of work) or reads (for
     /// polling) and answers the contract's shape.
-    pub async fn stand(&self, show: &Show, user: &str, create: bool, proof: Option<&JoinProof>) -> Result<StandingView> {
+    pub async fn stand(
+        &self,
+        show: &Show,
+        user: &str,
+        create: bool,
+        proof: Option<&JoinProof>,
+    ) -> Result<StandingView> {
         let room = self.room(&show.id).await?;
         if create {
             self.check_proof(&room, show, user, proof).await?;
         }
         let now = self.clock.now();
         let ms = now.timestamp_millis();
-        let stand = self
-            .engine
-            .join(&show.id, user, ms, create, ms)
-            .await?;
+        let stand = self.engine.join(&show.id, user, ms, create, ms).await?;
         views::standing(&room, &stand.standing, now, |expires_ms| {
             self.tokens.admission(user, &show.id, expires_ms)
         })

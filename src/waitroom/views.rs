@@ -95,7 +95,11 @@ pub fn standing(
         Standing::Queued {
             position, queue_length, ..
         } => {
-            let state = if room.sold_out { RoomState::SoldOut } else { RoomState::Queued };
+            let state = if room.sold_out {
+                RoomState::SoldOut
+            } else {
+                RoomState::Queued
+            };
             let eta = eta_seconds(*position, eta_rate(room)).map(|s| s as i64);
             StandingView::new(state, Some(*position), Some(*queue_length), eta)
         }

@@ -136,10 +136,16 @@ impl Upgrade {
 #[allow(dead_code)]
 pub struct Handshake {
     /// A list that includes `websocket` (any case).
-    #[param(rename = "Upgrade", pattern = r"^([^,]*,)*[ \t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \t]*(,[^,]*)*$")]
+    #[param(
+        rename = "Upgrade",
+        pattern = r"^([^,]*,)*[ \t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \t]*(,[^,]*)*$"
+    )]
     upgrade: String,
     /// A list that includes `upgrade` (any case).
-    #[param(rename = "Connection", pattern = r"^([^,]*,)*[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,[^,]*)*$")]
+    #[param(
+        rename = "Connection",
+        pattern = r"^([^,]*,)*[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,[^,]*)*$"
+    )]
     connection: String,
     /// 16 random bytes, base64.
     #[param(rename = "Sec-WebSocket-Key", pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]

@@ -11,8 +11,12 @@ use crate::helpers::{TestApp, assert_error, common, spawn_app, spawn_app_with, s
 
 impl TestApp {
     async fn hold_best(&self, token: &str, show: &str, quantity: u64) -> reqwest::Response {
-        self.post("/api/v1/holds", Some(token), json!({"showId": show, "quantity": quantity}))
-            .await
+        self.post(
+            "/api/v1/holds",
+            Some(token),
+            json!({"showId": show, "quantity": quantity}),
+        )
+        .await
     }
 }
 
@@ -27,7 +31,11 @@ async fn sixty_shoppers_race_for_pairs(app: TestApp) {
     let answers = futures::future::join_all(tokens.iter().map(|t| app.hold_best(t, &show, 2))).await;
     let mut seen = HashSet::new();
     for res in answers {
-        assert_eq!(res.status(), StatusCode::CREATED, "no conflict between best-available picks");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "no conflict between best-available picks"
+        );
         let hold: Value = res.json().await.unwrap();
         let seats: Vec<String> = serde_json::from_value(hold["seatIds"].clone()).unwrap();
         assert_eq!(seats.len(), 2);
@@ -80,7 +88,12 @@ async fn best_available_input_is_checked_and_a_full_row_set_says_how_big_a_block
     let both = json!({"showId": show, "seatIds": ["A1"], "quantity": 1});
     assert_error(app.post("/api/v1/holds", Some(&alice), both).await, 400, "BAD_REQUEST").await;
     let neither = json!({"showId": show});
-    assert_error(app.post("/api/v1/holds", Some(&alice), neither).await, 400, "BAD_REQUEST").await;
+    assert_error(
+        app.post("/api/v1/holds", Some(&alice), neither).await,
+        400,
+        "BAD_REQUEST",
+    )
+    .await;
     assert_error(app.hold_best(&alice, &show, 0).await, 400, "BAD_REQUEST").await;
     assert_error(app.hold_best(&alice, &show, 201).await, 400, "BAD_REQUEST").await;
     // More than any row holds: 409 with the largest block left, nothing held.

@@ -193,7 +193,11 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 1024];
         let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         let began = std::time::Instant::now();
         s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();

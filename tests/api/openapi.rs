@@ -55,19 +55,38 @@ async fn the_document_lists_the_contract_with_one_id_per_operation_and_the_error
     let app = spawn_memory_app().await;
     let res = app.get("/api/v1/openapi.json", None).await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let doc: Value = res.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
     let ops = operations(&doc);
     let listed: HashSet<(&str, &str)> = ops.iter().map(|(m, p, _)| (m.as_str(), p.as_str())).collect();
     for (method, path) in CONTRACT {
-        assert!(listed.contains(&(*method, *path)), "{method} {path} is not in the document");
+        assert!(
+            listed.contains(&(*method, *path)),
+            "{method} {path} is not in the document"
+        );
     }
     // The development token route is served here (no JWT_SECRET), so it is listed.
     assert!(listed.contains(&("post", "/api/v1/dev/token")));
-    assert_eq!(ops.len(), CONTRACT.len() + 1, "a route the contract does not name: {listed:?}");
+    assert_eq!(
+        ops.len(),
+        CONTRACT.len() + 1,
+        "a route the contract does not name: {listed:?}"
+    );
 
-    let ids: Vec<&str> = ops.iter().map(|(_, _, op)| op["operationId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = ops
+        .iter()
+        .map(|(_, _, op)| op["operationId"].as_str().unwrap())
+        .collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "operation ids repeat: {ids:?}");
 
@@ -77,7 +96,10 @@ async fn the_document_lists_the_contract_with_one_id_per_operation_and_the_error
             assert!(answers.contains_key(shared), "{method} {path} lacks {shared}");
         }
         if op.get("security").is_some() {
-            assert!(answers.contains_key("401"), "{method} {path} needs a token but lacks 401");
+            assert!(
+                answers.contains_key("401"),
+                "{method} {path} needs a token but lacks 401"
+            );
         }
         for (status, answer) in answers {
             if status.starts_with('4') || status.starts_with('5') {
@@ -97,7 +119,10 @@ async fn the_document_lists_the_contract_with_one_id_per_operation_and_the_error
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect();
-    assert!(codes.contains(&"SEAT_CONFLICT") && codes.contains(&"SHOW_STARTED"), "{codes:?}");
+    assert!(
+        codes.contains(&"SEAT_CONFLICT") && codes.contains(&"SHOW_STARTED"),
+        "{codes:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,8 +132,13 @@ async fn a_route_that_is_not_served_is_not_documented() {
     settings.jwt_secret = Some("a-real-secret-for-this-test".into());
     let app = start(settings).await;
     let doc = app.get_json("/api/v1/openapi.json", None).await;
-    assert!(doc["paths"].get("/api/v1/dev/token").is_none(), "documented but not served");
-    let res = app.post("/api/v1/dev/token", None, serde_json::json!({"userId": "x"})).await;
+    assert!(
+        doc["paths"].get("/api/v1/dev/token").is_none(),
+        "documented but not served"
+    );
+    let res = app
+        .post("/api/v1/dev/token", None, serde_json::json!({"userId": "x"}))
+        .await;
     assert_eq!(res.status(), 404);
 }
 

@@ -26,10 +26,7 @@ async fn calls(conn: &mut redis::aio::MultiplexedConnection) -> HashMap<String, 
 /// a 4 s window after the nodes have settled.
 async fn sweeping_per_second(n: usize) -> (f64, f64) {
     let redis = OwnRedis::start();
-    let env = vec![
-        ("REDIS_URL", redis.url()),
-        ("SWEEP_INTERVAL_MS", "250".to_string()),
-    ];
+    let env = vec![("REDIS_URL", redis.url()), ("SWEEP_INTERVAL_MS", "250".to_string())];
     let mut nodes = Vec::new();
     for _ in 0..n {
         nodes.push(Node::start(&env).await);
@@ -41,7 +38,11 @@ async fn sweeping_per_second(n: usize) -> (f64, f64) {
         .unwrap();
     // Every show's state is built by the first passes; then quiet.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let c = calls(&mut conn).await;
     let get = |k: &str| *c.get(k).unwrap_or(&0) as f64 / 4.0;
@@ -53,7 +54,9 @@ async fn sweeping_per_second(n: usize) -> (f64, f64) {
 async fn sweeping_costs_redis_the_same_with_one_node_or_three() {
     let (scripts_1, checks_1) = sweeping_per_second(1).await;
     let (scripts_3, checks_3) = sweeping_per_second(3).await;
-    println!("sweeping, commands/s: 1 node: {scripts_1:.1} scripts, {checks_1:.1} checks; 3 nodes: {scripts_3:.1} scripts, {checks_3:.1} checks");
+    println!(
+        "sweeping, commands/s: 1 node: {scripts_1:.1} scripts, {checks_1:.1} checks; 3 nodes: {scripts_3:.1} scripts, {checks_3:.1} checks"
+    );
     // 4 passes a second over the demo catalog's current shows: one node's
     // worth of checks, whatever the number of nodes.
     assert!(checks_1 > 100.0, "the sweeper ran: {checks_1}");
@@ -85,7 +88,9 @@ async fn a_failing_show_does_not_stop_the_sweep_of_the_others() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| chrono::DateTime::parse_from_rfc3339(s["startTime"].as_str().unwrap()).unwrap() > chrono::Utc::now())
+        .filter(|s| {
+            chrono::DateTime::parse_from_rfc3339(s["startTime"].as_str().unwrap()).unwrap() > chrono::Utc::now()
+        })
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect();
     let (broken, fine) = (&ids[0], &ids[1]);
@@ -101,12 +106,20 @@ async fn a_failing_show_does_not_stop_the_sweep_of_the_others() {
     let deadlines = keys.show(fine).deadlines;
     let mut left = 1;
     for _ in 0..50 {
-        left = redis::cmd("ZCARD").arg(&deadlines).query_async(&mut conn).await.unwrap();
+        left = redis::cmd("ZCARD")
+            .arg(&deadlines)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         if left == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(left, 0, "the fine show's hold was swept despite the broken one");
-    let _: () = redis::cmd("DEL").arg(keys.show(broken).deadlines).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(keys.show(broken).deadlines)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }

@@ -369,7 +369,13 @@ async fn joins_racing_the_opening_on_two_nodes_are_never_stranded_or_passed() {
                 i += 1;
                 let node = &c.nodes[(w + i) % 2];
                 let url = node.url(&format!("/api/v1/waitrooms/{}/join", c.show));
-                let res = c.http.post(url).bearer_auth(Cluster::token(&user)).send().await.unwrap();
+                let res = c
+                    .http
+                    .post(url)
+                    .bearer_auth(Cluster::token(&user))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(res.status(), 200);
                 let body: Value = res.json().await.unwrap();
                 joined.lock().unwrap().push((user, body["preQueue"] == true));
@@ -380,7 +386,11 @@ async fn joins_racing_the_opening_on_two_nodes_are_never_stranded_or_passed() {
     join_all(streams).await;
     let joined = joined.lock().unwrap().clone();
     let pre = joined.iter().filter(|(_, p)| *p).count();
-    assert!(pre > 20 && joined.len() - pre > 20, "both sides of the opening: {pre} of {}", joined.len());
+    assert!(
+        pre > 20 && joined.len() - pre > 20,
+        "both sides of the opening: {pre} of {}",
+        joined.len()
+    );
 
     // The leader places the block within a tick or two.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -388,7 +398,16 @@ async fn joins_racing_the_opening_on_two_nodes_are_never_stranded_or_passed() {
         let mut positions = HashMap::new();
         for (user, _) in &joined {
             let url = c.nodes[0].url(&format!("/api/v1/waitrooms/{}/me", c.show));
-            let me: Value = c.http.get(url).bearer_auth(Cluster::token(user)).send().await.unwrap().json().await.unwrap();
+            let me: Value = c
+                .http
+                .get(url)
+                .bearer_auth(Cluster::token(user))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if me["preQueue"] != true {
                 positions.insert(user.clone(), me["position"].as_u64().unwrap());
             }
@@ -399,8 +418,18 @@ async fn joins_racing_the_opening_on_two_nodes_are_never_stranded_or_passed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(positions.len(), joined.len(), "someone is stranded in the pre-queue");
-    let last_pre = joined.iter().filter(|(_, p)| *p).map(|(u, _)| positions[u]).max().unwrap();
-    let first_after = joined.iter().filter(|(_, p)| !*p).map(|(u, _)| positions[u]).min().unwrap();
+    let last_pre = joined
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(u, _)| positions[u])
+        .max()
+        .unwrap();
+    let first_after = joined
+        .iter()
+        .filter(|(_, p)| !*p)
+        .map(|(u, _)| positions[u])
+        .min()
+        .unwrap();
     assert_eq!(last_pre as usize, pre, "the lottery block is the head of the queue");
     assert_eq!(first_after as usize, pre + 1, "everyone after the opening is behind it");
 }

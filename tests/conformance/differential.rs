@@ -50,14 +50,28 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
                 // pick from) and B (B2 unavailable): the script and the
                 // state machine must pick the same seats.
                 let plan = best::plan(vec![
-                    RowPlan { row: "A".into(), seats: 6, unavailable: vec![] },
-                    RowPlan { row: "B".into(), seats: 6, unavailable: vec![2] },
+                    RowPlan {
+                        row: "A".into(),
+                        seats: 6,
+                        unavailable: vec![],
+                    },
+                    RowPlan {
+                        row: "B".into(),
+                        seats: 6,
+                        unavailable: vec![2],
+                    },
                 ]);
                 let quantity = rng.random_range(1..=4);
                 let id = format!("h{step}");
                 let ttl = rng.random_range(1_000..400_000);
-                let a = memory.hold_best(SHOW, now, &user, &id, quantity, &plan, ttl).await.unwrap();
-                let b = redis.hold_best(SHOW, now, &user, &id, quantity, &plan, ttl).await.unwrap();
+                let a = memory
+                    .hold_best(SHOW, now, &user, &id, quantity, &plan, ttl)
+                    .await
+                    .unwrap();
+                let b = redis
+                    .hold_best(SHOW, now, &user, &id, quantity, &plan, ttl)
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{label}");
                 if matches!(a.out, BestOutcome::Held { .. }) {
                     holds.push((user, id));

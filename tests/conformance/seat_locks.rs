@@ -355,7 +355,11 @@ async fn best_available_picks_by_the_rule_in_one_step(locks: Arc<dyn SeatLocks>)
     let r = best("alice", "h1", 2).await;
     assert_eq!(
         r.out,
-        BestOutcome::Held { version: 1, replaced: None, seats: seats(&["B3", "B4"]) }
+        BestOutcome::Held {
+            version: 1,
+            replaced: None,
+            seats: seats(&["B3", "B4"])
+        }
     );
     // A retry of the same hold answers the same seats and changes nothing.
     let again = best("alice", "h1", 2).await;
@@ -365,15 +369,27 @@ async fn best_available_picks_by_the_rule_in_one_step(locks: Arc<dyn SeatLocks>)
     let r = best("alice", "h2", 2).await;
     assert_eq!(
         r.out,
-        BestOutcome::Held { version: 1, replaced: Some("h1".into()), seats: seats(&["B3", "B4"]) }
+        BestOutcome::Held {
+            version: 1,
+            replaced: Some("h1".into()),
+            seats: seats(&["B3", "B4"])
+        }
     );
     // Bob gets the pair left in row B (B5-B6), not B1 alone.
     let r = best("bob", "h3", 2).await;
-    assert!(matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["B5", "B6"]), "{:?}", r.out);
+    assert!(
+        matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["B5", "B6"]),
+        "{:?}",
+        r.out
+    );
     // Three together no longer fit in row B: row C, from its left end
     // (its middle blocks would strand a seat).
     let r = best("carol", "h4", 3).await;
-    assert!(matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["C1", "C2", "C3"]), "{:?}", r.out);
+    assert!(
+        matches!(r.out, BestOutcome::Held { ref seats, .. } if seats == &["C1", "C2", "C3"]),
+        "{:?}",
+        r.out
+    );
     // Seven never fit: nothing changes, and the largest block is row A's six.
     let before = locks.snapshot(SHOW, T0).await.unwrap();
     let r = best("dave", "h5", 7).await;

@@ -316,9 +316,18 @@ async fn the_pre_queue_is_decided_by_the_shared_clock(r: Rooms) {
     let ranked: Vec<(u64, String)> = order.iter().cloned().enumerate().map(|(i, u)| (i as u64, u)).collect();
     assert_eq!(rooms.open(SHOW, "node-2/99", base, &ranked).await.unwrap(), None);
     // In two chunks, the second one twice (a retry): nothing moves twice.
-    assert_eq!(rooms.open(SHOW, &token, base, &ranked[..1]).await.unwrap(), Some((1, 2)));
-    assert_eq!(rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(), Some((2, 0)));
-    assert_eq!(rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(), Some((0, 0)));
+    assert_eq!(
+        rooms.open(SHOW, &token, base, &ranked[..1]).await.unwrap(),
+        Some((1, 2))
+    );
+    assert_eq!(
+        rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(),
+        Some((2, 0))
+    );
+    assert_eq!(
+        rooms.open(SHOW, &token, base, &ranked[1..]).await.unwrap(),
+        Some((0, 0))
+    );
     assert_eq!(
         rooms.open_begin(SHOW, &token).await.unwrap(),
         Opening::Open { base, pending: 0 },
@@ -344,7 +353,10 @@ async fn a_challenge_is_spent_once(r: Rooms) {
     assert!(rooms.spend_challenge(SHOW, "c1", until).await.unwrap());
     assert!(!rooms.spend_challenge(SHOW, "c1", until).await.unwrap(), "spent");
     assert!(rooms.spend_challenge(SHOW, "c2", until).await.unwrap());
-    assert!(rooms.spend_challenge("another-show", "c1", until).await.unwrap(), "per show");
+    assert!(
+        rooms.spend_challenge("another-show", "c1", until).await.unwrap(),
+        "per show"
+    );
 }
 
 macro_rules! room_cases {

@@ -11,7 +11,10 @@ use tokio::sync::broadcast;
 use super::{EVENT_BUFFER, GC_BATCH, Reply, SeatLocks};
 use crate::broadcast::lossy_stream;
 use crate::domain::best::RowPlan;
-use crate::domain::seats::{BestOutcome, Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot, ShowSeats};
+use crate::domain::seats::{
+    BestOutcome, Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, RecordState, ReleaseOutcome, SeatDelta,
+    SeatSnapshot, ShowSeats,
+};
 use crate::error::{Error, Result};
 
 struct Show {
@@ -105,7 +108,9 @@ impl SeatLocks for MemorySeatLocks {
         rows: &[RowPlan],
         ttl_ms: i64,
     ) -> Result<Reply<BestOutcome>> {
-        self.with(show, |s, t| s.hold_best(show, now, t, user, hold_id, quantity, rows, ttl_ms))
+        self.with(show, |s, t| {
+            s.hold_best(show, now, t, user, hold_id, quantity, rows, ttl_ms)
+        })
     }
 
     async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {

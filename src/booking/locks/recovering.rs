@@ -27,7 +27,9 @@ use super::{Reply, SeatLocks};
 use crate::booking::store::Records;
 use crate::clock::Clock;
 use crate::domain::best::RowPlan;
-use crate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot};
+use crate::domain::seats::{
+    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
@@ -193,8 +195,7 @@ impl SeatLocks for Recovering {
         ttl_ms: i64,
     ) -> Result<Reply<BestOutcome>> {
         self.attempt(show, || {
-            self.inner
-                .hold_best(show, now, user, hold_id, quantity, rows, ttl_ms)
+            self.inner.hold_best(show, now, user, hold_id, quantity, rows, ttl_ms)
         })
         .await
     }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::best::RowPlan;
-use crate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot};
+use crate::domain::seats::{
+    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome,
+    SeatDelta, SeatSnapshot,
+};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, ShowKeys};
@@ -296,7 +299,11 @@ impl SeatLocks for RedisSeatLocks {
         // pass is idempotent.)
         let holder: Option<String> = redis::cmd("GET").arg(&lease).query_async(&mut conn).await?;
         if holder.as_deref() == Some(node) {
-            let _: () = redis::cmd("PEXPIRE").arg(&lease).arg(ttl_ms).query_async(&mut conn).await?;
+            let _: () = redis::cmd("PEXPIRE")
+                .arg(&lease)
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await?;
             return Ok(true);
         }
         Ok(false)
