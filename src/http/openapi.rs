@@ -109,8 +109,13 @@ impl Modify for Frame {
 /// but still has the shape); 401 where a token is needed; 400 and 413
 /// where a body is read.
 pub fn add_shared_answers(api: &mut OpenApi) {
-    for item in api.paths.paths.values_mut() {
-        for op in [
+    operations(api).for_each(add_to);
+}
+
+/// Every operation of the document (the routes use these four methods).
+fn operations(api: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    api.paths.paths.values_mut().flat_map(|item| {
+        [
             item.get.as_mut(),
             item.post.as_mut(),
             item.put.as_mut(),
@@ -118,10 +123,7 @@ pub fn add_shared_answers(api: &mut OpenApi) {
         ]
         .into_iter()
         .flatten()
-        {
-            add_to(op);
-        }
-    }
+    })
 }
 
 fn add_to(op: &mut Operation) {
@@ -214,17 +216,7 @@ pub fn add_links(api: &mut OpenApi) {
 }
 
 fn operation_mut<'a>(api: &'a mut OpenApi, id: &str) -> Option<&'a mut Operation> {
-    api.paths.paths.values_mut().find_map(|item| {
-        [
-            item.get.as_mut(),
-            item.post.as_mut(),
-            item.put.as_mut(),
-            item.delete.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        .find(|op| op.operation_id.as_deref() == Some(id))
-    })
+    operations(api).find(|op| op.operation_id.as_deref() == Some(id))
 }
 
 /// An error answer with the shared shape (429 also names `Retry-After`).
