@@ -18,6 +18,14 @@
 --                            is sold before the state is rebuilt from Postgres.
 --   KEYS[8] stamps     HASH  orderId -> the order state (updated_at, µs) whose
 --                            seat change was applied last; older ones are refused
+--   KEYS[9] waiters    ZSET  the waiting list: userId scored by arrival
+--   KEYS[10] waitlist  HASH  "w:<user>" -> "<quantity> <offer holdId>" of a
+--                            waiter; "o:<user>" -> holdId of the user's last
+--                            offer; "n:<q>" -> how many wait for q seats;
+--                            "seq"; "plan" (the rows in preference order, JSON
+--                            [[label, seats, "unavailable numbers"], ...]);
+--                            "ttl" (an offer's, ms); "made", "taken",
+--                            "expired", "declined" (what became of offers)
 -- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
@@ -28,7 +36,7 @@
 local K = {
   seats = KEYS[1], holds = KEYS[2], users = KEYS[3],
   deadlines = KEYS[4], gc = KEYS[5], version = KEYS[6],
-  epoch_key = KEYS[7], stamps = KEYS[8],
+  epoch_key = KEYS[7], stamps = KEYS[8], waiters = KEYS[9], waitlist = KEYS[10],
   show = ARGV[1], channel = ARGV[2], pubcmd = ARGV[3],
   now = tonumber(ARGV[4]), retention = tonumber(ARGV[5]),
 }
@@ -70,6 +78,9 @@ local function hold_end(id, rec, status, at)
   if redis.call('HGET', K.users, rec.u) == id then redis.call('HDEL', K.users, rec.u) end
   redis.call('ZREM', K.deadlines, id)
   redis.call('ZADD', K.gc, K.now + K.retention, id)
+  if rec.w then
+    redis.call('HINCRBY', K.waitlist, status == 'EXPIRED' and 'expired' or 'declined', 1)
+  end
 end
 
 -- Frees what is due: holds past expiresAt, and seats of orders whose lock
@@ -102,9 +113,198 @@ local function sweep()
   return expired
 end
 
--- Bumps the version once and publishes one delta for all of this script's
--- changes; a script that changed nothing leaves the version alone.
+-- The best block of `quantity` in one row (free[k]: seat k can be sold), or
+-- nil: the rule of src/domain/best.rs (a block that strands no single free
+-- seat first, then the one nearest the middle, then the leftmost).
+local function best_in_row(free, n, quantity)
+  local best, best_strands, best_distance
+  local k = 1
+  while k <= n do
+    if not free[k] then
+      k = k + 1
+    else
+      local run_start = k
+      while k <= n and free[k] do k = k + 1 end
+      local run_end = k -- exclusive
+      for s = run_start, run_end - quantity do
+        local left, right = s - run_start, run_end - (s + quantity)
+        local strands = (left == 1 or right == 1) and 1 or 0
+        -- Twice the distance between the block's middle and the row's.
+        local distance = math.abs(2 * s + quantity - n - 2)
+        if best == nil or strands < best_strands or (strands == best_strands and distance < best_distance) then
+          best, best_strands, best_distance = s, strands, distance
+        end
+      end
+    end
+  end
+  return best
+end
+
+-- Locks `seats` (none of them another shopper's) for a new hold of `user`
+-- and releases the user's previous hold `prev` (if any) in the same step.
+local function lock_seats(user, hold_id, ttl, seats, prev, offer)
+  local owner = 'H:' .. hold_id
+  for _, seat in ipairs(seats) do
+    if not redis.call('HGET', K.seats, seat) then change(seat, 'HELD') end
+    redis.call('HSET', K.seats, seat, owner)
+  end
+  if prev then
+    local rec = hold_get(prev)
+    if rec then hold_end(prev, rec, 'RELEASED', K.now) end
+  end
+  local expires = K.now + ttl
+  hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires, p = prev or nil, w = offer or nil })
+  redis.call('HSET', K.users, user, hold_id)
+  redis.call('ZADD', K.deadlines, expires, hold_id)
+end
+
+-- The waiting list (src/domain/seats/waitlist.rs is its specification).
+
+-- At most this many offers in one script (MAX_OFFERS_PER_STEP).
+local MAX_OFFERS = 32
+
+-- The show's rows by `plan`, each {ids, free, n}, and how many seats are free.
+local function free_rows(plan)
+  local rows, total = {}, 0
+  for i, r in ipairs(plan) do
+    local label, n = r[1], tonumber(r[2])
+    local off = {}
+    for num in string.gmatch(r[3], '%d+') do off[tonumber(num)] = true end
+    local ids = {}
+    for k = 1, n do ids[k] = label .. k end
+    local owners = redis.call('HMGET', K.seats, unpack(ids))
+    local free = {}
+    for k = 1, n do
+      free[k] = not off[k] and not owners[k]
+      if free[k] then total = total + 1 end
+    end
+    rows[i] = { ids = ids, free = free, n = n }
+  end
+  return rows, total
+end
+
+-- The seats an offer of q gets: the best block, else the first free seats
+-- in preference order (best::pick_offer).
+local function pick_offer(rows, q)
+  for _, r in ipairs(rows) do
+    local s = best_in_row(r.free, r.n, q)
+    if s then
+      local seats = {}
+      for k = s, s + q - 1 do seats[#seats + 1] = r.ids[k] end
+      return seats
+    end
+  end
+  local seats = {}
+  for _, r in ipairs(rows) do
+    for k = 1, r.n do
+      if r.free[k] then
+        seats[#seats + 1] = r.ids[k]
+        if #seats == q then return seats end
+      end
+    end
+  end
+  return nil
+end
+
+-- A waiter's quantity and offer id.
+local function waiter(user)
+  local w = redis.call('HGET', K.waitlist, 'w:' .. user)
+  if not w then return nil end
+  local q, offer = string.match(w, '^(%d+) (.+)$')
+  return tonumber(q), offer
+end
+
+local function wait_remove(user)
+  local q = waiter(user)
+  redis.call('ZREM', K.waiters, user)
+  if q then
+    redis.call('HDEL', K.waitlist, 'w:' .. user)
+    redis.call('HINCRBY', K.waitlist, 'n:' .. q, -1)
+  end
+end
+
+-- The first waiter (in order of arrival) wanting at most `free` seats:
+-- user, quantity, offer id. The counts per quantity answer "nobody" without
+-- walking the list (the common case: one seat back, everyone wants two).
+local function first_fitting(free)
+  if free <= 100 then
+    local fields = {}
+    for q = 1, free do fields[q] = 'n:' .. q end
+    local any = false
+    for _, c in ipairs(redis.call('HMGET', K.waitlist, unpack(fields))) do
+      if c and tonumber(c) > 0 then any = true; break end
+    end
+    if not any then return nil end
+  end
+  local from = 0
+  while true do
+    local users = redis.call('ZRANGE', K.waiters, from, from + 99)
+    if #users == 0 then return nil end
+    for _, u in ipairs(users) do
+      local q, offer = waiter(u)
+      if q and q <= free then return u, q, offer end
+    end
+    from = from + 100
+  end
+end
+
+-- Whether this script freed a seat (its last status is AVAILABLE).
+local function freed_any()
+  for _, seat in ipairs(changes.order) do
+    if changes.status[seat] == 'AVAILABLE' then return true end
+  end
+  return false
+end
+
+-- Offers freed seats to waiters: the first waiter whose quantity the free
+-- seats can serve gets an ordinary hold of them with the offer's TTL, and
+-- leaves the list; repeated while anyone can be served. Runs before the
+-- delta is made, so an offered seat's change is HELD, never AVAILABLE.
+local function serve()
+  if not freed_any() or redis.call('ZCARD', K.waiters) == 0 then return end
+  local raw = redis.call('HGET', K.waitlist, 'plan')
+  if not raw then return end
+  local plan = cjson.decode(raw)
+  local ttl = tonumber(redis.call('HGET', K.waitlist, 'ttl'))
+  for _ = 1, MAX_OFFERS do
+    local rows, total = free_rows(plan)
+    if total == 0 then return end
+    local user, q, offer = first_fitting(total)
+    if not user then return end
+    wait_remove(user)
+    local seats = pick_offer(rows, q)
+    local prev = redis.call('HGET', K.users, user)
+    lock_seats(user, offer, ttl, seats, prev, true)
+    redis.call('HSET', K.waitlist, 'o:' .. user, offer)
+    redis.call('HINCRBY', K.waitlist, 'made', 1)
+  end
+end
+
+-- Where `user` stands on the waiting list at K.now (a read):
+-- {"WAITING", position, quantity} | {"OFFERED", holdId, expiresAt, {seats}}
+-- | {"ENDED", holdId, "ACCEPTED"|"EXPIRED"|"RELEASED", orderId or "", {seats}}
+-- | {"NONE"}
+local function standing(user)
+  local rank = redis.call('ZRANK', K.waiters, user)
+  if rank then
+    local q = waiter(user)
+    return { 'WAITING', rank + 1, q or 0 }
+  end
+  local id = redis.call('HGET', K.waitlist, 'o:' .. user)
+  if not id then return { 'NONE' } end
+  local rec = hold_get(id)
+  if not rec then return { 'NONE' } end
+  if rec.o then return { 'ENDED', id, 'ACCEPTED', rec.o, rec.s } end
+  if rec.st == 'HELD' and K.now < rec.e then return { 'OFFERED', id, rec.e, rec.s } end
+  local how = rec.st == 'RELEASED' and 'RELEASED' or 'EXPIRED'
+  return { 'ENDED', id, how, '', rec.s }
+end
+
+-- Ends the script's changes: freed seats go to the waiting list first, then
+-- the version is bumped once and one delta is published for every change; a
+-- script that changed nothing leaves the version alone.
 local function announce()
+  serve()
   if #changes.order == 0 then
     return tonumber(redis.call('GET', K.version) or '0')
   end
@@ -127,22 +327,9 @@ local function fresh(order_id, stamp)
   return true
 end
 
--- Locks `seats` (none of them another shopper's) for a new hold of `user`,
--- releases the user's previous hold `prev` (if any) in the same step, and
--- announces: seats_hold and seats_hold_best end the same way.
+-- A new hold (lock_seats) and the end of the script: seats_hold and
+-- seats_hold_best end the same way.
 local function take_seats(user, hold_id, ttl, seats, prev)
-  local owner = 'H:' .. hold_id
-  for _, seat in ipairs(seats) do
-    if not redis.call('HGET', K.seats, seat) then change(seat, 'HELD') end
-    redis.call('HSET', K.seats, seat, owner)
-  end
-  if prev then
-    local rec = hold_get(prev)
-    if rec then hold_end(prev, rec, 'RELEASED', K.now) end
-  end
-  local expires = K.now + ttl
-  hold_put(hold_id, { u = user, s = seats, st = 'HELD', c = K.now, e = expires, p = prev or nil })
-  redis.call('HSET', K.users, user, hold_id)
-  redis.call('ZADD', K.deadlines, expires, hold_id)
+  lock_seats(user, hold_id, ttl, seats, prev, false)
   return announce()
 end

@@ -43,6 +43,7 @@ if outcome == nil then
   hold_put(hold_id, rec)
   if redis.call('HGET', K.users, user) == hold_id then redis.call('HDEL', K.users, user) end
   redis.call('ZADD', K.deadlines, rec.oe + grace, hold_id)
+  if rec.w then redis.call('HINCRBY', K.waitlist, 'taken', 1) end
   outcome = { 'ATTACHED', order_id, rec.oe, rec.oc }
 end
 local v = announce()

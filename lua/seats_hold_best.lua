@@ -23,31 +23,6 @@ end
 local prev = redis.call('HGET', K.users, user)
 local mine = prev and ('H:' .. prev) or nil
 
--- The best block of one row (free[k]: seat k can be sold), or nil.
-local function best_in_row(free, n)
-  local best, best_strands, best_distance
-  local k = 1
-  while k <= n do
-    if not free[k] then
-      k = k + 1
-    else
-      local run_start = k
-      while k <= n and free[k] do k = k + 1 end
-      local run_end = k -- exclusive
-      for s = run_start, run_end - quantity do
-        local left, right = s - run_start, run_end - (s + quantity)
-        local strands = (left == 1 or right == 1) and 1 or 0
-        -- Twice the distance between the block's middle and the row's.
-        local distance = math.abs(2 * s + quantity - n - 2)
-        if best == nil or strands < best_strands or (strands == best_strands and distance < best_distance) then
-          best, best_strands, best_distance = s, strands, distance
-        end
-      end
-    end
-  end
-  return best
-end
-
 local largest = 0
 for i = 10, #ARGV, 3 do
   local row, n = ARGV[i], tonumber(ARGV[i + 1])
@@ -61,7 +36,7 @@ for i = 10, #ARGV, 3 do
     free[k] = not off[k] and (not owners[k] or owners[k] == mine)
     if free[k] then run = run + 1; if run > largest then largest = run end else run = 0 end
   end
-  local start = best_in_row(free, n)
+  local start = best_in_row(free, n, quantity)
   if start then
     local seats = {}
     for k = start, start + quantity - 1 do seats[#seats + 1] = ids[k] end

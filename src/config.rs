@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 pub const DEFAULT_HOLD_TTL_SECONDS: u64 = 300;
 pub const DEFAULT_ORDER_TTL_SECONDS: u64 = 600;
 pub const DEFAULT_MAX_SEATS_PER_HOLD: u32 = 10;
+pub const DEFAULT_WAITLIST_OFFER_SECONDS: u64 = 120;
 pub const DEFAULT_ABANDON_AFTER_SECONDS: u64 = 60;
 pub const DEFAULT_RATE_LIMIT_USER_PER_SEC: u32 = 20;
 pub const DEFAULT_RATE_LIMIT_IP_PER_SEC: u32 = 100;
@@ -64,6 +65,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "MAX_SEATS_PER_HOLD", default_value_t = DEFAULT_MAX_SEATS_PER_HOLD,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_seats_per_hold: u32,
+
+    /// How long a seat offered to the next shopper on a show's waiting list
+    /// stays theirs before it moves on.
+    #[arg(long, global = true, env = "WAITLIST_OFFER_SECONDS", default_value_t = DEFAULT_WAITLIST_OFFER_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub waitlist_offer_seconds: u64,
 
     #[arg(long, global = true, env = "ABANDON_AFTER_SECONDS", default_value_t = DEFAULT_ABANDON_AFTER_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]

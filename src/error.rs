@@ -53,6 +53,9 @@ pub enum Error {
     },
     #[error("no row has that many adjacent free seats")]
     NotEnoughSeats { largest_block: usize },
+    /// A waiting-list join for seats that can be bought now.
+    #[error("seats are available now: hold them instead of waiting")]
+    SeatsAvailable { free_seats: usize },
     #[error("the hold has expired")]
     HoldExpired,
     #[error("{0}")]
@@ -96,6 +99,7 @@ pub const CODES: &[&str] = &[
     "METHOD_NOT_ALLOWED",
     "SEAT_CONFLICT",
     "NOT_ENOUGH_SEATS",
+    "SEATS_AVAILABLE",
     "HOLD_EXPIRED",
     "HOLD_NOT_ACTIVE",
     "ORDER_EXPIRED",
@@ -120,6 +124,7 @@ impl Error {
             Self::NotFound(_) => "NOT_FOUND",
             Self::SeatConflict { .. } => "SEAT_CONFLICT",
             Self::NotEnoughSeats { .. } => "NOT_ENOUGH_SEATS",
+            Self::SeatsAvailable { .. } => "SEATS_AVAILABLE",
             Self::HoldExpired => "HOLD_EXPIRED",
             Self::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
             Self::OrderExpired => "ORDER_EXPIRED",
@@ -144,6 +149,7 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::SeatConflict { .. }
             | Self::NotEnoughSeats { .. }
+            | Self::SeatsAvailable { .. }
             | Self::HoldExpired
             | Self::HoldNotActive(_)
             | Self::OrderExpired
@@ -183,6 +189,9 @@ impl Error {
             }
             Self::NotEnoughSeats { largest_block } => {
                 err.insert("largestBlock".into(), json!(largest_block));
+            }
+            Self::SeatsAvailable { free_seats } => {
+                err.insert("freeSeats".into(), json!(free_seats));
             }
             _ => {}
         }
@@ -326,6 +335,7 @@ mod tests {
                 available: SeatList::new(&[]),
             },
             Error::NotEnoughSeats { largest_block: 0 },
+            Error::SeatsAvailable { free_seats: 1 },
             Error::HoldExpired,
             Error::HoldNotActive(String::new()),
             Error::OrderExpired,

@@ -25,6 +25,9 @@ pub const REDIS_MEMORY_USED: &str = "redis_memory_used_bytes";
 pub const REDIS_MEMORY_MAX: &str = "redis_memory_max_bytes";
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+pub const WAITLIST_JOINS: &str = "waitlist_joins_total";
+pub const WAITLIST_LENGTH: &str = "waitlist_length";
+pub const WAITLIST_OFFERS: &str = "waitlist_offers_total";
 
 /// Latency buckets from 0.5 ms to 10 s: seat locks live in the low
 /// milliseconds, a stalled dependency in seconds.
@@ -108,4 +111,14 @@ fn describe() {
         metrics::describe_gauge!(gauge, "Waiting-room figures per show.");
     }
     metrics::describe_counter!(WAITROOM_ADMITTED, "Shoppers admitted per show.");
+    metrics::describe_counter!(WAITLIST_JOINS, "Shoppers this node put on a waiting list.");
+    metrics::describe_gauge!(
+        WAITLIST_LENGTH,
+        "Shoppers waiting for returned seats per show (read from the engine: the same on every node)."
+    );
+    metrics::describe_counter!(
+        WAITLIST_OFFERS,
+        "Waiting-list offers per show by outcome (made, taken, expired, declined), counted by the engine: the same on every node."
+    );
+    metrics::counter!(WAITLIST_JOINS).increment(0);
 }

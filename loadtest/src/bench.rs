@@ -343,7 +343,7 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     let args = [
         "EVALSHA",
         &sha,
-        "8",
+        "10",
         keys[0],
         keys[1],
         keys[2],
@@ -352,6 +352,8 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         keys[5],
         keys[6],
         keys[7],
+        keys[8],
+        keys[9],
         "bench",
         &k.channel,
         "PUBLISH",

@@ -155,6 +155,7 @@ impl Application {
                 hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
                 order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
                 max_seats_per_hold: settings.max_seats_per_hold as usize,
+                offer_ttl_ms: settings.waitlist_offer_seconds as i64 * 1000,
             },
             clock,
         ));

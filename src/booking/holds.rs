@@ -8,7 +8,9 @@ use uuid::Uuid;
 use super::locks::SeatLocks;
 use super::{Booking, Hold, MapSeat, SeatMap, track};
 use crate::domain::catalog::{Layout, Show};
-use crate::domain::seats::{BestOutcome, HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus};
+use crate::domain::seats::{
+    BestOutcome, HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus, WaitStanding,
+};
 use crate::domain::{HoldId, ShowId};
 use crate::error::{Error, Result, SeatList};
 use crate::metrics as m;
@@ -100,9 +102,20 @@ impl Booking {
             return Err(Error::ShowStarted);
         }
         let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
-        self.gate.check(&show_id, user, admission).await?;
-        let layout = self.layout(show)?;
         let now_ms = self.clock.now_ms();
+        match self.gate.check(&show_id, user, admission).await {
+            Ok(()) => {}
+            // A waiting-list offer counts as an admission: its holder may
+            // pick other seats instead, as an admitted shopper may.
+            Err(refused @ Error::AdmissionRequired(_)) => {
+                let standing = self.locks.wait_standing(&show.id, now_ms, user).await?;
+                if !matches!(standing, WaitStanding::Offered { .. }) {
+                    return Err(refused);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let layout = self.layout(show)?;
         let hold_id = HoldId::new(&show_id, Uuid::new_v4());
         let ttl = self.limits.hold_ttl_ms;
         let started = Instant::now();
@@ -171,6 +184,7 @@ impl Booking {
                     order_expires_ms: None,
                     ended_ms: None,
                     replaced,
+                    offer: false,
                 };
                 Ok(Hold {
                     id: hold_id,

@@ -26,6 +26,7 @@ use super::events::{EventSink, RELAY_BATCH};
 use super::locks::SeatLocks;
 use crate::domain::catalog::Catalog;
 use crate::domain::order::effect_for;
+use crate::metrics as m;
 
 /// Orders handled per pass of the order loops.
 const ORDER_BATCH: i64 = 200;
@@ -35,6 +36,8 @@ const RECONCILE_AFTER: TimeDelta = TimeDelta::seconds(2);
 /// The sweeper lease outlives this many passes: a sweeper that stops is
 /// replaced within that.
 const SWEEP_LEASE_PASSES: u32 = 3;
+/// The waiting-list figures are refreshed once per this many passes.
+const FIGURES_EVERY_PASSES: u32 = 10;
 /// Shows whose due-check (and pass) run at once.
 const SWEEP_CONCURRENCY: usize = 16;
 /// Shows that started longer ago than this are no longer swept (holds on
@@ -60,8 +63,48 @@ impl Loops {
             tokio::spawn(run(stop.clone(), every, self.clone(), move |l| l.expire_seats(every))),
             tokio::spawn(run(stop.clone(), every, self.clone(), Self::expire_orders)),
             tokio::spawn(run(stop.clone(), every * 4, self.clone(), Self::reconcile)),
-            tokio::spawn(run(stop, every, self, Self::relay_events)),
+            tokio::spawn(run(stop.clone(), every, self.clone(), Self::relay_events)),
+            tokio::spawn(run(stop, every * FIGURES_EVERY_PASSES, self, Self::waitlist_figures)),
         ]
+    }
+
+    /// Shows that can still sell, as of `now`.
+    fn live_shows(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        self.catalog
+            .shows()
+            .iter()
+            .filter(|show| show.start_time >= now - SWEEP_SHOWS_STARTED_WITHIN)
+            .map(|show| show.id.clone())
+            .collect()
+    }
+
+    /// Refreshes the waiting-list metrics of every show that has had one.
+    /// The figures are the engine's (the scripts count offers wherever they
+    /// are made), so every node reports the same: aggregate with max.
+    pub async fn waitlist_figures(self) {
+        let shows = self.live_shows(self.booking.clock().now());
+        let this = &self;
+        futures::stream::iter(shows)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |show| async move {
+                match this.locks.wait_stats(&show).await {
+                    Ok(s) if s.length + s.made > 0 => {
+                        let label = show.clone();
+                        metrics::gauge!(m::WAITLIST_LENGTH, "show" => label).set(s.length as f64);
+                        for (outcome, n) in [
+                            ("made", s.made),
+                            ("taken", s.taken),
+                            ("expired", s.expired),
+                            ("declined", s.declined),
+                        ] {
+                            metrics::counter!(m::WAITLIST_OFFERS, "show" => show.clone(), "outcome" => outcome)
+                                .absolute(n);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(%show, error = %e, "waiting-list figures unavailable"),
+                }
+            })
+            .await;
     }
 
     /// One pass of seat expiry over every show that can still sell, if
@@ -78,13 +121,7 @@ impl Loops {
         }
         let now = self.booking.clock().now();
         let now_ms = now.timestamp_millis();
-        let live: Vec<String> = self
-            .catalog
-            .shows()
-            .iter()
-            .filter(|show| show.start_time >= now - SWEEP_SHOWS_STARTED_WITHIN)
-            .map(|show| show.id.clone())
-            .collect();
+        let live = self.live_shows(now);
         let this = &self;
         futures::stream::iter(live)
             .for_each_concurrent(

@@ -12,6 +12,8 @@
 //! - `gate`: the admission gate booking asks before a hold; `board`: the
 //!   available seats a conflict names, from the live seat map.
 //! - `hold_routes`, `order_routes`, `idempotency`, `views`: the HTTP side.
+//! - `waitlist`, `waitlist_routes`: the waiting list for returned seats
+//!   (its rule lives with the seat locks: `domain::seats::waitlist`).
 //! - `loops`: seat expiry, order expiry, reconciliation and the outbox relay.
 //! - `events`: where the outbox is relayed to.
 
@@ -27,6 +29,8 @@ pub mod order_routes;
 mod orders;
 pub mod store;
 pub mod views;
+mod waitlist;
+pub mod waitlist_routes;
 
 use std::sync::Arc;
 
@@ -49,6 +53,8 @@ pub struct Limits {
     pub hold_ttl_ms: i64,
     pub order_ttl_ms: i64,
     pub max_seats_per_hold: usize,
+    /// How long a waiting-list offer holds its seats.
+    pub offer_ttl_ms: i64,
 }
 
 /// A hold as the contract shows it.

@@ -104,6 +104,28 @@ pub fn best_in_row(free: &[bool], quantity: usize) -> Option<usize> {
     best.map(|(_, _, start)| start)
 }
 
+/// The seats a waiting-list offer of `quantity` gets (rows in preference
+/// order): the best adjacent block when one fits; otherwise any free seats,
+/// row by row in preference order and left to right in a row, so a party
+/// that cannot sit together still sits as near the best rows as it can.
+/// `None` when fewer than `quantity` seats are free. (`lua/common.lua`'s
+/// `pick_offer` follows this rule.)
+pub fn pick_offer(rows: &[Vec<bool>], quantity: usize) -> Option<Vec<(usize, usize)>> {
+    if quantity == 0 {
+        return None;
+    }
+    if let Some((r, start)) = first_fit(rows, quantity) {
+        return Some((start..start + quantity).map(|k| (r, k)).collect());
+    }
+    let scattered: Vec<(usize, usize)> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(r, free)| free.iter().enumerate().filter(|(_, f)| **f).map(move |(k, _)| (r, k)))
+        .take(quantity)
+        .collect();
+    (scattered.len() == quantity).then_some(scattered)
+}
+
 /// The longest run of free seats in any row (the answer of
 /// `NOT_ENOUGH_SEATS`).
 pub fn largest_block<'a>(rows: impl IntoIterator<Item = &'a [bool]>) -> usize {
@@ -129,6 +151,20 @@ mod tests {
     /// `x` free, `.` taken or unavailable.
     fn row(s: &str) -> Vec<bool> {
         s.chars().map(|c| c == 'x').collect()
+    }
+
+    #[test]
+    fn an_offer_takes_a_block_when_one_fits_and_scattered_seats_otherwise() {
+        let rows = vec![row("x.x.."), row("..xx."), row("x....")];
+        assert_eq!(pick_offer(&rows, 2), Some(vec![(1, 2), (1, 3)]), "the block in row 2");
+        assert_eq!(
+            pick_offer(&rows, 3),
+            Some(vec![(0, 0), (0, 2), (1, 2)]),
+            "no block of 3: the first free seats in preference order"
+        );
+        assert_eq!(pick_offer(&rows, 5), Some(vec![(0, 0), (0, 2), (1, 2), (1, 3), (2, 0)]));
+        assert_eq!(pick_offer(&rows, 6), None, "only five seats are free");
+        assert_eq!(pick_offer(&rows, 0), None);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct ErrorDetail {
     /// `NOT_ENOUGH_SEATS`: the most adjacent free seats any row has.
     #[schema(nullable = false)]
     pub largest_block: Option<u64>,
+    /// `SEATS_AVAILABLE`: how many seats of the show can be held now.
+    #[schema(nullable = false)]
+    pub free_seats: Option<u64>,
     /// `SERVICE_UNAVAILABLE` from `/readyz`: what is down.
     #[schema(nullable = false)]
     pub down: Option<Vec<String>>,

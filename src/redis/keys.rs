@@ -13,12 +13,15 @@ pub struct ShowKeys {
     pub version: String,
     pub epoch: String,
     pub stamps: String,
+    /// The waiting list for returned seats: waiters in order, and the rest.
+    pub waiters: String,
+    pub waitlist: String,
     pub channel: String,
 }
 
 impl ShowKeys {
-    /// KEYS[1..8] of every seat script (see `lua/common.lua`).
-    pub fn script_keys(&self) -> [&str; 8] {
+    /// KEYS[1..10] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 10] {
         [
             &self.seats,
             &self.holds,
@@ -28,6 +31,8 @@ impl ShowKeys {
             &self.version,
             &self.epoch,
             &self.stamps,
+            &self.waiters,
+            &self.waitlist,
         ]
     }
 }
@@ -100,6 +105,8 @@ impl Keys {
             version: format!("{tag}:version"),
             epoch: format!("{tag}:epoch"),
             stamps: format!("{tag}:stamps"),
+            waiters: format!("{tag}:waiters"),
+            waitlist: format!("{tag}:waitlist"),
             channel: format!("{tag}:events"),
         }
     }

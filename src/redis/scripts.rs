@@ -60,6 +60,9 @@ pub struct Scripts {
     pub expire: Script,
     pub snapshot: Script,
     pub rebuild: Script,
+    pub wait_join: Script,
+    pub wait_leave: Script,
+    pub wait_standing: Script,
 }
 
 impl Scripts {
@@ -74,6 +77,9 @@ impl Scripts {
             expire: seat_script!("seats_expire.lua"),
             snapshot: seat_script!("seats_snapshot.lua"),
             rebuild: seat_script!("seats_rebuild.lua"),
+            wait_join: seat_script!("waitlist_join.lua"),
+            wait_leave: seat_script!("waitlist_leave.lua"),
+            wait_standing: seat_script!("waitlist_standing.lua"),
         }
     }
 }

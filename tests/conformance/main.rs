@@ -11,6 +11,7 @@ mod differential;
 mod records;
 mod recovery;
 mod seat_locks;
+mod waitlist;
 mod waitroom;
 
 pub const SHOW: &str = "show-1";

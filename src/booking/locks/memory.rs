@@ -13,7 +13,7 @@ use crate::broadcast::lossy_stream;
 use crate::domain::best::RowPlan;
 use crate::domain::seats::{
     BestOutcome, Effects, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, RecordState, ReleaseOutcome, SeatDelta,
-    SeatSnapshot, ShowSeats,
+    SeatSnapshot, ShowSeats, WaitJoin, WaitStanding, WaitStats,
 };
 use crate::error::{Error, Result};
 
@@ -180,6 +180,37 @@ impl SeatLocks for MemorySeatLocks {
     /// In process, a pass over a show with nothing due costs next to nothing.
     async fn sweep_due(&self, _show: &str, _now: i64) -> Result<bool> {
         Ok(true)
+    }
+
+    async fn wait_join(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        quantity: usize,
+        offer_id: &str,
+        rows: &[RowPlan],
+        offer_ttl_ms: i64,
+    ) -> Result<Reply<WaitJoin>> {
+        self.with(show, |s, t| {
+            s.wait_join(show, now, t, user, quantity, offer_id, rows, offer_ttl_ms)
+        })
+    }
+
+    async fn wait_standing(&self, show: &str, now: i64, user: &str) -> Result<WaitStanding> {
+        let show = self.show(show);
+        let seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(seats.wait_standing(now, user))
+    }
+
+    async fn wait_leave(&self, show: &str, now: i64, user: &str) -> Result<Reply<WaitStanding>> {
+        self.with(show, |s, t| s.wait_leave(show, now, t, user))
+    }
+
+    async fn wait_stats(&self, show: &str) -> Result<WaitStats> {
+        let show = self.show(show);
+        let seats = show.seats.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(seats.wait_stats())
     }
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {

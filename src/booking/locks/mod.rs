@@ -16,6 +16,7 @@ use futures::stream::BoxStream;
 use crate::domain::best::RowPlan;
 use crate::domain::seats::{
     BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+    WaitJoin, WaitStanding, WaitStats,
 };
 use crate::error::Result;
 
@@ -131,6 +132,31 @@ pub trait SeatLocks: Send + Sync + 'static {
     /// a record past its retention, or no state at all (which the pass
     /// rebuilds). Answered without running a script.
     async fn sweep_due(&self, show: &str, now: i64) -> Result<bool>;
+
+    /// Joins the show's waiting list for `quantity` seats; `offer_id` is the
+    /// hold id the waiter's offer will have, `rows` the show's plan and
+    /// `offer_ttl_ms` the offer's TTL (`domain::seats::waitlist`).
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_join(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        quantity: usize,
+        offer_id: &str,
+        rows: &[RowPlan],
+        offer_ttl_ms: i64,
+    ) -> Result<Reply<WaitJoin>>;
+
+    /// Where the user stands on the show's waiting list (a read: no step).
+    async fn wait_standing(&self, show: &str, now: i64, user: &str) -> Result<WaitStanding>;
+
+    /// Leaves the waiting list, giving back a live offer; answers where the
+    /// user stood (`None` when they were not on it).
+    async fn wait_leave(&self, show: &str, now: i64, user: &str) -> Result<Reply<WaitStanding>>;
+
+    /// The waiting list's length and what became of its offers.
+    async fn wait_stats(&self, show: &str) -> Result<WaitStats>;
 
     /// Every taken seat as of one version.
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>>;

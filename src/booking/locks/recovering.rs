@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::domain::best::RowPlan;
 use crate::domain::seats::{
     BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
+    WaitJoin, WaitStanding, WaitStats,
 };
 use crate::error::{Error, Result};
 use crate::metrics as m;
@@ -270,6 +271,36 @@ impl SeatLocks for Recovering {
 
     async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
         self.inner.sweep_due(show, now).await
+    }
+
+    async fn wait_join(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        quantity: usize,
+        offer_id: &str,
+        rows: &[RowPlan],
+        offer_ttl_ms: i64,
+    ) -> Result<Reply<WaitJoin>> {
+        self.attempt(show, || {
+            self.inner
+                .wait_join(show, now, user, quantity, offer_id, rows, offer_ttl_ms)
+        })
+        .await
+    }
+
+    /// A read of the list's own keys: it needs no seat state.
+    async fn wait_standing(&self, show: &str, now: i64, user: &str) -> Result<WaitStanding> {
+        self.inner.wait_standing(show, now, user).await
+    }
+
+    async fn wait_leave(&self, show: &str, now: i64, user: &str) -> Result<Reply<WaitStanding>> {
+        self.attempt(show, || self.inner.wait_leave(show, now, user)).await
+    }
+
+    async fn wait_stats(&self, show: &str) -> Result<WaitStats> {
+        self.inner.wait_stats(show).await
     }
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use super::{GC_BATCH, Reply, SeatLocks};
 use crate::domain::best::RowPlan;
 use crate::domain::seats::{
-    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OrderLock, Owner, RecordState, ReleaseOutcome,
-    SeatDelta, SeatSnapshot,
+    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, LockTimes, OfferEnd, OrderLock, Owner, RecordState,
+    ReleaseOutcome, SeatDelta, SeatSnapshot, WaitJoin, WaitStanding, WaitStats,
 };
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
@@ -121,6 +121,46 @@ fn order_lock(items: &[Value]) -> Result<OrderLock> {
 
 fn not_active(items: &[Value]) -> Result<String> {
     text(items.get(HEAD + 1))
+}
+
+/// A waiting-list standing, as `lua/common.lua`'s `standing` answers it,
+/// from `items[at..]`.
+fn standing(items: &[Value], at: usize) -> Result<WaitStanding> {
+    let item = |i: usize| items.get(at + i).unwrap_or(&Value::Nil);
+    Ok(match text(items.get(at))?.as_str() {
+        "WAITING" => WaitStanding::Waiting {
+            position: int(item(1))? as u64,
+            quantity: int(item(2))? as usize,
+        },
+        "OFFERED" => WaitStanding::Offered {
+            hold_id: text(items.get(at + 1))?,
+            expires_ms: int(item(2))?,
+            seats: texts(items.get(at + 3))?,
+        },
+        "ENDED" => WaitStanding::Ended {
+            hold_id: text(items.get(at + 1))?,
+            end: match text(items.get(at + 2))?.as_str() {
+                "ACCEPTED" => OfferEnd::Accepted(text(items.get(at + 3))?),
+                "RELEASED" => OfferEnd::Released,
+                _ => OfferEnd::Expired,
+            },
+            seats: texts(items.get(at + 4))?,
+        },
+        _ => WaitStanding::None,
+    })
+}
+
+/// A show's plan as the waiting-list scripts keep it:
+/// `[[label, seats, "unavailable numbers"], ...]`.
+fn plan_json(rows: &[RowPlan]) -> Result<String> {
+    let rows: Vec<(&str, u16, String)> = rows
+        .iter()
+        .map(|r| {
+            let off: Vec<String> = r.unavailable.iter().map(u16::to_string).collect();
+            (r.row.as_str(), r.seats, off.join(","))
+        })
+        .collect();
+    Ok(serde_json::to_string(&rows)?)
 }
 
 fn applied(items: &[Value]) -> Result<bool> {
@@ -320,6 +360,65 @@ impl SeatLocks for RedisSeatLocks {
             .query_async(&mut conn)
             .await?;
         Ok(!has_state || !deadline.is_empty() || !gc.is_empty())
+    }
+
+    async fn wait_join(
+        &self,
+        show: &str,
+        now: i64,
+        user: &str,
+        quantity: usize,
+        offer_id: &str,
+        rows: &[RowPlan],
+        offer_ttl_ms: i64,
+    ) -> Result<Reply<WaitJoin>> {
+        let (quantity, ttl, plan) = (quantity.to_string(), offer_ttl_ms.to_string(), plan_json(rows)?);
+        let items = self
+            .run(
+                &self.scripts.wait_join,
+                show,
+                now,
+                &[user, &quantity, offer_id, &ttl, &plan],
+            )
+            .await?;
+        let out = match text(items.get(HEAD))?.as_str() {
+            "JOINED" => WaitJoin::Joined(standing(&items, HEAD + 1)?),
+            "ALREADY" => WaitJoin::Already(standing(&items, HEAD + 1)?),
+            _ => WaitJoin::SeatsAvailable {
+                free: int(items.get(HEAD + 1).unwrap_or(&Value::Nil))? as usize,
+            },
+        };
+        reply(&items, out)
+    }
+
+    async fn wait_standing(&self, show: &str, now: i64, user: &str) -> Result<WaitStanding> {
+        let items = self.run(&self.scripts.wait_standing, show, now, &[user]).await?;
+        standing(&items, HEAD)
+    }
+
+    async fn wait_leave(&self, show: &str, now: i64, user: &str) -> Result<Reply<WaitStanding>> {
+        let items = self.run(&self.scripts.wait_leave, show, now, &[user]).await?;
+        reply(&items, standing(&items, HEAD)?)
+    }
+
+    async fn wait_stats(&self, show: &str) -> Result<WaitStats> {
+        let k = self.keys.show(show);
+        let mut conn = self.redis.conn.clone();
+        let (length, counts): (u64, Vec<Option<u64>>) = redis::pipe()
+            .zcard(&k.waiters)
+            .cmd("HMGET")
+            .arg(&k.waitlist)
+            .arg(&["made", "taken", "expired", "declined"][..])
+            .query_async(&mut conn)
+            .await?;
+        let n = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+        Ok(WaitStats {
+            length,
+            made: n(0),
+            taken: n(1),
+            expired: n(2),
+            declined: n(3),
+        })
     }
 
     async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {

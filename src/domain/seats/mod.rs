@@ -7,10 +7,13 @@
 //! sweeps what is due, then acts, then reports its seat changes as one delta
 //! with the version bumped once (or not at all when nothing changed).
 
+mod waitlist;
+
 use std::collections::{BTreeSet, HashMap};
 
 use super::best::{self, RowPlan};
 use serde::{Deserialize, Serialize};
+pub use waitlist::{MAX_OFFERS_PER_STEP, OfferEnd, WaitJoin, WaitStanding, WaitStats, Waitlist};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -96,6 +99,9 @@ pub struct HoldRecord {
     /// what the first run did.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<String>,
+    /// A waiting-list offer (its end is counted in the list's figures).
+    #[serde(rename = "w", default, skip_serializing_if = "std::ops::Not::not")]
+    pub offer: bool,
 }
 
 impl HoldRecord {
@@ -267,6 +273,7 @@ pub struct ShowSeats {
     epoch: Option<String>,
     /// Order → stamp of the last seat change applied for it.
     stamps: HashMap<String, i64>,
+    waitlist: Waitlist,
 }
 
 /// A sorted set of ids by time, like a Redis ZSET.
@@ -336,9 +343,51 @@ impl<'a> Op<'a> {
         if self.state.users.get(&rec.user).map(String::as_str) == Some(id) {
             self.state.users.remove(&rec.user);
         }
+        let offer = rec.offer;
         self.state.holds.insert(id.to_owned(), rec);
         self.state.deadlines.remove(id);
         self.state.gc.add(self.now + self.times.retention_ms, id);
+        if offer {
+            self.offer_ended(status);
+        }
+    }
+
+    /// Locks `seats` (none of them another's) for a new hold of `user` and
+    /// releases the user's previous hold (`lock_seats` in `lua/common.lua`).
+    fn lock(&mut self, user: &str, hold_id: &str, seats: &[String], prev: Option<String>, ttl_ms: i64, offer: bool) {
+        let now = self.now;
+        for seat in seats {
+            if self
+                .state
+                .owners
+                .insert(seat.clone(), Owner::Hold(hold_id.to_owned()))
+                .is_none()
+            {
+                self.changes.set(seat, SeatStatus::Held);
+            }
+        }
+        if let Some(prev) = &prev {
+            self.hold_end(prev, HoldStatus::Released, now);
+        }
+        let expires = now + ttl_ms;
+        self.state.holds.insert(
+            hold_id.to_owned(),
+            HoldRecord {
+                user: user.to_owned(),
+                seats: seats.to_vec(),
+                status: HoldStatus::Held,
+                created_ms: now,
+                expires_ms: expires,
+                order_id: None,
+                order_created_ms: None,
+                order_expires_ms: None,
+                ended_ms: None,
+                replaced: prev,
+                offer,
+            },
+        );
+        self.state.users.insert(user.to_owned(), hold_id.to_owned());
+        self.state.deadlines.add(expires, hold_id);
     }
 
     /// Whether a seat change for this order state is newer than the last one
@@ -386,7 +435,10 @@ impl<'a> Op<'a> {
         }
     }
 
-    fn finish(self) -> (u64, Effects) {
+    /// Ends the step: freed seats go to the waiting list first, then the
+    /// version steps once and one delta carries every change.
+    fn finish(mut self) -> (u64, Effects) {
+        self.serve();
         let Op {
             state,
             show,
@@ -532,38 +584,7 @@ impl ShowSeats {
         prev: Option<String>,
         ttl_ms: i64,
     ) -> (u64, Effects) {
-        let now = op.now;
-        for seat in seats {
-            if op
-                .state
-                .owners
-                .insert(seat.clone(), Owner::Hold(hold_id.to_owned()))
-                .is_none()
-            {
-                op.changes.set(seat, SeatStatus::Held);
-            }
-        }
-        if let Some(prev) = &prev {
-            op.hold_end(prev, HoldStatus::Released, now);
-        }
-        let expires = now + ttl_ms;
-        op.state.holds.insert(
-            hold_id.to_owned(),
-            HoldRecord {
-                user: user.to_owned(),
-                seats: seats.to_vec(),
-                status: HoldStatus::Held,
-                created_ms: now,
-                expires_ms: expires,
-                order_id: None,
-                order_created_ms: None,
-                order_expires_ms: None,
-                ended_ms: None,
-                replaced: prev.clone(),
-            },
-        );
-        op.state.users.insert(user.to_owned(), hold_id.to_owned());
-        op.state.deadlines.add(expires, hold_id);
+        op.lock(user, hold_id, seats, prev, ttl_ms, false);
         op.finish()
     }
 
@@ -648,6 +669,9 @@ impl ShowSeats {
                 ExtendOutcome::Attached(lock)
             }
         };
+        if matches!(outcome, ExtendOutcome::Attached(_)) && op.state.holds.get(hold_id).is_some_and(|r| r.offer) {
+            op.offer_taken();
+        }
         let (_, fx) = op.finish();
         (outcome, fx)
     }
@@ -728,10 +752,9 @@ impl ShowSeats {
 
     /// The state as of one version, after sweeping (`lua/seats_snapshot.lua`).
     pub fn snapshot(&mut self, show: &str, now: i64, times: LockTimes) -> (SeatSnapshot, Effects) {
-        let op = Op::begin(self, show, now, times);
-        let taken = op.state.owners.clone();
-        let epoch = op.state.epoch.clone().unwrap_or_default();
-        let (version, fx) = op.finish();
+        let (version, fx) = Op::begin(self, show, now, times).finish();
+        let taken = self.owners.clone();
+        let epoch = self.epoch.clone().unwrap_or_default();
         (SeatSnapshot { epoch, version, taken }, fx)
     }
 
@@ -793,6 +816,7 @@ impl ShowSeats {
                         order_expires_ms: Some(p.expires_ms),
                         ended_ms: None,
                         replaced: None,
+                        offer: false,
                     },
                 );
                 if op.state.users.get(&p.user) == Some(&p.hold_id) {

@@ -1,0 +1,97 @@
+//! The waiting list for returned seats: join, where one stands, leave, and
+//! the list's figures. The list lives with the show's seat locks (one
+//! script, one slot), because handing a returned seat to the next waiter
+//! must happen in the same atomic step that frees it
+//! (`domain::seats::waitlist`).
+
+use uuid::Uuid;
+
+use super::locks::SeatLocks;
+use super::{Booking, track};
+use crate::domain::seats::{WaitJoin, WaitStanding, WaitStats};
+use crate::domain::{HoldId, ShowId};
+use crate::error::{Error, Result};
+use crate::metrics as m;
+
+/// What a join answered: where the shopper stands, and whether they are new
+/// on the list (201) or were on it already (200).
+pub struct Joined {
+    pub standing: WaitStanding,
+    pub created: bool,
+}
+
+impl Booking {
+    /// Puts `user` on the show's waiting list for `quantity` seats. 409
+    /// `SEATS_AVAILABLE` when that many can be held now.
+    pub async fn wait_join(&self, user: &str, show_id: &str, quantity: u64) -> Result<Joined> {
+        let show = self.show(show_id)?;
+        if show.start_time <= self.clock.now() {
+            return Err(Error::ShowStarted);
+        }
+        let max = self.limits.max_seats_per_hold;
+        let quantity = usize::try_from(quantity).unwrap_or(usize::MAX);
+        if quantity == 0 || quantity > max {
+            return Err(Error::BadRequest(format!(
+                "quantity must be from 1 to {max} (MAX_SEATS_PER_HOLD)"
+            )));
+        }
+        let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
+        let layout = self.layout(show)?;
+        // The id the offer's hold will have: minted here, where ids are
+        // unguessable, and kept with the waiter until an offer is made.
+        let offer_id = HoldId::new(&show_id, Uuid::new_v4());
+        let reply = self
+            .locks
+            .wait_join(
+                &show.id,
+                self.clock.now_ms(),
+                user,
+                quantity,
+                offer_id.as_str(),
+                layout.plan(),
+                self.limits.offer_ttl_ms,
+            )
+            .await?;
+        match track(reply) {
+            WaitJoin::Joined(standing) => {
+                metrics::counter!(m::WAITLIST_JOINS).increment(1);
+                Ok(Joined {
+                    standing,
+                    created: true,
+                })
+            }
+            WaitJoin::Already(standing) => Ok(Joined {
+                standing,
+                created: false,
+            }),
+            WaitJoin::SeatsAvailable { free } => Err(Error::SeatsAvailable { free_seats: free }),
+        }
+    }
+
+    /// Where `user` stands on the show's list; 404 when they never joined
+    /// (or their last offer's record is gone).
+    pub async fn wait_standing(&self, user: &str, show_id: &str) -> Result<WaitStanding> {
+        let show = self.show(show_id)?;
+        match self.locks.wait_standing(&show.id, self.clock.now_ms(), user).await? {
+            WaitStanding::None => Err(Error::NotFound("you are not on this show's waiting list".into())),
+            standing => Ok(standing),
+        }
+    }
+
+    /// Takes `user` off the list, giving back a live offer (its seats go to
+    /// the next waiter); answers where they stood. 404 when they were
+    /// neither waiting nor holding an offer.
+    pub async fn wait_leave(&self, user: &str, show_id: &str) -> Result<WaitStanding> {
+        let show = self.show(show_id)?;
+        match track(self.locks.wait_leave(&show.id, self.clock.now_ms(), user).await?) {
+            WaitStanding::None => Err(Error::NotFound("you are not on this show's waiting list".into())),
+            standing => Ok(standing),
+        }
+    }
+
+    /// The show's list: how long, and what became of its offers.
+    pub async fn wait_stats(&self, show_id: &str) -> Result<WaitStats> {
+        let show = self.show(show_id)?;
+        self.locks.wait_stats(&show.id).await
+    }
+}

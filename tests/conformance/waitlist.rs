@@ -1,0 +1,242 @@
+//! The waiting list for returned seats: memory, Redis and Redis Cluster run
+//! one story, step by step (`domain::seats::waitlist` is the rule).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use showgate::booking::locks::SeatLocks;
+use showgate::domain::best::RowPlan;
+use showgate::domain::seats::{
+    HoldOutcome, HoldStatus, OfferEnd, Owner, ReleaseOutcome, SeatStatus, WaitJoin, WaitStanding, WaitStats,
+};
+
+use super::common::{self, seats};
+use super::{SHOW, T0, TTL};
+
+const OFFER_TTL: i64 = 120_000;
+
+/// One row of four seats: small enough to sell out by hand.
+fn row_of_four() -> Vec<RowPlan> {
+    vec![RowPlan {
+        row: "A".into(),
+        seats: 4,
+        unavailable: vec![],
+    }]
+}
+
+async fn join(locks: &Arc<dyn SeatLocks>, now: i64, user: &str, q: usize) -> WaitJoin {
+    let offer = format!("offer-{user}");
+    locks
+        .wait_join(SHOW, now, user, q, &offer, &row_of_four(), OFFER_TTL)
+        .await
+        .unwrap()
+        .out
+}
+
+async fn standing(locks: &Arc<dyn SeatLocks>, now: i64, user: &str) -> WaitStanding {
+    locks.wait_standing(SHOW, now, user).await.unwrap()
+}
+
+fn waiting(position: u64, quantity: usize) -> WaitStanding {
+    WaitStanding::Waiting { position, quantity }
+}
+
+async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: Arc<dyn SeatLocks>) {
+    let t = T0;
+    for (user, hold, list) in [
+        ("alice", "h1", &["A1", "A2"][..]),
+        ("bob", "h2", &["A3"]),
+        ("cat", "h3", &["A4"]),
+    ] {
+        let r = locks.hold(SHOW, t, user, hold, &seats(list), TTL).await.unwrap();
+        assert!(matches!(r.out, HoldOutcome::Held { .. }));
+    }
+    // Sold out: carol waits for two, dave for one, erin for two.
+    assert_eq!(join(&locks, t, "carol", 2).await, WaitJoin::Joined(waiting(1, 2)));
+    assert_eq!(join(&locks, t, "dave", 1).await, WaitJoin::Joined(waiting(2, 1)));
+    assert_eq!(join(&locks, t, "erin", 2).await, WaitJoin::Joined(waiting(3, 2)));
+    // Joining again keeps the place and the quantity.
+    assert_eq!(join(&locks, t, "carol", 4).await, WaitJoin::Already(waiting(1, 2)));
+
+    // Alice gives her pair back: it goes straight to carol, in the same step.
+    let mut events = locks.subscribe(SHOW).await.unwrap();
+    let r = locks.release(SHOW, t + 1, "alice", "h1").await.unwrap();
+    assert_eq!(r.out, ReleaseOutcome::Released);
+    let delta = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("a delta in time")
+        .unwrap();
+    let changes: Vec<(String, SeatStatus)> = delta.changes.iter().map(|c| (c.seat_id.clone(), c.status)).collect();
+    assert_eq!(
+        changes,
+        vec![("A1".into(), SeatStatus::Held), ("A2".into(), SeatStatus::Held)],
+        "the returned seats are never published as AVAILABLE"
+    );
+    let offered = WaitStanding::Offered {
+        hold_id: "offer-carol".into(),
+        seats: seats(&["A1", "A2"]),
+        expires_ms: t + 1 + OFFER_TTL,
+    };
+    assert_eq!(standing(&locks, t + 1, "carol").await, offered);
+    assert_eq!(join(&locks, t + 1, "carol", 2).await, WaitJoin::Already(offered));
+    let rec = locks.hold_record(SHOW, "offer-carol").await.unwrap().unwrap();
+    assert_eq!(
+        (rec.user.as_str(), rec.status, rec.offer),
+        ("carol", HoldStatus::Held, true)
+    );
+    assert_eq!(standing(&locks, t + 1, "dave").await, waiting(1, 1));
+    assert_eq!(standing(&locks, t + 1, "erin").await, waiting(2, 2));
+
+    // Carol lets it run out: dave (one seat) is the first the pair can
+    // serve... and erin, who wants two, cannot have the one left.
+    let late = t + 1 + OFFER_TTL;
+    assert_eq!(
+        standing(&locks, late, "carol").await,
+        WaitStanding::Ended {
+            hold_id: "offer-carol".into(),
+            seats: seats(&["A1", "A2"]),
+            end: OfferEnd::Expired
+        },
+        "an offer past its TTL reads as over before any sweep"
+    );
+    let r = locks.expire(SHOW, late).await.unwrap();
+    assert_eq!(r.expired, 1);
+    let dave = WaitStanding::Offered {
+        hold_id: "offer-dave".into(),
+        seats: seats(&["A2"]),
+        expires_ms: late + OFFER_TTL,
+    };
+    assert_eq!(
+        standing(&locks, late, "dave").await,
+        dave,
+        "the best single seat of A1-A2"
+    );
+    assert_eq!(standing(&locks, late, "erin").await, waiting(1, 2));
+    let snap = locks.snapshot(SHOW, late).await.unwrap().out;
+    assert_eq!(snap.taken.get("A1"), None, "a seat no waiter can use is on sale");
+
+    // Dave buys his: the offer was taken.
+    let ordered = locks
+        .extend_for_order(SHOW, late + 1, "dave", "offer-dave", "o-dave", 600_000)
+        .await
+        .unwrap();
+    assert!(matches!(
+        ordered.out,
+        showgate::domain::seats::ExtendOutcome::Attached(_)
+    ));
+    assert!(matches!(
+        standing(&locks, late + 1, "dave").await,
+        WaitStanding::Ended { end: OfferEnd::Accepted(ref o), .. } if o == "o-dave"
+    ));
+
+    // Bob gives A3 back: with A1 that makes two for erin, not side by side.
+    locks.release(SHOW, late + 2, "bob", "h2").await.unwrap();
+    let erin = WaitStanding::Offered {
+        hold_id: "offer-erin".into(),
+        seats: seats(&["A1", "A3"]),
+        expires_ms: late + 2 + OFFER_TTL,
+    };
+    assert_eq!(standing(&locks, late + 2, "erin").await, erin);
+
+    // Erin leaves the list: her offer is given back, and with nobody
+    // waiting its seats are on sale.
+    let r = locks.wait_leave(SHOW, late + 3, "erin").await.unwrap();
+    assert_eq!(r.out, erin);
+    let snap = locks.snapshot(SHOW, late + 3).await.unwrap().out;
+    assert_eq!(
+        (snap.taken.get("A1"), snap.taken.get("A3")),
+        (None, None),
+        "nobody waits: the seats are available"
+    );
+    assert_eq!(
+        locks.wait_leave(SHOW, late + 3, "erin").await.unwrap().out,
+        WaitStanding::None,
+        "leaving twice: she is not on the list"
+    );
+
+    // Two seats are free: a join for two is told to buy them; for three, it waits.
+    assert_eq!(
+        join(&locks, late + 4, "frank", 2).await,
+        WaitJoin::SeatsAvailable { free: 2 }
+    );
+    assert_eq!(standing(&locks, late + 4, "frank").await, WaitStanding::None);
+    assert_eq!(
+        join(&locks, late + 4, "frank", 3).await,
+        WaitJoin::Joined(waiting(1, 3))
+    );
+
+    assert_eq!(
+        locks.wait_stats(SHOW).await.unwrap(),
+        WaitStats {
+            length: 1,
+            made: 3,
+            taken: 1,
+            expired: 1,
+            declined: 1
+        }
+    );
+}
+
+async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave(locks: Arc<dyn SeatLocks>) {
+    let t = T0;
+    locks
+        .hold(SHOW, t, "alice", "h1", &seats(&["A1", "A2", "A3"]), TTL)
+        .await
+        .unwrap();
+    locks
+        .hold(SHOW, t + 1, "bob", "h2", &seats(&["A4"]), TTL)
+        .await
+        .unwrap();
+    // Bob holds one seat but wants two: he waits, keeping his hold.
+    assert_eq!(join(&locks, t, "bob", 2).await, WaitJoin::Joined(waiting(1, 2)));
+    assert_eq!(join(&locks, t, "carol", 1).await, WaitJoin::Joined(waiting(2, 1)));
+    // Alice's hold expires: bob's offer is a block of two and replaces his
+    // single seat, which then goes to carol, all in one step.
+    let r = locks.expire(SHOW, t + TTL).await.unwrap();
+    assert_eq!(r.expired, 1);
+    let snap = locks.snapshot(SHOW, t + TTL).await.unwrap().out;
+    let owner = |s: &str| snap.taken.get(s).cloned();
+    assert_eq!(owner("A2"), Some(Owner::Hold("offer-bob".into())));
+    assert_eq!(owner("A3"), Some(Owner::Hold("offer-bob".into())));
+    assert!(
+        [owner("A1"), owner("A4")].contains(&Some(Owner::Hold("offer-carol".into()))),
+        "carol has one of the two left: {snap:?}"
+    );
+    assert_eq!(
+        locks.hold_record(SHOW, "h2").await.unwrap().unwrap().status,
+        HoldStatus::Released
+    );
+    // A waiter who leaves gives up the place; the one behind moves up.
+    assert_eq!(join(&locks, t + TTL, "dave", 4).await, WaitJoin::Joined(waiting(1, 4)));
+    assert_eq!(join(&locks, t + TTL, "erin", 4).await, WaitJoin::Joined(waiting(2, 4)));
+    assert_eq!(
+        locks.wait_leave(SHOW, t + TTL, "dave").await.unwrap().out,
+        waiting(1, 4)
+    );
+    assert_eq!(standing(&locks, t + TTL, "erin").await, waiting(1, 4));
+    assert_eq!(locks.wait_stats(SHOW).await.unwrap().length, 1);
+}
+
+macro_rules! waitlist_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory_waitlist {
+            $( #[tokio::test] async fn $case() { super::$case(super::common::ready(super::common::memory_locks()).await).await } )*
+        }
+        mod redis_waitlist {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::ready(super::common::redis_locks(&super::common::unique_prefix()).await).await).await
+            } )*
+        }
+        mod redis_cluster_waitlist {
+            $( #[tokio::test] async fn $case() {
+                super::$case(super::common::ready(super::common::cluster_locks(&super::common::unique_prefix()).await).await).await
+            } )*
+        }
+    };
+}
+
+waitlist_cases!(
+    returned_seats_go_to_waiters_in_order_and_never_show_available,
+    an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave,
+);
