@@ -744,3 +744,152 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     };
     assert_eq!((text(&r[0]), int(&r[2])), ("QUEUED".into(), 5));
 }
+
+/// One row "A" of three seats, as the waiting-list scripts keep a plan.
+const PLAN_A3: &str = r#"[["A",3,""]]"#;
+
+#[tokio::test]
+async fn waitlist_join_refuses_while_seats_are_free_then_queues_in_order_under_the_tag() {
+    let f = Fixture::new().await;
+    let join = |user: &'static str, q: &'static str| {
+        let f = &f;
+        async move {
+            f.run(
+                &f.scripts.wait_join,
+                NOW,
+                &[user, q, &format!("offer-{user}"), "120000", PLAN_A3],
+            )
+            .await
+        }
+    };
+    // Three seats free: joining for two is refused, and nothing is written.
+    let reply = join("carol", "2").await;
+    assert_eq!((text(&reply[3]), int(&reply[4])), ("SEATS_AVAILABLE".into(), 3));
+    let mut c = f.conn.clone();
+    assert_eq!(c.zcard::<_, u64>(&f.keys.waiters).await.unwrap(), 0);
+    // Sold out: joins queue in order, with their quantity and offer id.
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2", "A3"])
+        .await;
+    let reply = join("carol", "2").await;
+    assert_eq!(
+        (text(&reply[3]), text(&reply[4]), int(&reply[5]), int(&reply[6])),
+        ("JOINED".into(), "WAITING".into(), 1, 2)
+    );
+    let reply = join("dave", "1").await;
+    assert_eq!((text(&reply[3]), int(&reply[5])), ("JOINED".into(), 2));
+    let reply = join("carol", "3").await;
+    assert_eq!(
+        (text(&reply[3]), int(&reply[5]), int(&reply[6])),
+        ("ALREADY".into(), 1, 2),
+        "a second join keeps the place and the quantity"
+    );
+    let waiters: Vec<(String, f64)> = c.zrange_withscores(&f.keys.waiters, 0, -1).await.unwrap();
+    assert_eq!(waiters, vec![("carol".into(), 1.0), ("dave".into(), 2.0)]);
+    let list: HashMap<String, String> = c.hgetall(&f.keys.waitlist).await.unwrap();
+    assert_eq!(list["w:carol"], "2 offer-carol");
+    assert_eq!(list["w:dave"], "1 offer-dave");
+    assert_eq!((list["n:2"].as_str(), list["n:1"].as_str()), ("1", "1"));
+    assert_eq!((list["plan"].as_str(), list["ttl"].as_str()), (PLAN_A3, "120000"));
+    for key in [&f.keys.waiters, &f.keys.waitlist] {
+        assert!(key.contains("{show:s1}"), "{key} shares the show's hash tag");
+    }
+}
+
+#[tokio::test]
+async fn a_release_hands_the_seats_to_the_first_waiter_that_fits_in_the_same_script() {
+    let f = Fixture::new().await;
+    let mut pubsub = f.client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&f.keys.channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1"]).await;
+    f.run(&f.scripts.hold, NOW, &["bob", "h2", "300000", "A2", "A3"]).await;
+    for (user, q) in [("carol", "2"), ("dave", "1")] {
+        f.run(
+            &f.scripts.wait_join,
+            NOW,
+            &[user, q, &format!("offer-{user}"), "120000", PLAN_A3],
+        )
+        .await;
+    }
+    // One seat back: carol (two) cannot use it, dave (one) can.
+    let reply = f.run(&f.scripts.release, NOW + 1, &["alice", "h1"]).await;
+    assert_eq!((int(&reply[1]), text(&reply[3])), (3, "RELEASED".into()));
+    let (seats, _, deadlines, _) = f.state().await;
+    assert_eq!(seats["A1"], "H:offer-dave");
+    assert!(deadlines.contains(&("offer-dave".into(), (NOW + 1 + 120_000) as f64)));
+    let rec = f.hold_json("offer-dave").await;
+    assert_eq!((rec["u"].as_str(), rec["w"].as_bool()), (Some("dave"), Some(true)));
+    let reply = f.run(&f.scripts.wait_standing, NOW + 1, &["dave"]).await;
+    assert_eq!(
+        (text(&reply[3]), text(&reply[4]), int(&reply[5]), texts(&reply[6])),
+        (
+            "OFFERED".into(),
+            "offer-dave".into(),
+            NOW + 1 + 120_000,
+            vec!["A1".to_owned()]
+        )
+    );
+    let reply = f.run(&f.scripts.wait_standing, NOW + 1, &["carol"]).await;
+    assert_eq!((text(&reply[3]), int(&reply[4])), ("WAITING".into(), 1));
+    let mut c = f.conn.clone();
+    let list: HashMap<String, String> = c.hgetall(&f.keys.waitlist).await.unwrap();
+    assert_eq!(list.get("w:dave"), None);
+    assert_eq!((list["n:1"].as_str(), list["made"].as_str()), ("0", "1"));
+    assert_eq!(list["o:dave"], "offer-dave");
+    // The deltas: the holds, then A1 going from alice to dave as HELD,
+    // never AVAILABLE.
+    let mut deltas = Vec::new();
+    for _ in 0..3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .unwrap()
+            .unwrap();
+        deltas.push(serde_json::from_str::<serde_json::Value>(&msg.get_payload::<String>().unwrap()).unwrap());
+    }
+    assert_eq!(
+        deltas[2]["changes"],
+        serde_json::json!([{"seatId": "A1", "status": "HELD"}])
+    );
+}
+
+#[tokio::test]
+async fn waitlist_leave_gives_an_offer_back_and_counts_it_declined() {
+    let f = Fixture::new().await;
+    f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2", "A3"])
+        .await;
+    f.run(
+        &f.scripts.wait_join,
+        NOW,
+        &["dave", "1", "offer-dave", "120000", PLAN_A3],
+    )
+    .await;
+    f.run(
+        &f.scripts.wait_join,
+        NOW,
+        &["erin", "3", "offer-erin", "120000", PLAN_A3],
+    )
+    .await;
+    f.run(&f.scripts.release, NOW + 1, &["alice", "h1"]).await;
+    // Dave's offer (one seat); erin waits for three, two are free.
+    let reply = f.run(&f.scripts.wait_leave, NOW + 2, &["dave"]).await;
+    assert_eq!(
+        (text(&reply[3]), text(&reply[4])),
+        ("OFFERED".into(), "offer-dave".into())
+    );
+    // Now all three are free: erin's offer, made in the same script.
+    let (seats, _, _, _) = f.state().await;
+    assert_eq!(seats.len(), 3);
+    assert!(seats.values().all(|o| o == "H:offer-erin"), "{seats:?}");
+    let reply = f.run(&f.scripts.wait_leave, NOW + 2, &["dave"]).await;
+    assert_eq!(text(&reply[3]), "NONE", "dave is no longer on the list");
+    let reply = f.run(&f.scripts.wait_standing, NOW + 2, &["dave"]).await;
+    assert_eq!((text(&reply[3]), text(&reply[5])), ("ENDED".into(), "RELEASED".into()));
+    let mut c = f.conn.clone();
+    let counts: Vec<Option<u64>> = redis::cmd("HMGET")
+        .arg(&f.keys.waitlist)
+        .arg(&["made", "declined", "expired"][..])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(counts, vec![Some(2), Some(1), None]);
+}

@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use showgate::booking::locks::SeatLocks;
 use showgate::domain::best::{self, RowPlan};
-use showgate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome};
+use showgate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, WaitJoin};
 
 use super::common::{self};
 use super::{SHOW, T0};
 
 /// Runs the same random history of holds, releases, orders, bookings, order
-/// releases, expiry passes and clock jumps against the memory engine and the
-/// Redis scripts, and requires identical answers and state at every step.
-async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
+/// releases, waiting-list joins and leaves, expiry passes and clock jumps
+/// against the memory engine and the Redis scripts, and requires identical
+/// answers and state (seats, holds, every user's waiting-list standing and
+/// the list's figures) at every step.
+async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     let memory = common::ready(common::memory_locks()).await;
@@ -23,7 +25,7 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
     let mut orders: Vec<(String, String, Vec<String>)> = Vec::new(); // (order, hold, seats)
     for step in 0..60i64 {
         let user = format!("u{}", rng.random_range(0..4));
-        let what = rng.random_range(0..9);
+        let what = rng.random_range(0..11);
         let label = format!("seed {seed} step {step} action {what}");
         match what {
             0..=2 => {
@@ -77,6 +79,35 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
                     holds.push((user, id));
                 }
             }
+            9 => {
+                // The waiting list keeps row A only: the seats the other
+                // holds fight over, so offers happen often.
+                let plan = vec![RowPlan {
+                    row: "A".into(),
+                    seats: 6,
+                    unavailable: vec![],
+                }];
+                let quantity = rng.random_range(1..=4);
+                let offer = format!("w{step}");
+                let ttl = rng.random_range(1_000..200_000);
+                let a = memory
+                    .wait_join(SHOW, now, &user, quantity, &offer, &plan, ttl)
+                    .await
+                    .unwrap();
+                let b = redis
+                    .wait_join(SHOW, now, &user, quantity, &offer, &plan, ttl)
+                    .await
+                    .unwrap();
+                assert_eq!(a, b, "{label}");
+                if matches!(a.out, WaitJoin::Joined(_)) {
+                    holds.push((user, offer));
+                }
+            }
+            10 => {
+                let a = memory.wait_leave(SHOW, now, &user).await.unwrap();
+                let b = redis.wait_leave(SHOW, now, &user).await.unwrap();
+                assert_eq!(a, b, "{label}");
+            }
             3 if !holds.is_empty() => {
                 let (u, h) = holds[rng.random_range(0..holds.len())].clone();
                 let a = memory.release(SHOW, now, &u, &h).await.unwrap();
@@ -117,6 +148,19 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
         let a = memory.snapshot(SHOW, now).await.unwrap();
         let b = redis.snapshot(SHOW, now).await.unwrap();
         assert_eq!(a, b, "{label}: snapshots");
+        for u in 0..4 {
+            let u = format!("u{u}");
+            assert_eq!(
+                memory.wait_standing(SHOW, now, &u).await.unwrap(),
+                redis.wait_standing(SHOW, now, &u).await.unwrap(),
+                "{label}: {u}'s standing"
+            );
+        }
+        assert_eq!(
+            memory.wait_stats(SHOW).await.unwrap(),
+            redis.wait_stats(SHOW).await.unwrap(),
+            "{label}: the list's figures"
+        );
         for (_, h) in &holds {
             assert_eq!(
                 memory.hold_record(SHOW, h).await.unwrap(),
@@ -125,18 +169,29 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) {
             );
         }
     }
+    memory.wait_stats(SHOW).await.unwrap().made
 }
 
 #[tokio::test]
 async fn random_histories_give_identical_answers_on_memory_and_redis() {
+    let mut offers = 0;
     for seed in 0..40 {
-        same_history_same_answers(common::redis_locks(&common::unique_prefix()).await, seed).await;
+        offers += same_history_same_answers(common::redis_locks(&common::unique_prefix()).await, seed).await;
     }
+    assert!(
+        offers > 20,
+        "the histories exercise waiting-list offers ({offers} made)"
+    );
 }
 
 #[tokio::test]
 async fn random_histories_give_identical_answers_on_memory_and_redis_cluster() {
+    let mut offers = 0;
     for seed in 100..120 {
-        same_history_same_answers(common::cluster_locks(&common::unique_prefix()).await, seed).await;
+        offers += same_history_same_answers(common::cluster_locks(&common::unique_prefix()).await, seed).await;
     }
+    assert!(
+        offers > 10,
+        "the histories exercise waiting-list offers ({offers} made)"
+    );
 }
