@@ -51,8 +51,13 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// The app on the in-process engines (no Redis, no Postgres).
 pub async fn spawn_memory_app() -> TestApp {
+    spawn_memory_app_with(|_| {}).await
+}
+
+pub async fn spawn_memory_app_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     settings.redis_url = None;
+    tune(&mut settings);
     start(settings).await
 }
 

@@ -18,5 +18,6 @@ mod race;
 mod recovery;
 mod saturation;
 mod sweeping;
+mod waitlist;
 mod waitroom;
 mod waitroom_scale;

@@ -1,0 +1,278 @@
+//! The waiting list end to end, over HTTP and real WebSockets: a sold-out
+//! show, shoppers join, a hold expires and its seats go to the first
+//! waiter, an unclaimed offer moves to the next, who buys; nobody watching
+//! the seat map ever sees the returned seats AVAILABLE.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, Ws, assert_error, next_json, spawn_app_with, spawn_memory_app_with};
+
+impl TestApp {
+    async fn wait_join(&self, token: &str, show: &str, quantity: u64) -> reqwest::Response {
+        self.post(
+            &format!("/api/v1/shows/{show}/waitlist"),
+            Some(token),
+            json!({"quantity": quantity}),
+        )
+        .await
+    }
+
+    async fn wait_me(&self, token: &str, show: &str) -> reqwest::Response {
+        self.get(&format!("/api/v1/shows/{show}/waitlist/me"), Some(token))
+            .await
+    }
+
+    /// Holds every seat on sale but `keep` for filler shoppers, and turns
+    /// those holds into paid orders: the show is sold out for good but for
+    /// `keep`.
+    async fn sell_out_but(&self, show: &str, keep: &[&str]) {
+        let map = self.seat_map(show).await;
+        let free: Vec<String> = map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "AVAILABLE")
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .filter(|s| !keep.contains(&s.as_str()))
+            .collect();
+        for (i, chunk) in free.chunks(100).enumerate() {
+            let t = self.token_owned(format!("filler-{i}")).await;
+            let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let res = self.hold(&t, show, &seats).await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            let hold: Value = res.json().await.unwrap();
+            let order: Value = self
+                .order(&t, hold["holdId"].as_str().unwrap())
+                .await
+                .json()
+                .await
+                .unwrap();
+            let paid = self.pay(&t, order["orderId"].as_str().unwrap(), "SUCCESS").await;
+            assert_eq!(paid.status(), StatusCode::OK);
+        }
+    }
+}
+
+/// Reads the seat socket for `dur`, applying each delta to `state` and
+/// failing if any of `watched` ever shows AVAILABLE.
+async fn watch(ws: &mut Ws, state: &mut HashMap<String, String>, watched: &[&str], dur: Duration) {
+    let until = tokio::time::Instant::now() + dur;
+    while let Ok(msg) = tokio::time::timeout_at(until, next_json(ws)).await {
+        let seats = match msg["type"].as_str() {
+            Some("delta") => msg["changes"].as_array().unwrap().clone(),
+            Some("snapshot") => msg["seats"].as_array().unwrap().clone(),
+            _ => continue,
+        };
+        for c in seats {
+            let id = c["seatId"].as_str().or(c["id"].as_str()).unwrap().to_owned();
+            let status = c["status"].as_str().unwrap().to_owned();
+            assert!(
+                !(watched.contains(&id.as_str()) && status == "AVAILABLE"),
+                "{id} was shown AVAILABLE: {msg}"
+            );
+            state.insert(id, status);
+        }
+    }
+}
+
+/// The next message of a waiting-list socket (pings skipped), within 10 s.
+async fn next_wait(ws: &mut Ws) -> Value {
+    tokio::time::timeout(Duration::from_secs(10), next_json(ws))
+        .await
+        .expect("a waiting-list message")
+}
+
+async fn the_story(app: TestApp) {
+    let show = app.a_show().await;
+    let (carol, dave, erin) = (
+        app.token("carol").await,
+        app.token("dave").await,
+        app.token("erin").await,
+    );
+    // While seats are on sale, nobody waits.
+    let body = assert_error(app.wait_join(&carol, &show, 2).await, 409, "SEATS_AVAILABLE").await;
+    assert!(body["error"]["freeSeats"].as_u64().unwrap() > 100);
+
+    // Sold out, but for D4-D5, which a returner holds (for 4 s).
+    app.sell_out_but(&show, &["D4", "D5"]).await;
+    let returner = app.token("returner").await;
+    assert_eq!(
+        app.hold(&returner, &show, &["D4", "D5"]).await.status(),
+        StatusCode::CREATED
+    );
+    let mut seats_ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    let mut map = HashMap::new();
+    watch(&mut seats_ws, &mut map, &["D4", "D5"], Duration::from_millis(300)).await;
+    assert!(map.values().all(|s| s != "AVAILABLE"), "sold out");
+
+    let res = app.wait_join(&carol, &show, 2).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["position"].as_u64(), v["quantity"].as_u64()),
+        (Some("WAITING"), Some(1), Some(2))
+    );
+    let v: Value = app.wait_join(&dave, &show, 2).await.json().await.unwrap();
+    assert_eq!(v["position"], 2);
+    let res = app.wait_join(&carol, &show, 2).await;
+    assert_eq!(res.status(), StatusCode::OK, "joining again: the same place");
+    assert_eq!(res.json::<Value>().await.unwrap()["position"], 1);
+    assert_error(app.wait_me(&erin, &show).await, 404, "NOT_FOUND").await;
+
+    let mut carol_ws = app
+        .ws(&format!("/api/v1/shows/{show}/waitlist/ws?access_token={carol}"))
+        .await;
+    let m = next_wait(&mut carol_ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["position"].as_u64()),
+        (Some("position"), Some(1))
+    );
+
+    // The returner's hold expires: the pair is carol's, never on sale.
+    let offer = next_wait(&mut carol_ws).await;
+    assert_eq!(offer["type"], "offer", "{offer}");
+    assert_eq!(offer["seatIds"], json!(["D4", "D5"]));
+    let carol_hold = offer["holdId"].as_str().unwrap().to_owned();
+    let hold: Value = app
+        .get(&format!("/api/v1/holds/{carol_hold}"), Some(&carol))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (hold["status"].as_str(), hold["userId"].as_str()),
+        (Some("HELD"), Some("carol"))
+    );
+    assert_eq!(hold["expiresAt"], offer["expiresAt"]);
+    let me: Value = app.wait_me(&dave, &show).await.json().await.unwrap();
+    assert_eq!(
+        (me["state"].as_str(), me["position"].as_u64()),
+        (Some("WAITING"), Some(1))
+    );
+
+    // Carol lets it run out (3 s): it moves on to dave.
+    let ended = next_wait(&mut carol_ws).await;
+    assert_eq!(
+        (ended["type"].as_str(), ended["state"].as_str()),
+        (Some("ended"), Some("EXPIRED"))
+    );
+    let me: Value = app.wait_me(&dave, &show).await.json().await.unwrap();
+    assert_eq!(me["state"], "OFFERED", "{me}");
+    assert_eq!(me["seatIds"], json!(["D4", "D5"]));
+    let dave_hold = me["holdId"].as_str().unwrap();
+    assert_error(app.order(&carol, &carol_hold).await, 409, "HOLD_EXPIRED").await;
+
+    // Dave buys: an ordinary hold, order and payment.
+    let order: Value = app.order(&dave, dave_hold).await.json().await.unwrap();
+    assert_eq!(order["seatIds"], json!(["D4", "D5"]));
+    let paid: Value = app
+        .pay(&dave, order["orderId"].as_str().unwrap(), "SUCCESS")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "CONFIRMED");
+    let me: Value = app.wait_me(&dave, &show).await.json().await.unwrap();
+    assert_eq!(
+        (me["state"].as_str(), &me["orderId"]),
+        (Some("ACCEPTED"), &order["orderId"])
+    );
+    // Every change the seat socket carried meanwhile: never AVAILABLE.
+    watch(&mut seats_ws, &mut map, &["D4", "D5"], Duration::from_millis(500)).await;
+    assert_eq!((map["D4"].as_str(), map["D5"].as_str()), ("BOOKED", "BOOKED"));
+    assert_eq!(app.seat_status(&show, "D4").await, "BOOKED");
+
+    let ops = app.token_as("ops", true).await;
+    let figures: Value = app
+        .get(&format!("/api/v1/admin/waitlists/{show}"), Some(&ops))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        figures,
+        json!({"showId": show, "length": 0, "offersMade": 2, "offersTaken": 1, "offersExpired": 1, "offersDeclined": 0})
+    );
+    assert_error(
+        app.get(&format!("/api/v1/admin/waitlists/{show}"), Some(&carol)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+}
+
+fn short_times(s: &mut showgate::config::Settings) {
+    s.hold_ttl_seconds = 4;
+    s.waitlist_offer_seconds = 3;
+    s.max_seats_per_hold = 100;
+}
+
+#[tokio::test]
+async fn returned_seats_go_to_the_list_in_order_on_redis_and_postgres() {
+    the_story(spawn_app_with(short_times).await).await;
+}
+
+#[tokio::test]
+async fn returned_seats_go_to_the_list_in_order_in_process() {
+    the_story(spawn_memory_app_with(short_times).await).await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_in_the_contracts_shape() {
+    let app = spawn_app_with(|_| {}).await;
+    let show = app.a_show().await;
+    let carol = app.token("carol").await;
+    let path = format!("/api/v1/shows/{show}/waitlist");
+    for body in [
+        json!({}),
+        json!({"quantity": 0}),
+        json!({"quantity": 11}),
+        json!({"quantity": "2"}),
+        json!({"quantity": -1}),
+    ] {
+        assert_error(app.post(&path, Some(&carol), body).await, 400, "BAD_REQUEST").await;
+    }
+    assert_error(app.post(&path, None, json!({"quantity": 1})).await, 401, "UNAUTHORIZED").await;
+    assert_error(app.wait_join(&carol, "no-such-show", 1).await, 404, "NOT_FOUND").await;
+    assert_error(app.delete(&format!("{path}/me"), &carol).await, 404, "NOT_FOUND").await;
+    let res = app.get(&format!("{path}/ws?access_token={carol}"), None).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "not a handshake");
+}
+
+#[tokio::test]
+async fn on_a_gated_show_an_offer_counts_as_an_admission() {
+    let app = spawn_app_with(|s| s.max_seats_per_hold = 100).await;
+    let show = app.a_show().await;
+    app.sell_out_but(&show, &["D4", "D5"]).await;
+    let returner = app.token("returner").await;
+    let hold: Value = app.hold(&returner, &show, &["D4", "D5"]).await.json().await.unwrap();
+    // Now the show gets a waiting room: holds need an admission.
+    app.put_room(&show, json!({"admitRatePerSecond": 1})).await;
+    let (carol, erin) = (app.token("carol").await, app.token("erin").await);
+    assert_eq!(app.wait_join(&carol, &show, 1).await.status(), StatusCode::CREATED);
+    // The returner gives the pair back: carol is offered one seat; the
+    // other is on sale (nobody else waits).
+    app.delete(
+        &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
+        &returner,
+    )
+    .await;
+    let me: Value = app.wait_me(&carol, &show).await.json().await.unwrap();
+    assert_eq!(me["state"], "OFFERED", "{me}");
+    let offered = me["seatIds"][0].as_str().unwrap().to_owned();
+    let other = if offered == "D4" { "D5" } else { "D4" };
+    // Without an admission token erin may not hold; carol, with her offer, may
+    // (here: swap her offered seat for the other one).
+    assert_error(app.hold(&erin, &show, &[other]).await, 403, "ADMISSION_REQUIRED").await;
+    let res = app.hold(&carol, &show, &[other]).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    // Her offer was replaced by that hold (one hold per user): the offered
+    // seat is given back.
+    let me: Value = app.wait_me(&carol, &show).await.json().await.unwrap();
+    assert_eq!(me["state"], "RELEASED", "{me}");
+    assert_eq!(app.seat_status(&show, &offered).await, "AVAILABLE");
+}
