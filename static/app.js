@@ -271,6 +271,165 @@ function solveChallenge(challenge, bits) {
   });
 }
 
+// ---- the waiting list for returned seats ----------------------------------
+
+/** The waiting-list panel of a show's seat map. Shown when the map has no
+ *  AVAILABLE seat (`setSoldOut`), or while the shopper is on the list. The
+ *  shopper's standing comes from the list's socket (polling `…/waitlist/me`
+ *  every 2 s while the socket is down): a place in line, then an offer (an
+ *  ordinary hold of theirs, taken through the page's own checkout by
+ *  `page.checkout`), then how the offer ended. `page.changed` repaints the
+ *  map (offered seats show as the shopper's). */
+function waitlistPanel(showId, page) {
+  const path = `/api/v1/shows/${encodeURIComponent(showId)}/waitlist`;
+  const key = `sg.waitlist.${showId}`;   // "on this list", so a reload asks even if seats show free
+  const el = h("section", { class: "card waitlist", id: "waitlist", hidden: true });
+  let standing = null;   // the server's word: { state, position, quantity, holdId, seatIds, expiresAt, orderId }
+  let soldOut = false, checked = false, busy = false, free = null, qty = 2;
+  let endedHere = false;   // an offer ended while this page watched: say how, sold out or not
+  let ws = null, poller = null, retry = null, attempt = 0, offerTick = null, stopped = false, link = "connecting";
+  const active = () => standing?.state === "WAITING" || standing?.state === "OFFERED";
+
+  const set = (s) => {
+    const prev = standing, was = active();
+    // An `ended` message names the hold but not its seats: keep the offer's.
+    const keep = s && prev && s.holdId && prev.holdId === s.holdId ? prev : {};
+    standing = s ? { ...keep, ...s } : null;
+    if (active()) endedHere = false;
+    else if (was && standing && standing.state !== "LEFT") endedHere = true;
+    if (active()) localStorage.setItem(key, "1"); else localStorage.removeItem(key);
+    if (standing?.state === "OFFERED" && prev?.state !== "OFFERED") toast(`Seats came back for you: ${standing.seatIds.join(" ")}`);
+    if (standing?.state === "EXPIRED" && prev?.state === "OFFERED") toast("Your offer ran out.");
+    if (!active()) { stopPolling(); clearTimeout(retry); }
+    render();
+    page.changed();
+    follow();
+  };
+  const check = async () => {
+    try { set(await api("GET", `${path}/me`)); }
+    catch (err) { if (err.status === 404) set(null); /* else offline: keep what we had */ }
+  };
+  const startPolling = () => { if (!poller) { poller = setInterval(check, 2000); check(); } };
+  const stopPolling = () => { clearInterval(poller); poller = null; };
+  const showLink = (state) => { link = state; const l = $("#wl-live", el); if (l) { l.dataset.state = state; l.textContent = state; } };
+
+  /** Follows the standing on the list's socket while the shopper is on it;
+   *  if the socket fails or drops, polls meanwhile and tries it again. */
+  function follow() {
+    if (stopped || ws || !active() || !session.token) return;
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const sock = new WebSocket(`${proto}://${location.host}${path}/ws?access_token=${encodeURIComponent(session.token)}`);
+    ws = sock;
+    sock.onopen = () => { attempt = 0; stopPolling(); showLink("live"); };
+    sock.onmessage = (ev) => set(JSON.parse(ev.data));
+    sock.onclose = () => {
+      if (ws === sock) ws = null;
+      if (stopped || !active()) return;
+      showLink("polling");
+      startPolling();
+      clearTimeout(retry);
+      retry = setTimeout(follow, Math.min(30000, 1000 * 2 ** attempt++) * (0.5 + Math.random()));
+    };
+  }
+
+  async function join() {
+    if (!page.signIn()) return;
+    busy = true;
+    render();
+    try {
+      free = null;
+      set(await api("POST", path, { quantity: qty }));
+    } catch (err) {
+      if (err.code === "SEATS_AVAILABLE") {
+        free = err.body.error.freeSeats ?? qty;
+        toast("Seats are available now: pick them on the map.");
+      } else toast(err.message);
+    } finally {
+      busy = false;
+      render();
+    }
+  }
+  async function leave() {
+    busy = true;
+    render();
+    try { await api("DELETE", `${path}/me`); set({ state: "LEFT" }); }
+    catch (err) { if (err.status === 404) set(null); else toast(err.message); }
+    finally { busy = false; render(); }
+  }
+
+  const joinForm = (again) => h("div", { class: "wl-form" },
+    h("label", {}, "Seats ", h("select", { id: "waitlist-qty", "aria-label": "how many seats to wait for", onchange: (e) => (qty = Number(e.target.value)) },
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => h("option", { value: n, selected: n === qty }, String(n))))),
+    h("button", { id: "waitlist-join", disabled: busy, onclick: join }, again ? "Join the waiting list again" : "Join the waiting list"));
+
+  function render() {
+    clearInterval(offerTick);
+    const s = standing?.state;
+    const ended = { EXPIRED: 1, RELEASED: 1, ACCEPTED: 1 }[s];
+    el.hidden = !active() && !soldOut && free === null && !endedHere;
+    el.classList.toggle("offer", s === "OFFERED");
+    if (el.hidden) { el.replaceChildren(); return; }
+    const live = h("span", { class: "live", id: "wl-live", "data-state": link }, link);
+    if (s === "WAITING") {
+      el.replaceChildren(
+        h("h2", {}, "You're on the waiting list ", live),
+        h("div", { class: "wl-place" }, h("span", { class: "big", id: "waitlist-position" }, `#${standing.position}`),
+          h("p", {}, `in line for ${standing.quantity} seat${standing.quantity > 1 ? "s" : ""}.`)),
+        h("p", {}, "Seats that come back go to the list first, in order. When yours do, they're held for you here: keep this page open."),
+        h("div", { class: "wl-form" }, h("button", { id: "waitlist-leave", class: "secondary", disabled: busy, onclick: leave }, "Leave the waiting list")));
+      return;
+    }
+    if (s === "OFFERED") {
+      const inCheckout = page.current() === standing.holdId;
+      const cd = h("span", { class: "countdown", id: "offer-countdown" });
+      el.replaceChildren(
+        h("h2", {}, "Seats came back for you! ", live),
+        h("p", {}, "Held for you: ", h("strong", { class: "offer-seats", id: "offer-seats" }, standing.seatIds.join(" "))),
+        h("p", {}, "The offer runs out in ", cd, "."),
+        inCheckout ? h("p", { id: "offer-in-checkout" }, "In checkout below.") :
+          h("div", { class: "wl-form" },
+            h("button", { id: "offer-checkout", disabled: busy, onclick: () => page.checkout(standing) }, "Continue to checkout"),
+            h("button", { id: "offer-decline", class: "secondary", disabled: busy, onclick: leave }, "No thanks")));
+      const end = Date.parse(standing.expiresAt);
+      const step = () => {
+        const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+        cd.textContent = `${String(Math.floor(left / 60)).padStart(2, "0")}:${String(left % 60).padStart(2, "0")}`;
+        if (left === 0) { clearInterval(offerTick); if (!ws) check(); }   // the socket says how it ended
+      };
+      step();
+      offerTick = setInterval(step, 500);
+      return;
+    }
+    const notes = [];
+    if (s === "ACCEPTED") notes.push(h("p", { id: "waitlist-accepted" }, h("strong", {}, "You took the offer"), ` (seats ${(standing.seatIds || []).join(" ")}). `, h("a", { href: "#/orders" }, "My tickets")));
+    if (s === "EXPIRED") notes.push(h("p", { id: "waitlist-expired" }, h("strong", {}, "Your offer ran out."), ` Its seats${standing.seatIds ? ` (${standing.seatIds.join(" ")})` : ""} went to the next shopper in line, or back on sale.`));
+    if (s === "RELEASED") notes.push(h("p", { id: "waitlist-released" }, "You gave the offered seats back."));
+    if (free !== null) notes.push(h("p", { id: "seats-available" }, h("strong", {}, "Seats are available now"), ` (${free} free): pick them on the map above.`));
+    el.replaceChildren(
+      h("h2", {}, soldOut ? "Sold out" : "Waiting list"),
+      ...notes,
+      ...(soldOut ? [h("p", {}, "Join the waiting list: seats that come back (a hold runs out, an order is cancelled) are held for the first shopper in line who wants that many."), joinForm(Boolean(ended))] : []));
+  }
+
+  return {
+    el,
+    /** Whether the shopper could pick nothing on the map. The first call
+     *  asks where a signed-in shopper stands (a reload while on the list). */
+    setSoldOut(v) {
+      const ask = !checked && session.token && (v || localStorage.getItem(key));
+      if (v === soldOut && !ask) return;
+      if (v) free = null;
+      soldOut = v;
+      if (ask) { checked = true; check(); }
+      render();
+    },
+    /** Seats offered to the shopper right now (shown as theirs on the map). */
+    offered: () => (standing?.state === "OFFERED" ? standing.seatIds : []),
+    refresh: render,
+    stop() { stopped = true; stopPolling(); clearTimeout(retry); clearInterval(offerTick); ws?.close(1000); },
+  };
+}
+
 // ---- the live seat map -----------------------------------------------------
 
 /** Keeps a socket to the seat stream: snapshot, then contiguous deltas (a
@@ -348,6 +507,13 @@ async function showPage(showId) {
     [1, 2, 3, 4, 5, 6].map((n) => h("option", { value: n, selected: n === 2 }, String(n))));
   const best = h("span", { class: "best", id: "best-box" }, "Best ", bestQty, " ",
     h("button", { id: "best", class: "secondary", onclick: () => holdSeats({ quantity: Number(bestQty.value) }) }, "Best available"));
+  // The waiting list, offered when nothing is left to pick.
+  const wl = waitlistPanel(showId, {
+    signIn: () => !needSignIn(),
+    checkout: (offer) => takeOffer(offer),
+    current: () => order?.holdId ?? hold?.holdId,
+    changed: () => paint(),
+  });
 
   view.replaceChildren(
     h("h1", {}, movie.title),
@@ -360,11 +526,13 @@ async function showPage(showId) {
       h("span", {}, h("i", { style: "background:var(--mine)" }), "yours"),
       h("span", {}, h("i", { style: "background:var(--held)" }), "held"),
       h("span", {}, h("i", { style: "background:var(--booked)" }), "booked")),
+    wl.el,
     outcome,
     h("div", { class: "tray" }, sum, h("div", {}, best, " ", secondary, " ", action)),
   );
 
-  const mine = () => new Set(order ? order.seatIds : hold ? hold.seatIds : []);
+  const mine = () => new Set(order ? order.seatIds : hold ? hold.seatIds : wl.offered());
+  const soldOut = () => seats.size > 0 && ![...seats.values()].some((b) => b.dataset.status === "AVAILABLE");
   const paint = () => {
     const own = mine();
     for (const [id, btn] of seats) {
@@ -374,7 +542,9 @@ async function showPage(showId) {
     const price = Number(show.price);
     clearInterval(tick);
     secondary.hidden = true;
-    best.hidden = Boolean(hold || order);
+    const none = soldOut() && !hold && !order;
+    wl.setSoldOut(none);
+    best.hidden = Boolean(hold || order || none);
     if (order && order.status === "CONFIRMED") {
       sum.replaceChildren("Booked: ", h("strong", {}, order.seatIds.join(" ")));
       action.hidden = true;
@@ -401,11 +571,11 @@ async function showPage(showId) {
       sum.replaceChildren("Held ", h("strong", {}, hold.seatIds.join(" ")), " for ", cd);
       countdown(cd, hold.expiresAt, () => { toast("Your hold expired; the seats are back on sale."); hold = null; paint(); });
     } else {
-      action.hidden = false;
+      action.hidden = none;   // nothing to pick: the waiting list stands in for it
       action.disabled = selected.size === 0;
       action.textContent = selected.size ? `Hold ${selected.size} seat${selected.size > 1 ? "s" : ""}` : "Pick seats";
       action.onclick = () => holdSeats();
-      sum.replaceChildren(selected.size ? h("strong", {}, [...selected].join(" ")) : "Tap seats to choose them.");
+      sum.replaceChildren(selected.size ? h("strong", {}, [...selected].join(" ")) : none ? "Sold out: no seat left to pick." : "Tap seats to choose them.");
     }
   };
   const countdown = (el, iso, done) => {
@@ -518,6 +688,17 @@ async function showPage(showId) {
     } catch (err) { toast(err.message); if (err.code === "ORDER_EXPIRED") { order = null; hold = null; } }
     paint();
   }
+  /** Takes a waiting-list offer: its hold is an ordinary hold of ours, so
+   *  it goes through the same order and payment as one picked on the map. */
+  async function takeOffer(offer) {
+    if (needSignIn() || order) return;
+    selected.clear();
+    hold = { holdId: offer.holdId, seatIds: offer.seatIds, expiresAt: offer.expiresAt };
+    wl.refresh();
+    await createOrder();
+    if (!order) { hold = null; paint(); }   // not taken: the panel still offers it while it lasts
+    wl.refresh();
+  }
   async function cancelOrder() {
     try { await api("POST", `/api/v1/orders/${order.orderId}/cancel`); } catch (err) { toast(err.message); }
     order = null; hold = null;
@@ -529,7 +710,7 @@ async function showPage(showId) {
     onDelta: (d) => { for (const c of d.changes) setStatus(c.seatId, c.status); paint(); },
     onState: (state) => { live.dataset.state = state; live.textContent = state === "live" ? "live" : state; },
   });
-  cleanup = () => { stop(); clearInterval(tick); };
+  cleanup = () => { stop(); wl.stop(); clearInterval(tick); };
 }
 
 renderSession();

@@ -1,6 +1,7 @@
 // The ops console: create, tune, pause and remove a show's waiting room,
 // and watch it live (figures every second, a chart of queue length,
-// admissions per second and active shoppers).
+// admissions per second and active shoppers), and the show's waiting list
+// for returned seats (its length and what became of its offers).
 
 const $ = (s) => document.querySelector(s);
 let token = sessionStorage.getItem("sg.ops.token");
@@ -130,15 +131,31 @@ async function poll() {
   }
 }
 
+/** The show's waiting list for returned seats, refreshed with the rest. */
+async function pollWaitlist() {
+  if (!token || !$("#show").value) return;
+  try {
+    const w = await api("GET", `/api/v1/admin/waitlists/${$("#show").value}`);
+    $("#wl-figures").replaceChildren(
+      figure("waiting", w.length, "f-wl-length"), figure("offers made", w.offersMade, "f-wl-made"),
+      figure("taken", w.offersTaken, "f-wl-taken"), figure("expired", w.offersExpired, "f-wl-expired"),
+      figure("declined", w.offersDeclined, "f-wl-declined"),
+      figure("open offers", Math.max(0, w.offersMade - w.offersTaken - w.offersExpired - w.offersDeclined), "f-wl-open"));
+  } catch (err) {
+    $("#wl-figures").replaceChildren(figure("waiting list", err.status === 404 ? "no such show" : "unavailable", "f-wl-none"));
+  }
+}
+
 async function load() {
   last = null;
   for (const k of Object.keys(series)) series[k].length = 0;
   try { fill(await api("GET", `/api/v1/admin/waitrooms/${$("#show").value}`)); }
   catch { fill({ admitRatePerSecond: 100, burst: 100, maxActive: 5000, admissionTtlSeconds: 600, preQueue: "RANDOM", challengeBits: 0, paused: false }); }
   poll();
+  pollWaitlist();
 }
 
 await listShows();
 chart();
 if (token) signedIn();
-setInterval(poll, 1000);
+setInterval(() => { poll(); pollWaitlist(); }, 1000);
