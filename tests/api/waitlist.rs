@@ -276,3 +276,111 @@ async fn on_a_gated_show_an_offer_counts_as_an_admission() {
     assert_eq!(me["state"], "RELEASED", "{me}");
     assert_eq!(app.seat_status(&show, &offered).await, "AVAILABLE");
 }
+
+/// Many shoppers at once: 40 join a sold-out show concurrently, then 10
+/// holders of two seats each give them back concurrently. Places are
+/// exactly 1..40; the first 10 waiters (by place) get the 20 seats, two
+/// each, no seat twice; everyone else still waits, moved up; the seat map
+/// agrees.
+async fn a_crowd(app: TestApp) {
+    let show = app.a_show().await;
+    let map = app.seat_map(&show).await;
+    let free: Vec<String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "AVAILABLE")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (returned, rest) = free.split_at(20);
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    app.sell_out_but(&show, &returned.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert!(!rest.is_empty());
+    let holders: Vec<String> = futures::future::join_all((0..10).map(|i| app.token_owned(format!("holder-{i}")))).await;
+    let mut holds = Vec::new();
+    for (i, t) in holders.iter().enumerate() {
+        let pair = [returned[2 * i].as_str(), returned[2 * i + 1].as_str()];
+        let hold: Value = app.hold(t, &show, &pair).await.json().await.unwrap();
+        holds.push(hold["holdId"].as_str().unwrap().to_owned());
+    }
+    let waiters: Vec<String> = futures::future::join_all((0..40).map(|i| app.token_owned(format!("waiter-{i}")))).await;
+    let joined: Vec<Value> = futures::future::join_all(waiters.iter().map(|t| {
+        let (app, show) = (&app, &show);
+        async move {
+            let res = app.wait_join(t, show, 2).await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+    let mut places: Vec<u64> = joined.iter().map(|v| v["position"].as_u64().unwrap()).collect();
+    places.sort();
+    assert_eq!(places, (1..=40).collect::<Vec<u64>>(), "every place once");
+    let place_of: HashMap<String, u64> = joined
+        .iter()
+        .map(|v| {
+            (
+                v["userId"].as_str().unwrap().to_owned(),
+                v["position"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+
+    futures::future::join_all(holders.iter().zip(&holds).map(|(t, h)| {
+        let app = &app;
+        async move {
+            let res = app.delete(&format!("/api/v1/holds/{h}"), t).await;
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    }))
+    .await;
+
+    let standings: Vec<(String, Value)> = futures::future::join_all(waiters.iter().enumerate().map(|(i, t)| {
+        let (app, show) = (&app, &show);
+        async move {
+            let v: Value = app.wait_me(t, show).await.json().await.unwrap();
+            (format!("waiter-{i}"), v)
+        }
+    }))
+    .await;
+    let mut offered_seats = Vec::new();
+    for (user, v) in &standings {
+        let place = place_of[user];
+        if place <= 10 {
+            assert_eq!(v["state"], "OFFERED", "{user} at place {place}: {v}");
+            let seats = v["seatIds"].as_array().unwrap();
+            assert_eq!(seats.len(), 2);
+            offered_seats.extend(seats.iter().map(|s| s.as_str().unwrap().to_owned()));
+        } else {
+            assert_eq!(
+                (v["state"].as_str(), v["position"].as_u64()),
+                (Some("WAITING"), Some(place - 10)),
+                "{user}"
+            );
+        }
+    }
+    offered_seats.sort();
+    let mut expected: Vec<String> = returned.to_vec();
+    expected.sort();
+    assert_eq!(offered_seats, expected, "the 20 returned seats, each offered once");
+    let map = app.seat_map(&show).await;
+    assert!(
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "AVAILABLE"),
+        "nothing went on sale while waiters could be served"
+    );
+}
+
+#[tokio::test]
+async fn a_crowd_joins_and_returns_at_once_on_redis_and_postgres() {
+    a_crowd(spawn_app_with(|s| s.max_seats_per_hold = 100).await).await;
+}
+
+#[tokio::test]
+async fn a_crowd_joins_and_returns_at_once_in_process() {
+    a_crowd(spawn_memory_app_with(|s| s.max_seats_per_hold = 100).await).await;
+}
