@@ -8,47 +8,60 @@
 --       3 seq STRING arrival counter, 4 seen ZSET user->last seen (ms),
 --       5 stats HASH, 6 admitted ZSET user->admission expiry (ms),
 --       7 events STRING event sequence, 8 config HASH, 9 entrants SET
--- ARGV: 1 userId, 2 now (ms, the node's clock, for admission expiry),
---       3 create (1/0), 4 seen until (ms): now for a poll, later for a live socket
--- Reply: {"ADMITTED", expiresAtMs, eventSeq} | {"PREQUEUED", preQueueSize, eventSeq}
+-- ARGV: per shopper, four: userId, now (ms, the node's clock, for admission
+--       expiry), create (1/0), seen until (ms: now for a poll, later for a
+--       live socket). A node sends the joins that arrived while its previous
+--       call was in flight as one call (src/waitroom/batch.rs): one script,
+--       one opening check, for many shoppers.
+-- Reply: one answer per shopper, in order:
+--        {"ADMITTED", expiresAtMs, eventSeq} | {"PREQUEUED", preQueueSize, eventSeq}
 --      | {"QUEUED", score, position, queueLength, eventSeq} | {"NONE", eventSeq}
 local queue, pre, seq, seen, stats, admitted, events, config, entrants =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local user, now, create, seen_until = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local ev = tonumber(redis.call('GET', events) or '0')
 
-local exp = redis.call('ZSCORE', admitted, user)
-if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev } end
-
+-- Once for the whole call: a join never changes the opening's moment, and
+-- beginning it is idempotent.
 local opens, key, opened_for, mode = opening_of(config)
 local before_opening = opens ~= nil and shared_now() < opens
 if not before_opening then begin_opening(pre, seq, config, entrants, key, opened_for) end
 
-local score = redis.call('ZSCORE', queue, user)
-if not score then
-  if redis.call('SISMEMBER', pre, user) == 1 then
-    redis.call('ZADD', seen, seen_until, user)
-    if before_opening or redis.call('SISMEMBER', entrants, user) == 1 then
-      -- Waiting for the lottery, or for the leader to place this entrant.
-      return { 'PREQUEUED', redis.call('SCARD', pre), ev }
+local function join(user, now, create, seen_until)
+  local exp = redis.call('ZSCORE', admitted, user)
+  if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev } end
+
+  local score = redis.call('ZSCORE', queue, user)
+  if not score then
+    if redis.call('SISMEMBER', pre, user) == 1 then
+      redis.call('ZADD', seen, seen_until, user)
+      if before_opening or redis.call('SISMEMBER', entrants, user) == 1 then
+        -- Waiting for the lottery, or for the leader to place this entrant.
+        return { 'PREQUEUED', redis.call('SCARD', pre), ev }
+      end
+      -- A straggler the opening did not see: placed by its own join, behind
+      -- the lottery block.
+      redis.call('SREM', pre, user)
+      score = redis.call('INCR', seq)
+      redis.call('ZADD', queue, score, user)
+    else
+      if not create then return { 'NONE', ev } end
+      redis.call('HINCRBY', stats, 'joined', 1)
+      redis.call('ZADD', seen, seen_until, user)
+      if before_opening and mode == 'RANDOM' then
+        redis.call('SADD', pre, user)
+        return { 'PREQUEUED', redis.call('SCARD', pre), ev }
+      end
+      score = redis.call('INCR', seq)
+      redis.call('ZADD', queue, score, user)
     end
-    -- A straggler the opening did not see: placed by its own join, behind
-    -- the lottery block.
-    redis.call('SREM', pre, user)
-    score = redis.call('INCR', seq)
-    redis.call('ZADD', queue, score, user)
   else
-    if not create then return { 'NONE', ev } end
-    redis.call('HINCRBY', stats, 'joined', 1)
     redis.call('ZADD', seen, seen_until, user)
-    if before_opening and mode == 'RANDOM' then
-      redis.call('SADD', pre, user)
-      return { 'PREQUEUED', redis.call('SCARD', pre), ev }
-    end
-    score = redis.call('INCR', seq)
-    redis.call('ZADD', queue, score, user)
   end
-else
-  redis.call('ZADD', seen, seen_until, user)
+  return { 'QUEUED', tostring(score), redis.call('ZRANK', queue, user) + 1, redis.call('ZCARD', queue), ev }
 end
-return { 'QUEUED', tostring(score), redis.call('ZRANK', queue, user) + 1, redis.call('ZCARD', queue), ev }
+
+local out = {}
+for i = 1, #ARGV, 4 do
+  out[#out + 1] = join(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1', ARGV[i + 3])
+end
+return out

@@ -484,6 +484,56 @@ async fn room_run(f: &Fixture, script: &Script, keys: &[&str], args: &[&str]) ->
     inv.invoke_async(&mut conn).await.unwrap()
 }
 
+/// The answer of a `wr_join.lua` call for one shopper.
+fn join_one(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(mut answers) if answers.len() == 1 => match answers.remove(0) {
+            Value::Array(i) => i,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wr_join_takes_many_shoppers_in_one_call_in_order() {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let keys = join_keys(&k);
+    let now = NOW.to_string();
+    let args = [
+        "ann", &now, "1", &now, // joins
+        "ben", &now, "0", &now, // only asks: not joined
+        "cat", &now, "1", &now, // joins
+        "ann", &now, "1", &now, // again: the same place
+    ];
+    let answers = match room_run(&f, &s.join, &keys, &args).await {
+        Value::Array(a) => a,
+        other => panic!("{other:?}"),
+    };
+    let kinds: Vec<(String, Option<i64>)> = answers
+        .iter()
+        .map(|a| match a {
+            Value::Array(i) => (text(&i[0]), (i.len() == 5).then(|| int(&i[2]))),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("QUEUED".into(), Some(1)),
+            ("NONE".into(), None),
+            ("QUEUED".into(), Some(2)),
+            ("QUEUED".into(), Some(1)),
+        ]
+    );
+    let mut c = f.conn.clone();
+    let queue: Vec<(String, f64)> = c.zrange_withscores(&k.queue, 0, -1).await.unwrap();
+    assert_eq!(queue, vec![("ann".into(), 1.0), ("cat".into(), 2.0)]);
+    let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
+    assert_eq!(joined, 2);
+}
+
 #[tokio::test]
 async fn wr_join_queues_once_and_answers_each_standing() {
     let f = Fixture::new().await;
@@ -494,14 +544,14 @@ async fn wr_join_queues_once_and_answers_each_standing() {
         Value::Array(i) => i,
         other => panic!("{other:?}"),
     };
-    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
+    let r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1]), int(&r[2]), int(&r[3]), int(&r[4])),
         ("QUEUED".into(), "1".into(), 1, 1, 0)
     );
-    let r = items(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
+    let r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
     assert_eq!(int(&r[2]), 1, "joining again keeps the place");
-    let r = items(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now]).await);
+    let r = join_one(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now]).await);
     assert_eq!(text(&r[0]), "NONE", "a read does not join");
     // Before opensAt by Redis TIME, a RANDOM room's joiner enters the
     // pre-queue, whatever `now` the node passes.
@@ -515,12 +565,12 @@ async fn wr_join_queues_once_and_answers_each_standing() {
         .await
         .unwrap();
     let late_node = (opens + 1).to_string();
-    let r = items(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await);
+    let r = join_one(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await);
     assert_eq!((text(&r[0]), int(&r[1])), ("PREQUEUED".into(), 1));
     let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
     assert_eq!(joined, 2);
     let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
-    let r = items(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await);
+    let r = join_one(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1])),
         ("ADMITTED".into(), (NOW + 1000).to_string())
@@ -673,10 +723,7 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     ))
     .await;
     // The first join after the opening begins it: "r" queues behind the block.
-    let r = match room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await {
-        Value::Array(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let r = join_one(room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1])),
         ("QUEUED".into(), "5".into()),
@@ -738,10 +785,7 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() {
     // A straggler (in the pre-queue, not among the entrants: only a clock
     // going back could make one) is placed by its own join, behind.
     let _: () = c.sadd(&k.pre, "z").await.unwrap();
-    let r = match room_run(&f, &s.join, &keys, &["z", &now, "0", &now]).await {
-        Value::Array(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let r = join_one(room_run(&f, &s.join, &keys, &["z", &now, "0", &now]).await);
     assert_eq!((text(&r[0]), int(&r[2])), ("QUEUED".into(), 5));
 }
 

@@ -2,7 +2,8 @@
 //! live, and are admitted at the rate ops set.
 //!
 //! - `engine`: the storage and atomic steps of a room behind `WaitingRooms`,
-//!   with `redis` (scripts `lua/wr_*.lua`) and `memory` side by side.
+//!   with `redis` (scripts `lua/wr_*.lua`; `batch` sends a show's concurrent
+//!   joins as one script call) and `memory` side by side.
 //! - `rooms`: the node's side: config cache, one `leader` per gated show (a
 //!   lease per show, a `governor` bucket), liveness, the routes' operations.
 //! - `hub` keeps each node's queue sockets' positions exact from events;
@@ -14,6 +15,7 @@
 //! The waiting room reads the catalog and implements booking's gate; it
 //! knows nothing else of booking.
 
+pub mod batch;
 pub mod challenge;
 pub mod engine;
 pub mod gate;

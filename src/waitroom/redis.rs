@@ -8,7 +8,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 
-use super::engine::{Counters, Opening, RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms};
+use super::batch::JoinBatcher;
+use super::engine::{Counters, Opening, RoomEvent, Stand, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
@@ -18,14 +19,17 @@ pub struct RedisWaitingRooms {
     redis: Arc<RedisHandle>,
     keys: Keys,
     scripts: RoomScripts,
+    joins: JoinBatcher,
 }
 
 impl RedisWaitingRooms {
     pub fn new(redis: Arc<RedisHandle>, keys: Keys) -> Self {
+        let scripts = RoomScripts::load();
         Self {
+            joins: JoinBatcher::new(redis.clone(), keys.clone(), scripts.join.clone()),
             redis,
             keys,
-            scripts: RoomScripts::load(),
+            scripts,
         }
     }
 
@@ -134,58 +138,10 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(())
     }
 
+    /// Through the batcher: the show's joins that arrive while its
+    /// previous call is in flight go as one script call (`batch`).
     async fn join(&self, show: &str, user: &str, now: i64, create: bool, seen_until: i64) -> Result<Stand> {
-        let k = self.k(show);
-        let reply = items(
-            self.run(
-                &self.scripts.join,
-                &[
-                    &k.queue,
-                    &k.pre,
-                    &k.seq,
-                    &k.seen,
-                    &k.stats,
-                    &k.admitted,
-                    &k.events,
-                    &k.config,
-                    &k.entrants,
-                ],
-                &[
-                    user.to_owned(),
-                    now.to_string(),
-                    if create { "1" } else { "0" }.into(),
-                    seen_until.to_string(),
-                ],
-            )
-            .await?,
-        )?;
-        let kind: String = get(&reply, 0)?;
-        let (standing, seq) = match kind.as_str() {
-            "ADMITTED" => (
-                Standing::Admitted {
-                    expires_ms: get::<f64>(&reply, 1)? as i64,
-                },
-                get(&reply, 2)?,
-            ),
-            "PREQUEUED" => (
-                Standing::PreQueued {
-                    entrants: get(&reply, 1)?,
-                },
-                get(&reply, 2)?,
-            ),
-            "QUEUED" => (
-                Standing::Queued {
-                    score: get::<String>(&reply, 1)?
-                        .parse()
-                        .map_err(|_| Error::Internal("queue score".into()))?,
-                    position: get(&reply, 2)?,
-                    queue_length: get(&reply, 3)?,
-                },
-                get(&reply, 4)?,
-            ),
-            _ => (Standing::None, get(&reply, 1)?),
-        };
-        Ok(Stand { standing, seq })
+        self.joins.join(show, user, now, create, seen_until).await
     }
 
     async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64> {

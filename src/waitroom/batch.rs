@@ -1,0 +1,201 @@
+//! Joins to Redis in batches: the joins (and polls) of one show that arrive
+//! while the show's previous join call is in flight go to Redis together,
+//! as one `wr_join.lua` call. A lone join waits for nothing (the batch is
+//! whatever is queued when the call goes out); under a stampede the calls
+//! grow, and Redis runs one script, one opening check and one round trip
+//! for many shoppers instead of one each. Arrival order within a show is
+//! kept: a batch is sent in the order its joins arrived, and a show has one
+//! call in flight at a time.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use redis::{Script, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::engine::{Stand, Standing};
+use crate::error::{Error, Result};
+use crate::redis::RedisHandle;
+use crate::redis::keys::{Keys, RoomKeys};
+
+/// Most shoppers in one script call: it stays short on Redis (a few
+/// microseconds each), so nothing else waits long behind it.
+pub const MAX_BATCH: usize = 128;
+/// Joins a show may have queued on a node before callers wait to queue.
+const QUEUE: usize = 4096;
+
+struct Pending {
+    user: String,
+    now: i64,
+    create: bool,
+    until: i64,
+    reply: oneshot::Sender<Result<Stand>>,
+}
+
+pub struct JoinBatcher {
+    redis: Arc<RedisHandle>,
+    keys: Keys,
+    script: Script,
+    shows: DashMap<String, mpsc::Sender<Pending>>,
+}
+
+impl JoinBatcher {
+    pub fn new(redis: Arc<RedisHandle>, keys: Keys, script: Script) -> Self {
+        Self {
+            redis,
+            keys,
+            script,
+            shows: DashMap::new(),
+        }
+    }
+
+    pub async fn join(&self, show: &str, user: &str, now: i64, create: bool, until: i64) -> Result<Stand> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            user: user.to_owned(),
+            now,
+            create,
+            until,
+            reply,
+        };
+        self.queue(show)
+            .send(pending)
+            .await
+            .map_err(|_| Error::Internal("the join batcher stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("the join batcher dropped a join".into()))?
+    }
+
+    /// The show's queue, and its worker the first time. The worker ends when
+    /// the batcher is dropped (its sender goes with the map).
+    fn queue(&self, show: &str) -> mpsc::Sender<Pending> {
+        if let Some(tx) = self.shows.get(show) {
+            return tx.clone();
+        }
+        self.shows
+            .entry(show.to_owned())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let worker = Worker {
+                    redis: self.redis.clone(),
+                    keys: self.keys.room(show),
+                    script: self.script.clone(),
+                };
+                tokio::spawn(worker.run(rx));
+                tx
+            })
+            .clone()
+    }
+}
+
+struct Worker {
+    redis: Arc<RedisHandle>,
+    keys: RoomKeys,
+    script: Script,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Pending>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            match self.call(&batch).await {
+                Ok(answers) => {
+                    for (p, answer) in batch.drain(..).zip(answers) {
+                        let _ = p.reply.send(stand(answer));
+                    }
+                }
+                Err(e) => {
+                    for p in batch.drain(..) {
+                        let _ = p.reply.send(Err(copy(&e)));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn call(&self, batch: &[Pending]) -> Result<Vec<Value>> {
+        let k = &self.keys;
+        let mut inv = self.script.prepare_invoke();
+        for key in [
+            &k.queue,
+            &k.pre,
+            &k.seq,
+            &k.seen,
+            &k.stats,
+            &k.admitted,
+            &k.events,
+            &k.config,
+            &k.entrants,
+        ] {
+            inv.key(key);
+        }
+        for p in batch {
+            inv.arg(&p.user)
+                .arg(p.now)
+                .arg(if p.create { "1" } else { "0" })
+                .arg(p.until);
+        }
+        let mut conn = self.redis.conn.clone();
+        match inv.invoke_async(&mut conn).await? {
+            Value::Array(answers) if answers.len() == batch.len() => Ok(answers),
+            other => Err(Error::Internal(format!("wr_join answered {other:?}"))),
+        }
+    }
+}
+
+/// One error for every join of a failed call.
+fn copy(e: &Error) -> Error {
+    match e {
+        Error::Internal(m) => Error::Internal(m.clone()),
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+fn get<T: redis::FromRedisValue>(items: &[Value], i: usize) -> Result<T> {
+    let v = items
+        .get(i)
+        .ok_or_else(|| Error::Internal("wr_join answer too short".into()))?;
+    redis::from_redis_value_ref(v).map_err(|e| Error::Internal(format!("wr_join answer: {e}")))
+}
+
+/// One shopper's answer (`lua/wr_join.lua`'s reply).
+fn stand(answer: Value) -> Result<Stand> {
+    let Value::Array(reply) = answer else {
+        return Err(Error::Internal(format!("wr_join answered {answer:?}")));
+    };
+    let kind: String = get(&reply, 0)?;
+    let (standing, seq) = match kind.as_str() {
+        "ADMITTED" => (
+            Standing::Admitted {
+                expires_ms: get::<f64>(&reply, 1)? as i64,
+            },
+            get(&reply, 2)?,
+        ),
+        "PREQUEUED" => (
+            Standing::PreQueued {
+                entrants: get(&reply, 1)?,
+            },
+            get(&reply, 2)?,
+        ),
+        "QUEUED" => (
+            Standing::Queued {
+                score: get::<String>(&reply, 1)?
+                    .parse()
+                    .map_err(|_| Error::Internal("queue score".into()))?,
+                position: get(&reply, 2)?,
+                queue_length: get(&reply, 3)?,
+            },
+            get(&reply, 4)?,
+        ),
+        _ => (Standing::None, get(&reply, 1)?),
+    };
+    Ok(Stand { standing, seq })
+}
