@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, Ws, assert_error, next_json, spawn_app_with, spawn_memory_app_with};
 
 impl TestApp {
-    async fn wait_join(&self, token: &str, show: &str, quantity: u64) -> reqwest::Response {
+    pub(crate) async fn wait_join(&self, token: &str, show: &str, quantity: u64) -> reqwest::Response {
         self.post(
             &format!("/api/v1/shows/{show}/waitlist"),
             Some(token),
@@ -21,7 +21,7 @@ impl TestApp {
         .await
     }
 
-    async fn wait_me(&self, token: &str, show: &str) -> reqwest::Response {
+    pub(crate) async fn wait_me(&self, token: &str, show: &str) -> reqwest::Response {
         self.get(&format!("/api/v1/shows/{show}/waitlist/me"), Some(token))
             .await
     }
@@ -29,7 +29,7 @@ impl TestApp {
     /// Holds every seat on sale but `keep` for filler shoppers, and turns
     /// those holds into paid orders: the show is sold out for good but for
     /// `keep`.
-    async fn sell_out_but(&self, show: &str, keep: &[&str]) {
+    pub(crate) async fn sell_out_but(&self, show: &str, keep: &[&str]) {
         let map = self.seat_map(show).await;
         let free: Vec<String> = map["seats"]
             .as_array()
@@ -383,4 +383,39 @@ async fn a_crowd_joins_and_returns_at_once_on_redis_and_postgres() {
 #[tokio::test]
 async fn a_crowd_joins_and_returns_at_once_in_process() {
     a_crowd(spawn_memory_app_with(|s| s.max_seats_per_hold = 100).await).await;
+}
+
+/// Redis loses everything (FLUSHALL) while shoppers wait: the list is gone
+/// with it (it lives in Redis), the sold seats come back from Postgres, the
+/// returner's hold (Redis only) does not, so its seats are on sale: a waiter
+/// asking again is told to buy them, and can. Never a 5xx.
+#[tokio::test]
+async fn redis_flushed_the_list_is_lost_and_the_seats_it_waited_for_are_on_sale() {
+    let redis = crate::helpers::common::own_redis::OwnRedis::start();
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(redis.url());
+        s.max_seats_per_hold = 100;
+    })
+    .await;
+    let show = app.a_show().await;
+    app.sell_out_but(&show, &["D4", "D5"]).await;
+    let returner = app.token("returner").await;
+    assert_eq!(
+        app.hold(&returner, &show, &["D4", "D5"]).await.status(),
+        StatusCode::CREATED
+    );
+    let carol = app.token("carol").await;
+    assert_eq!(app.wait_join(&carol, &show, 2).await.status(), StatusCode::CREATED);
+
+    assert!(redis.command("FLUSHALL").unwrap().starts_with("+OK"));
+    assert_error(app.wait_me(&carol, &show).await, 404, "NOT_FOUND").await;
+    // Her join again rebuilds the show from the record first: the booked
+    // seats are back, the hold is not, so the pair is for sale.
+    let body = assert_error(app.wait_join(&carol, &show, 2).await, 409, "SEATS_AVAILABLE").await;
+    assert_eq!(body["error"]["freeSeats"], 2);
+    assert_eq!(app.seat_status(&show, "A2").await, "BOOKED");
+    assert_eq!(
+        app.hold(&carol, &show, &["D4", "D5"]).await.status(),
+        StatusCode::CREATED
+    );
 }
