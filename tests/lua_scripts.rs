@@ -540,10 +540,6 @@ async fn wr_join_queues_once_and_answers_each_standing() {
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
     let keys = join_keys(&k);
     let now = NOW.to_string();
-    let items = |v: Value| match v {
-        Value::Array(i) => i,
-        other => panic!("{other:?}"),
-    };
     let r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await);
     assert_eq!(
         (text(&r[0]), text(&r[1]), int(&r[2]), int(&r[3]), int(&r[4])),
