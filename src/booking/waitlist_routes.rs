@@ -32,11 +32,19 @@ use crate::ws::session::{End, Heartbeat, close_with, deliver, shutting_down};
 use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, SocketTimes, Sockets, socket_config};
 
-/// How often a socket reads its shopper's standing. A read is one small
-/// script (a rank and a hash field), so a list of 10,000 sockets costs
-/// 10,000 reads a second; offers wait in the list for `WAITLIST_OFFER_SECONDS`,
-/// so a second of delay is nothing to the shopper.
-pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often a socket reads its shopper's standing: every second near the
+/// front of the line and once an offer is out, less often further back (a
+/// read is one small script, and ten thousand waiters polling every second
+/// would be ten thousand of them a second). An offer lasts
+/// `WAITLIST_OFFER_SECONDS` (120 s by default), so even the longest wait
+/// between reads costs a waiter far back a few seconds of it at most.
+pub fn poll_every(standing: &WaitStanding) -> Duration {
+    match standing {
+        // One more second per hundred places ahead, up to ten.
+        WaitStanding::Waiting { position, .. } => Duration::from_secs((1 + position / 100).min(10)),
+        _ => Duration::from_secs(1),
+    }
+}
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -182,7 +190,7 @@ fn message(standing: &WaitStanding) -> serde_json::Value {
     }
 }
 
-/// Runs one socket: the standing as it changes, read every `POLL_EVERY`,
+/// Runs one socket: the standing as it changes, read every `poll_every`,
 /// until the shopper's offer is over (or they left the list), then closes.
 async fn run<S, R, F, Fut>(
     mut sink: S,
@@ -199,8 +207,7 @@ where
     Fut: std::future::Future<Output = Result<WaitStanding>>,
 {
     let mut heartbeat = Heartbeat::start(times);
-    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_read = tokio::time::Instant::now() + poll_every(&first);
     let mut last: Option<WaitStanding> = None;
     let mut next = Some(first);
     loop {
@@ -217,8 +224,11 @@ where
             last = Some(standing);
         }
         let step = tokio::select! {
-            _ = poll.tick() => {
-                match read().await {
+            _ = tokio::time::sleep_until(next_read) => {
+                let read = read().await;
+                let after = read.as_ref().ok().or(last.as_ref()).map_or(Duration::from_secs(1), poll_every);
+                next_read = tokio::time::Instant::now() + after;
+                match read {
                     Ok(s) => next = Some(s),
                     Err(Error::NotFound(_)) => next = Some(WaitStanding::None),
                     // A blip of the engine: try again at the next tick.
@@ -283,6 +293,52 @@ mod tests {
             Message::Text(t) => serde_json::from_str(&t).unwrap(),
             other => panic!("expected text, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn waiters_far_back_are_read_less_often() {
+        let waiting = |position| WaitStanding::Waiting { position, quantity: 2 };
+        assert_eq!(poll_every(&waiting(1)), Duration::from_secs(1));
+        assert_eq!(poll_every(&waiting(99)), Duration::from_secs(1));
+        assert_eq!(poll_every(&waiting(250)), Duration::from_secs(3));
+        assert_eq!(poll_every(&waiting(50_000)), Duration::from_secs(10));
+        let offered = WaitStanding::Offered {
+            hold_id: "h".into(),
+            seats: vec![],
+            expires_ms: 0,
+        };
+        assert_eq!(poll_every(&offered), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_far_back_reads_its_standing_every_few_seconds() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let read = move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                Ok(WaitStanding::Waiting {
+                    position: 500,
+                    quantity: 2,
+                })
+            }
+        };
+        let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
+        let (_client, incoming) = futures::channel::mpsc::unbounded::<std::result::Result<Message, WsError>>();
+        let first = WaitStanding::Waiting {
+            position: 500,
+            quantity: 2,
+        };
+        let times = SocketTimes::pinging_every(Duration::from_secs(60));
+        let session = tokio::spawn(run(sink, incoming, first, read, times, CancellationToken::new()));
+        assert_eq!(text(sent.next().await.unwrap())["position"], 500);
+        tokio::time::sleep(Duration::from_millis(12_500)).await;
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "read at 6 s and 12 s, not every second"
+        );
+        session.abort();
     }
 
     #[tokio::test(start_paused = true)]
