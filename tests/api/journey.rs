@@ -150,11 +150,22 @@ async fn the_whole_journey_on_redis_and_postgres_ends_with_the_seats_booked_in_t
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(topics, vec!["order.created", "booking.confirmed"]);
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")
-        .fetch_one(app.db.as_ref().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(pending, 0);
+    // The relay marks them relayed after the stream has them: wait for that
+    // commit (the stream can be read in between).
+    let mut pending = -1i64;
+    for _ in 0..50 {
+        pending = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")
+            .fetch_one(app.db.as_ref().unwrap())
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "every outbox row marked relayed");
+    let len: usize = redis::cmd("XLEN").arg(&stream).query_async(&mut redis).await.unwrap();
+    assert_eq!(len, 2, "each event relayed once");
 }
 
 #[tokio::test]
