@@ -142,6 +142,15 @@ pub struct WaitlistView {
     pub order_id: Option<String>,
 }
 
+/// How an offer ended, as a state.
+pub fn end_state(end: &OfferEnd) -> WaitState {
+    match end {
+        OfferEnd::Accepted(_) => WaitState::Accepted,
+        OfferEnd::Expired => WaitState::Expired,
+        OfferEnd::Released => WaitState::Released,
+    }
+}
+
 pub fn waitlist(show: &str, user: &str, standing: &WaitStanding) -> WaitlistView {
     let mut v = WaitlistView {
         show_id: show.to_owned(),
@@ -172,14 +181,10 @@ pub fn waitlist(show: &str, user: &str, standing: &WaitStanding) -> WaitlistView
             v.expires_at = Some(time_ms(*expires_ms));
         }
         WaitStanding::Ended { hold_id, seats, end } => {
-            v.state = match end {
-                OfferEnd::Accepted(order) => {
-                    v.order_id = Some(order.clone());
-                    WaitState::Accepted
-                }
-                OfferEnd::Expired => WaitState::Expired,
-                OfferEnd::Released => WaitState::Released,
-            };
+            v.state = end_state(end);
+            if let OfferEnd::Accepted(order) = end {
+                v.order_id = Some(order.clone());
+            }
             v.quantity = seats.len() as u64;
             v.hold_id = Some(hold_id.clone());
             v.seat_ids = Some(seats.clone());

@@ -21,13 +21,12 @@ use utoipa_axum::routes;
 use super::Booking;
 use super::views::{self, WaitState, WaitlistView};
 use crate::domain::catalog::Catalog;
-use crate::domain::seats::WaitStanding;
+use crate::domain::seats::{OfferEnd, WaitStanding};
 use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
 use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, SocketAuth};
 use crate::http::openapi::ErrorBody;
 use crate::http::time::time_ms;
-use crate::metrics as m;
 use crate::ws::session::{End, Heartbeat, close_with, deliver, shutting_down};
 use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, SocketTimes, Sockets, socket_config};
@@ -152,8 +151,7 @@ async fn socket(
     let first = booking.wait_standing(&user.id, &show.id).await?;
     let permit = sockets.slot(SocketKind::Queue, ip)?;
     Ok(ws.respond(socket_config(), move |ws| async move {
-        let _permit = permit;
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "waitlist").increment(1.0);
+        let _open = permit.opened("waitlist");
         let (sink, stream) = ws.split();
         let read = {
             let (booking, show, user) = (booking.clone(), show.id.clone(), user.id.clone());
@@ -164,11 +162,10 @@ async fn socket(
         };
         let end = run(sink, stream, first, read, sockets.times, sockets.shutdown.clone()).await;
         tracing::debug!(?end, "waitlist socket ended");
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "waitlist").decrement(1.0);
     }))
 }
 
-/// What one standing says on the socket, or `None` for nothing to say.
+/// What one standing says on the socket (docs/waitlist-socket.md).
 fn message(standing: &WaitStanding) -> serde_json::Value {
     match standing {
         WaitStanding::Waiting { position, quantity } => json!({
@@ -182,9 +179,12 @@ fn message(standing: &WaitStanding) -> serde_json::Value {
             "type": "offer", "state": "OFFERED", "holdId": hold_id, "seatIds": seats,
             "expiresAt": time_ms(*expires_ms),
         }),
-        ended @ WaitStanding::Ended { .. } => {
-            let v = views::waitlist("", "", ended);
-            json!({ "type": "ended", "state": v.state, "holdId": v.hold_id, "orderId": v.order_id })
+        WaitStanding::Ended { hold_id, end, .. } => {
+            let order = match end {
+                OfferEnd::Accepted(order) => Some(order),
+                _ => None,
+            };
+            json!({ "type": "ended", "state": views::end_state(end), "holdId": hold_id, "orderId": order })
         }
         WaitStanding::None => json!({ "type": "ended", "state": "LEFT" }),
     }

@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
 use crate::http::extract::KnownShow;
 use crate::http::openapi::ErrorBody;
-use crate::metrics as m;
 use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, Sockets};
 
@@ -62,8 +61,7 @@ async fn seats(
     // not a socket that opens and dies.
     let viewer = hub.join(&show.id).await?;
     Ok(ws.respond_raw(move |raw| async move {
-        let _permit = permit;
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "seats").increment(1.0);
+        let _open = permit.opened("seats");
         let (reader, writer) = tokio::io::split(raw);
         let feed = viewer.feed().clone();
         let conn = feed.add(Box::new(writer));
@@ -71,7 +69,6 @@ async fn seats(
         let end = session::run(conn, reader, feed, sockets.times, sockets.shutdown.clone(), stop).await;
         tracing::debug!(?end, "seat socket ended");
         drop(viewer);
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "seats").decrement(1.0);
     }))
 }
 

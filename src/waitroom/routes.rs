@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
 use crate::http::extract::{Admin, Auth, AuthState, Json, KnownShow, OptionalJson, SocketAuth};
 use crate::http::openapi::ErrorBody;
-use crate::metrics as m;
 use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, Sockets, socket_config};
 
@@ -182,8 +181,7 @@ async fn queue_socket(
         .register(&show.id, &user.id, async || joiner.socket_join(&s, &u).await)
         .await?;
     Ok(ws.respond(socket_config(), move |ws| async move {
-        let _permit = permit;
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "queue").increment(1.0);
+        let _open = permit.opened("queue");
         let (sink, stream) = ws.split();
         let end = socket::run(sink, stream, &mut reg, sockets.times, sockets.shutdown.clone()).await;
         tracing::debug!(?end, "queue socket ended");
@@ -191,6 +189,5 @@ async fn queue_socket(
             rooms.socket_left(&show.id, &reg.user).await;
         }
         drop(reg);
-        metrics::gauge!(m::WS_CONNECTIONS, "kind" => "queue").decrement(1.0);
     }))
 }

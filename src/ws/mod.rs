@@ -118,6 +118,28 @@ impl Drop for Slot {
     }
 }
 
+impl Slot {
+    /// The socket is open: counted in `ws_connections{kind}` until the
+    /// returned guard (which keeps the slot) is dropped, however the
+    /// session ends.
+    pub fn opened(self, kind: &'static str) -> OpenSocket {
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS, "kind" => kind).increment(1.0);
+        OpenSocket { _slot: self, kind }
+    }
+}
+
+/// An open socket's slot and its place in the gauge (see `Slot::opened`).
+pub struct OpenSocket {
+    _slot: Slot,
+    kind: &'static str,
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS, "kind" => self.kind).decrement(1.0);
+    }
+}
+
 /// How long a client over its socket cap is asked to wait.
 const PER_IP_RETRY_SECS: u64 = 5;
 
