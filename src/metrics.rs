@@ -121,4 +121,12 @@ fn describe() {
         "Waiting-list offers per show by outcome (made, taken, expired, declined), counted by the engine: the same on every node."
     );
     metrics::counter!(WAITLIST_JOINS).increment(0);
+    for status in crate::domain::order::OrderStatus::ALL {
+        metrics::counter!(ORDERS, "status" => status.as_str()).increment(0);
+    }
+    for kind in ["queue", "waitlist"] {
+        metrics::gauge!(WS_CONNECTIONS, "kind" => kind).increment(0.0);
+    }
+    // A histogram handle registers the series (zero counts) without a sample.
+    let _ = metrics::histogram!(SEAT_LOCK_DURATION);
 }

@@ -78,7 +78,7 @@ async fn import_catalog_validates_then_stores_and_migrate_is_idempotent() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("112 shows"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("128 shows"));
 
     data.shows[0].price = "free".into();
     let bad = dir.join("bad.json");
@@ -97,7 +97,7 @@ async fn import_catalog_validates_then_stores_and_migrate_is_idempotent() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(shows, 112, "the bad file wrote nothing");
+    assert_eq!(shows, 128, "the bad file wrote nothing");
     // Shows land in their month's partition: January and February 2027.
     let parts: Vec<String> = sqlx::query_scalar("SELECT tableoid::regclass::text FROM shows GROUP BY 1 ORDER BY 1")
         .fetch_all(&pool)

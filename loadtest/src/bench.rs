@@ -4,6 +4,7 @@
 //! seat-map socket (several server and client processes, one Redis), and
 //! memory per idle socket. Reports, not pass/fail tests.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use showgate::config::DEV_JWT_SECRET;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::flash::Step;
+use crate::rawhttp;
 use crate::server::Server;
 use crate::swarm;
 
@@ -88,9 +90,9 @@ struct Load {
 
 /// Closed-loop (`rate` None: as fast as `connections` allow) or open-loop
 /// (`rate` per second, latency from the scheduled send time) HTTP load.
-async fn http_load<F>(connections: usize, seconds: u64, rate: Option<f64>, make: F) -> Load
+async fn http_load<F>(addr: SocketAddr, connections: usize, seconds: u64, rate: Option<f64>, make: F) -> Load
 where
-    F: Fn(usize, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    F: Fn(usize, u64) -> Vec<u8> + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     let step = Arc::new(Step::new());
@@ -115,17 +117,17 @@ where
                     .map(|p| p.mul_f64(c as f64 / connections as f64))
                     .unwrap_or_default();
             let mut i = 0u64;
+            let mut conn = rawhttp::Conn::new(addr);
             while Instant::now() < end {
                 if period.is_some() {
                     tokio::time::sleep_until(next.into()).await;
                 }
                 let scheduled = if period.is_some() { next } else { Instant::now() };
-                match make(c, i).send().await {
-                    Ok(r) if r.status().as_u16() < 500 => {
-                        if r.status().as_u16() == 409 {
+                match conn.send(&make(c, i)).await {
+                    Ok(status) if status < 500 => {
+                        if status == 409 {
                             conflicts.fetch_add(1, Ordering::Relaxed);
                         }
-                        let _ = r.bytes().await;
                         step.record(scheduled.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
@@ -151,13 +153,6 @@ where
         errors: errors.load(Ordering::Relaxed),
         conflict_share: conflicts.load(Ordering::Relaxed) as f64 / done.max(1) as f64,
     }
-}
-
-fn client(connections: usize) -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap_or_default()
 }
 
 async fn imax_shows(base: &str) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -248,13 +243,12 @@ const MIXES: [(&str, usize); 2] = [("flash-sale mix", 2_000), ("mostly successfu
 /// Hold requests of mix `mix`: one random seat of `seats` for one of
 /// `shoppers` shoppers (the same shoppers for the same mix).
 fn hold_requests(
-    http: &reqwest::Client,
-    url: &str,
+    host: &str,
     show: String,
     seats: Vec<String>,
     mix: usize,
     shoppers: usize,
-) -> impl Fn(usize, u64) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static {
+) -> impl Fn(usize, u64) -> Vec<u8> + Send + Sync + Clone + 'static {
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..shoppers)
             .map(|c| {
@@ -264,14 +258,13 @@ fn hold_requests(
             })
             .collect(),
     );
-    let (http, url, seats) = (http.clone(), url.to_owned(), Arc::new(seats));
+    let (host, seats) = (host.to_owned(), Arc::new(seats));
     move |_c: usize, _i: u64| {
         let mut rng = rand::rng();
         let seat = &seats[rng.random_range(0..seats.len())];
         let user = &tokens[rng.random_range(0..tokens.len())];
-        http.post(&url)
-            .bearer_auth(user)
-            .json(&json!({"showId": show, "seatIds": [seat]}))
+        let body = format!(r#"{{"showId":"{show}","seatIds":["{seat}"]}}"#);
+        rawhttp::request("POST", &host, "/api/v1/holds", user, Some(&body))
     }
 }
 
@@ -375,13 +368,13 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     println!("  seats_hold.lua: {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms");
 
     // showgate: POST /holds over HTTP, one fresh show per mix.
-    let http = client(ctx.connections);
-    let url = format!("{base}/api/v1/holds");
+    let addr = _server.addr;
+    let host = addr.to_string();
     let mut flash_rps = 0.0;
     for (i, (name, shoppers)) in MIXES.iter().enumerate() {
         let (show, seats) = shows[i].clone();
-        let make = hold_requests(&http, &url, show, seats, i, *shoppers);
-        let load = http_load(ctx.connections, ctx.seconds, None, make).await;
+        let make = hold_requests(&host, show, seats, i, *shoppers);
+        let load = http_load(addr, ctx.connections, ctx.seconds, None, make).await;
         if i == 0 {
             flash_rps = load.rps;
         }
@@ -405,9 +398,9 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     // Latency at half the flash-sale rate, open loop: the same show and
     // shoppers as the flash-sale run, so the same mix of answers.
     let (show, seats) = shows[0].clone();
-    let make = hold_requests(&http, &url, show, seats, 0, MIXES[0].1);
+    let make = hold_requests(&host, show, seats, 0, MIXES[0].1);
     let half = flash_rps / 2.0;
-    let load = http_load(ctx.connections, ctx.seconds, Some(half), make).await;
+    let load = http_load(addr, ctx.connections, ctx.seconds, Some(half), make).await;
     println!(
         "holds at half the flash-sale rate ({half:.0} req/s, open loop, latency from the scheduled send; {:.0}% answered 409):",
         100.0 * load.conflict_share
@@ -415,6 +408,36 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     println!("{}  ({} errors)", load.step.line("POST /holds"), load.errors);
     clean_up(ctx, &prefix).await;
     Ok(())
+}
+
+/// More joins a second than this machine can answer: the number of
+/// shoppers prepared per second of the run.
+const JOINS_CEILING_PER_SECOND: usize = 80_000;
+
+/// `per_conn` join requests, each of a new shopper, for each of
+/// `connections`; signed on every core at once.
+async fn join_requests(addr: SocketAddr, show: &str, connections: usize, per_conn: usize) -> Arc<Vec<Vec<Vec<u8>>>> {
+    let host = Arc::new(addr.to_string());
+    let path = Arc::new(format!("/api/v1/waitrooms/{show}/join"));
+    let signers: Vec<_> = (0..connections)
+        .map(|c| {
+            let (host, path) = (host.clone(), path.clone());
+            tokio::task::spawn_blocking(move || {
+                let tokens = Tokens::new(DEV_JWT_SECRET);
+                (0..per_conn)
+                    .map(|i| {
+                        let token = tokens.issue(&format!("j{c}-{i}"), false, 3600).unwrap_or_default();
+                        rawhttp::request("POST", &host, &path, &token, None)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(connections);
+    for s in signers {
+        all.push(s.await.unwrap_or_default());
+    }
+    Arc::new(all)
 }
 
 pub async fn joins(ctx: &Ctx) -> Result<(), String> {
@@ -425,7 +448,7 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
     let admin = Tokens::new(DEV_JWT_SECRET)
         .issue("bench-ops", true, 3600)
         .map_err(|e| e.to_string())?;
-    let http = client(ctx.connections);
+    let http = reqwest::Client::new();
     http.put(format!("{base}/api/v1/admin/waitrooms/{show}"))
         .bearer_auth(admin)
         .json(&json!({"admitRatePerSecond": 1, "paused": true}))
@@ -441,13 +464,17 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         &["ZADD", &zkey, "__rand_int__", "m:__rand_int__"],
     )
     .await?;
-    let tokens = Arc::new(Tokens::new(DEV_JWT_SECRET));
-    let url = format!("{base}/api/v1/waitrooms/{show}/join");
+    // Every request a new shopper: their requests are built before the
+    // clock starts (signing a token per request would be the load
+    // generator's CPU taken from the server), more than the run can send.
+    let per_conn = (ctx.seconds as usize * JOINS_CEILING_PER_SECOND).div_ceil(ctx.connections);
+    let addr = _server.addr;
+    let requests = join_requests(addr, &show, ctx.connections, per_conn).await;
     let make = move |c: usize, i: u64| {
-        let token = tokens.issue(&format!("j{c}-{i}"), false, 3600).unwrap_or_default();
-        http.post(&url).bearer_auth(token)
+        let mine = &requests[c];
+        mine[i as usize % mine.len()].clone()
     };
-    let Load { rps, step, errors, .. } = http_load(ctx.connections, ctx.seconds, None, make).await;
+    let Load { rps, step, errors, .. } = http_load(addr, ctx.connections, ctx.seconds, None, make).await;
     println!(
         "joins ({} connections, {} s, each a new shopper):",
         ctx.connections, ctx.seconds
@@ -458,6 +485,18 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         100.0 * rps / raw_rps
     );
     println!("{}", step.line("POST join"));
+    // The server's own HTTP ceiling in the same run: a route that does
+    // nothing (no token, no Redis), the same client and connections.
+    let health = rawhttp::request("GET", &addr.to_string(), "/healthz", "-", None);
+    let trivial = http_load(addr, ctx.connections, ctx.seconds.min(5), None, move |_, _| {
+        health.clone()
+    })
+    .await;
+    println!(
+        "  GET /healthz (the HTTP path alone): {:.0} req/s; joins = {:.2} of it",
+        trivial.rps,
+        rps / trivial.rps.max(1.0)
+    );
     if rps > 0.0 {
         println!("  at this rate 1,000,000 joins take {:.0} s", 1_000_000.0 / rps);
     }

@@ -6,6 +6,7 @@ mod churn;
 mod flash;
 mod journey;
 mod peer;
+mod rawhttp;
 mod server;
 mod stampede;
 mod swarm;

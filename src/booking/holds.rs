@@ -116,7 +116,7 @@ impl Booking {
             Err(e) => return Err(e),
         }
         let layout = self.layout(show)?;
-        let hold_id = HoldId::new(&show_id, Uuid::new_v4());
+        let hold_id = HoldId::new(&show_id, Uuid::now_v7());
         let ttl = self.limits.hold_ttl_ms;
         let started = Instant::now();
         let (result, seats) = match ask {
@@ -263,7 +263,7 @@ impl Booking {
                 .await?,
         ) {
             ReleaseOutcome::Released => self.get_hold(user, hold_id).await,
-            ReleaseOutcome::NotFound => Err(Error::not_found("hold")),
+            ReleaseOutcome::NotFound => Err(self.unknown_hold(hold_id).await),
             ReleaseOutcome::NotActive(status) if status == "ORDERED" => Err(Error::HoldNotActive(
                 "the hold has become an order; cancel the order instead".into(),
             )),

@@ -43,7 +43,7 @@ use crate::metrics as m;
 use board::SeatBoard;
 use gate::AdmissionGate;
 pub use holds::HoldAsk;
-use locks::Reply;
+use locks::{Reply, SeatLocks};
 use locks::recovering::Recovering;
 use store::Records;
 
@@ -134,6 +134,27 @@ impl Booking {
 
     fn show(&self, id: &str) -> Result<&Show> {
         self.catalog.show(id).ok_or_else(|| Error::not_found("show"))
+    }
+
+    /// The answer for a hold the engine would not act on for this caller.
+    /// Another user's hold (it exists) is 404, like one never made. One the
+    /// engine has no record of, minted before the show's state was last
+    /// rebuilt, lived only in the lost state: its shopper is told it is no
+    /// longer active (409) and picks again, as the contract says.
+    async fn unknown_hold(&self, hold: &HoldId) -> Error {
+        let show = hold.show().as_str();
+        let lost = match self.locks.hold_record(show, hold.as_str()).await {
+            Ok(None) => self
+                .locks
+                .seen(show)
+                .is_some_and(|(epoch, _)| hold.minted_before(&epoch)),
+            Ok(Some(_)) | Err(_) => false,
+        };
+        if lost {
+            Error::HoldNotActive("the hold was lost when the show's seats were restored; pick seats again".into())
+        } else {
+            Error::not_found("hold")
+        }
     }
 
     fn layout(&self, show: &Show) -> Result<Arc<Layout>> {

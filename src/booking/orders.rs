@@ -44,7 +44,7 @@ impl Booking {
         );
         let lock = match outcome {
             ExtendOutcome::Attached(lock) | ExtendOutcome::Existing(lock) => lock,
-            ExtendOutcome::NotFound => return Err(Error::not_found("hold")),
+            ExtendOutcome::NotFound => return Err(self.unknown_hold(hold).await),
             ExtendOutcome::Expired => return Err(Error::HoldExpired),
             ExtendOutcome::NotActive(status) => {
                 return Err(Error::HoldNotActive(format!("the hold is {status}")));

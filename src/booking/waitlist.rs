@@ -39,7 +39,7 @@ impl Booking {
         let layout = self.layout(show)?;
         // The id the offer's hold will have: minted here, where ids are
         // unguessable, and kept with the waiter until an offer is made.
-        let offer_id = HoldId::new(&show_id, Uuid::new_v4());
+        let offer_id = HoldId::new(&show_id, Uuid::now_v7());
         let reply = self
             .locks
             .wait_join(

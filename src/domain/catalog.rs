@@ -287,9 +287,13 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
 }
 
 /// The demo catalog: four movies, two theatres, four screens (one IMAX of
-/// 1,200 seats for flash-sale tests), four shows a day per screen on the
-/// seven days from `today`. Ids are derived from dates, so every node that
+/// 1,200 seats for flash-sale tests), four shows a day per screen today and
+/// on each of the next seven days (late in the day today's shows have all
+/// started; the next seven are whole). Ids are derived from dates, so every node that
 /// starts on the same day seeds the same catalog.
+/// Days of demo shows, today included.
+pub const DEMO_DAYS: u64 = 8;
+
 pub fn demo(today: NaiveDate) -> CatalogData {
     let movie = |id: &str, title: &str, language: &str, minutes, genres: &[&str]| Movie {
         id: id.into(),
@@ -359,7 +363,7 @@ pub fn demo(today: NaiveDate) -> CatalogData {
         ("inox-megaplex", "inox-2", "240.00"),
     ];
     let mut shows = Vec::new();
-    for day in 0..7u64 {
+    for day in 0..DEMO_DAYS {
         let date = today.checked_add_days(Days::new(day)).unwrap_or(today);
         for (si, (theatre, screen, price)) in screens.iter().enumerate() {
             for (ti, (h, m)) in times.iter().enumerate() {
@@ -400,8 +404,8 @@ mod tests {
         for m in cat.movies() {
             assert_eq!(
                 cat.dates_of_movie(&m.id).len(),
-                7,
-                "{} has shows on each of 7 days",
+                8,
+                "{} has shows today and on each of the next 7 days",
                 m.id
             );
         }

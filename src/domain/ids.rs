@@ -98,9 +98,32 @@ impl HoldId {
         &self.show
     }
 
+    /// Whether this hold was minted before the state named by `epoch` was
+    /// built. Hold ids and epochs are time-ordered UUIDs (v7): a hold the
+    /// engine does not know, minted before its show's current epoch, lived
+    /// in state that was lost (Redis restarted empty or failed over) and was
+    /// rebuilt without it. `false` when either is not a v7 UUID.
+    pub fn minted_before(&self, epoch: &str) -> bool {
+        let (_, id) = self.text.rsplit_once('.').unwrap_or_default();
+        match (v7_millis(id), v7_millis(epoch)) {
+            (Some(hold), Some(state)) => hold < state,
+            _ => false,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+/// The Unix milliseconds of a v7 UUID.
+fn v7_millis(text: &str) -> Option<u64> {
+    let id = uuid::Uuid::try_parse(text).ok()?;
+    if id.get_version() != Some(uuid::Version::SortRand) {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Some(secs * 1000 + u64::from(nanos) / 1_000_000)
 }
 
 impl fmt::Display for HoldId {
@@ -131,6 +154,27 @@ mod tests {
         assert_eq!(HoldId::parse("nodot"), None);
         assert_eq!(HoldId::parse("show.not-a-uuid"), None);
         assert_eq!(HoldId::parse("bad{tag}.00000000000000000000000000000000"), None);
+    }
+
+    #[test]
+    fn a_hold_minted_before_an_epoch_is_known_as_older_than_its_state() {
+        let show = ShowId::parse("s1").unwrap();
+        let at = |ms: u64| {
+            uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1000,
+                (ms % 1000) as u32 * 1_000_000,
+            ))
+        };
+        let hold = HoldId::new(&show, at(1_000_000));
+        let epoch = |ms| at(ms).simple().to_string();
+        assert!(hold.minted_before(&epoch(1_000_001)));
+        assert!(!hold.minted_before(&epoch(1_000_000)));
+        assert!(!hold.minted_before(&epoch(999_000)));
+        // Ids and epochs of other kinds say nothing.
+        assert!(!HoldId::new(&show, uuid::Uuid::new_v4()).minted_before(&epoch(2_000_000)));
+        assert!(!hold.minted_before(&uuid::Uuid::new_v4().simple().to_string()));
+        assert!(!hold.minted_before(""));
     }
 
     #[test]

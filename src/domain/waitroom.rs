@@ -53,7 +53,7 @@ pub struct RoomPatch {
     #[schema(minimum = 1)]
     pub max_active: Option<u32>,
     /// How long an admission lasts (default 600).
-    #[schema(minimum = 10, maximum = 86400)]
+    #[schema(minimum = 1, maximum = 86400)]
     pub admission_ttl_seconds: Option<u32>,
     /// When the queue opens; `null` clears it.
     #[serde(default, deserialize_with = "some_or_null")]
@@ -111,8 +111,8 @@ impl RoomPatch {
         if config.max_active == 0 {
             return Err("maxActive must be at least 1".into());
         }
-        if !(10..=86_400).contains(&config.admission_ttl_seconds) {
-            return Err("admissionTtlSeconds must be from 10 to 86400".into());
+        if !(1..=86_400).contains(&config.admission_ttl_seconds) {
+            return Err("admissionTtlSeconds must be from 1 to 86400".into());
         }
         Ok(config)
     }
@@ -370,7 +370,7 @@ mod tests {
         }
         let bad_ttl = RoomPatch {
             admit_rate_per_second: Some(1.0),
-            admission_ttl_seconds: Some(1),
+            admission_ttl_seconds: Some(0),
             ..Default::default()
         };
         assert!(bad_ttl.apply(None).unwrap_err().contains("admissionTtlSeconds"));

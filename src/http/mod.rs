@@ -11,13 +11,32 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod time;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::Error;
 
 use crate::metrics as m;
+
+/// The longest an API request may take. The contract wants a request whose
+/// dependency is down answered 503 within 2 seconds, never a hang: the pool
+/// and the Redis client fail fast when they can see the outage, but a
+/// query already sent to a Postgres or Redis that stopped answering (paused,
+/// packets dropped) would wait for TCP to give up. Every step a request
+/// takes is safe to cut short and retry (atomic scripts, transactions,
+/// idempotent order creation), so the request is cut at the deadline.
+pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1900);
+
+/// Answers 503 `SERVICE_UNAVAILABLE` for a request not done by the deadline.
+pub async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => Error::Unavailable("a dependency did not answer in time; retry shortly".into()).into_response(),
+    }
+}
 
 /// Counts and times every request by route (the matched pattern, never the
 /// raw path, so ids do not explode the label set).

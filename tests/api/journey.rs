@@ -16,7 +16,7 @@ async fn journey(app: &TestApp) {
         .get_json(&format!("/api/v1/movies/{movie_id}/availability"), None)
         .await;
     let dates = avail["dates"].as_array().unwrap();
-    assert_eq!(dates.len(), 7);
+    assert_eq!(dates.len(), 8, "today and the next 7 days");
     let date = dates[1].as_str().unwrap();
     let shows: Value = app
         .get_json(&format!("/api/v1/movies/{movie_id}/shows?date={date}"), None)
@@ -463,6 +463,26 @@ async fn health_readiness_and_metrics_answer() {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
     assert!(text.contains("route=\"/api/v1/holds\""));
+}
+
+/// A fresh process (its own recorder, nothing happened yet) already lists
+/// the contract's metrics that have no per-show label, so dashboards and
+/// alerts see zeros, not gaps.
+#[tokio::test]
+async fn a_fresh_node_lists_the_contract_metrics_before_any_traffic() {
+    let node = crate::helpers::Node::start(&[]).await;
+    let text = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
+    for series in [
+        "seat_lock_attempts_total{result=\"held\"} 0",
+        "seat_lock_duration_seconds_count 0",
+        "holds_expired_total 0",
+        "orders_total{status=\"CONFIRMED\"} 0",
+        "orders_total{status=\"PAYMENT_PENDING\"} 0",
+        "ws_connections{kind=\"seats\"} 0",
+        "ws_connections{kind=\"queue\"} 0",
+    ] {
+        assert!(text.contains(series), "{series} missing from a fresh /metrics:\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ struct Sale {
     bob: String,
     bob_order: String,
     booked_order: String,
+    carol: String,
+    carol_hold: String,
 }
 
 async fn a_sale(app: &TestApp) -> Sale {
@@ -53,12 +55,19 @@ async fn a_sale(app: &TestApp) -> Sale {
         .json()
         .await
         .unwrap();
-    assert_eq!(app.hold(&carol, &show, &["G2"]).await.status(), StatusCode::CREATED);
+    let res = app.hold(&carol, &show, &["G2"]).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let carol_hold = res.json::<Value>().await.unwrap()["holdId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Sale {
         show,
         bob,
         bob_order: order["orderId"].as_str().unwrap().to_owned(),
         booked_order,
+        carol,
+        carol_hold,
     }
 }
 
@@ -119,7 +128,19 @@ async fn the_sale_survived(app: &TestApp, sale: &Sale) {
         .unwrap();
     assert_eq!(paid["status"], "CONFIRMED", "{paid}");
     assert_eq!(app.seat_status(&sale.show, "F2").await, "BOOKED");
-    // The shopper whose hold lived only in Redis picks again.
+    // The shopper whose hold lived only in Redis is told it is no longer
+    // active (not that it never existed), and picks again.
+    for res in [
+        app.order(&sale.carol, &sale.carol_hold).await,
+        app.delete(&format!("/api/v1/holds/{}", sale.carol_hold), &sale.carol)
+            .await,
+    ] {
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "HOLD_NOT_ACTIVE");
+    }
+    // A hold id never minted (made after the rebuild) is still unknown.
+    let never = format!("{}.{}", sale.show, uuid::Uuid::now_v7().simple());
+    assert_eq!(app.order(&sale.carol, &never).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.hold(&dave, &sale.show, &["G2"]).await.status(), StatusCode::CREATED);
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM booked_seats WHERE order_id = $1::uuid")
         .bind(&sale.booked_order)
@@ -291,6 +312,50 @@ async fn redis_and_postgres_cut_off_answer_503_within_two_seconds_and_recover_by
     until_created(|| app.order(&ivy, hold["holdId"].as_str().unwrap())).await;
 }
 
+/// A Postgres that stops answering without closing anything (paused, its
+/// packets dropped) holds queries already sent: the request is still a 503
+/// within two seconds, the order is not half-made, and the same request
+/// succeeds once Postgres answers again.
+#[tokio::test]
+async fn a_stalled_postgres_is_a_503_within_two_seconds_not_a_hang() {
+    let pg = Proxy::to("127.0.0.1:5432").await;
+    let database = common::fresh_database().await;
+    let through_proxy = database.replace("127.0.0.1:5432", &pg.addr.to_string());
+    let app = spawn_app_with(|s| s.database_url = Some(through_proxy.clone())).await;
+    let show = app.a_show().await;
+    let jo = app.token("jo").await;
+    let hold: Value = app.hold(&jo, &show, &["E5"]).await.json().await.unwrap();
+    let hold_id = hold["holdId"].as_str().unwrap().to_owned();
+
+    pg.delay_replies(Duration::from_secs(30));
+    let started = Instant::now();
+    let res = app.order(&jo, &hold_id).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{:?}", res.text().await);
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+
+    pg.delay_replies(Duration::ZERO);
+    // Connections that were mid-reply are broken or late; new ones answer.
+    pg.cut();
+    pg.restore();
+    // 201, or 200 if the stalled insert had committed before its answer was held.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = app.order(&jo, &hold_id).await.status();
+        if status.is_success() {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "Postgres never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let orders: Value = app.get_json("/api/v1/orders", Some(&jo)).await;
+    assert_eq!(
+        orders["orders"].as_array().unwrap().len(),
+        1,
+        "one order, not two: {orders}"
+    );
+}
+
 /// Retries a request until it answers 201, for at most 5 s; every answer
 /// before must be a 503.
 async fn until_created<F, Fut>(request: F)
@@ -334,10 +399,19 @@ async fn a_script_whose_answer_came_too_late_is_retried_and_changes_nothing_twic
     let before = version(&redis);
     // The book script runs in Redis, but its answer arrives after the
     // node's 1.5 s timeout: the payment is recorded, the lock sync "failed".
+    // The answer is CONFIRMED, or a 503 at the request deadline (two late
+    // Redis steps after the commit outlast it); either way the payment is
+    // recorded before any Redis step, and nobody retries it here.
     proxy.delay_replies(Duration::from_millis(2_500));
-    let paid: Value = app.pay(&jack, &order_id, "SUCCESS").await.json().await.unwrap();
-    assert_eq!(paid["status"], "CONFIRMED");
+    let res = app.pay(&jack, &order_id, "SUCCESS").await;
+    assert!(
+        [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(&res.status()),
+        "{}",
+        res.status()
+    );
     proxy.delay_replies(Duration::ZERO);
+    let paid = app.get_json(&format!("/api/v1/orders/{order_id}"), Some(&jack)).await;
+    assert_eq!(paid["status"], "CONFIRMED");
     // The reconciler runs book again for the same order state: it changes nothing.
     let db = app.db.as_ref().unwrap();
     let started = Instant::now();

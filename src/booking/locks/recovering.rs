@@ -102,7 +102,8 @@ impl Recovering {
         let as_of = self.clock.now().timestamp_micros() - READ_MARGIN.as_micros() as i64;
         let mut record: RecordState = self.records.record_state(show).await?;
         record.as_of = as_of;
-        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        // Time-ordered: a hold minted before it (`HoldId::minted_before`) was lost with the old state.
+        let epoch = uuid::Uuid::now_v7().simple().to_string();
         let reply = self
             .inner
             .rebuild(show, self.clock.now_ms(), &seen, &epoch, &record)
