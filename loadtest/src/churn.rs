@@ -40,16 +40,17 @@ fn now_us() -> i64 {
 }
 
 /// CPU seconds a process has used (user + system), from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
+/// A process's CPU time so far, (user, kernel) seconds.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             // Fields after the command name (which may hold spaces).
             let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+            Some((rest.get(11)?.parse::<u64>().ok()?, rest.get(12)?.parse::<u64>().ok()?))
         })
-        .unwrap_or(0);
-    ticks as f64 / 100.0
+        .unwrap_or((0, 0));
+    (ticks.0 as f64 / 100.0, ticks.1 as f64 / 100.0)
 }
 
 pub async fn run(p: Params) -> Result<(), String> {
@@ -202,7 +203,9 @@ pub async fn run(p: Params) -> Result<(), String> {
             }
         }
     }
-    let cpu = cpu_seconds(server.pid()) - cpu0;
+    let cpu1 = cpu_seconds(server.pid());
+    let (user, kernel) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    let cpu = user + kernel;
     drains.sort_unstable();
     let q = |p: f64| {
         drains
@@ -247,9 +250,12 @@ pub async fn run(p: Params) -> Result<(), String> {
         q(0.99),
         drains.last().copied().unwrap_or(0) as f64 / 1000.0
     );
+    let per_frame = |s: f64| s * 1e6 / frames.max(1) as f64;
     println!(
-        "  server CPU {cpu:.2} s for {frames} delivered frames: {:.2} µs per frame (holds included)",
-        cpu * 1e6 / frames.max(1) as f64
+        "  server CPU {cpu:.2} s for {frames} delivered frames: {:.2} µs per frame (holds included): user {:.2} µs, kernel {:.2} µs",
+        per_frame(cpu),
+        per_frame(user),
+        per_frame(kernel)
     );
     Ok(())
 }
