@@ -90,6 +90,7 @@ async fn create(
     responses(
         (status = 200, description = "The hold; `EXPIRED` the moment `expiresAt` passes", body = HoldView),
         (status = 404, description = "No such hold of the caller's", body = ErrorBody),
+        (status = 409, description = "`HOLD_NOT_ACTIVE`: the hold was lost with Redis's data (made before the show's seats were restored)", body = ErrorBody),
     ))]
 async fn read(
     State(booking): State<Arc<Booking>>,
@@ -104,7 +105,7 @@ async fn read(
     responses(
         (status = 200, description = "Released: its seats are available again", body = HoldView),
         (status = 404, description = "No such hold of the caller's", body = ErrorBody),
-        (status = 409, description = "`HOLD_NOT_ACTIVE`: expired, released, or already an order", body = ErrorBody),
+        (status = 409, description = "`HOLD_NOT_ACTIVE`: expired, released, already an order, or lost with Redis's data", body = ErrorBody),
     ))]
 async fn release(
     State(booking): State<Arc<Booking>>,

@@ -246,7 +246,9 @@ impl Booking {
             .hold_record(hold_id.show().as_str(), hold_id.as_str())
             .await?
             .filter(|r| r.user == user);
-        let record = record.ok_or_else(|| Error::not_found("hold"))?;
+        let Some(record) = record else {
+            return Err(self.unknown_hold(hold_id).await);
+        };
         let status = record.status_at(self.clock.now_ms());
         Ok(Hold {
             id: hold_id.clone(),

@@ -97,8 +97,20 @@ impl Conn {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Marks the socket closed and lets go of its write half at once: the
+    /// shard's list keeps this `Conn` until its next pass (on a quiet show,
+    /// a long time), and the connection must not stay open, its descriptor
+    /// held, that long.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        let sink = self.lock().sink.take();
+        drop(sink);
+    }
+
+    /// For the socket's task, at its end: the write half, to shut it down
+    /// properly (`None` if the feed already let go of it).
+    pub fn take_sink(&self) -> Option<Sink> {
+        self.lock().sink.take()
     }
 
     /// The feed's offer of the frame covering `from..=to` in `generation`.
@@ -158,9 +170,12 @@ impl Conn {
         Some((sink, out.pending.drain(..).collect()))
     }
 
-    /// Gives the sink back after writing.
+    /// Gives the sink back after writing (dropped if the socket was closed
+    /// meanwhile).
     pub fn put_back(&self, sink: Sink) {
-        self.lock().sink = Some(sink);
+        if !self.is_closed() {
+            self.lock().sink = Some(sink);
+        }
     }
 
     /// Whether the socket must catch up, and from where (clears the flag).

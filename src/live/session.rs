@@ -157,6 +157,21 @@ where
             _ = feed_stop.cancelled() => break s.close(close::FEED_LOST, "feed lost, reconnect").await,
         }
     };
+    let sink = conn.take_sink();
     conn.close();
+    if let (Some(mut sink), End::Closed(_)) = (sink, &end) {
+        // The server closed: send FIN after the close frame, then read what
+        // the client still sends (its close frame, the rest of an oversized
+        // message) until it closes too, briefly. Closing with unread data
+        // would send a reset, and clients report the close only once the
+        // connection ends.
+        let _ = timeout(CLOSE_TIMEOUT, sink.shutdown()).await;
+        let _ = timeout(CLOSE_TIMEOUT, async {
+            while let Ok(n) = reader.read(&mut buf).await
+                && n > 0
+            {}
+        })
+        .await;
+    }
     end
 }

@@ -323,6 +323,25 @@ async fn an_inbound_message_over_64_kib_closes_the_socket_with_1009() {
         }
     };
     assert_eq!(close.unwrap().code, CloseCode::Size);
+    // The server then ends the connection at once (clients that wait for
+    // the TCP close to report the socket closed are not left hanging), even
+    // while another socket keeps the show's feed alive.
+    let mut other = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    next_json(&mut other).await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    next_json(&mut ws).await;
+    ws.send(Message::Text("x".repeat(200 * 1024).into())).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => assert_eq!(frame.unwrap().code, CloseCode::Size),
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => break,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept the connection open after closing it");
 }
 
 #[tokio::test]

@@ -131,6 +131,8 @@ async fn the_sale_survived(app: &TestApp, sale: &Sale) {
     // The shopper whose hold lived only in Redis is told it is no longer
     // active (not that it never existed), and picks again.
     for res in [
+        app.get(&format!("/api/v1/holds/{}", sale.carol_hold), Some(&sale.carol))
+            .await,
         app.order(&sale.carol, &sale.carol_hold).await,
         app.delete(&format!("/api/v1/holds/{}", sale.carol_hold), &sale.carol)
             .await,
