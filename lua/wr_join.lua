@@ -14,7 +14,7 @@
 --       call was in flight as one call (src/waitroom/batch.rs): one script,
 --       one opening check, for many shoppers.
 -- Reply: one answer per shopper, in order:
---        {"ADMITTED", expiresAtMs, eventSeq} | {"PREQUEUED", preQueueSize, eventSeq}
+--        {"ADMITTED", expiresAtMs, eventSeq, queueLength} | {"PREQUEUED", preQueueSize, eventSeq}
 --      | {"QUEUED", score, position, queueLength, eventSeq} | {"NONE", eventSeq}
 local queue, pre, seq, seen, stats, admitted, events, config, entrants =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -28,7 +28,7 @@ if not before_opening then begin_opening(pre, seq, config, entrants, key, opened
 
 local function join(user, now, create, seen_until)
   local exp = redis.call('ZSCORE', admitted, user)
-  if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev } end
+  if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev, redis.call('ZCARD', queue) } end
 
   local score = redis.call('ZSCORE', queue, user)
   if not score then

@@ -567,9 +567,10 @@ async fn wr_join_queues_once_and_answers_each_standing() {
     assert_eq!(joined, 2);
     let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
     let r = join_one(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await);
+    let waiting: i64 = c.zcard(&k.queue).await.unwrap();
     assert_eq!(
-        (text(&r[0]), text(&r[1])),
-        ("ADMITTED".into(), (NOW + 1000).to_string())
+        (text(&r[0]), text(&r[1]), int(&r[3])),
+        ("ADMITTED".into(), (NOW + 1000).to_string(), waiting)
     );
 }
 

@@ -176,6 +176,7 @@ fn stand(answer: Value) -> Result<Stand> {
         "ADMITTED" => (
             Standing::Admitted {
                 expires_ms: get::<f64>(&reply, 1)? as i64,
+                queue_length: get(&reply, 3)?,
             },
             get(&reply, 2)?,
         ),

@@ -50,6 +50,8 @@ pub enum Standing {
     },
     Admitted {
         expires_ms: i64,
+        /// Shoppers still waiting (the queue's length, as the queued are told).
+        queue_length: u64,
     },
     None,
 }

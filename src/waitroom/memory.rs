@@ -178,7 +178,10 @@ impl WaitingRooms for MemoryWaitingRooms {
             let seq = r.events;
             if let Some(exp) = r.admitted.get(user).filter(|e| **e > now) {
                 return Stand {
-                    standing: Standing::Admitted { expires_ms: *exp },
+                    standing: Standing::Admitted {
+                        expires_ms: *exp,
+                        queue_length: r.queue.len() as u64,
+                    },
                     seq,
                 };
             }

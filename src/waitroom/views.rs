@@ -41,7 +41,7 @@ pub struct StandingView {
     /// 1 for the next shopper to be admitted; 0 once admitted; `null` in
     /// the pre-queue (the lottery has not run).
     pub position: Option<u64>,
-    /// Shoppers in the queue (in the pre-queue: entrants so far); `null` once admitted.
+    /// Shoppers in the queue (in the pre-queue: entrants so far; once admitted: those still waiting).
     pub queue_length: Option<u64>,
     /// Seconds until admission at the observed rate (in the pre-queue: until
     /// `opensAt`); `null` while admission is paused.
@@ -87,10 +87,13 @@ pub fn standing(
     admission: impl FnOnce(i64) -> Result<String>,
 ) -> Result<StandingView> {
     Ok(match standing {
-        Standing::Admitted { expires_ms } => StandingView {
+        Standing::Admitted {
+            expires_ms,
+            queue_length,
+        } => StandingView {
             admission_token: Some(admission(*expires_ms)?),
             admission_expires_at: Some(time_ms(*expires_ms)),
-            ..StandingView::new(RoomState::Admitted, Some(0), None, Some(0))
+            ..StandingView::new(RoomState::Admitted, Some(0), Some(*queue_length), Some(0))
         },
         Standing::Queued {
             position, queue_length, ..

@@ -109,10 +109,12 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
     );
     let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
     assert_eq!(t.admitted, vec!["c".to_owned()], "never past maxActive");
+    // Admitted, and told how many still wait.
     assert_eq!(
         rooms.join(SHOW, "a", T0, true, T0).await.unwrap().standing,
         Standing::Admitted {
-            expires_ms: T0 + 60_000
+            expires_ms: T0 + 60_000,
+            queue_length: rooms.counters(SHOW, T0).await.unwrap().queue_length,
         }
     );
     assert_eq!(rooms.active_until(SHOW, "a").await.unwrap(), Some(T0 + 60_000));

@@ -152,7 +152,7 @@ impl QueueHub {
 
     fn view_of(&self, show: &str, user: &str, standing: &Standing, st: &FeedState) -> SocketView {
         match standing {
-            Standing::Admitted { expires_ms } => match self.tokens.admission(user, show, *expires_ms) {
+            Standing::Admitted { expires_ms, .. } => match self.tokens.admission(user, show, *expires_ms) {
                 Ok(token) => SocketView::Admitted {
                     token,
                     expires_ms: *expires_ms,
