@@ -69,7 +69,6 @@ fn describe() {
         SEAT_FEEDS,
         "Shows this node has a live seat feed (one subscription) for."
     );
-    metrics::gauge!(WS_CONNECTIONS, "kind" => "seats").increment(0.0);
     metrics::describe_histogram!(
         SEAT_FEED_LAG,
         "From a seat change's arrival at this node's feed to its batch going out to the sockets."
@@ -124,7 +123,7 @@ fn describe() {
     for status in crate::domain::order::OrderStatus::ALL {
         metrics::counter!(ORDERS, "status" => status.as_str()).increment(0);
     }
-    for kind in ["queue", "waitlist"] {
+    for kind in ["seats", "queue", "waitlist"] {
         metrics::gauge!(WS_CONNECTIONS, "kind" => kind).increment(0.0);
     }
     // A histogram handle registers the series (zero counts) without a sample.

@@ -241,13 +241,14 @@ impl Booking {
 
     /// The caller's hold; another user's is 404.
     pub async fn get_hold(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
-        let record = self
+        let record = match self
             .locks
             .hold_record(hold_id.show().as_str(), hold_id.as_str())
             .await?
-            .filter(|r| r.user == user);
-        let Some(record) = record else {
-            return Err(self.unknown_hold(hold_id).await);
+        {
+            Some(r) if r.user == user => r,
+            Some(_) => return Err(Error::not_found("hold")),
+            None => return Err(self.absent_hold(hold_id)),
         };
         let status = record.status_at(self.clock.now_ms());
         Ok(Hold {

@@ -142,14 +142,18 @@ impl Booking {
     /// rebuilt, lived only in the lost state: its shopper is told it is no
     /// longer active (409) and picks again, as the contract says.
     async fn unknown_hold(&self, hold: &HoldId) -> Error {
-        let show = hold.show().as_str();
-        let lost = match self.locks.hold_record(show, hold.as_str()).await {
-            Ok(None) => self
-                .locks
-                .seen(show)
-                .is_some_and(|(epoch, _)| hold.minted_before(&epoch)),
-            Ok(Some(_)) | Err(_) => false,
-        };
+        match self.locks.hold_record(hold.show().as_str(), hold.as_str()).await {
+            Ok(None) => self.absent_hold(hold),
+            Ok(Some(_)) | Err(_) => Error::not_found("hold"),
+        }
+    }
+
+    /// The answer for a hold the engine has no record of, under any owner.
+    fn absent_hold(&self, hold: &HoldId) -> Error {
+        let lost = self
+            .locks
+            .seen(hold.show().as_str())
+            .is_some_and(|(epoch, _)| hold.minted_before(&epoch));
         if lost {
             Error::HoldNotActive("the hold was lost when the show's seats were restored; pick seats again".into())
         } else {

@@ -286,14 +286,14 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
     }
 }
 
-/// The demo catalog: four movies, two theatres, four screens (one IMAX of
-/// 1,200 seats for flash-sale tests), four shows a day per screen today and
-/// on each of the next seven days (late in the day today's shows have all
-/// started; the next seven are whole). Ids are derived from dates, so every node that
-/// starts on the same day seeds the same catalog.
 /// Days of demo shows, today included.
 pub const DEMO_DAYS: u64 = 8;
 
+/// The demo catalog: four movies, two theatres, four screens (one IMAX of
+/// 1,200 seats for flash-sale tests), four shows a day per screen today and
+/// on each of the next seven days (late in the day today's shows have all
+/// started; the next seven are whole). Ids are derived from dates, so every
+/// node that starts on the same day seeds the same catalog.
 pub fn demo(today: NaiveDate) -> CatalogData {
     let movie = |id: &str, title: &str, language: &str, minutes, genres: &[&str]| Movie {
         id: id.into(),

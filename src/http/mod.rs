@@ -18,7 +18,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
-
 use crate::metrics as m;
 
 /// The longest an API request may take. The contract wants a request whose

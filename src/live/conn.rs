@@ -103,8 +103,7 @@ impl Conn {
     /// held, that long.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let sink = self.lock().sink.take();
-        drop(sink);
+        drop(self.take_sink());
     }
 
     /// For the socket's task, at its end: the write half, to shut it down
@@ -173,8 +172,11 @@ impl Conn {
     /// Gives the sink back after writing (dropped if the socket was closed
     /// meanwhile).
     pub fn put_back(&self, sink: Sink) {
+        // Checked under the lock: `close` marks first, then takes the sink
+        // under it, so a sink put back after that is dropped here instead.
+        let mut out = self.lock();
         if !self.is_closed() {
-            self.lock().sink = Some(sink);
+            out.sink = Some(sink);
         }
     }
 
