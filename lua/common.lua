@@ -21,11 +21,12 @@
 --   KEYS[9] waiters    ZSET  the waiting list: userId scored by arrival
 --   KEYS[10] waitlist  HASH  "w:<user>" -> "<quantity> <offer holdId>" of a
 --                            waiter; "o:<user>" -> holdId of the user's last
---                            offer; "n:<q>" -> how many wait for q seats;
---                            "seq"; "plan" (the rows in preference order, JSON
+--                            offer; "seq"; "plan" (the rows in preference order, JSON
 --                            [[label, seats, "unavailable numbers"], ...]);
 --                            "ttl" (an offer's, ms); "made", "taken",
 --                            "expired", "declined" (what became of offers)
+--   KEYS[11] waiters:q ZSET  the same waiters scored quantity * 2^32 + arrival:
+--                            the first waiter of each quantity in O(log n)
 -- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
@@ -37,6 +38,7 @@ local K = {
   seats = KEYS[1], holds = KEYS[2], users = KEYS[3],
   deadlines = KEYS[4], gc = KEYS[5], version = KEYS[6],
   epoch_key = KEYS[7], stamps = KEYS[8], waiters = KEYS[9], waitlist = KEYS[10],
+  by_quantity = KEYS[11],
   show = ARGV[1], channel = ARGV[2], pubcmd = ARGV[3],
   now = tonumber(ARGV[4]), retention = tonumber(ARGV[5]),
 }
@@ -83,13 +85,29 @@ local function hold_end(id, rec, status, at)
   end
 end
 
+-- With anyone on the waiting list, one script's sweep frees at most this many
+-- seats (SWEEP_BUDGET_WITH_WAITERS in src/domain/seats/waitlist.rs); the
+-- holds left due stay taken until the next script or the sweeper's next call.
+-- Every seat a sweep frees must be offered in the same script (`serve`), and
+-- offers are bounded per script, so a burst of expiries (the holds made in a
+-- sale's opening second all run out together) is served in turns, never
+-- published AVAILABLE for want of room in one script.
+local SWEEP_BUDGET = 16
+-- Whether this script's sweep stopped at the budget with holds still due.
+local sweep_more = false
+
 -- Frees what is due: holds past expiresAt, and seats of orders whose lock
 -- outlived the order's expiry plus grace (the order store lost track of them).
 -- Runs at the start of every script, so no script ever sees a stale lock.
 local function sweep()
   local due = redis.call('ZRANGEBYSCORE', K.deadlines, '-inf', K.now)
-  local expired = 0
+  local budget = redis.call('ZCARD', K.waiters) > 0 and SWEEP_BUDGET or math.huge
+  local expired, freed = 0, 0
   for _, id in ipairs(due) do
+    if freed >= budget then
+      sweep_more = true
+      break
+    end
     local rec = hold_get(id)
     if rec == nil then
       redis.call('ZREM', K.deadlines, id)
@@ -99,11 +117,13 @@ local function sweep()
         if redis.call('HGET', K.seats, seat) == owner then
           redis.call('HDEL', K.seats, seat)
           change(seat, 'AVAILABLE')
+          freed = freed + 1
         end
       end
       redis.call('ZREM', K.deadlines, id)
       redis.call('ZADD', K.gc, K.now + K.retention, id)
     elseif rec.st == 'HELD' then
+      freed = freed + #rec.s
       hold_end(id, rec, 'EXPIRED', rec.e)
       expired = expired + 1
     else
@@ -184,26 +204,30 @@ local function free_rows(plan)
 end
 
 -- The seats an offer of q gets: the best block, else the first free seats
--- in preference order (best::pick_offer).
+-- in preference order (best::pick_offer). They are marked taken in `rows`.
 local function pick_offer(rows, q)
+  local picked = {}
   for _, r in ipairs(rows) do
     local s = best_in_row(r.free, r.n, q)
     if s then
-      local seats = {}
-      for k = s, s + q - 1 do seats[#seats + 1] = r.ids[k] end
-      return seats
+      for k = s, s + q - 1 do picked[#picked + 1] = { r, k } end
+      break
     end
   end
-  local seats = {}
-  for _, r in ipairs(rows) do
-    for k = 1, r.n do
-      if r.free[k] then
-        seats[#seats + 1] = r.ids[k]
-        if #seats == q then return seats end
+  if #picked == 0 then
+    for _, r in ipairs(rows) do
+      for k = 1, r.n do
+        if r.free[k] and #picked < q then picked[#picked + 1] = { r, k } end
       end
     end
+    if #picked < q then return nil end
   end
-  return nil
+  local seats = {}
+  for i, p in ipairs(picked) do
+    p[1].free[p[2]] = false
+    seats[i] = p[1].ids[p[2]]
+  end
+  return seats
 end
 
 -- A waiter's quantity and offer id.
@@ -214,38 +238,41 @@ local function waiter(user)
   return tonumber(q), offer
 end
 
+-- A waiter's score in K.by_quantity: by quantity, then by arrival.
+local BAND = 4294967296
+local function wait_add(user, quantity, offer_id)
+  local seq = redis.call('HINCRBY', K.waitlist, 'seq', 1)
+  redis.call('ZADD', K.waiters, seq, user)
+  redis.call('ZADD', K.by_quantity, quantity * BAND + seq, user)
+  redis.call('HSET', K.waitlist, 'w:' .. user, quantity .. ' ' .. offer_id)
+end
+
 local function wait_remove(user)
-  local q = waiter(user)
   redis.call('ZREM', K.waiters, user)
-  if q then
-    redis.call('HDEL', K.waitlist, 'w:' .. user)
-    redis.call('HINCRBY', K.waitlist, 'n:' .. q, -1)
-  end
+  redis.call('ZREM', K.by_quantity, user)
+  redis.call('HDEL', K.waitlist, 'w:' .. user)
 end
 
 -- The first waiter (in order of arrival) wanting at most `free` seats:
--- user, quantity, offer id. The counts per quantity answer "nobody" without
--- walking the list (the common case: one seat back, everyone wants two).
+-- user, quantity, offer id. One lookup per quantity anyone waits for, so a
+-- single seat coming back to a list of 50,000 pairs costs a few calls, not
+-- a walk of the list.
 local function first_fitting(free)
-  if free <= 100 then
-    local fields = {}
-    for q = 1, free do fields[q] = 'n:' .. q end
-    local any = false
-    for _, c in ipairs(redis.call('HMGET', K.waitlist, unpack(fields))) do
-      if c and tonumber(c) > 0 then any = true; break end
+  local top = redis.call('ZRANGE', K.by_quantity, -1, -1, 'WITHSCORES')
+  if #top == 0 then return nil end
+  local most = math.floor(tonumber(top[2]) / BAND)
+  local user, first
+  for q = 1, math.min(free, most) do
+    local hit = redis.call('ZRANGEBYSCORE', K.by_quantity, q * BAND, '(' .. ((q + 1) * BAND),
+      'WITHSCORES', 'LIMIT', 0, 1)
+    if #hit > 0 then
+      local seq = tonumber(hit[2]) - q * BAND
+      if first == nil or seq < first then user, first = hit[1], seq end
     end
-    if not any then return nil end
   end
-  local from = 0
-  while true do
-    local users = redis.call('ZRANGE', K.waiters, from, from + 99)
-    if #users == 0 then return nil end
-    for _, u in ipairs(users) do
-      local q, offer = waiter(u)
-      if q and q <= free then return u, q, offer end
-    end
-    from = from + 100
-  end
+  if not user then return nil end
+  local q, offer = waiter(user)
+  return user, q, offer
 end
 
 -- Whether this script freed a seat (its last status is AVAILABLE).
@@ -256,18 +283,22 @@ local function freed_any()
   return false
 end
 
+-- Set by seats_expire: serve even when this script freed nothing (seats a
+-- capped step could not offer are served by the sweeper's next call).
+local serve_always = false
+
 -- Offers freed seats to waiters: the first waiter whose quantity the free
 -- seats can serve gets an ordinary hold of them with the offer's TTL, and
 -- leaves the list; repeated while anyone can be served. Runs before the
 -- delta is made, so an offered seat's change is HELD, never AVAILABLE.
 local function serve()
-  if not freed_any() or redis.call('ZCARD', K.waiters) == 0 then return end
+  if not (serve_always or freed_any()) or redis.call('ZCARD', K.waiters) == 0 then return end
   local raw = redis.call('HGET', K.waitlist, 'plan')
   if not raw then return end
   local plan = cjson.decode(raw)
   local ttl = tonumber(redis.call('HGET', K.waitlist, 'ttl'))
+  local rows, total = free_rows(plan)
   for _ = 1, MAX_OFFERS do
-    local rows, total = free_rows(plan)
     if total == 0 then return end
     local user, q, offer = first_fitting(total)
     if not user then return end
@@ -277,6 +308,12 @@ local function serve()
     lock_seats(user, offer, ttl, seats, prev, true)
     redis.call('HSET', K.waitlist, 'o:' .. user, offer)
     redis.call('HINCRBY', K.waitlist, 'made', 1)
+    if prev then
+      -- The waiter's own hold was released: its seats are free again.
+      rows, total = free_rows(plan)
+    else
+      total = total - q
+    end
   end
 end
 

@@ -1,6 +1,6 @@
 -- waitlist_join.lua: join the show's waiting list for returned seats
 -- (src/domain/seats/waitlist.rs, `wait_join`, is its specification).
--- KEYS: the common ten (common.lua).
+-- KEYS: the common eleven (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] quantity, ARGV[8] the hold
 --       id the waiter's offer will have, ARGV[9] an offer's TTL (ms),
 --       ARGV[10] the show's plan (JSON [[label, seats, "3,7"], ...], rows in
@@ -27,10 +27,7 @@ else
   if free >= quantity then
     outcome = { 'SEATS_AVAILABLE', free }
   else
-    local seq = redis.call('HINCRBY', K.waitlist, 'seq', 1)
-    redis.call('ZADD', K.waiters, seq, user)
-    redis.call('HSET', K.waitlist, 'w:' .. user, quantity .. ' ' .. offer_id)
-    redis.call('HINCRBY', K.waitlist, 'n:' .. quantity, 1)
+    wait_add(user, quantity, offer_id)
     outcome = { 'JOINED', standing(user) }
   end
 end

@@ -829,9 +829,15 @@ async fn waitlist_join_refuses_while_seats_are_free_then_queues_in_order_under_t
     let list: HashMap<String, String> = c.hgetall(&f.keys.waitlist).await.unwrap();
     assert_eq!(list["w:carol"], "2 offer-carol");
     assert_eq!(list["w:dave"], "1 offer-dave");
-    assert_eq!((list["n:2"].as_str(), list["n:1"].as_str()), ("1", "1"));
+    let by_quantity: Vec<(String, f64)> = c.zrange_withscores(&f.keys.waiters_by_quantity, 0, -1).await.unwrap();
+    let band = 4_294_967_296.0;
+    assert_eq!(
+        by_quantity,
+        vec![("dave".into(), band + 2.0), ("carol".into(), 2.0 * band + 1.0)],
+        "by quantity, then by arrival"
+    );
     assert_eq!((list["plan"].as_str(), list["ttl"].as_str()), (PLAN_A3, "120000"));
-    for key in [&f.keys.waiters, &f.keys.waitlist] {
+    for key in [&f.keys.waiters, &f.keys.waitlist, &f.keys.waiters_by_quantity] {
         assert!(key.contains("{show:s1}"), "{key} shares the show's hash tag");
     }
 }
@@ -875,7 +881,9 @@ async fn a_release_hands_the_seats_to_the_first_waiter_that_fits_in_the_same_scr
     let mut c = f.conn.clone();
     let list: HashMap<String, String> = c.hgetall(&f.keys.waitlist).await.unwrap();
     assert_eq!(list.get("w:dave"), None);
-    assert_eq!((list["n:1"].as_str(), list["made"].as_str()), ("0", "1"));
+    assert_eq!(list["made"].as_str(), "1");
+    let left: Vec<String> = c.zrange(&f.keys.waiters_by_quantity, 0, -1).await.unwrap();
+    assert_eq!(left, vec!["carol".to_owned()], "dave left the index too");
     assert_eq!(list["o:dave"], "offer-dave");
     // The deltas: the holds, then A1 going from alice to dave as HELD,
     // never AVAILABLE.
@@ -933,4 +941,42 @@ async fn waitlist_leave_gives_an_offer_back_and_counts_it_declined() {
         .await
         .unwrap();
     assert_eq!(counts, vec![Some(2), Some(1), None]);
+}
+
+#[tokio::test]
+async fn seats_expire_with_waiters_frees_a_bounded_turn_and_says_more_are_due() {
+    const PLAN_A20: &str = r#"[["A",20,""]]"#;
+    for waiting in [true, false] {
+        let f = Fixture::new().await;
+        for k in 1..=20 {
+            let (user, hold, seat) = (format!("u{k}"), format!("h{k}"), format!("A{k}"));
+            f.run(&f.scripts.hold, NOW, &[&user, &hold, "1000", &seat]).await;
+        }
+        if waiting {
+            f.run(
+                &f.scripts.wait_join,
+                NOW,
+                &["carol", "1", "offer-carol", "120000", PLAN_A20],
+            )
+            .await;
+        }
+        let reply = f.run(&f.scripts.expire, NOW + 1000, &["100"]).await;
+        if waiting {
+            assert_eq!((int(&reply[0]), int(&reply[4])), (16, 1), "16 seats a turn, more due");
+            let rec = f.hold_json("offer-carol").await;
+            assert_eq!(
+                rec["s"].as_array().map(Vec::len),
+                Some(1),
+                "carol's offer in the first turn"
+            );
+            // Carol was the only waiter: the next call frees the rest at once.
+            let reply = f.run(&f.scripts.expire, NOW + 1000, &["100"]).await;
+            assert_eq!((int(&reply[0]), int(&reply[4])), (4, 0));
+        } else {
+            assert_eq!((int(&reply[0]), int(&reply[4])), (20, 0), "no list: no budget");
+        }
+        let (seats, _, deadlines, _) = f.state().await;
+        assert_eq!(seats.len(), usize::from(waiting), "only the offer holds a seat");
+        assert_eq!(deadlines.len(), usize::from(waiting));
+    }
 }

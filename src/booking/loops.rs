@@ -40,6 +40,10 @@ const SWEEP_LEASE_PASSES: u32 = 3;
 const FIGURES_EVERY_PASSES: u32 = 10;
 /// Shows whose due-check (and pass) run at once.
 const SWEEP_CONCURRENCY: usize = 16;
+
+/// Expiry calls per show and pass, at most: with waiters each frees up to
+/// `SWEEP_BUDGET_WITH_WAITERS` seats, so a pass frees at least 512.
+const EXPIRE_CALLS_PER_PASS: usize = 32;
 /// Shows that started longer ago than this are no longer swept (holds on
 /// them still expire on read).
 const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::days(2);
@@ -142,12 +146,24 @@ impl Loops {
         if !due {
             return;
         }
-        match self.locks.expire(show, now_ms).await {
-            Ok(reply) if reply.expired > 0 => {
-                metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
+        // With waiters, a call frees a bounded number of seats (each must
+        // be offered in the call that frees it): call again while holds are
+        // due, up to a bound per pass; the next pass goes on.
+        for _ in 0..EXPIRE_CALLS_PER_PASS {
+            match self.locks.expire(show, now_ms).await {
+                Ok(reply) => {
+                    if reply.expired > 0 {
+                        metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
+                    }
+                    if !reply.out {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%show, error = %e, "seat sweeper pass failed for the show");
+                    return;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(%show, error = %e, "seat sweeper pass failed for the show"),
         }
     }
 

@@ -16,12 +16,14 @@ pub struct ShowKeys {
     /// The waiting list for returned seats: waiters in order, and the rest.
     pub waiters: String,
     pub waitlist: String,
+    /// The same waiters by the quantity they wait for, then by arrival.
+    pub waiters_by_quantity: String,
     pub channel: String,
 }
 
 impl ShowKeys {
-    /// KEYS[1..10] of every seat script (see `lua/common.lua`).
-    pub fn script_keys(&self) -> [&str; 10] {
+    /// KEYS[1..11] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 11] {
         [
             &self.seats,
             &self.holds,
@@ -33,6 +35,7 @@ impl ShowKeys {
             &self.stamps,
             &self.waiters,
             &self.waitlist,
+            &self.waiters_by_quantity,
         ]
     }
 }
@@ -107,6 +110,7 @@ impl Keys {
             stamps: format!("{tag}:stamps"),
             waiters: format!("{tag}:waiters"),
             waitlist: format!("{tag}:waitlist"),
+            waiters_by_quantity: format!("{tag}:waiters:q"),
             channel: format!("{tag}:events"),
         }
     }

@@ -218,6 +218,106 @@ async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_lea
     assert_eq!(locks.wait_stats(SHOW).await.unwrap().length, 1);
 }
 
+/// A burst of returned seats, more than one step may offer: the holds made
+/// in a sale's first second all run out together. The sweeper's calls free
+/// them in turns, each turn's seats offered in the same step, so every
+/// waiter is served before any seat shows AVAILABLE.
+async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_available(locks: Arc<dyn SeatLocks>) {
+    let t = T0;
+    let plan: Vec<RowPlan> = ["A", "B", "C", "D", "E"]
+        .iter()
+        .map(|row| RowPlan {
+            row: (*row).into(),
+            seats: 12,
+            unavailable: vec![],
+        })
+        .collect();
+    let all: Vec<String> = plan
+        .iter()
+        .flat_map(|r| (1..=12).map(move |k| format!("{}{k}", r.row)))
+        .collect();
+    for (i, seat) in all.iter().enumerate() {
+        let r = locks
+            .hold(
+                SHOW,
+                t,
+                &format!("buyer{i}"),
+                &format!("h{i}"),
+                std::slice::from_ref(seat),
+                TTL,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(r.out, HoldOutcome::Held { .. }), "{seat}");
+    }
+    let waiters: u64 = 40;
+    for i in 0..waiters {
+        let user = format!("waiter{i}");
+        let joined = locks
+            .wait_join(SHOW, t, &user, 1, &format!("offer-{i}"), &plan, OFFER_TTL)
+            .await
+            .unwrap()
+            .out;
+        assert_eq!(joined, WaitJoin::Joined(waiting(i + 1, 1)));
+    }
+    let mut events = locks.subscribe(SHOW).await.unwrap();
+
+    // All 60 holds are due at once; the sweeper calls until none is.
+    let due = t + TTL;
+    let mut calls = 0;
+    let mut expired = 0;
+    loop {
+        let r = locks.expire(SHOW, due).await.unwrap();
+        calls += 1;
+        expired += r.expired;
+        if !r.out {
+            break;
+        }
+        assert!(calls < 20, "the sweep ends");
+    }
+    assert_eq!(expired, 60);
+    assert!(calls > 1, "with waiters one call frees a bounded number of seats");
+
+    let stats = locks.wait_stats(SHOW).await.unwrap();
+    assert_eq!((stats.length, stats.made), (0, 40), "every waiter was offered a seat");
+    let snap = locks.snapshot(SHOW, due).await.unwrap().out;
+    let mut offered = std::collections::HashSet::new();
+    for i in 0..waiters {
+        match standing(&locks, due, &format!("waiter{i}")).await {
+            WaitStanding::Offered { seats, .. } => {
+                assert_eq!(seats.len(), 1);
+                assert_eq!(snap.taken.get(&seats[0]), Some(&Owner::Hold(format!("offer-{i}"))));
+                assert!(offered.insert(seats[0].clone()), "{} offered twice", seats[0]);
+            }
+            other => panic!("waiter{i}: {other:?}"),
+        }
+    }
+    assert_eq!(snap.taken.len(), 40, "the 20 seats nobody waits for are on sale");
+
+    // The stream: an offered seat is never AVAILABLE; the rest end AVAILABLE.
+    let mut last = std::collections::HashMap::new();
+    let mut seen_available = std::collections::HashSet::new();
+    while last.len() < 60 {
+        let delta = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("every seat's change in time")
+            .unwrap();
+        for c in delta.changes {
+            if c.status == SeatStatus::Available {
+                seen_available.insert(c.seat_id.clone());
+            }
+            last.insert(c.seat_id, c.status);
+        }
+    }
+    assert!(
+        seen_available.is_disjoint(&offered),
+        "offered seats published AVAILABLE: {:?}",
+        seen_available.intersection(&offered).collect::<Vec<_>>()
+    );
+    assert_eq!(seen_available.len(), 20);
+    assert_eq!(last.values().filter(|s| **s == SeatStatus::Held).count(), 40);
+}
+
 macro_rules! waitlist_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_waitlist {
@@ -239,4 +339,5 @@ macro_rules! waitlist_cases {
 waitlist_cases!(
     returned_seats_go_to_waiters_in_order_and_never_show_available,
     an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave,
+    a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_available,
 );

@@ -168,8 +168,8 @@ impl SeatLocks for MemorySeatLocks {
         self.run(show, false, |s, t| s.rebuild(show, now, t, seen, epoch, record))
     }
 
-    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
-        self.with(show, |s, t| ((), s.expire(show, now, t, GC_BATCH).1))
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<bool>> {
+        self.with(show, |s, t| s.expire(show, now, t, GC_BATCH))
     }
 
     /// One process: it is always its own sweeper.

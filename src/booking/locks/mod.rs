@@ -120,8 +120,10 @@ pub trait SeatLocks: Send + Sync + 'static {
     async fn rebuild(&self, show: &str, now: i64, seen: &str, epoch: &str, record: &RecordState)
     -> Result<Reply<bool>>;
 
-    /// The sweeper's pass over one show.
-    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>>;
+    /// The sweeper's call on one show: answers `true` when holds are still
+    /// due (with waiters, one call frees a bounded number of seats: call
+    /// again).
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<bool>>;
 
     /// Whether `node` sweeps this round. One node at a time sweeps every
     /// show (a lease of `ttl_ms`, renewed by its holder), so sweeping costs

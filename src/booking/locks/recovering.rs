@@ -262,7 +262,7 @@ impl SeatLocks for Recovering {
         self.inner.rebuild(show, now, seen, epoch, record).await
     }
 
-    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<bool>> {
         self.attempt(show, || self.inner.expire(show, now)).await
     }
 

@@ -314,10 +314,11 @@ impl SeatLocks for RedisSeatLocks {
         reply(&items, applied(&items)?)
     }
 
-    async fn expire(&self, show: &str, now: i64) -> Result<Reply<()>> {
+    async fn expire(&self, show: &str, now: i64) -> Result<Reply<bool>> {
         let limit = GC_BATCH.to_string();
         let items = self.run(&self.scripts.expire, show, now, &[&limit]).await?;
-        reply(&items, ())
+        let more = int(items.get(HEAD + 1).unwrap_or(&Value::Nil))? == 1;
+        reply(&items, more)
     }
 
     async fn sweep_turn(&self, node: &str, ttl_ms: i64) -> Result<bool> {

@@ -13,7 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::best::{self, RowPlan};
 use serde::{Deserialize, Serialize};
-pub use waitlist::{MAX_OFFERS_PER_STEP, OfferEnd, WaitJoin, WaitStanding, WaitStats, Waitlist};
+pub use waitlist::{
+    MAX_OFFERS_PER_STEP, OfferEnd, SWEEP_BUDGET_WITH_WAITERS, WaitJoin, WaitStanding, WaitStats, Waitlist,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -311,6 +313,11 @@ struct Op<'a> {
     times: LockTimes,
     changes: Changes,
     expired: u32,
+    /// The sweep stopped at its budget with holds still due.
+    more_due: bool,
+    /// Serve the waiting list even if this step frees nothing (the
+    /// sweeper's call: it serves what a capped step could not).
+    serve_always: bool,
 }
 
 impl<'a> Op<'a> {
@@ -322,6 +329,8 @@ impl<'a> Op<'a> {
             times,
             changes: Changes::default(),
             expired: 0,
+            more_due: false,
+            serve_always: false,
         };
         op.sweep();
         op
@@ -410,8 +419,21 @@ impl<'a> Op<'a> {
         *last = (*last).max(stamp);
     }
 
+    /// Frees what is due. With anyone on the waiting list, at most
+    /// `SWEEP_BUDGET_WITH_WAITERS` seats a step (the rest stay due), so
+    /// `serve` can offer every seat the step frees.
     fn sweep(&mut self) {
+        let budget = if self.state.waitlist.is_empty() {
+            usize::MAX
+        } else {
+            SWEEP_BUDGET_WITH_WAITERS
+        };
+        let mut freed = 0;
         for id in self.state.deadlines.due(self.now, usize::MAX) {
+            if freed >= budget {
+                self.more_due = true;
+                break;
+            }
             let Some(rec) = self.state.holds.get(&id).cloned() else {
                 self.state.deadlines.remove(&id);
                 continue;
@@ -422,11 +444,13 @@ impl<'a> Op<'a> {
                     if self.state.owners.get(seat) == Some(&owner) {
                         self.state.owners.remove(seat);
                         self.changes.set(seat, SeatStatus::Available);
+                        freed += 1;
                     }
                 }
                 self.state.deadlines.remove(&id);
                 self.state.gc.add(self.now + self.times.retention_ms, &id);
             } else if rec.status == HoldStatus::Held {
+                freed += rec.seats.len();
                 self.hold_end(&id, HoldStatus::Expired, rec.expires_ms);
                 self.expired += 1;
             } else {
@@ -740,14 +764,18 @@ impl ShowSeats {
         (true, op.finish().1)
     }
 
-    /// The sweeper's pass (`lua/seats_expire.lua`): expiry plus record clean-up.
-    pub fn expire(&mut self, show: &str, now: i64, times: LockTimes, gc_limit: usize) -> (u64, Effects) {
-        let op = Op::begin(self, show, now, times);
+    /// The sweeper's call (`lua/seats_expire.lua`): expiry, the waiting
+    /// list served, record clean-up. Answers whether holds are still due
+    /// (the sweep's budget stopped it: call again).
+    pub fn expire(&mut self, show: &str, now: i64, times: LockTimes, gc_limit: usize) -> (bool, Effects) {
+        let mut op = Op::begin(self, show, now, times);
+        op.serve_always = true;
         for id in op.state.gc.due(now, gc_limit) {
             op.state.holds.remove(&id);
             op.state.gc.remove(&id);
         }
-        op.finish()
+        let more = op.more_due;
+        (more, op.finish().1)
     }
 
     /// The state as of one version, after sweeping (`lua/seats_snapshot.lua`).

@@ -17,9 +17,18 @@ use super::{Effects, HoldStatus, LockTimes, Op, SeatStatus, ShowSeats};
 use crate::domain::best::{self, RowPlan};
 
 /// At most this many offers in one step (each is O(seats of the show) to
-/// pick), so no single step runs unbounded; the next step that frees a
-/// seat, or the sweeper's next pass, serves the rest.
+/// pick), so no single step runs unbounded.
 pub const MAX_OFFERS_PER_STEP: usize = 32;
+
+/// With anyone waiting, a step's sweep frees at most this many seats; the
+/// holds left due are freed by the next step or the sweeper's next call.
+/// No waiter fits the seats free before a step (else they would have been
+/// served), so a step needs at most one offer per seat it frees: the
+/// sweep's budget plus the seats of the hold or order the step itself
+/// ends (`MAX_SEATS_PER_HOLD`, 10 by default) stay within
+/// `MAX_OFFERS_PER_STEP`, and a burst of expiries is served in turns
+/// rather than published AVAILABLE for want of room in one step.
+pub const SWEEP_BUDGET_WITH_WAITERS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Waiter {
@@ -107,6 +116,10 @@ impl Waitlist {
             .map(|u| (u.clone(), self.waiters[u].clone()))
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
     fn remove(&mut self, user: &str) -> Option<Waiter> {
         let w = self.waiters.remove(user)?;
         self.order.remove(&w.seq);
@@ -127,7 +140,7 @@ impl Op<'_> {
     /// change is HELD, never AVAILABLE.
     pub(super) fn serve(&mut self) {
         let freed = self.changes.status.values().any(|s| *s == SeatStatus::Available);
-        if !freed || self.state.waitlist.waiters.is_empty() {
+        if !(freed || self.serve_always) || self.state.waitlist.waiters.is_empty() {
             return;
         }
         let Some(plan) = self.state.waitlist.plan.clone() else {
