@@ -203,6 +203,32 @@ async fn the_story(app: TestApp) {
         "FORBIDDEN",
     )
     .await;
+
+    // The same figures on /metrics, refreshed from the engine every few
+    // seconds (the dashboard's waiting-list row).
+    let expected = [
+        format!("waitlist_length{{show=\"{show}\"}} 0"),
+        format!("waitlist_offers_total{{show=\"{show}\",outcome=\"made\"}} 2"),
+        format!("waitlist_offers_total{{show=\"{show}\",outcome=\"taken\"}} 1"),
+        format!("waitlist_offers_total{{show=\"{show}\",outcome=\"expired\"}} 1"),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = app.get("/metrics", None).await.text().await.unwrap();
+        let missing: Vec<&String> = expected.iter().filter(|l| !text.lines().any(|t| t == *l)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing:?} not on /metrics:\n{}",
+            text.lines()
+                .filter(|l| l.starts_with("waitlist"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn short_times(s: &mut showgate::config::Settings) {
