@@ -2,7 +2,8 @@
 -- KEYS: the common eleven (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
--- Reply: {expired, version, epoch, 1, previousHoldId or ""} on success;
+-- Reply: {expired, version, epoch, 1, hold record JSON (as stored, after the
+--        script's changes; its "p" names the replaced hold)} on success;
 --        {expired, version, epoch, 0, {conflicting seats}} on conflict: only the
 --        seats asked for, so a conflict (the common answer in a sale) costs
 --        O(seats asked); the node lists what is available from its replica.
@@ -15,7 +16,7 @@ if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
 local again = hold_get(hold_id)
 if again and again.u == user then
-  return { expired, announce(), K.epoch, 1, again.p or '' }
+  return { expired, announce(), K.epoch, 1, redis.call('HGET', K.holds, hold_id) }
 end
 local prev = redis.call('HGET', K.users, user)
 local mine = prev and ('H:' .. prev) or nil
@@ -33,4 +34,4 @@ end
 local seats = {}
 for i = 9, #ARGV do seats[#seats + 1] = ARGV[i] end
 local v = take_seats(user, hold_id, ttl, seats, prev)
-return { expired, v, K.epoch, 1, prev or '' }
+return { expired, v, K.epoch, 1, redis.call('HGET', K.holds, hold_id) }

@@ -8,7 +8,8 @@
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9] quantity, then per row in preference order: label, seats,
 --       unavailable seat numbers ("3,7" or "").
--- Reply: {expired, version, epoch, 1, previousHoldId or "", {seats}} on success;
+-- Reply: {expired, version, epoch, 1, hold record JSON (as stored, after the
+--        script's changes: its "s" are the seats picked)} on success;
 --        {expired, version, epoch, 2, largestBlock} when no row has room.
 -- The user's previous active hold counts as free and is released in the
 -- same step. Run twice with the same holdId, it answers the first run's
@@ -18,7 +19,7 @@ if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
 local again = hold_get(hold_id)
 if again and again.u == user then
-  return { expired, announce(), K.epoch, 1, again.p or '', again.s }
+  return { expired, announce(), K.epoch, 1, redis.call('HGET', K.holds, hold_id) }
 end
 local prev = redis.call('HGET', K.users, user)
 local mine = prev and ('H:' .. prev) or nil
@@ -41,7 +42,7 @@ for i = 10, #ARGV, 3 do
     local seats = {}
     for k = start, start + quantity - 1 do seats[#seats + 1] = ids[k] end
     local v = take_seats(user, hold_id, ttl, seats, prev)
-    return { expired, v, K.epoch, 1, prev or '', seats }
+    return { expired, v, K.epoch, 1, redis.call('HGET', K.holds, hold_id) }
   end
 end
 return { expired, announce(), K.epoch, 2, largest }

@@ -134,15 +134,12 @@ async fn seats_hold_locks_every_seat_records_the_hold_and_publishes_one_delta() 
         .run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1", "A2"])
         .await;
     assert_eq!(
-        (
-            int(&reply[0]),
-            int(&reply[1]),
-            text(&reply[2]),
-            int(&reply[3]),
-            text(&reply[4])
-        ),
-        (0, 1, "e1".into(), 1, String::new())
+        (int(&reply[0]), int(&reply[1]), text(&reply[2]), int(&reply[3])),
+        (0, 1, "e1".into(), 1)
     );
+    let answered: serde_json::Value = serde_json::from_str(&text(&reply[4])).unwrap();
+    assert_eq!(answered, f.hold_json("h1").await, "the reply is the record as stored");
+    assert_eq!(answered.get("p"), None, "no previous hold");
 
     let (seats, _, deadlines, version) = f.state().await;
     assert_eq!(
@@ -192,7 +189,8 @@ async fn seats_hold_by_the_same_user_moves_the_hold_in_one_step() {
     let reply = f
         .run(&f.scripts.hold, NOW + 5, &["alice", "h2", "300000", "A2", "A3"])
         .await;
-    assert_eq!((int(&reply[1]), int(&reply[3]), text(&reply[4])), (2, 1, "h1".into()));
+    let answered: serde_json::Value = serde_json::from_str(&text(&reply[4])).unwrap();
+    assert_eq!((int(&reply[1]), int(&reply[3]), &answered["p"]), (2, 1, &serde_json::json!("h1")));
     let (seats, _, deadlines, _) = f.state().await;
     assert_eq!(
         seats,
@@ -447,8 +445,9 @@ async fn a_script_run_twice_changes_nothing_the_second_time() {
     let first = f.run(&f.scripts.hold, NOW, &["alice", "h1", "300000", "A1"]).await;
     let before = f.state().await;
     let again = f.run(&f.scripts.hold, NOW + 1, &["alice", "h1", "300000", "A1"]).await;
-    assert_eq!((int(&again[3]), text(&again[4])), (1, "h0".into()));
-    assert_eq!(text(&first[4]), text(&again[4]));
+    let answered: serde_json::Value = serde_json::from_str(&text(&again[4])).unwrap();
+    assert_eq!((int(&again[3]), &answered["p"]), (1, &serde_json::json!("h0")));
+    assert_eq!(text(&first[4]), text(&again[4]), "a retry answers the first run's record");
     assert_eq!(f.state().await, before, "a retried hold keeps the user's seats");
     f.run(
         &f.scripts.extend_for_order,

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 
 use super::StartError;
 use crate::booking::events::{EventSink, MemoryStream, RedisStream};
-use crate::booking::locks::SeatLocks;
+use crate::booking::locks::cmd::Snapshot;
 use crate::booking::locks::memory::MemorySeatLocks;
 use crate::booking::locks::recovering::Recovering;
 use crate::booking::locks::redis::RedisSeatLocks;
+use crate::booking::locks::SeatEngine;
 use crate::booking::store::Records;
 use crate::booking::store::memory::MemoryRecords;
 use crate::booking::store::postgres::PgRecords;
@@ -20,7 +22,8 @@ use crate::catalog::postgres::PgCatalog;
 use crate::catalog::store::{CatalogStore, MemoryCatalog};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::seats::{LockTimes, Owner};
+use crate::domain::seats::{LockTimes, Owner, SeatDelta, SeatSnapshot};
+use crate::live::source::SeatSource;
 use crate::error::Result;
 use crate::redis::RedisHandle;
 use crate::redis::keys::Keys;
@@ -61,14 +64,35 @@ pub struct Stores {
 }
 
 /// The seat locks as the in-process waiting room counts them.
-pub struct LockedSeats(pub Arc<dyn SeatLocks>);
+pub struct LockedSeats(pub Arc<Recovering>);
 
 #[async_trait]
 impl SeatCount for LockedSeats {
     async fn taken(&self, show: &str, now: i64) -> Result<(u64, bool)> {
-        let snap = self.0.snapshot(show, now).await?.out;
+        let snap = self.0.run(show, now, &Snapshot).await?.out;
         let all_booked = snap.taken.values().all(|o| matches!(o, Owner::Booked(_)));
         Ok((snap.taken.len() as u64, all_booked))
+    }
+}
+
+/// The seat stream reads the engine through its recovery, so a show whose
+/// state was lost is rebuilt before a seat map is drawn from it.
+#[async_trait]
+impl SeatSource for Recovering {
+    async fn snapshot(&self, show: &str) -> Result<SeatSnapshot> {
+        Ok(self.run(show, self.clock().now_ms(), &Snapshot).await?.out)
+    }
+
+    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
+        SeatEngine::subscribe(self, show).await
+    }
+
+    async fn unsubscribe(&self, show: &str) -> Result<()> {
+        SeatEngine::unsubscribe(self, show).await
+    }
+
+    fn seen(&self, show: &str) -> Option<(String, u64)> {
+        Recovering::seen(self, show)
     }
 }
 
@@ -76,7 +100,7 @@ impl SeatCount for LockedSeats {
 /// shared connection) or in process. The seat locks rebuild from `records`.
 pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records>) -> Result<Engines, StartError> {
     if !settings.uses_redis() {
-        let raw: Arc<dyn SeatLocks> = Arc::new(MemorySeatLocks::new(LOCK_TIMES));
+        let raw = Arc::new(SeatEngine::Memory(MemorySeatLocks::new(LOCK_TIMES)));
         let locks = Arc::new(Recovering::new(raw, records, clock));
         return Ok(Engines {
             waitrooms: Arc::new(MemoryWaitingRooms::new(Arc::new(LockedSeats(locks.clone())), clock)),
@@ -99,7 +123,7 @@ pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records
         .map_err(unreachable)?;
     let handle = Arc::new(handle);
     let keys = Keys::new(settings.redis_key_prefix.clone());
-    let locks = RedisSeatLocks::new(handle.clone(), keys.clone(), LOCK_TIMES);
+    let locks = SeatEngine::Redis(RedisSeatLocks::new(handle.clone(), keys.clone(), LOCK_TIMES));
     locks.ping().await.map_err(unreachable)?;
     Ok(Engines {
         locks: Arc::new(Recovering::new(Arc::new(locks), records, clock)),

@@ -24,7 +24,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
-use crate::booking::locks::SeatLocks;
 use crate::booking::loops::Loops;
 use crate::booking::{Booking, Limits};
 use crate::catalog::Gates;
@@ -138,7 +137,6 @@ impl Application {
         let seat_hub = SeatHub::new(
             catalog.clone(),
             engines.locks.clone(),
-            clock,
             FeedTuning {
                 batch_window: Duration::from_millis(settings.seat_stream_batch_ms),
                 history_batches: settings.ws_queue_frames as usize,

@@ -11,7 +11,7 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::booking::Booking;
-use crate::booking::locks::SeatLocks;
+use crate::booking::locks::recovering::Recovering;
 use crate::booking::store::Records;
 use crate::catalog::Gates;
 use crate::config::Settings;
@@ -82,7 +82,7 @@ pub struct Parts {
 /// The backing services, for `/readyz`.
 #[derive(Clone)]
 pub struct Health {
-    pub locks: Arc<dyn SeatLocks>,
+    pub locks: Arc<Recovering>,
     pub records: Arc<dyn Records>,
     /// Not ready until the waiting rooms are known.
     pub rooms: Arc<Rooms>,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use tokio_util::sync::CancellationToken;
 
-use crate::booking::locks::SeatLocks;
+use crate::booking::locks::recovering::Recovering;
 use crate::booking::store::Records;
 use crate::clock::{self, Clock};
 use crate::domain::catalog::Catalog;
@@ -63,7 +63,7 @@ pub async fn clock_loop(redis: Arc<RedisHandle>, stop: CancellationToken) {
 /// What the clean-up works on.
 pub struct Cleanup {
     pub records: Arc<dyn Records>,
-    pub locks: Arc<dyn SeatLocks>,
+    pub locks: Arc<Recovering>,
     pub catalog: Arc<Catalog>,
     pub clock: Clock,
 }

@@ -1,16 +1,15 @@
-//! Holds and the seat map: the fast path of a sale, all on the seat locks.
+//! Holds: the fast path of a sale, all on the seat locks. A hold is admitted
+//! (the show, the room's gate), locked (one engine command), then answered.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::locks::SeatLocks;
-use super::{Booking, Hold, MapSeat, SeatMap, track};
+use super::locks::cmd;
+use super::{Booking, Hold, track};
 use crate::domain::catalog::{Layout, Show};
-use crate::domain::seats::{
-    BestOutcome, HoldOutcome, HoldRecord, HoldStatus, Owner, ReleaseOutcome, SeatStatus, WaitStanding,
-};
+use crate::domain::seats::{BestOutcome, HoldOutcome, HoldRecord, Owner, ReleaseOutcome, WaitStanding};
 use crate::domain::{HoldId, ShowId};
 use crate::error::{Error, Result, SeatList};
 use crate::metrics as m;
@@ -28,37 +27,82 @@ enum Picked {
     NotEnough(usize),
 }
 
+/// What one hold request is, once admitted and checked.
+struct Request<'a> {
+    show: &'a Show,
+    layout: &'a Layout,
+    user: &'a str,
+    hold_id: &'a HoldId,
+    now_ms: i64,
+}
+
 impl Booking {
-    /// The seat map as of one version of one epoch.
-    pub async fn seat_map(&self, show: &Show) -> Result<SeatMap> {
+    /// Holds seats of the show for `user`: the show must exist and not
+    /// have started, the waiting room (if any) must have admitted the user;
+    /// then the seats asked for, all free, or the best block of that many
+    /// (`domain::best`), or nothing is held.
+    pub async fn hold(&self, user: &str, show_id: &str, admission: Option<&str>, ask: HoldAsk) -> Result<Hold> {
+        let (show, show_id) = self.admit(user, show_id, admission).await?;
         let layout = self.layout(show)?;
-        let snap = track(self.locks.snapshot(&show.id, self.clock.now_ms()).await?);
-        let seats = layout
-            .seats
-            .iter()
-            .map(|seat| {
-                let id = seat.to_string();
-                let status = if layout.is_unavailable(&id) {
-                    SeatStatus::Unavailable
-                } else {
-                    snap.taken.get(&id).map(Owner::status).unwrap_or(SeatStatus::Available)
-                };
-                MapSeat {
-                    id,
-                    row: seat.row.clone(),
-                    number: seat.number,
-                    status,
-                }
-            })
-            .collect();
-        Ok(SeatMap {
-            epoch: snap.epoch,
-            version: snap.version,
-            seats,
-        })
+        self.check_ask(&layout, &ask)?;
+        let hold_id = HoldId::new(&show_id, Uuid::now_v7());
+        let req = Request {
+            show,
+            layout: &layout,
+            user,
+            hold_id: &hold_id,
+            now_ms: self.clock.now_ms(),
+        };
+        if let HoldAsk::Seats(seats) = &ask
+            && seats.iter().any(|s| layout.is_unavailable(s))
+        {
+            metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
+            return Err(self.unavailable_conflict(&req, seats).await?);
+        }
+        let started = Instant::now();
+        let locked = self.lock(&req, &ask).await;
+        metrics::histogram!(m::SEAT_LOCK_DURATION).record(started.elapsed().as_secs_f64());
+        self.answer(&req, locked).await
     }
 
-    /// Checks a seat list against the contract's rules (400 for each breach).
+    /// The show, if it is on sale and the user may buy: admitted by the
+    /// waiting room, or holding a waiting-list offer (which counts as an
+    /// admission: its holder may pick other seats instead).
+    async fn admit(&self, user: &str, show_id: &str, admission: Option<&str>) -> Result<(&Show, ShowId)> {
+        let show = self.show(show_id)?;
+        if show.start_time <= self.clock.now() {
+            return Err(Error::ShowStarted);
+        }
+        let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
+        match self.gate.check(&show_id, user, admission).await {
+            Ok(()) => Ok((show, show_id)),
+            Err(refused @ Error::AdmissionRequired(_)) => {
+                let standing = self
+                    .locks
+                    .run(&show.id, self.clock.now_ms(), &cmd::WaitlistStanding { user })
+                    .await?
+                    .out;
+                match standing {
+                    WaitStanding::Offered { .. } => Ok((show, show_id)),
+                    _ => Err(refused),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks what is asked against the contract's rules (400 for each breach).
+    fn check_ask(&self, layout: &Layout, ask: &HoldAsk) -> Result<()> {
+        let max = self.limits.max_seats_per_hold;
+        match ask {
+            HoldAsk::Best(quantity) if *quantity == 0 || *quantity > max => Err(Error::BadRequest(format!(
+                "quantity must be from 1 to {max} (MAX_SEATS_PER_HOLD)"
+            ))),
+            HoldAsk::Best(_) => Ok(()),
+            HoldAsk::Seats(seats) => self.check_seats(layout, seats),
+        }
+    }
+
     fn check_seats(&self, layout: &Layout, seats: &[String]) -> Result<()> {
         if seats.is_empty() {
             return Err(Error::BadRequest("seatIds must name at least one seat".into()));
@@ -83,124 +127,64 @@ impl Booking {
         Ok(())
     }
 
-    /// Seats that can be sold now: on the map, not unavailable, not taken.
-    fn available(layout: &Layout, taken: &HashSet<&str>) -> Vec<String> {
-        layout
-            .sellable()
-            .map(|s| s.to_string())
-            .filter(|s| !taken.contains(s.as_str()))
-            .collect()
-    }
-
-    /// Holds seats of the show for `user`: the show must exist and not
-    /// have started, the waiting room (if any) must have admitted the user;
-    /// then the seats asked for, all free, or the best block of that many
-    /// (`domain::best`), or nothing is held.
-    pub async fn hold(&self, user: &str, show_id: &str, admission: Option<&str>, ask: HoldAsk) -> Result<Hold> {
-        let show = self.show(show_id)?;
-        if show.start_time <= self.clock.now() {
-            return Err(Error::ShowStarted);
-        }
-        let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
-        let now_ms = self.clock.now_ms();
-        match self.gate.check(&show_id, user, admission).await {
-            Ok(()) => {}
-            // A waiting-list offer counts as an admission: its holder may
-            // pick other seats instead, as an admitted shopper may.
-            Err(refused @ Error::AdmissionRequired(_)) => {
-                let standing = self.locks.wait_standing(&show.id, now_ms, user).await?;
-                if !matches!(standing, WaitStanding::Offered { .. }) {
-                    return Err(refused);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        let layout = self.layout(show)?;
-        let hold_id = HoldId::new(&show_id, Uuid::now_v7());
-        let ttl = self.limits.hold_ttl_ms;
-        let started = Instant::now();
-        let (result, seats) = match ask {
+    /// One engine command: the seats asked for, or the best block.
+    async fn lock(&self, req: &Request<'_>, ask: &HoldAsk) -> Result<Result<HoldRecord, Picked>> {
+        let (user, hold_id, ttl_ms) = (req.user, req.hold_id.as_str(), self.limits.hold_ttl_ms);
+        let show = req.show.id.as_str();
+        Ok(match ask {
             HoldAsk::Seats(seats) => {
-                self.check_seats(&layout, &seats)?;
-                if seats.iter().any(|s| layout.is_unavailable(s)) {
-                    metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
-                    return Err(self.unavailable_conflict(show, &layout, user, &seats, now_ms).await?);
+                let hold = cmd::Hold {
+                    user,
+                    hold_id,
+                    seats,
+                    ttl_ms,
+                };
+                match track(self.locks.run(show, req.now_ms, &hold).await?) {
+                    HoldOutcome::Held { record, .. } => Ok(record),
+                    HoldOutcome::Conflict { conflicts } => Err(Picked::Conflict(conflicts)),
                 }
-                let result = self
-                    .locks
-                    .hold(&show.id, now_ms, user, hold_id.as_str(), &seats, ttl)
-                    .await
-                    .map(|r| {
-                        r.map(|out| match out {
-                            HoldOutcome::Held { replaced, .. } => Ok(replaced),
-                            HoldOutcome::Conflict { conflicts } => Err(Picked::Conflict(conflicts)),
-                        })
-                    });
-                (result, seats)
             }
             HoldAsk::Best(quantity) => {
-                if quantity == 0 || quantity > self.limits.max_seats_per_hold {
-                    return Err(Error::BadRequest(format!(
-                        "quantity must be from 1 to {} (MAX_SEATS_PER_HOLD)",
-                        self.limits.max_seats_per_hold
-                    )));
-                }
-                let mut picked = Vec::new();
-                let result = self
-                    .locks
-                    .hold_best(&show.id, now_ms, user, hold_id.as_str(), quantity, layout.plan(), ttl)
-                    .await
-                    .map(|r| {
-                        r.map(|out| match out {
-                            BestOutcome::Held { replaced, seats, .. } => {
-                                picked = seats;
-                                Ok(replaced)
-                            }
-                            BestOutcome::NotEnough { largest_block } => Err(Picked::NotEnough(largest_block)),
-                        })
-                    });
-                (result, picked)
-            }
-        };
-        metrics::histogram!(m::SEAT_LOCK_DURATION).record(started.elapsed().as_secs_f64());
-        let outcome = match result {
-            Ok(reply) => track(reply),
-            Err(e) => {
-                metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "error").increment(1);
-                return Err(e);
-            }
-        };
-        match outcome {
-            Ok(replaced) => {
-                metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "held").increment(1);
-                let record = HoldRecord {
-                    user: user.to_owned(),
-                    seats,
-                    status: HoldStatus::Held,
-                    created_ms: now_ms,
-                    expires_ms: now_ms + ttl,
-                    order_id: None,
-                    order_created_ms: None,
-                    order_expires_ms: None,
-                    ended_ms: None,
-                    replaced,
-                    offer: false,
+                let best = cmd::HoldBest {
+                    user,
+                    hold_id,
+                    quantity: *quantity,
+                    rows: req.layout.plan(),
+                    ttl_ms,
                 };
+                match track(self.locks.run(show, req.now_ms, &best).await?) {
+                    BestOutcome::Held { record, .. } => Ok(record),
+                    BestOutcome::NotEnough { largest_block } => Err(Picked::NotEnough(largest_block)),
+                }
+            }
+        })
+    }
+
+    /// The hold as stored, or the contract's 409 for why there is none.
+    async fn answer(&self, req: &Request<'_>, locked: Result<Result<HoldRecord, Picked>>) -> Result<Hold> {
+        let result = |r: &'static str| metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => r).increment(1);
+        match locked {
+            Err(e) => {
+                result("error");
+                Err(e)
+            }
+            Ok(Ok(record)) => {
+                result("held");
                 Ok(Hold {
-                    id: hold_id,
+                    id: req.hold_id.clone(),
+                    status: record.status_at(req.now_ms),
                     record,
-                    status: HoldStatus::Held,
                 })
             }
-            Err(Picked::Conflict(conflicts)) => {
-                metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "conflict").increment(1);
+            Ok(Err(Picked::Conflict(conflicts))) => {
+                result("conflict");
                 Err(Error::SeatConflict {
                     conflicts,
-                    available: self.board.available(show).await?,
+                    available: self.board.available(req.show).await?,
                 })
             }
-            Err(Picked::NotEnough(largest_block)) => {
-                metrics::counter!(m::SEAT_LOCK_ATTEMPTS, "result" => "not_enough").increment(1);
+            Ok(Err(Picked::NotEnough(largest_block))) => {
+                result("not_enough");
                 Err(Error::NotEnoughSeats { largest_block })
             }
         }
@@ -208,34 +192,27 @@ impl Booking {
 
     /// The 409 for a request that names a permanently unavailable seat: it
     /// lists those and any seat another shopper has now.
-    async fn unavailable_conflict(
-        &self,
-        show: &Show,
-        layout: &Layout,
-        user: &str,
-        seats: &[String],
-        now_ms: i64,
-    ) -> Result<Error> {
-        let snap = track(self.locks.snapshot(&show.id, now_ms).await?);
+    async fn unavailable_conflict(&self, req: &Request<'_>, seats: &[String]) -> Result<Error> {
+        let show = req.show.id.as_str();
+        let snap = track(self.locks.run(show, req.now_ms, &cmd::Snapshot).await?);
         let mut conflicts = Vec::new();
         for seat in seats {
             let taken_by_other = match snap.taken.get(seat) {
                 Some(Owner::Hold(h)) => self
                     .locks
-                    .hold_record(&show.id, h)
+                    .hold_record(show, h)
                     .await?
-                    .is_none_or(|r| r.user != user),
+                    .is_none_or(|r| r.user != req.user),
                 Some(_) => true,
                 None => false,
             };
-            if layout.is_unavailable(seat) || taken_by_other {
+            if req.layout.is_unavailable(seat) || taken_by_other {
                 conflicts.push(seat.clone());
             }
         }
-        let taken: HashSet<&str> = snap.taken.keys().map(String::as_str).collect();
         Ok(Error::SeatConflict {
             conflicts,
-            available: SeatList::new(&Self::available(layout, &taken)),
+            available: SeatList::new(&req.layout.free_seats(|s| snap.taken.contains_key(s))),
         })
     }
 
@@ -260,11 +237,11 @@ impl Booking {
 
     pub async fn release(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let show = hold_id.show().as_str();
-        match track(
-            self.locks
-                .release(show, self.clock.now_ms(), user, hold_id.as_str())
-                .await?,
-        ) {
+        let release = cmd::Release {
+            user,
+            hold_id: hold_id.as_str(),
+        };
+        match track(self.locks.run(show, self.clock.now_ms(), &release).await?) {
             ReleaseOutcome::Released => self.get_hold(user, hold_id).await,
             ReleaseOutcome::NotFound => Err(self.unknown_hold(hold_id).await),
             ReleaseOutcome::NotActive(status) if status == "ORDERED" => Err(Error::HoldNotActive(

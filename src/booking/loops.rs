@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Booking;
 use super::events::{EventSink, RELAY_BATCH};
-use super::locks::SeatLocks;
+use super::locks::cmd;
+use super::locks::recovering::Recovering;
 use crate::domain::catalog::Catalog;
 use crate::domain::order::effect_for;
 use crate::metrics as m;
@@ -55,7 +56,7 @@ pub struct Loops {
     pub node: String,
     pub booking: Arc<Booking>,
     pub catalog: Arc<Catalog>,
-    pub locks: Arc<dyn SeatLocks>,
+    pub locks: Arc<Recovering>,
     pub events: Arc<dyn EventSink>,
 }
 
@@ -150,7 +151,7 @@ impl Loops {
         // be offered in the call that frees it): call again while holds are
         // due, up to a bound per pass; the next pass goes on.
         for _ in 0..EXPIRE_CALLS_PER_PASS {
-            match self.locks.expire(show, now_ms).await {
+            match self.locks.run(show, now_ms, &cmd::Expire).await {
                 Ok(reply) => {
                     if reply.expired > 0 {
                         metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);

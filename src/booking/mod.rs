@@ -5,8 +5,8 @@
 //! retries any that did not (`Order::lock_synced`).
 //!
 //! - `Booking` (this file, `holds`, `orders`): the pipeline.
-//! - `locks`: seat locks behind `SeatLocks`, on Redis (Lua scripts in
-//!   `lua/`) or in process, side by side.
+//! - `locks`: seat locks, one command per Lua script in `lua/`, run on
+//!   Redis or in process (`SeatEngine`), side by side.
 //! - `store`: orders, booked seats, idempotency keys and the outbox behind
 //!   `Records`, in Postgres or in process, side by side.
 //! - `gate`: the admission gate booking asks before a hold; `board`: the
@@ -37,14 +37,14 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::domain::HoldId;
 use crate::domain::catalog::{Catalog, Layout, Show};
-use crate::domain::seats::{HoldRecord, HoldStatus, SeatStatus};
+use crate::domain::seats::{HoldRecord, HoldStatus};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 use board::SeatBoard;
 use gate::AdmissionGate;
 pub use holds::HoldAsk;
 use locks::recovering::Recovering;
-use locks::{Reply, SeatLocks};
+use locks::Reply;
 use store::Records;
 
 /// Limits of the booking rules, from settings.
@@ -63,23 +63,6 @@ pub struct Hold {
     pub id: HoldId,
     pub record: HoldRecord,
     pub status: HoldStatus,
-}
-
-/// One seat of the seat map.
-#[derive(Debug, Clone)]
-pub struct MapSeat {
-    pub id: String,
-    pub row: String,
-    pub number: u16,
-    pub status: SeatStatus,
-}
-
-/// The seat map of a show as of one version of one epoch.
-#[derive(Debug, Clone)]
-pub struct SeatMap {
-    pub epoch: String,
-    pub version: u64,
-    pub seats: Vec<MapSeat>,
 }
 
 /// The booking pipeline. Its parts are private: other features reach the

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::locks::SeatLocks;
+use super::locks::cmd;
 use super::locks::recovering::Why;
 use super::store::{Applied, Cursor, Order};
 use super::{Booking, track};
@@ -12,7 +12,7 @@ use crate::clock::from_ms;
 use crate::domain::HoldId;
 use crate::domain::catalog::Show;
 use crate::domain::order::{OrderEvent, OrderStatus, Refusal, SeatEffect};
-use crate::domain::seats::{ExtendOutcome, OrderLock, SeatStatus};
+use crate::domain::seats::{ExtendOutcome, OrderLock};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
@@ -30,18 +30,14 @@ impl Booking {
         let show = self.show(hold.show().as_str())?;
         let order_id = Uuid::new_v4();
         let now_ms = self.clock.now_ms();
-        let outcome = track(
-            self.locks
-                .extend_for_order(
-                    &show.id,
-                    now_ms,
-                    user,
-                    hold_id,
-                    &order_id.to_string(),
-                    self.limits.order_ttl_ms,
-                )
-                .await?,
-        );
+        let order = order_id.to_string();
+        let extend = cmd::ExtendForOrder {
+            user,
+            hold_id,
+            order_id: &order,
+            order_ttl_ms: self.limits.order_ttl_ms,
+        };
+        let outcome = track(self.locks.run(&show.id, now_ms, &extend).await?);
         let lock = match outcome {
             ExtendOutcome::Attached(lock) | ExtendOutcome::Existing(lock) => lock,
             ExtendOutcome::NotFound => return Err(self.unknown_hold(hold).await),
@@ -162,13 +158,10 @@ impl Booking {
                 if let Err(e) = self.locks.rebuild(&order.show_id, Why::SeatsTaken).await {
                     tracing::warn!(show = %order.show_id, error = %e, "rebuild after a lost lock failed");
                 }
-                let map = self.seat_map(self.show(&order.show_id)?).await?;
-                let available: Vec<String> = map
-                    .seats
-                    .into_iter()
-                    .filter(|s| s.status == SeatStatus::Available)
-                    .map(|s| s.id)
-                    .collect();
+                // A fresh read: the replica may not have the rebuild yet.
+                let show = self.show(&order.show_id)?;
+                let snap = track(self.locks.run(&show.id, self.clock.now_ms(), &cmd::Snapshot).await?);
+                let available = self.layout(show)?.free_seats(|s| snap.taken.contains_key(s));
                 Err(Error::SeatConflict {
                     conflicts,
                     available: crate::error::SeatList::new(&available),
@@ -213,11 +206,17 @@ impl Booking {
         let now_ms = self.clock.now_ms();
         let oid = order.id.to_string();
         let stamp = order.updated_at.timestamp_micros();
-        let (show, hold, seats) = (&order.show_id, &order.hold_id, &order.seat_ids);
+        let seats = cmd::OrderSeats {
+            order_id: &oid,
+            hold_id: &order.hold_id,
+            stamp,
+            seats: &order.seat_ids,
+        };
+        let show = &order.show_id;
         let result = match effect {
             SeatEffect::Keep => return,
-            SeatEffect::Book => self.locks.book(show, now_ms, &oid, hold, stamp, seats).await,
-            SeatEffect::Free => self.locks.release_order(show, now_ms, &oid, hold, stamp, seats).await,
+            SeatEffect::Book => self.locks.run(show, now_ms, &cmd::Book(seats)).await,
+            SeatEffect::Free => self.locks.run(show, now_ms, &cmd::ReleaseOrder(seats)).await,
         };
         match result {
             Ok(reply) => {

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use super::locks::SeatLocks;
+use super::locks::cmd;
 use super::{Booking, track};
 use crate::domain::seats::{WaitJoin, WaitStanding, WaitStats};
 use crate::domain::{HoldId, ShowId};
@@ -40,18 +40,14 @@ impl Booking {
         // The id the offer's hold will have: minted here, where ids are
         // unguessable, and kept with the waiter until an offer is made.
         let offer_id = HoldId::new(&show_id, Uuid::now_v7());
-        let reply = self
-            .locks
-            .wait_join(
-                &show.id,
-                self.clock.now_ms(),
-                user,
-                quantity,
-                offer_id.as_str(),
-                layout.plan(),
-                self.limits.offer_ttl_ms,
-            )
-            .await?;
+        let join = cmd::JoinWaitlist {
+            user,
+            quantity,
+            offer_id: offer_id.as_str(),
+            rows: layout.plan(),
+            offer_ttl_ms: self.limits.offer_ttl_ms,
+        };
+        let reply = self.locks.run(&show.id, self.clock.now_ms(), &join).await?;
         match track(reply) {
             WaitJoin::Joined(standing) => {
                 metrics::counter!(m::WAITLIST_JOINS).increment(1);
@@ -72,7 +68,8 @@ impl Booking {
     /// (or their last offer's record is gone).
     pub async fn wait_standing(&self, user: &str, show_id: &str) -> Result<WaitStanding> {
         let show = self.show(show_id)?;
-        match self.locks.wait_standing(&show.id, self.clock.now_ms(), user).await? {
+        let standing = cmd::WaitlistStanding { user };
+        match self.locks.run(&show.id, self.clock.now_ms(), &standing).await?.out {
             WaitStanding::None => Err(Error::NotFound("you are not on this show's waiting list".into())),
             standing => Ok(standing),
         }
@@ -83,7 +80,8 @@ impl Booking {
     /// neither waiting nor holding an offer.
     pub async fn wait_leave(&self, user: &str, show_id: &str) -> Result<WaitStanding> {
         let show = self.show(show_id)?;
-        match track(self.locks.wait_leave(&show.id, self.clock.now_ms(), user).await?) {
+        let leave = cmd::LeaveWaitlist { user };
+        match track(self.locks.run(&show.id, self.clock.now_ms(), &leave).await?) {
             WaitStanding::None => Err(Error::NotFound("you are not on this show's waiting list".into())),
             standing => Ok(standing),
         }

@@ -32,6 +32,12 @@ impl RowPlan {
         format!("{}{}", self.row, k + 1)
     }
 
+    /// The unavailable seat numbers as the scripts take them: "3,7" or "".
+    pub fn unavailable_list(&self) -> String {
+        let numbers: Vec<String> = self.unavailable.iter().map(u16::to_string).collect();
+        numbers.join(",")
+    }
+
     /// Which seats can be sold now, given which ids are free of owners.
     pub fn free(&self, unowned: impl Fn(&str) -> bool) -> Vec<bool> {
         (0..self.seats as usize)

@@ -154,6 +154,16 @@ impl Layout {
         self.seats.iter().filter(|s| !self.unavailable.contains(&s.to_string()))
     }
 
+    /// The seats on sale now: sellable and not `taken`, in the layout's
+    /// order. The one rule of "which seats are free", whatever says which
+    /// are taken (the node's replica, or a fresh snapshot).
+    pub fn free_seats(&self, taken: impl Fn(&str) -> bool) -> Vec<String> {
+        self.sellable()
+            .map(|s| s.to_string())
+            .filter(|s| !taken(s))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.seats.len()
     }

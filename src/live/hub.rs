@@ -11,11 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::feed::{self, Feed, FeedParts, Replica};
 use super::views;
 use crate::booking::board::SeatBoard;
-use crate::booking::locks::SeatLocks;
-use crate::booking::locks::recovering::Recovering;
-use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::seats::Owner;
+use crate::live::source::SeatSource;
 use crate::error::{Error, Result, SeatList};
 use crate::ws::registry::{Registry, Viewer};
 
@@ -27,8 +25,7 @@ const REST_WAIT: Duration = Duration::from_millis(200);
 
 pub struct SeatHub {
     catalog: Arc<Catalog>,
-    locks: Arc<Recovering>,
-    clock: Clock,
+    locks: Arc<dyn SeatSource>,
     feeds: Arc<Registry<Arc<Feed>>>,
     batch_window: Duration,
     history_batches: usize,
@@ -47,8 +44,7 @@ pub struct FeedTuning {
 impl SeatHub {
     pub fn new(
         catalog: Arc<Catalog>,
-        locks: Arc<Recovering>,
-        clock: Clock,
+        locks: Arc<dyn SeatSource>,
         tuning: FeedTuning,
         linger: Duration,
     ) -> Arc<Self> {
@@ -60,7 +56,6 @@ impl SeatHub {
         Arc::new(Self {
             catalog,
             locks,
-            clock,
             feeds: Registry::new(linger),
             batch_window: tuning.batch_window,
             history_batches: tuning.history_batches,
@@ -83,7 +78,6 @@ impl SeatHub {
             show: show.to_owned(),
             layout,
             locks: self.locks.clone(),
-            clock: self.clock,
             batch_window: self.batch_window,
             history_batches: self.history_batches,
             shards: self.shards,
@@ -106,7 +100,7 @@ impl SeatHub {
             return Ok(map);
         }
         let layout = self.layout(show)?;
-        let snap = self.locks.snapshot(&show.id, self.clock.now_ms()).await?.out;
+        let snap = self.locks.snapshot(&show.id).await?;
         let replica = Replica {
             epoch: snap.epoch,
             version: snap.version,
@@ -130,7 +124,7 @@ impl SeatBoard for SeatHub {
             return Ok(list);
         }
         let layout = self.layout(show)?;
-        let snap = self.locks.snapshot(&show.id, self.clock.now_ms()).await?.out;
-        Ok(SeatList::new(&views::available(&layout, &snap.taken)))
+        let snap = self.locks.snapshot(&show.id).await?;
+        Ok(SeatList::new(&layout.free_seats(|s| snap.taken.contains_key(s))))
     }
 }

@@ -10,12 +10,14 @@
 //!   or a queue for the socket's task); `session`: the socket's task.
 //! - `views`: the stream's JSON and the REST map, built once per version.
 //! - `routes`: the socket and `GET /shows/{id}/seatmap`.
+//! - `source`: what live asks of the seat engine (`SeatSource`).
 //!
-//! Live reads the catalog and booking's seat locks, nothing else.
+//! Live reads the catalog and its `SeatSource`, nothing else.
 
 pub mod conn;
 pub mod feed;
 pub mod hub;
 pub mod routes;
 pub mod session;
+pub mod source;
 pub mod views;

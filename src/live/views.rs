@@ -107,15 +107,6 @@ pub fn delta(epoch: &str, from: u64, to: u64, changes: &[SeatChange]) -> String 
     )
 }
 
-/// The sellable seats nobody holds or booked, in the layout's order.
-pub fn available<V>(layout: &Layout, taken: &std::collections::HashMap<String, V>) -> Vec<String> {
-    layout
-        .sellable()
-        .map(|s| s.to_string())
-        .filter(|s| !taken.contains_key(s))
-        .collect()
-}
-
 /// The seat map's ETag: one per version of one epoch.
 pub fn etag(replica: &Replica) -> String {
     format!("\"{}-{}\"", replica.epoch, replica.version)

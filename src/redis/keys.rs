@@ -63,7 +63,56 @@ pub struct RoomKeys {
     pub spent: String,
 }
 
+/// KEYS of each waiting-room script, in the order its header lists them
+/// (`lua/wr_*.lua`): the engine and the script tests take them from here.
 impl RoomKeys {
+    pub fn join_keys(&self) -> [&str; 9] {
+        [
+            &self.queue,
+            &self.pre,
+            &self.seq,
+            &self.seen,
+            &self.stats,
+            &self.admitted,
+            &self.events,
+            &self.config,
+            &self.entrants,
+        ]
+    }
+
+    pub fn leave_keys(&self) -> [&str; 5] {
+        [&self.queue, &self.pre, &self.seen, &self.stats, &self.events]
+    }
+
+    pub fn lease_keys(&self) -> [&str; 2] {
+        [&self.lease, &self.fence]
+    }
+
+    pub fn admit_keys(&self) -> [&str; 8] {
+        [
+            &self.queue,
+            &self.admitted,
+            &self.seen,
+            &self.stats,
+            &self.events,
+            &self.lease,
+            &self.seats,
+            &self.config,
+        ]
+    }
+
+    pub fn open_begin_keys(&self) -> [&str; 6] {
+        [&self.queue, &self.pre, &self.seq, &self.config, &self.lease, &self.entrants]
+    }
+
+    pub fn open_keys(&self) -> [&str; 4] {
+        [&self.queue, &self.pre, &self.events, &self.lease]
+    }
+
+    pub fn ranks_keys(&self) -> [&str; 2] {
+        [&self.queue, &self.events]
+    }
+
     pub fn all(&self) -> [&str; 12] {
         [
             &self.config,

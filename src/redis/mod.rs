@@ -5,6 +5,7 @@
 
 pub mod keys;
 pub mod pubsub;
+pub mod reply;
 pub mod scripts;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -17,6 +17,7 @@ use super::engine::{Stand, Standing};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
+use crate::redis::reply::ReplyReader;
 
 /// Most shoppers in one script call: it stays short on Redis (a few
 /// microseconds each), so nothing else waits long behind it.
@@ -124,17 +125,7 @@ impl Worker {
     async fn call(&self, batch: &[Pending]) -> Result<Vec<Value>> {
         let k = &self.keys;
         let mut inv = self.script.prepare_invoke();
-        for key in [
-            &k.queue,
-            &k.pre,
-            &k.seq,
-            &k.seen,
-            &k.stats,
-            &k.admitted,
-            &k.events,
-            &k.config,
-            &k.entrants,
-        ] {
+        for key in k.join_keys() {
             inv.key(key);
         }
         for p in batch {
@@ -144,10 +135,10 @@ impl Worker {
                 .arg(p.until);
         }
         let mut conn = self.redis.conn.clone();
-        match inv.invoke_async(&mut conn).await? {
-            Value::Array(answers) if answers.len() == batch.len() => Ok(answers),
-            other => Err(Error::Internal(format!("wr_join answered {other:?}"))),
-        }
+        let mut r = ReplyReader::new("wr_join", inv.invoke_async(&mut conn).await?)?;
+        let answers = batch.iter().map(|_| r.next_value()).collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        Ok(answers)
     }
 }
 
@@ -159,44 +150,35 @@ fn copy(e: &Error) -> Error {
     }
 }
 
-fn get<T: redis::FromRedisValue>(items: &[Value], i: usize) -> Result<T> {
-    let v = items
-        .get(i)
-        .ok_or_else(|| Error::Internal("wr_join answer too short".into()))?;
-    redis::from_redis_value_ref(v).map_err(|e| Error::Internal(format!("wr_join answer: {e}")))
-}
-
 /// One shopper's answer (`lua/wr_join.lua`'s reply).
 fn stand(answer: Value) -> Result<Stand> {
-    let Value::Array(reply) = answer else {
-        return Err(Error::Internal(format!("wr_join answered {answer:?}")));
-    };
-    let kind: String = get(&reply, 0)?;
-    let (standing, seq) = match kind.as_str() {
-        "ADMITTED" => (
-            Standing::Admitted {
-                expires_ms: get::<f64>(&reply, 1)? as i64,
-                queue_length: get(&reply, 3)?,
-            },
-            get(&reply, 2)?,
-        ),
-        "PREQUEUED" => (
-            Standing::PreQueued {
-                entrants: get(&reply, 1)?,
-            },
-            get(&reply, 2)?,
-        ),
+    let mut r = ReplyReader::new("wr_join", answer)?;
+    let (standing, seq) = match r.next_text()?.as_str() {
+        "ADMITTED" => {
+            let expires_ms = r.next::<f64>()? as i64;
+            let seq = r.next()?;
+            (
+                Standing::Admitted {
+                    expires_ms,
+                    queue_length: r.next()?,
+                },
+                seq,
+            )
+        }
+        "PREQUEUED" => (Standing::PreQueued { entrants: r.next()? }, r.next()?),
         "QUEUED" => (
             Standing::Queued {
-                score: get::<String>(&reply, 1)?
+                score: r
+                    .next_text()?
                     .parse()
-                    .map_err(|_| Error::Internal("queue score".into()))?,
-                position: get(&reply, 2)?,
-                queue_length: get(&reply, 3)?,
+                    .map_err(|_| Error::Internal("wr_join: queue score".into()))?,
+                position: r.next()?,
+                queue_length: r.next()?,
             },
-            get(&reply, 4)?,
+            r.next()?,
         ),
-        _ => (Standing::None, get(&reply, 1)?),
+        _ => (Standing::None, r.next()?),
     };
+    r.finish()?;
     Ok(Stand { standing, seq })
 }

@@ -13,6 +13,7 @@ use super::engine::{Counters, Opening, RoomEvent, Stand, StoredRoom, Tick, TickP
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
+use crate::redis::reply::ReplyReader;
 use crate::redis::scripts::RoomScripts;
 
 pub struct RedisWaitingRooms {
@@ -54,19 +55,6 @@ impl RedisWaitingRooms {
     }
 }
 
-fn items(v: Value) -> Result<Vec<Value>> {
-    match v {
-        Value::Array(items) => Ok(items),
-        other => Err(Error::Internal(format!("waiting-room script answered {other:?}"))),
-    }
-}
-
-fn get<T: redis::FromRedisValue>(items: &[Value], i: usize) -> Result<T> {
-    let v = items
-        .get(i)
-        .ok_or_else(|| Error::Internal("waiting-room reply too short".into()))?;
-    redis::from_redis_value_ref(v).map_err(|e| Error::Internal(format!("waiting-room reply: {e}")))
-}
 
 #[async_trait]
 impl WaitingRooms for RedisWaitingRooms {
@@ -157,14 +145,8 @@ impl WaitingRooms for RedisWaitingRooms {
             "0".into(),
         ];
         args.extend(users.iter().cloned());
-        let v = self
-            .run(
-                &self.scripts.leave,
-                &[&k.queue, &k.pre, &k.seen, &k.stats, &k.events],
-                &args,
-            )
-            .await?;
-        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("leave reply: {e}")))
+        let v = self.run(&self.scripts.leave, &k.leave_keys(), &args).await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("wr_leave reply: {e}")))
     }
 
     async fn abandon(&self, show: &str, cutoff: i64, limit: u64) -> Result<u64> {
@@ -176,14 +158,8 @@ impl WaitingRooms for RedisWaitingRooms {
             cutoff.to_string(),
             limit.to_string(),
         ];
-        let v = self
-            .run(
-                &self.scripts.leave,
-                &[&k.queue, &k.pre, &k.seen, &k.stats, &k.events],
-                &args,
-            )
-            .await?;
-        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("abandon reply: {e}")))
+        let v = self.run(&self.scripts.leave, &k.leave_keys(), &args).await?;
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("wr_leave reply: {e}")))
     }
 
     async fn touch(&self, show: &str, users: &[String], until: i64) -> Result<()> {
@@ -204,83 +180,70 @@ impl WaitingRooms for RedisWaitingRooms {
     async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
         let k = self.k(show);
         let v = self
-            .run(
-                &self.scripts.lease,
-                &[&k.lease, &k.fence],
-                &[node.to_owned(), ttl_ms.to_string()],
-            )
+            .run(&self.scripts.lease, &k.lease_keys(), &[node.to_owned(), ttl_ms.to_string()])
             .await?;
-        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("lease reply: {e}")))
+        redis::from_redis_value(v).map_err(|e| Error::Internal(format!("wr_lease reply: {e}")))
     }
 
     async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>> {
         let k = self.k(show);
-        let reply = items(
-            self.run(
-                &self.scripts.admit,
-                &[
-                    &k.queue,
-                    &k.admitted,
-                    &k.seen,
-                    &k.stats,
-                    &k.events,
-                    &k.lease,
-                    &k.seats,
-                    &k.config,
-                ],
-                &[
-                    token.to_owned(),
-                    p.now.to_string(),
-                    p.max.to_string(),
-                    p.ttl_ms.to_string(),
-                    p.sellable.to_string(),
-                    p.max_active.to_string(),
-                    if p.paused { "1" } else { "0" }.into(),
-                    format!("{:.3}", p.observed_rate),
-                    k.channel.clone(),
-                    self.publish().into(),
-                    p.tick_id.clone(),
-                ],
-            )
-            .await?,
-        )?;
-        if get::<i64>(&reply, 0)? != 1 {
+        let args = [
+            token.to_owned(),
+            p.now.to_string(),
+            p.max.to_string(),
+            p.ttl_ms.to_string(),
+            p.sellable.to_string(),
+            p.max_active.to_string(),
+            if p.paused { "1" } else { "0" }.into(),
+            format!("{:.3}", p.observed_rate),
+            k.channel.clone(),
+            self.publish().into(),
+            p.tick_id.clone(),
+        ];
+        let reply = self.run(&self.scripts.admit, &k.admit_keys(), &args).await?;
+        let mut r = ReplyReader::new("wr_admit", reply)?;
+        if r.next_int()? != 1 {
             return Ok(None);
         }
-        let admitted = (7..reply.len())
-            .map(|i| get::<String>(&reply, i))
-            .collect::<Result<Vec<_>>>()?;
+        let _admitted_count = r.next_int()?;
+        let (queue_length, active, available) = (r.next()?, r.next()?, r.next()?);
+        let (sold_out, seq) = (r.next_int()? == 1, r.next()?);
+        let mut admitted = Vec::with_capacity(r.remaining());
+        while r.remaining() > 0 {
+            admitted.push(r.next_text()?);
+        }
         Ok(Some(Tick {
             admitted,
-            queue_length: get(&reply, 2)?,
-            active: get(&reply, 3)?,
-            available: get(&reply, 4)?,
-            sold_out: get::<i64>(&reply, 5)? == 1,
-            seq: get(&reply, 6)?,
+            queue_length,
+            active,
+            available,
+            sold_out,
+            seq,
         }))
     }
 
     async fn open_begin(&self, show: &str, token: &str) -> Result<Opening> {
         let k = self.k(show);
-        let reply = items(
-            self.run(
-                &self.scripts.open_begin,
-                &[&k.queue, &k.pre, &k.seq, &k.config, &k.lease, &k.entrants],
-                &[token.to_owned()],
-            )
-            .await?,
-        )?;
-        let kind: String = get(&reply, 0)?;
-        Ok(match kind.as_str() {
+        let reply = self
+            .run(&self.scripts.open_begin, &k.open_begin_keys(), &[token.to_owned()])
+            .await?;
+        let mut r = ReplyReader::new("wr_open_begin", reply)?;
+        let opening = match r.next_text()?.as_str() {
             "STALE" => Opening::Stale,
-            "WAIT" => Opening::Wait,
+            "WAIT" => {
+                let _opens_at = r.next_text()?;
+                Opening::Wait
+            }
             _ => Opening::Open {
-                base: get::<String>(&reply, 1)?
+                base: r
+                    .next_text()?
                     .parse()
-                    .map_err(|_| Error::Internal("opening base".into()))?,
-                pending: get(&reply, 2)?,
+                    .map_err(|_| Error::Internal("wr_open_begin: opening base".into()))?,
+                pending: r.next()?,
             },
-        })
+        };
+        r.finish()?;
+        Ok(opening)
     }
 
     async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool> {
@@ -314,30 +277,32 @@ impl WaitingRooms for RedisWaitingRooms {
             args.push(rank.to_string());
             args.push(user.clone());
         }
-        let reply = items(
-            self.run(&self.scripts.open, &[&k.queue, &k.pre, &k.events, &k.lease], &args)
-                .await?,
-        )?;
-        let moved: i64 = get(&reply, 0)?;
+        let reply = self.run(&self.scripts.open, &k.open_keys(), &args).await?;
+        let mut r = ReplyReader::new("wr_open", reply)?;
+        let moved = r.next_int()?;
         if moved < 0 {
             return Ok(None);
         }
-        Ok(Some((moved as u64, get(&reply, 1)?)))
+        let left = r.next()?;
+        r.finish()?;
+        Ok(Some((moved as u64, left)))
     }
 
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {
         let k = self.k(show);
-        let reply = items(self.run(&self.scripts.ranks, &[&k.queue, &k.events], users).await?)?;
-        let (seq, length): (u64, u64) = (get(&reply, 0)?, get(&reply, 1)?);
+        let reply = self.run(&self.scripts.ranks, &k.ranks_keys(), users).await?;
+        let mut r = ReplyReader::new("wr_ranks", reply)?;
+        let (seq, length): (u64, u64) = (r.next()?, r.next()?);
         let mut out = Vec::with_capacity(users.len());
-        for i in 0..users.len() {
-            let score: Option<String> = get(&reply, 2 + 2 * i)?;
-            let rank: Option<u64> = get(&reply, 3 + 2 * i)?;
+        for _ in users {
+            let score: Option<String> = r.next()?;
+            let rank: Option<u64> = r.next()?;
             out.push(match (score.and_then(|s| s.parse::<f64>().ok()), rank) {
                 (Some(s), Some(r)) => Some((s, r)),
                 _ => None,
             });
         }
+        r.finish()?;
         Ok((seq, length, out))
     }
 

@@ -7,7 +7,8 @@ pub mod proxy;
 
 use std::sync::Arc;
 
-use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::recovering::Recovering;
+use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::booking::locks::memory::MemorySeatLocks;
 use showgate::booking::locks::redis::RedisSeatLocks;
 use showgate::booking::store::Records;
@@ -63,29 +64,29 @@ pub async fn fresh_database() -> String {
     format!("{}/{name}", postgres_base())
 }
 
-pub async fn redis_locks(prefix: &str) -> Arc<dyn SeatLocks> {
+pub async fn redis_locks(prefix: &str) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(Some(&redis_url()), &[])
         .await
         .expect("Redis must run at TEST_REDIS_URL");
-    Arc::new(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES))
+    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES)))
 }
 
-pub async fn cluster_locks(prefix: &str) -> Arc<dyn SeatLocks> {
+pub async fn cluster_locks(prefix: &str) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(None, &redis_cluster_nodes())
         .await
         .expect("the Redis Cluster must run at TEST_REDIS_CLUSTER_NODES (scripts/services.sh starts one)");
-    Arc::new(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES))
+    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES)))
 }
 
 /// A Redis waiting-room engine with its seat locks under one prefix.
-pub async fn redis_rooms(prefix: &str) -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
+pub async fn redis_rooms(prefix: &str) -> (Arc<SeatEngine>, Arc<dyn showgate::waitroom::WaitingRooms>) {
     let handle = Arc::new(
         RedisHandle::connect(Some(&redis_url()), &[])
             .await
             .expect("Redis must run at TEST_REDIS_URL"),
     );
     (
-        ready(Arc::new(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES))).await,
+        ready(Arc::new(SeatEngine::Redis(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES)))).await,
         Arc::new(showgate::waitroom::redis::RedisWaitingRooms::new(
             handle,
             Keys::new(prefix),
@@ -93,19 +94,23 @@ pub async fn redis_rooms(prefix: &str) -> (Arc<dyn SeatLocks>, Arc<dyn showgate:
     )
 }
 
-pub async fn memory_rooms() -> (Arc<dyn SeatLocks>, Arc<dyn showgate::waitroom::WaitingRooms>) {
+pub async fn memory_rooms() -> (Arc<SeatEngine>, Arc<dyn showgate::waitroom::WaitingRooms>) {
     let locks = ready(memory_locks()).await;
     (
         locks.clone(),
         Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(
-            Arc::new(showgate::app::engines::LockedSeats(locks)),
+            Arc::new(showgate::app::engines::LockedSeats(Arc::new(Recovering::new(
+                locks,
+                memory_records(),
+                Clock::system(),
+            )))),
             Clock::system(),
         )),
     )
 }
 
-pub fn memory_locks() -> Arc<dyn SeatLocks> {
-    Arc::new(MemorySeatLocks::new(TIMES))
+pub fn memory_locks() -> Arc<SeatEngine> {
+    Arc::new(SeatEngine::Memory(MemorySeatLocks::new(TIMES)))
 }
 
 /// A fresh, migrated database.
@@ -136,10 +141,9 @@ pub const SHOWS: [&str; 4] = ["show-1", "show-2", "show-a", "show-b"];
 
 /// Builds the (empty) seat state of the test shows under epoch "e1", as the
 /// service does from the record before a show's first use.
-pub async fn ready(locks: Arc<dyn SeatLocks>) -> Arc<dyn SeatLocks> {
+pub async fn ready(locks: Arc<SeatEngine>) -> Arc<SeatEngine> {
     for show in SHOWS {
-        let r = locks
-            .rebuild(show, 0, "", "e1", &showgate::domain::seats::RecordState::default())
+        let r = locks.run(show, 0, &cmd::Rebuild { seen: "", epoch: "e1", record: &showgate::domain::seats::RecordState::default() })
             .await
             .expect("rebuild");
         assert!(r.out, "a fresh show rebuilds");

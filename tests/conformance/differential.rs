@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::domain::best::{self, RowPlan};
 use showgate::domain::seats::{BestOutcome, ExtendOutcome, HoldOutcome, WaitJoin};
 
@@ -14,7 +14,7 @@ use super::{SHOW, T0};
 /// against the memory engine and the Redis scripts, and requires identical
 /// answers and state (seats, holds, every user's waiting-list standing and
 /// the list's figures) at every step.
-async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 {
+async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     let memory = common::ready(common::memory_locks()).await;
@@ -35,8 +35,8 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 
                 pick.dedup();
                 let id = format!("h{step}");
                 let ttl = rng.random_range(1_000..400_000);
-                let a = memory.hold(SHOW, now, &user, &id, &pick, ttl).await.unwrap();
-                let b = redis.hold(SHOW, now, &user, &id, &pick, ttl).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::Hold { user: &user, hold_id: &id, seats: &pick, ttl_ms: ttl }).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::Hold { user: &user, hold_id: &id, seats: &pick, ttl_ms: ttl }).await.unwrap();
                 match (&a.out, &b.out) {
                     (HoldOutcome::Conflict { conflicts: c1 }, HoldOutcome::Conflict { conflicts: c2 }) => {
                         assert_eq!((c1, a.version, a.expired), (c2, b.version, b.expired), "{label}");
@@ -66,12 +66,10 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 
                 let quantity = rng.random_range(1..=4);
                 let id = format!("h{step}");
                 let ttl = rng.random_range(1_000..400_000);
-                let a = memory
-                    .hold_best(SHOW, now, &user, &id, quantity, &plan, ttl)
+                let a = memory.run(SHOW, now, &cmd::HoldBest { user: &user, hold_id: &id, quantity, rows: &plan, ttl_ms: ttl })
                     .await
                     .unwrap();
-                let b = redis
-                    .hold_best(SHOW, now, &user, &id, quantity, &plan, ttl)
+                let b = redis.run(SHOW, now, &cmd::HoldBest { user: &user, hold_id: &id, quantity, rows: &plan, ttl_ms: ttl })
                     .await
                     .unwrap();
                 assert_eq!(a, b, "{label}");
@@ -90,12 +88,10 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 
                 let quantity = rng.random_range(1..=4);
                 let offer = format!("w{step}");
                 let ttl = rng.random_range(1_000..200_000);
-                let a = memory
-                    .wait_join(SHOW, now, &user, quantity, &offer, &plan, ttl)
+                let a = memory.run(SHOW, now, &cmd::JoinWaitlist { user: &user, quantity, offer_id: &offer, rows: &plan, offer_ttl_ms: ttl })
                     .await
                     .unwrap();
-                let b = redis
-                    .wait_join(SHOW, now, &user, quantity, &offer, &plan, ttl)
+                let b = redis.run(SHOW, now, &cmd::JoinWaitlist { user: &user, quantity, offer_id: &offer, rows: &plan, offer_ttl_ms: ttl })
                     .await
                     .unwrap();
                 assert_eq!(a, b, "{label}");
@@ -104,22 +100,22 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 
                 }
             }
             10 => {
-                let a = memory.wait_leave(SHOW, now, &user).await.unwrap();
-                let b = redis.wait_leave(SHOW, now, &user).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::LeaveWaitlist { user: &user }).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::LeaveWaitlist { user: &user }).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             3 if !holds.is_empty() => {
                 let (u, h) = holds[rng.random_range(0..holds.len())].clone();
-                let a = memory.release(SHOW, now, &u, &h).await.unwrap();
-                let b = redis.release(SHOW, now, &u, &h).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::Release { user: &u, hold_id: &h }).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::Release { user: &u, hold_id: &h }).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             4 if !holds.is_empty() => {
                 let (u, h) = holds[rng.random_range(0..holds.len())].clone();
                 let o = format!("o{step}");
                 let ttl = rng.random_range(1_000..700_000);
-                let a = memory.extend_for_order(SHOW, now, &u, &h, &o, ttl).await.unwrap();
-                let b = redis.extend_for_order(SHOW, now, &u, &h, &o, ttl).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::ExtendForOrder { user: &u, hold_id: &h, order_id: &o, order_ttl_ms: ttl }).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::ExtendForOrder { user: &u, hold_id: &h, order_id: &o, order_ttl_ms: ttl }).await.unwrap();
                 assert_eq!(a, b, "{label}");
                 if matches!(a.out, ExtendOutcome::Attached(_)) {
                     let rec = memory.hold_record(SHOW, &h).await.unwrap().unwrap();
@@ -128,31 +124,31 @@ async fn same_history_same_answers(redis: Arc<dyn SeatLocks>, seed: u64) -> u64 
             }
             5 if !orders.is_empty() => {
                 let (o, h, s) = orders[rng.random_range(0..orders.len())].clone();
-                let a = memory.book(SHOW, now, &o, &h, step, &s).await.unwrap();
-                let b = redis.book(SHOW, now, &o, &h, step, &s).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::Book(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::Book(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             6 if !orders.is_empty() => {
                 let (o, h, s) = orders.remove(rng.random_range(0..orders.len()));
-                let a = memory.release_order(SHOW, now, &o, &h, step, &s).await.unwrap();
-                let b = redis.release_order(SHOW, now, &o, &h, step, &s).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             _ => {
                 now += rng.random_range(0..200_000);
-                let a = memory.expire(SHOW, now).await.unwrap();
-                let b = redis.expire(SHOW, now).await.unwrap();
+                let a = memory.run(SHOW, now, &cmd::Expire).await.unwrap();
+                let b = redis.run(SHOW, now, &cmd::Expire).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
         }
-        let a = memory.snapshot(SHOW, now).await.unwrap();
-        let b = redis.snapshot(SHOW, now).await.unwrap();
+        let a = memory.run(SHOW, now, &cmd::Snapshot).await.unwrap();
+        let b = redis.run(SHOW, now, &cmd::Snapshot).await.unwrap();
         assert_eq!(a, b, "{label}: snapshots");
         for u in 0..4 {
             let u = format!("u{u}");
             assert_eq!(
-                memory.wait_standing(SHOW, now, &u).await.unwrap(),
-                redis.wait_standing(SHOW, now, &u).await.unwrap(),
+                memory.run(SHOW, now, &cmd::WaitlistStanding { user: &u }).await.map(|r| r.out).unwrap(),
+                redis.run(SHOW, now, &cmd::WaitlistStanding { user: &u }).await.map(|r| r.out).unwrap(),
                 "{label}: {u}'s standing"
             );
         }

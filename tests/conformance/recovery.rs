@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::domain::seats::{HoldOutcome, Owner, PendingLock, RecordState};
 use showgate::error::Error;
 
@@ -29,53 +29,49 @@ fn record() -> RecordState {
     }
 }
 
-async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: Arc<dyn SeatLocks>) {
-    let refused = locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await;
+async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: Arc<SeatEngine>) {
+    let refused = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await;
     assert!(matches!(refused, Err(Error::StateMissing(_))), "{refused:?}");
-    assert!(matches!(locks.snapshot(SHOW, T0).await, Err(Error::StateMissing(_))));
-    let built = locks.rebuild(SHOW, T0, "", "e1", &record()).await.unwrap();
+    assert!(matches!(locks.run(SHOW, T0, &cmd::Snapshot).await, Err(Error::StateMissing(_))));
+    let built = locks.run(SHOW, T0, &cmd::Rebuild { seen: "", epoch: "e1", record: &record() }).await.unwrap();
     assert_eq!((built.out, built.epoch.as_str()), (true, "e1"));
-    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    let snap = locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.epoch, "e1");
     assert_eq!(snap.taken["A1"], Owner::Booked("o1".into()));
     assert_eq!(snap.taken["D2"], Owner::Order("o2".into()));
     // The booked and the pending seats cannot be taken.
-    let r = locks
-        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "D1", "E1"]), TTL)
+    let r = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "D1", "E1"]), ttl_ms: TTL })
         .await
         .unwrap();
     assert!(matches!(r.out, HoldOutcome::Conflict { ref conflicts, .. } if conflicts == &seats(&["A1", "D1"])));
     // The pending order's hold record is back: its order can still be paid.
     let rec = locks.hold_record(SHOW, "h9").await.unwrap().unwrap();
     assert_eq!((rec.user.as_str(), rec.order_id.as_deref()), ("carol", Some("o2")));
-    let paid = locks
-        .book(SHOW, T0 + 1, "o2", "h9", 9, &seats(&["D1", "D2"]))
+    let paid = locks.run(SHOW, T0 + 1, &cmd::Book(cmd::OrderSeats { order_id: "o2", hold_id: "h9", stamp: 9, seats: &seats(&["D1", "D2"]) }))
         .await
         .unwrap();
     assert!(paid.out);
     assert_eq!(
-        locks.snapshot(SHOW, T0 + 1).await.unwrap().out.taken["D1"],
+        locks.run(SHOW, T0 + 1, &cmd::Snapshot).await.unwrap().out.taken["D1"],
         Owner::Booked("o2".into())
     );
 }
 
-async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<dyn SeatLocks>) {
-    locks
-        .rebuild(SHOW, T0, "", "e1", &RecordState::default())
+async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<SeatEngine>) {
+    locks.run(SHOW, T0, &cmd::Rebuild { seen: "", epoch: "e1", record: &RecordState::default() })
         .await
         .unwrap();
     let mut deltas = locks.subscribe(SHOW).await.unwrap();
-    locks
-        .hold(SHOW, T0, "alice", "h1", &seats(&["A1", "A2"]), TTL)
+    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
         .await
         .unwrap();
-    locks.hold(SHOW, T0, "bob", "h2", &seats(&["B1"]), TTL).await.unwrap();
+    locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["B1"]), ttl_ms: TTL }).await.unwrap();
     // Only the epoch the caller saw is rebuilt: a second node's rebuild is a no-op.
-    let stale = locks.rebuild(SHOW, T0 + 1, "e0", "e9", &record()).await.unwrap();
+    let stale = locks.run(SHOW, T0 + 1, &cmd::Rebuild { seen: "e0", epoch: "e9", record: &record() }).await.unwrap();
     assert_eq!((stale.out, stale.epoch.as_str()), (false, "e1"));
-    let r = locks.rebuild(SHOW, T0 + 1, "e1", "e2", &record()).await.unwrap();
+    let r = locks.run(SHOW, T0 + 1, &cmd::Rebuild { seen: "e1", epoch: "e2", record: &record() }).await.unwrap();
     assert_eq!((r.out, r.epoch.as_str(), r.version), (true, "e2", 3));
-    let snap = locks.snapshot(SHOW, T0 + 1).await.unwrap().out;
+    let snap = locks.run(SHOW, T0 + 1, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(
         snap.taken.get("A2"),
         None,
@@ -95,14 +91,13 @@ async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<
     assert_eq!(seen, vec![("e1".into(), 1), ("e1".into(), 2), ("e2".into(), 3)]);
 }
 
-async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<dyn SeatLocks>) {
+async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatEngine>) {
     let locks = common::ready(locks).await;
     // o1 was booked (stamp 10) after the record was read (as of 5): the
     // rebuild must not free it. o2 was pending in the record (stamp 8) but
     // cancelled since (stamp 9): the rebuild must not lock its seat again.
-    locks.book(SHOW, T0, "o1", "h1", 10, &seats(&["A1"])).await.unwrap();
-    locks
-        .release_order(SHOW, T0, "o2", "h2", 9, &seats(&["D1"]))
+    locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 10, seats: &seats(&["A1"]) })).await.unwrap();
+    locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o2", hold_id: "h2", stamp: 9, seats: &seats(&["D1"]) }))
         .await
         .unwrap();
     let stale = RecordState {
@@ -118,49 +113,45 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<dyn S
         }],
         as_of: 5,
     };
-    assert!(locks.rebuild(SHOW, T0, "e1", "e2", &stale).await.unwrap().out);
-    let snap = locks.snapshot(SHOW, T0).await.unwrap().out;
+    assert!(locks.run(SHOW, T0, &cmd::Rebuild { seen: "e1", epoch: "e2", record: &stale }).await.unwrap().out);
+    let snap = locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.taken.get("A1"), Some(&Owner::Booked("o1".into())));
     assert_eq!(snap.taken.get("D1"), None);
 }
 
-async fn late_and_repeated_order_changes_change_nothing(locks: Arc<dyn SeatLocks>) {
+async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) {
     let locks = common::ready(locks).await;
-    locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    locks
-        .extend_for_order(SHOW, T0, "alice", "h1", "o1", 600_000)
+    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
+    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
         .await
         .unwrap();
     // Cancelled (stamp 20) before the payment's book (stamp 10) reached the locks.
     assert!(
-        locks
-            .release_order(SHOW, T0, "o1", "h1", 20, &seats(&["A1"]))
+        locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 20, seats: &seats(&["A1"]) }))
             .await
             .unwrap()
             .out
     );
-    let late = locks.book(SHOW, T0, "o1", "h1", 10, &seats(&["A1"])).await.unwrap();
+    let late = locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 10, seats: &seats(&["A1"]) })).await.unwrap();
     assert!(!late.out);
-    assert!(locks.snapshot(SHOW, T0).await.unwrap().out.taken.is_empty());
-    let again = locks
-        .release_order(SHOW, T0, "o1", "h1", 20, &seats(&["A1"]))
+    assert!(locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out.taken.is_empty());
+    let again = locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 20, seats: &seats(&["A1"]) }))
         .await
         .unwrap();
     assert!(!again.out);
 }
 
-async fn a_retried_hold_answers_the_first_run_and_keeps_the_seats(locks: Arc<dyn SeatLocks>) {
+async fn a_retried_hold_answers_the_first_run_and_keeps_the_seats(locks: Arc<SeatEngine>) {
     let locks = common::ready(locks).await;
-    locks.hold(SHOW, T0, "alice", "h0", &seats(&["A9"]), TTL).await.unwrap();
-    let first = locks.hold(SHOW, T0, "alice", "h1", &seats(&["A1"]), TTL).await.unwrap();
-    let again = locks
-        .hold(SHOW, T0 + 1, "alice", "h1", &seats(&["A1"]), TTL)
+    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h0", seats: &seats(&["A9"]), ttl_ms: TTL }).await.unwrap();
+    let first = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
+    let again = locks.run(SHOW, T0 + 1, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL })
         .await
         .unwrap();
     assert_eq!(first.out, again.out);
     assert_eq!(first.version, again.version, "the retry changed nothing");
     assert_eq!(
-        locks.snapshot(SHOW, T0 + 1).await.unwrap().out.taken["A1"],
+        locks.run(SHOW, T0 + 1, &cmd::Snapshot).await.unwrap().out.taken["A1"],
         Owner::Hold("h1".into())
     );
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::domain::best::RowPlan;
 use showgate::domain::seats::{
     HoldOutcome, HoldStatus, OfferEnd, Owner, ReleaseOutcome, SeatStatus, WaitJoin, WaitStanding, WaitStats,
@@ -25,31 +25,30 @@ fn row_of_four() -> Vec<RowPlan> {
     }]
 }
 
-async fn join(locks: &Arc<dyn SeatLocks>, now: i64, user: &str, q: usize) -> WaitJoin {
+async fn join(locks: &Arc<SeatEngine>, now: i64, user: &str, q: usize) -> WaitJoin {
     let offer = format!("offer-{user}");
-    locks
-        .wait_join(SHOW, now, user, q, &offer, &row_of_four(), OFFER_TTL)
+    locks.run(SHOW, now, &cmd::JoinWaitlist { user, quantity: q, offer_id: &offer, rows: &row_of_four(), offer_ttl_ms: OFFER_TTL })
         .await
         .unwrap()
         .out
 }
 
-async fn standing(locks: &Arc<dyn SeatLocks>, now: i64, user: &str) -> WaitStanding {
-    locks.wait_standing(SHOW, now, user).await.unwrap()
+async fn standing(locks: &Arc<SeatEngine>, now: i64, user: &str) -> WaitStanding {
+    locks.run(SHOW, now, &cmd::WaitlistStanding { user }).await.map(|r| r.out).unwrap()
 }
 
 fn waiting(position: u64, quantity: usize) -> WaitStanding {
     WaitStanding::Waiting { position, quantity }
 }
 
-async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: Arc<dyn SeatLocks>) {
+async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: Arc<SeatEngine>) {
     let t = T0;
     for (user, hold, list) in [
         ("alice", "h1", &["A1", "A2"][..]),
         ("bob", "h2", &["A3"]),
         ("cat", "h3", &["A4"]),
     ] {
-        let r = locks.hold(SHOW, t, user, hold, &seats(list), TTL).await.unwrap();
+        let r = locks.run(SHOW, t, &cmd::Hold { user, hold_id: hold, seats: &seats(list), ttl_ms: TTL }).await.unwrap();
         assert!(matches!(r.out, HoldOutcome::Held { .. }));
     }
     // Sold out: carol waits for two, dave for one, erin for two.
@@ -61,7 +60,7 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
 
     // Alice gives her pair back: it goes straight to carol, in the same step.
     let mut events = locks.subscribe(SHOW).await.unwrap();
-    let r = locks.release(SHOW, t + 1, "alice", "h1").await.unwrap();
+    let r = locks.run(SHOW, t + 1, &cmd::Release { user: "alice", hold_id: "h1" }).await.unwrap();
     assert_eq!(r.out, ReleaseOutcome::Released);
     let delta = tokio::time::timeout(Duration::from_secs(5), events.next())
         .await
@@ -100,7 +99,7 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
         },
         "an offer past its TTL reads as over before any sweep"
     );
-    let r = locks.expire(SHOW, late).await.unwrap();
+    let r = locks.run(SHOW, late, &cmd::Expire).await.unwrap();
     assert_eq!(r.expired, 1);
     let dave = WaitStanding::Offered {
         hold_id: "offer-dave".into(),
@@ -113,12 +112,11 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
         "the best single seat of A1-A2"
     );
     assert_eq!(standing(&locks, late, "erin").await, waiting(1, 2));
-    let snap = locks.snapshot(SHOW, late).await.unwrap().out;
+    let snap = locks.run(SHOW, late, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.taken.get("A1"), None, "a seat no waiter can use is on sale");
 
     // Dave buys his: the offer was taken.
-    let ordered = locks
-        .extend_for_order(SHOW, late + 1, "dave", "offer-dave", "o-dave", 600_000)
+    let ordered = locks.run(SHOW, late + 1, &cmd::ExtendForOrder { user: "dave", hold_id: "offer-dave", order_id: "o-dave", order_ttl_ms: 600_000 })
         .await
         .unwrap();
     assert!(matches!(
@@ -131,7 +129,7 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
     ));
 
     // Bob gives A3 back: with A1 that makes two for erin, not side by side.
-    locks.release(SHOW, late + 2, "bob", "h2").await.unwrap();
+    locks.run(SHOW, late + 2, &cmd::Release { user: "bob", hold_id: "h2" }).await.unwrap();
     let erin = WaitStanding::Offered {
         hold_id: "offer-erin".into(),
         seats: seats(&["A1", "A3"]),
@@ -141,16 +139,16 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
 
     // Erin leaves the list: her offer is given back, and with nobody
     // waiting its seats are on sale.
-    let r = locks.wait_leave(SHOW, late + 3, "erin").await.unwrap();
+    let r = locks.run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" }).await.unwrap();
     assert_eq!(r.out, erin);
-    let snap = locks.snapshot(SHOW, late + 3).await.unwrap().out;
+    let snap = locks.run(SHOW, late + 3, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(
         (snap.taken.get("A1"), snap.taken.get("A3")),
         (None, None),
         "nobody waits: the seats are available"
     );
     assert_eq!(
-        locks.wait_leave(SHOW, late + 3, "erin").await.unwrap().out,
+        locks.run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" }).await.unwrap().out,
         WaitStanding::None,
         "leaving twice: she is not on the list"
     );
@@ -178,14 +176,12 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
     );
 }
 
-async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave(locks: Arc<dyn SeatLocks>) {
+async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave(locks: Arc<SeatEngine>) {
     let t = T0;
-    locks
-        .hold(SHOW, t, "alice", "h1", &seats(&["A1", "A2", "A3"]), TTL)
+    locks.run(SHOW, t, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2", "A3"]), ttl_ms: TTL })
         .await
         .unwrap();
-    locks
-        .hold(SHOW, t + 1, "bob", "h2", &seats(&["A4"]), TTL)
+    locks.run(SHOW, t + 1, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A4"]), ttl_ms: TTL })
         .await
         .unwrap();
     // Bob holds one seat but wants two: he waits, keeping his hold.
@@ -193,9 +189,9 @@ async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_lea
     assert_eq!(join(&locks, t, "carol", 1).await, WaitJoin::Joined(waiting(2, 1)));
     // Alice's hold expires: bob's offer is a block of two and replaces his
     // single seat, which then goes to carol, all in one step.
-    let r = locks.expire(SHOW, t + TTL).await.unwrap();
+    let r = locks.run(SHOW, t + TTL, &cmd::Expire).await.unwrap();
     assert_eq!(r.expired, 1);
-    let snap = locks.snapshot(SHOW, t + TTL).await.unwrap().out;
+    let snap = locks.run(SHOW, t + TTL, &cmd::Snapshot).await.unwrap().out;
     let owner = |s: &str| snap.taken.get(s).cloned();
     assert_eq!(owner("A2"), Some(Owner::Hold("offer-bob".into())));
     assert_eq!(owner("A3"), Some(Owner::Hold("offer-bob".into())));
@@ -211,7 +207,7 @@ async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_lea
     assert_eq!(join(&locks, t + TTL, "dave", 4).await, WaitJoin::Joined(waiting(1, 4)));
     assert_eq!(join(&locks, t + TTL, "erin", 4).await, WaitJoin::Joined(waiting(2, 4)));
     assert_eq!(
-        locks.wait_leave(SHOW, t + TTL, "dave").await.unwrap().out,
+        locks.run(SHOW, t + TTL, &cmd::LeaveWaitlist { user: "dave" }).await.unwrap().out,
         waiting(1, 4)
     );
     assert_eq!(standing(&locks, t + TTL, "erin").await, waiting(1, 4));
@@ -222,7 +218,7 @@ async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_lea
 /// in a sale's first second all run out together. The sweeper's calls free
 /// them in turns, each turn's seats offered in the same step, so every
 /// waiter is served before any seat shows AVAILABLE.
-async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_available(locks: Arc<dyn SeatLocks>) {
+async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_available(locks: Arc<SeatEngine>) {
     let t = T0;
     let plan: Vec<RowPlan> = ["A", "B", "C", "D", "E"]
         .iter()
@@ -237,15 +233,7 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
         .flat_map(|r| (1..=12).map(move |k| format!("{}{k}", r.row)))
         .collect();
     for (i, seat) in all.iter().enumerate() {
-        let r = locks
-            .hold(
-                SHOW,
-                t,
-                &format!("buyer{i}"),
-                &format!("h{i}"),
-                std::slice::from_ref(seat),
-                TTL,
-            )
+        let r = locks.run(SHOW, t, &cmd::Hold { user: &format!("buyer{i}"), hold_id: &format!("h{i}"), seats: std::slice::from_ref(seat), ttl_ms: TTL })
             .await
             .unwrap();
         assert!(matches!(r.out, HoldOutcome::Held { .. }), "{seat}");
@@ -253,8 +241,7 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
     let waiters: u64 = 40;
     for i in 0..waiters {
         let user = format!("waiter{i}");
-        let joined = locks
-            .wait_join(SHOW, t, &user, 1, &format!("offer-{i}"), &plan, OFFER_TTL)
+        let joined = locks.run(SHOW, t, &cmd::JoinWaitlist { user: &user, quantity: 1, offer_id: &format!("offer-{i}"), rows: &plan, offer_ttl_ms: OFFER_TTL })
             .await
             .unwrap()
             .out;
@@ -267,7 +254,7 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
     let mut calls = 0;
     let mut expired = 0;
     loop {
-        let r = locks.expire(SHOW, due).await.unwrap();
+        let r = locks.run(SHOW, due, &cmd::Expire).await.unwrap();
         calls += 1;
         expired += r.expired;
         if !r.out {
@@ -280,7 +267,7 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
 
     let stats = locks.wait_stats(SHOW).await.unwrap();
     assert_eq!((stats.length, stats.made), (0, 40), "every waiter was offered a seat");
-    let snap = locks.snapshot(SHOW, due).await.unwrap().out;
+    let snap = locks.run(SHOW, due, &cmd::Snapshot).await.unwrap().out;
     let mut offered = std::collections::HashSet::new();
     for i in 0..waiters {
         match standing(&locks, due, &format!("waiter{i}")).await {

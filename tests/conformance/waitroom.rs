@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use showgate::booking::locks::SeatLocks;
+use showgate::booking::locks::{SeatEngine, cmd};
 
 use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
@@ -12,7 +12,7 @@ use super::{SHOW, T0, TTL};
 use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
 use showgate::waitroom::engine::{Opening, RoomEvent, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
 
-type Rooms = (Arc<dyn SeatLocks>, Arc<dyn WaitingRooms>);
+type Rooms = (Arc<SeatEngine>, Arc<dyn WaitingRooms>);
 
 fn room() -> StoredRoom {
     StoredRoom {
@@ -163,8 +163,7 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
             .is_empty()
     );
     // Two sellable seats, both held: nothing to sell, not sold out.
-    locks
-        .hold(SHOW, T0, "x", "h1", &seats(&["A1", "A2"]), TTL)
+    locks.run(SHOW, T0, &cmd::Hold { user: "x", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
         .await
         .unwrap();
     let full = TickParams {
@@ -174,12 +173,10 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
     let t = rooms.admit(SHOW, &token, full.clone()).await.unwrap().unwrap();
     assert!(t.admitted.is_empty() && !t.sold_out && t.available == 0);
     // Booked for good: sold out.
-    locks
-        .extend_for_order(SHOW, T0, "x", "h1", "o1", 600_000)
+    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "x", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
         .await
         .unwrap();
-    locks
-        .book(SHOW, T0, "o1", "h1", 1, &seats(&["A1", "A2"]))
+    locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 1, seats: &seats(&["A1", "A2"]) }))
         .await
         .unwrap();
     let t = rooms

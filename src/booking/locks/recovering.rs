@@ -15,22 +15,17 @@
 //! Rebuilds of one show are serialized on a node and fenced across nodes by
 //! the epoch (`lua/seats_rebuild.lua` only runs for the epoch it saw).
 
-use std::future::Future;
+use std::ops::Deref;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use dashmap::DashMap;
-use futures::stream::BoxStream;
 use tokio::sync::Mutex;
 
-use super::{Reply, SeatLocks};
+use super::cmd::{Rebuild, Snapshot};
+use super::{Reply, SeatCommand, SeatEngine};
 use crate::booking::store::Records;
 use crate::clock::Clock;
-use crate::domain::best::RowPlan;
-use crate::domain::seats::{
-    BestOutcome, ExtendOutcome, HoldOutcome, HoldRecord, RecordState, ReleaseOutcome, SeatDelta, SeatSnapshot,
-    WaitJoin, WaitStanding, WaitStats,
-};
+use crate::domain::seats::RecordState;
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
@@ -38,7 +33,7 @@ use crate::metrics as m;
 const READ_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Recovering {
-    inner: Arc<dyn SeatLocks>,
+    inner: Arc<SeatEngine>,
     records: Arc<dyn Records>,
     clock: Clock,
     /// Per show: the epoch and the highest version this node has seen in it.
@@ -70,7 +65,7 @@ impl Why {
 }
 
 impl Recovering {
-    pub fn new(inner: Arc<dyn SeatLocks>, records: Arc<dyn Records>, clock: Clock) -> Self {
+    pub fn new(inner: Arc<SeatEngine>, records: Arc<dyn Records>, clock: Clock) -> Self {
         Self {
             inner,
             records,
@@ -89,7 +84,7 @@ impl Recovering {
             Why::Missing => String::new(),
             Why::WentBack | Why::SeatsTaken => match self.seen.get(show) {
                 Some(s) => s.0.clone(),
-                None => match self.inner.snapshot(show, self.clock.now_ms()).await {
+                None => match self.inner.run(show, self.clock.now_ms(), &Snapshot).await {
                     Ok(r) => r.epoch,
                     Err(Error::StateMissing(_)) => String::new(),
                     Err(e) => return Err(e),
@@ -104,10 +99,12 @@ impl Recovering {
         record.as_of = as_of;
         // Time-ordered: a hold minted before it (`HoldId::minted_before`) was lost with the old state.
         let epoch = uuid::Uuid::now_v7().simple().to_string();
-        let reply = self
-            .inner
-            .rebuild(show, self.clock.now_ms(), &seen, &epoch, &record)
-            .await?;
+        let rebuild = Rebuild {
+            seen: &seen,
+            epoch: &epoch,
+            record: &record,
+        };
+        let reply = self.inner.run(show, self.clock.now_ms(), &rebuild).await?;
         if reply.out {
             metrics::counter!(m::SEAT_STATE_REBUILDS, "reason" => why.as_str()).increment(1);
             let (booked, pending) = (record.booked.len(), record.pending.len());
@@ -120,6 +117,11 @@ impl Recovering {
         }
         self.seen.insert(show.to_owned(), (reply.epoch, reply.version));
         Ok(())
+    }
+
+    /// The clock its rebuilds read the record by.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// The epoch and the highest version this node has seen of the show.
@@ -148,18 +150,17 @@ impl Recovering {
         back
     }
 
-    /// Runs `op`, rebuilding the show first if its state is missing, and
-    /// after if the answer shows it went back in time.
-    async fn attempt<T, F, Fut>(&self, show: &str, op: F) -> Result<Reply<T>>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Reply<T>>>,
-    {
+    /// Runs a command, rebuilding the show first if its state is missing,
+    /// and after if the answer shows it went back in time.
+    pub async fn run<C: SeatCommand>(&self, show: &str, now: i64, cmd: &C) -> Result<Reply<C::Out>> {
+        if !C::RECOVERS {
+            return self.inner.run(show, now, cmd).await;
+        }
         let floor = self.seen.get(show).map(|s| s.clone());
-        let reply = match op().await {
+        let reply = match self.inner.run(show, now, cmd).await {
             Err(Error::StateMissing(_)) => {
                 self.rebuild(show, Why::Missing).await?;
-                op().await?
+                self.inner.run(show, now, cmd).await?
             }
             other => other?,
         };
@@ -169,167 +170,20 @@ impl Recovering {
         }
         Ok(reply)
     }
-}
 
-#[async_trait]
-impl SeatLocks for Recovering {
-    async fn hold(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-        seats: &[String],
-        ttl_ms: i64,
-    ) -> Result<Reply<HoldOutcome>> {
-        self.attempt(show, || self.inner.hold(show, now, user, hold_id, seats, ttl_ms))
-            .await
-    }
-
-    async fn hold_best(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-        quantity: usize,
-        rows: &[RowPlan],
-        ttl_ms: i64,
-    ) -> Result<Reply<BestOutcome>> {
-        self.attempt(show, || {
-            self.inner.hold_best(show, now, user, hold_id, quantity, rows, ttl_ms)
-        })
-        .await
-    }
-
-    async fn release(&self, show: &str, now: i64, user: &str, hold_id: &str) -> Result<Reply<ReleaseOutcome>> {
-        self.attempt(show, || self.inner.release(show, now, user, hold_id))
-            .await
-    }
-
-    async fn extend_for_order(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        hold_id: &str,
-        order_id: &str,
-        order_ttl_ms: i64,
-    ) -> Result<Reply<ExtendOutcome>> {
-        self.attempt(show, || {
-            self.inner
-                .extend_for_order(show, now, user, hold_id, order_id, order_ttl_ms)
-        })
-        .await
-    }
-
-    async fn book(
-        &self,
-        show: &str,
-        now: i64,
-        order_id: &str,
-        hold_id: &str,
-        stamp: i64,
-        seats: &[String],
-    ) -> Result<Reply<bool>> {
-        self.attempt(show, || self.inner.book(show, now, order_id, hold_id, stamp, seats))
-            .await
-    }
-
-    async fn release_order(
-        &self,
-        show: &str,
-        now: i64,
-        order_id: &str,
-        hold_id: &str,
-        stamp: i64,
-        seats: &[String],
-    ) -> Result<Reply<bool>> {
-        self.attempt(show, || {
-            self.inner.release_order(show, now, order_id, hold_id, stamp, seats)
-        })
-        .await
-    }
-
-    async fn rebuild(
-        &self,
-        show: &str,
-        now: i64,
-        seen: &str,
-        epoch: &str,
-        record: &RecordState,
-    ) -> Result<Reply<bool>> {
-        self.inner.rebuild(show, now, seen, epoch, record).await
-    }
-
-    async fn expire(&self, show: &str, now: i64) -> Result<Reply<bool>> {
-        self.attempt(show, || self.inner.expire(show, now)).await
-    }
-
-    async fn sweep_turn(&self, node: &str, ttl_ms: i64) -> Result<bool> {
-        self.inner.sweep_turn(node, ttl_ms).await
-    }
-
-    async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
-        self.inner.sweep_due(show, now).await
-    }
-
-    async fn wait_join(
-        &self,
-        show: &str,
-        now: i64,
-        user: &str,
-        quantity: usize,
-        offer_id: &str,
-        rows: &[RowPlan],
-        offer_ttl_ms: i64,
-    ) -> Result<Reply<WaitJoin>> {
-        self.attempt(show, || {
-            self.inner
-                .wait_join(show, now, user, quantity, offer_id, rows, offer_ttl_ms)
-        })
-        .await
-    }
-
-    /// A read of the list's own keys: it needs no seat state.
-    async fn wait_standing(&self, show: &str, now: i64, user: &str) -> Result<WaitStanding> {
-        self.inner.wait_standing(show, now, user).await
-    }
-
-    async fn wait_leave(&self, show: &str, now: i64, user: &str) -> Result<Reply<WaitStanding>> {
-        self.attempt(show, || self.inner.wait_leave(show, now, user)).await
-    }
-
-    async fn wait_stats(&self, show: &str) -> Result<WaitStats> {
-        self.inner.wait_stats(show).await
-    }
-
-    async fn snapshot(&self, show: &str, now: i64) -> Result<Reply<SeatSnapshot>> {
-        self.attempt(show, || self.inner.snapshot(show, now)).await
-    }
-
-    async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
-        self.inner.hold_record(show, hold_id).await
-    }
-
-    async fn forget(&self, show: &str) -> Result<()> {
+    /// Drops everything kept for a show that is over, here and in the engine.
+    pub async fn forget(&self, show: &str) -> Result<()> {
         self.seen.remove(show);
         self.inner.forget(show).await
     }
+}
 
-    async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
-        self.inner.subscribe(show).await
-    }
+/// The engine's own housekeeping (sweeper lease, records, subscriptions)
+/// needs no recovery: a `Recovering` answers it as its engine does.
+impl Deref for Recovering {
+    type Target = SeatEngine;
 
-    async fn unsubscribe(&self, show: &str) -> Result<()> {
-        self.inner.unsubscribe(show).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
-    }
-
-    fn name(&self) -> &'static str {
-        self.inner.name()
+    fn deref(&self) -> &SeatEngine {
+        &self.inner
     }
 }

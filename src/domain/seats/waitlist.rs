@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Effects, HoldStatus, LockTimes, Op, SeatStatus, ShowSeats};
+use super::{At, Effects, HoldStatus, Op, SeatStatus, ShowSeats};
 use crate::domain::best::{self, RowPlan};
 
 /// At most this many offers in one step (each is O(seats of the show) to
@@ -236,22 +236,17 @@ impl ShowSeats {
     /// Joins the waiting list (`lua/waitlist_join.lua`): a shopper already
     /// waiting or holding a live offer keeps where they stand; with
     /// `quantity` seats free now, nobody joins (buy them instead).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one argument per ARGV of the script it specifies"
-    )]
     pub fn wait_join(
         &mut self,
-        show: &str,
-        now: i64,
-        times: LockTimes,
+        at: At<'_>,
         user: &str,
         quantity: usize,
         offer_id: &str,
         plan: &[RowPlan],
         offer_ttl_ms: i64,
     ) -> (WaitJoin, Effects) {
-        let mut op = Op::begin(self, show, now, times);
+        let now = at.now;
+        let mut op = Op::begin(self, at);
         {
             let wl = &mut op.state.waitlist;
             if wl.plan.is_none() {
@@ -293,8 +288,9 @@ impl ShowSeats {
     /// their place; a live offer is given back, and its seats go to the
     /// next waiter in the same step. Answers where they stood, or `None`
     /// when they were neither waiting nor offered.
-    pub fn wait_leave(&mut self, show: &str, now: i64, times: LockTimes, user: &str) -> (WaitStanding, Effects) {
-        let mut op = Op::begin(self, show, now, times);
+    pub fn wait_leave(&mut self, at: At<'_>, user: &str) -> (WaitStanding, Effects) {
+        let now = at.now;
+        let mut op = Op::begin(self, at);
         let standing = op.state.wait_standing(now, user);
         let left = match &standing {
             WaitStanding::Waiting { .. } => {

@@ -26,8 +26,7 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Position, Sink};
 use super::views;
-use crate::booking::locks::recovering::Recovering;
-use crate::clock::Clock;
+use crate::live::source::SeatSource;
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{SeatChange, SeatDelta, SeatStatus};
 use crate::error::{Result, SeatList};
@@ -98,8 +97,7 @@ pub struct Feed {
     state: Mutex<State>,
     shards: Vec<Shard>,
     next_shard: AtomicUsize,
-    locks: Arc<Recovering>,
-    clock: Clock,
+    locks: Arc<dyn SeatSource>,
     batch_window: Duration,
     /// Batches kept for catching sockets up; a socket further behind gets a snapshot.
     history_batches: usize,
@@ -123,7 +121,7 @@ impl Feed {
 
     /// Reads the show from the engine.
     async fn read(&self) -> Result<Replica> {
-        tasks::read(&self.locks, &self.show, self.clock).await
+        tasks::read(self.locks.as_ref(), &self.show).await
     }
 
     /// Registers a socket: it starts at the current version with the
@@ -203,7 +201,7 @@ impl Feed {
     pub async fn available(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<SeatList> {
         self.when_current(at_least, wait, |st| {
             st.available
-                .get_or_insert_with(|| SeatList::new(&views::available(&self.layout, &st.replica.taken)))
+                .get_or_insert_with(|| SeatList::new(&self.layout.free_seats(|s| st.replica.taken.contains_key(s))))
                 .clone()
         })
         .await

@@ -14,26 +14,23 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Feed, PROBE_EVERY, RESUBSCRIBE_MAX, RESUBSCRIBE_MIN, Replica, Shard, State};
-use crate::booking::locks::SeatLocks;
-use crate::booking::locks::recovering::Recovering;
-use crate::clock::Clock;
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{Owner, SeatDelta};
 use crate::error::Result;
+use crate::live::source::SeatSource;
 use crate::live::conn::{Conn, Offered};
 use crate::metrics as m;
 
-pub(super) async fn read(locks: &Recovering, show: &str, clock: Clock) -> Result<Replica> {
-    let reply = locks.snapshot(show, clock.now_ms()).await?;
-    let taken = reply
-        .out
+pub(super) async fn read(source: &dyn SeatSource, show: &str) -> Result<Replica> {
+    let snap = source.snapshot(show).await?;
+    let taken = snap
         .taken
         .iter()
         .map(|(seat, owner)| (seat.clone(), Owner::status(owner)))
         .collect();
     Ok(Replica {
-        epoch: reply.out.epoch,
-        version: reply.out.version,
+        epoch: snap.epoch,
+        version: snap.version,
         taken,
     })
 }
@@ -42,8 +39,7 @@ pub(super) async fn read(locks: &Recovering, show: &str, clock: Clock) -> Result
 pub struct FeedParts {
     pub show: String,
     pub layout: Arc<Layout>,
-    pub locks: Arc<Recovering>,
-    pub clock: Clock,
+    pub locks: Arc<dyn SeatSource>,
     pub batch_window: Duration,
     pub history_batches: usize,
     pub shards: usize,
@@ -54,7 +50,7 @@ pub struct FeedParts {
 pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed>> {
     // Subscribe before reading, so no delta falls between the two.
     let stream = parts.locks.subscribe(&parts.show).await?;
-    let replica = read(&parts.locks, &parts.show, parts.clock).await?;
+    let replica = read(parts.locks.as_ref(), &parts.show).await?;
     let shards: Vec<Shard> = (0..parts.shards.max(1))
         .map(|_| Shard {
             conns: Mutex::new(Vec::new()),
@@ -77,7 +73,6 @@ pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed
         shards,
         next_shard: AtomicUsize::new(0),
         locks: parts.locks,
-        clock: parts.clock,
         batch_window: parts.batch_window,
         history_batches: parts.history_batches.max(1),
         merged: Mutex::new(HashMap::new()),
