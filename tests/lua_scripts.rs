@@ -190,7 +190,10 @@ async fn seats_hold_by_the_same_user_moves_the_hold_in_one_step() {
         .run(&f.scripts.hold, NOW + 5, &["alice", "h2", "300000", "A2", "A3"])
         .await;
     let answered: serde_json::Value = serde_json::from_str(&text(&reply[4])).unwrap();
-    assert_eq!((int(&reply[1]), int(&reply[3]), &answered["p"]), (2, 1, &serde_json::json!("h1")));
+    assert_eq!(
+        (int(&reply[1]), int(&reply[3]), &answered["p"]),
+        (2, 1, &serde_json::json!("h1"))
+    );
     let (seats, _, deadlines, _) = f.state().await;
     assert_eq!(
         seats,
@@ -447,7 +450,11 @@ async fn a_script_run_twice_changes_nothing_the_second_time() {
     let again = f.run(&f.scripts.hold, NOW + 1, &["alice", "h1", "300000", "A1"]).await;
     let answered: serde_json::Value = serde_json::from_str(&text(&again[4])).unwrap();
     assert_eq!((int(&again[3]), &answered["p"]), (1, &serde_json::json!("h0")));
-    assert_eq!(text(&first[4]), text(&again[4]), "a retry answers the first run's record");
+    assert_eq!(
+        text(&first[4]),
+        text(&again[4]),
+        "a retry answers the first run's record"
+    );
     assert_eq!(f.state().await, before, "a retried hold keeps the user's seats");
     f.run(
         &f.scripts.extend_for_order,

@@ -43,8 +43,8 @@ use crate::metrics as m;
 use board::SeatBoard;
 use gate::AdmissionGate;
 pub use holds::HoldAsk;
-use locks::recovering::Recovering;
 use locks::Reply;
+use locks::recovering::Recovering;
 use store::Records;
 
 /// Limits of the booking rules, from settings.

@@ -158,10 +158,7 @@ impl Layout {
     /// order. The one rule of "which seats are free", whatever says which
     /// are taken (the node's replica, or a fresh snapshot).
     pub fn free_seats(&self, taken: impl Fn(&str) -> bool) -> Vec<String> {
-        self.sellable()
-            .map(|s| s.to_string())
-            .filter(|s| !taken(s))
-            .collect()
+        self.sellable().map(|s| s.to_string()).filter(|s| !taken(s)).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -13,8 +13,8 @@ use super::views;
 use crate::booking::board::SeatBoard;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::seats::Owner;
-use crate::live::source::SeatSource;
 use crate::error::{Error, Result, SeatList};
+use crate::live::source::SeatSource;
 use crate::ws::registry::{Registry, Viewer};
 
 /// How long a feed outlives its last viewer (a page reload keeps it).
@@ -42,12 +42,7 @@ pub struct FeedTuning {
 }
 
 impl SeatHub {
-    pub fn new(
-        catalog: Arc<Catalog>,
-        locks: Arc<dyn SeatSource>,
-        tuning: FeedTuning,
-        linger: Duration,
-    ) -> Arc<Self> {
+    pub fn new(catalog: Arc<Catalog>, locks: Arc<dyn SeatSource>, tuning: FeedTuning, linger: Duration) -> Arc<Self> {
         // One write pass per core but one: a batch reaches 10,000 sockets in
         // the time a core writes a share of them, and one core is always
         // left for the requests (holds must not wait behind the fan-out).

@@ -102,7 +102,14 @@ impl RoomKeys {
     }
 
     pub fn open_begin_keys(&self) -> [&str; 6] {
-        [&self.queue, &self.pre, &self.seq, &self.config, &self.lease, &self.entrants]
+        [
+            &self.queue,
+            &self.pre,
+            &self.seq,
+            &self.config,
+            &self.lease,
+            &self.entrants,
+        ]
     }
 
     pub fn open_keys(&self) -> [&str; 4] {

@@ -40,27 +40,27 @@ impl ReplyReader {
     }
 
     /// The next item converted to `T` (a number, a text, a list, an option).
-    pub fn next<T: FromRedisValue>(&mut self) -> Result<T> {
+    pub fn next_as<T: FromRedisValue>(&mut self) -> Result<T> {
         let at = self.read;
         let v = self.next_value()?;
         redis::from_redis_value(v).map_err(|e| Error::Internal(format!("{} reply, item {at}: {e}", self.what)))
     }
 
     pub fn next_int(&mut self) -> Result<i64> {
-        self.next()
+        self.next_as()
     }
 
     pub fn next_text(&mut self) -> Result<String> {
-        self.next()
+        self.next_as()
     }
 
     pub fn next_list(&mut self) -> Result<Vec<String>> {
-        self.next()
+        self.next_as()
     }
 
     /// `1` as true, anything else as false (Lua's booleans reach Redis as 1 and nil).
     pub fn next_flag(&mut self) -> Result<bool> {
-        Ok(self.next::<Option<i64>>()? == Some(1))
+        Ok(self.next_as::<Option<i64>>()? == Some(1))
     }
 
     /// The next item, itself an array, as a reader of its own.
@@ -101,7 +101,10 @@ mod tests {
         let mut r = reply(vec![
             Value::Int(7),
             Value::BulkString(b"HELD".to_vec()),
-            Value::Array(vec![Value::BulkString(b"A1".to_vec()), Value::BulkString(b"A2".to_vec())]),
+            Value::Array(vec![
+                Value::BulkString(b"A1".to_vec()),
+                Value::BulkString(b"A2".to_vec()),
+            ]),
             Value::BulkString(b"12".to_vec()),
             Value::Nil,
         ]);

@@ -155,29 +155,29 @@ fn stand(answer: Value) -> Result<Stand> {
     let mut r = ReplyReader::new("wr_join", answer)?;
     let (standing, seq) = match r.next_text()?.as_str() {
         "ADMITTED" => {
-            let expires_ms = r.next::<f64>()? as i64;
-            let seq = r.next()?;
+            let expires_ms = r.next_as::<f64>()? as i64;
+            let seq = r.next_as()?;
             (
                 Standing::Admitted {
                     expires_ms,
-                    queue_length: r.next()?,
+                    queue_length: r.next_as()?,
                 },
                 seq,
             )
         }
-        "PREQUEUED" => (Standing::PreQueued { entrants: r.next()? }, r.next()?),
+        "PREQUEUED" => (Standing::PreQueued { entrants: r.next_as()? }, r.next_as()?),
         "QUEUED" => (
             Standing::Queued {
                 score: r
                     .next_text()?
                     .parse()
                     .map_err(|_| Error::Internal("wr_join: queue score".into()))?,
-                position: r.next()?,
-                queue_length: r.next()?,
+                position: r.next_as()?,
+                queue_length: r.next_as()?,
             },
-            r.next()?,
+            r.next_as()?,
         ),
-        _ => (Standing::None, r.next()?),
+        _ => (Standing::None, r.next_as()?),
     };
     r.finish()?;
     Ok(Stand { standing, seq })

@@ -55,7 +55,6 @@ impl RedisWaitingRooms {
     }
 }
 
-
 #[async_trait]
 impl WaitingRooms for RedisWaitingRooms {
     async fn save(&self, show: &str, room: &StoredRoom) -> Result<()> {
@@ -180,7 +179,11 @@ impl WaitingRooms for RedisWaitingRooms {
     async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
         let k = self.k(show);
         let v = self
-            .run(&self.scripts.lease, &k.lease_keys(), &[node.to_owned(), ttl_ms.to_string()])
+            .run(
+                &self.scripts.lease,
+                &k.lease_keys(),
+                &[node.to_owned(), ttl_ms.to_string()],
+            )
             .await?;
         redis::from_redis_value(v).map_err(|e| Error::Internal(format!("wr_lease reply: {e}")))
     }
@@ -206,8 +209,8 @@ impl WaitingRooms for RedisWaitingRooms {
             return Ok(None);
         }
         let _admitted_count = r.next_int()?;
-        let (queue_length, active, available) = (r.next()?, r.next()?, r.next()?);
-        let (sold_out, seq) = (r.next_int()? == 1, r.next()?);
+        let (queue_length, active, available) = (r.next_as()?, r.next_as()?, r.next_as()?);
+        let (sold_out, seq) = (r.next_int()? == 1, r.next_as()?);
         let mut admitted = Vec::with_capacity(r.remaining());
         while r.remaining() > 0 {
             admitted.push(r.next_text()?);
@@ -239,7 +242,7 @@ impl WaitingRooms for RedisWaitingRooms {
                     .next_text()?
                     .parse()
                     .map_err(|_| Error::Internal("wr_open_begin: opening base".into()))?,
-                pending: r.next()?,
+                pending: r.next_as()?,
             },
         };
         r.finish()?;
@@ -283,7 +286,7 @@ impl WaitingRooms for RedisWaitingRooms {
         if moved < 0 {
             return Ok(None);
         }
-        let left = r.next()?;
+        let left = r.next_as()?;
         r.finish()?;
         Ok(Some((moved as u64, left)))
     }
@@ -292,11 +295,11 @@ impl WaitingRooms for RedisWaitingRooms {
         let k = self.k(show);
         let reply = self.run(&self.scripts.ranks, &k.ranks_keys(), users).await?;
         let mut r = ReplyReader::new("wr_ranks", reply)?;
-        let (seq, length): (u64, u64) = (r.next()?, r.next()?);
+        let (seq, length): (u64, u64) = (r.next_as()?, r.next_as()?);
         let mut out = Vec::with_capacity(users.len());
         for _ in users {
-            let score: Option<String> = r.next()?;
-            let rank: Option<u64> = r.next()?;
+            let score: Option<String> = r.next_as()?;
+            let rank: Option<u64> = r.next_as()?;
             out.push(match (score.and_then(|s| s.parse::<f64>().ok()), rank) {
                 (Some(s), Some(r)) => Some((s, r)),
                 _ => None,

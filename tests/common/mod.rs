@@ -7,10 +7,10 @@ pub mod proxy;
 
 use std::sync::Arc;
 
-use showgate::booking::locks::recovering::Recovering;
-use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::booking::locks::memory::MemorySeatLocks;
+use showgate::booking::locks::recovering::Recovering;
 use showgate::booking::locks::redis::RedisSeatLocks;
+use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::booking::store::Records;
 use showgate::booking::store::memory::MemoryRecords;
 use showgate::booking::store::postgres::PgRecords;
@@ -68,14 +68,22 @@ pub async fn redis_locks(prefix: &str) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(Some(&redis_url()), &[])
         .await
         .expect("Redis must run at TEST_REDIS_URL");
-    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES)))
+    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(
+        Arc::new(handle),
+        Keys::new(prefix),
+        TIMES,
+    )))
 }
 
 pub async fn cluster_locks(prefix: &str) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(None, &redis_cluster_nodes())
         .await
         .expect("the Redis Cluster must run at TEST_REDIS_CLUSTER_NODES (scripts/services.sh starts one)");
-    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(Arc::new(handle), Keys::new(prefix), TIMES)))
+    Arc::new(SeatEngine::Redis(RedisSeatLocks::new(
+        Arc::new(handle),
+        Keys::new(prefix),
+        TIMES,
+    )))
 }
 
 /// A Redis waiting-room engine with its seat locks under one prefix.
@@ -86,7 +94,12 @@ pub async fn redis_rooms(prefix: &str) -> (Arc<SeatEngine>, Arc<dyn showgate::wa
             .expect("Redis must run at TEST_REDIS_URL"),
     );
     (
-        ready(Arc::new(SeatEngine::Redis(RedisSeatLocks::new(handle.clone(), Keys::new(prefix), TIMES)))).await,
+        ready(Arc::new(SeatEngine::Redis(RedisSeatLocks::new(
+            handle.clone(),
+            Keys::new(prefix),
+            TIMES,
+        ))))
+        .await,
         Arc::new(showgate::waitroom::redis::RedisWaitingRooms::new(
             handle,
             Keys::new(prefix),
@@ -143,7 +156,16 @@ pub const SHOWS: [&str; 4] = ["show-1", "show-2", "show-a", "show-b"];
 /// service does from the record before a show's first use.
 pub async fn ready(locks: Arc<SeatEngine>) -> Arc<SeatEngine> {
     for show in SHOWS {
-        let r = locks.run(show, 0, &cmd::Rebuild { seen: "", epoch: "e1", record: &showgate::domain::seats::RecordState::default() })
+        let r = locks
+            .run(
+                show,
+                0,
+                &cmd::Rebuild {
+                    seen: "",
+                    epoch: "e1",
+                    record: &showgate::domain::seats::RecordState::default(),
+                },
+            )
             .await
             .expect("rebuild");
         assert!(r.out, "a fresh show rebuilds");

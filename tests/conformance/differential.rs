@@ -35,8 +35,32 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                 pick.dedup();
                 let id = format!("h{step}");
                 let ttl = rng.random_range(1_000..400_000);
-                let a = memory.run(SHOW, now, &cmd::Hold { user: &user, hold_id: &id, seats: &pick, ttl_ms: ttl }).await.unwrap();
-                let b = redis.run(SHOW, now, &cmd::Hold { user: &user, hold_id: &id, seats: &pick, ttl_ms: ttl }).await.unwrap();
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::Hold {
+                            user: &user,
+                            hold_id: &id,
+                            seats: &pick,
+                            ttl_ms: ttl,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::Hold {
+                            user: &user,
+                            hold_id: &id,
+                            seats: &pick,
+                            ttl_ms: ttl,
+                        },
+                    )
+                    .await
+                    .unwrap();
                 match (&a.out, &b.out) {
                     (HoldOutcome::Conflict { conflicts: c1 }, HoldOutcome::Conflict { conflicts: c2 }) => {
                         assert_eq!((c1, a.version, a.expired), (c2, b.version, b.expired), "{label}");
@@ -66,10 +90,32 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                 let quantity = rng.random_range(1..=4);
                 let id = format!("h{step}");
                 let ttl = rng.random_range(1_000..400_000);
-                let a = memory.run(SHOW, now, &cmd::HoldBest { user: &user, hold_id: &id, quantity, rows: &plan, ttl_ms: ttl })
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::HoldBest {
+                            user: &user,
+                            hold_id: &id,
+                            quantity,
+                            rows: &plan,
+                            ttl_ms: ttl,
+                        },
+                    )
                     .await
                     .unwrap();
-                let b = redis.run(SHOW, now, &cmd::HoldBest { user: &user, hold_id: &id, quantity, rows: &plan, ttl_ms: ttl })
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::HoldBest {
+                            user: &user,
+                            hold_id: &id,
+                            quantity,
+                            rows: &plan,
+                            ttl_ms: ttl,
+                        },
+                    )
                     .await
                     .unwrap();
                 assert_eq!(a, b, "{label}");
@@ -88,10 +134,32 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                 let quantity = rng.random_range(1..=4);
                 let offer = format!("w{step}");
                 let ttl = rng.random_range(1_000..200_000);
-                let a = memory.run(SHOW, now, &cmd::JoinWaitlist { user: &user, quantity, offer_id: &offer, rows: &plan, offer_ttl_ms: ttl })
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::JoinWaitlist {
+                            user: &user,
+                            quantity,
+                            offer_id: &offer,
+                            rows: &plan,
+                            offer_ttl_ms: ttl,
+                        },
+                    )
                     .await
                     .unwrap();
-                let b = redis.run(SHOW, now, &cmd::JoinWaitlist { user: &user, quantity, offer_id: &offer, rows: &plan, offer_ttl_ms: ttl })
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::JoinWaitlist {
+                            user: &user,
+                            quantity,
+                            offer_id: &offer,
+                            rows: &plan,
+                            offer_ttl_ms: ttl,
+                        },
+                    )
                     .await
                     .unwrap();
                 assert_eq!(a, b, "{label}");
@@ -100,22 +168,55 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                 }
             }
             10 => {
-                let a = memory.run(SHOW, now, &cmd::LeaveWaitlist { user: &user }).await.unwrap();
+                let a = memory
+                    .run(SHOW, now, &cmd::LeaveWaitlist { user: &user })
+                    .await
+                    .unwrap();
                 let b = redis.run(SHOW, now, &cmd::LeaveWaitlist { user: &user }).await.unwrap();
                 assert_eq!(a, b, "{label}");
             }
             3 if !holds.is_empty() => {
                 let (u, h) = holds[rng.random_range(0..holds.len())].clone();
-                let a = memory.run(SHOW, now, &cmd::Release { user: &u, hold_id: &h }).await.unwrap();
-                let b = redis.run(SHOW, now, &cmd::Release { user: &u, hold_id: &h }).await.unwrap();
+                let a = memory
+                    .run(SHOW, now, &cmd::Release { user: &u, hold_id: &h })
+                    .await
+                    .unwrap();
+                let b = redis
+                    .run(SHOW, now, &cmd::Release { user: &u, hold_id: &h })
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{label}");
             }
             4 if !holds.is_empty() => {
                 let (u, h) = holds[rng.random_range(0..holds.len())].clone();
                 let o = format!("o{step}");
                 let ttl = rng.random_range(1_000..700_000);
-                let a = memory.run(SHOW, now, &cmd::ExtendForOrder { user: &u, hold_id: &h, order_id: &o, order_ttl_ms: ttl }).await.unwrap();
-                let b = redis.run(SHOW, now, &cmd::ExtendForOrder { user: &u, hold_id: &h, order_id: &o, order_ttl_ms: ttl }).await.unwrap();
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::ExtendForOrder {
+                            user: &u,
+                            hold_id: &h,
+                            order_id: &o,
+                            order_ttl_ms: ttl,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::ExtendForOrder {
+                            user: &u,
+                            hold_id: &h,
+                            order_id: &o,
+                            order_ttl_ms: ttl,
+                        },
+                    )
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{label}");
                 if matches!(a.out, ExtendOutcome::Attached(_)) {
                     let rec = memory.hold_record(SHOW, &h).await.unwrap().unwrap();
@@ -124,14 +225,62 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
             }
             5 if !orders.is_empty() => {
                 let (o, h, s) = orders[rng.random_range(0..orders.len())].clone();
-                let a = memory.run(SHOW, now, &cmd::Book(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
-                let b = redis.run(SHOW, now, &cmd::Book(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::Book(cmd::OrderSeats {
+                            order_id: &o,
+                            hold_id: &h,
+                            stamp: step,
+                            seats: &s,
+                        }),
+                    )
+                    .await
+                    .unwrap();
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::Book(cmd::OrderSeats {
+                            order_id: &o,
+                            hold_id: &h,
+                            stamp: step,
+                            seats: &s,
+                        }),
+                    )
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{label}");
             }
             6 if !orders.is_empty() => {
                 let (o, h, s) = orders.remove(rng.random_range(0..orders.len()));
-                let a = memory.run(SHOW, now, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
-                let b = redis.run(SHOW, now, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: &o, hold_id: &h, stamp: step, seats: &s })).await.unwrap();
+                let a = memory
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::ReleaseOrder(cmd::OrderSeats {
+                            order_id: &o,
+                            hold_id: &h,
+                            stamp: step,
+                            seats: &s,
+                        }),
+                    )
+                    .await
+                    .unwrap();
+                let b = redis
+                    .run(
+                        SHOW,
+                        now,
+                        &cmd::ReleaseOrder(cmd::OrderSeats {
+                            order_id: &o,
+                            hold_id: &h,
+                            stamp: step,
+                            seats: &s,
+                        }),
+                    )
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{label}");
             }
             _ => {
@@ -147,8 +296,16 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
         for u in 0..4 {
             let u = format!("u{u}");
             assert_eq!(
-                memory.run(SHOW, now, &cmd::WaitlistStanding { user: &u }).await.map(|r| r.out).unwrap(),
-                redis.run(SHOW, now, &cmd::WaitlistStanding { user: &u }).await.map(|r| r.out).unwrap(),
+                memory
+                    .run(SHOW, now, &cmd::WaitlistStanding { user: &u })
+                    .await
+                    .map(|r| r.out)
+                    .unwrap(),
+                redis
+                    .run(SHOW, now, &cmd::WaitlistStanding { user: &u })
+                    .await
+                    .map(|r| r.out)
+                    .unwrap(),
                 "{label}: {u}'s standing"
             );
         }

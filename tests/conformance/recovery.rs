@@ -30,24 +30,69 @@ fn record() -> RecordState {
 }
 
 async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: Arc<SeatEngine>) {
-    let refused = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await;
+    let refused = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await;
     assert!(matches!(refused, Err(Error::StateMissing(_))), "{refused:?}");
-    assert!(matches!(locks.run(SHOW, T0, &cmd::Snapshot).await, Err(Error::StateMissing(_))));
-    let built = locks.run(SHOW, T0, &cmd::Rebuild { seen: "", epoch: "e1", record: &record() }).await.unwrap();
+    assert!(matches!(
+        locks.run(SHOW, T0, &cmd::Snapshot).await,
+        Err(Error::StateMissing(_))
+    ));
+    let built = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Rebuild {
+                seen: "",
+                epoch: "e1",
+                record: &record(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((built.out, built.epoch.as_str()), (true, "e1"));
     let snap = locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.epoch, "e1");
     assert_eq!(snap.taken["A1"], Owner::Booked("o1".into()));
     assert_eq!(snap.taken["D2"], Owner::Order("o2".into()));
     // The booked and the pending seats cannot be taken.
-    let r = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "D1", "E1"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "D1", "E1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert!(matches!(r.out, HoldOutcome::Conflict { ref conflicts, .. } if conflicts == &seats(&["A1", "D1"])));
     // The pending order's hold record is back: its order can still be paid.
     let rec = locks.hold_record(SHOW, "h9").await.unwrap().unwrap();
     assert_eq!((rec.user.as_str(), rec.order_id.as_deref()), ("carol", Some("o2")));
-    let paid = locks.run(SHOW, T0 + 1, &cmd::Book(cmd::OrderSeats { order_id: "o2", hold_id: "h9", stamp: 9, seats: &seats(&["D1", "D2"]) }))
+    let paid = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o2",
+                hold_id: "h9",
+                stamp: 9,
+                seats: &seats(&["D1", "D2"]),
+            }),
+        )
         .await
         .unwrap();
     assert!(paid.out);
@@ -58,18 +103,71 @@ async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: A
 }
 
 async fn a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Rebuild { seen: "", epoch: "e1", record: &RecordState::default() })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Rebuild {
+                seen: "",
+                epoch: "e1",
+                record: &RecordState::default(),
+            },
+        )
         .await
         .unwrap();
     let mut deltas = locks.subscribe(SHOW).await.unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["B1"]), ttl_ms: TTL }).await.unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["B1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
     // Only the epoch the caller saw is rebuilt: a second node's rebuild is a no-op.
-    let stale = locks.run(SHOW, T0 + 1, &cmd::Rebuild { seen: "e0", epoch: "e9", record: &record() }).await.unwrap();
+    let stale = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Rebuild {
+                seen: "e0",
+                epoch: "e9",
+                record: &record(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((stale.out, stale.epoch.as_str()), (false, "e1"));
-    let r = locks.run(SHOW, T0 + 1, &cmd::Rebuild { seen: "e1", epoch: "e2", record: &record() }).await.unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Rebuild {
+                seen: "e1",
+                epoch: "e2",
+                record: &record(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((r.out, r.epoch.as_str(), r.version), (true, "e2", 3));
     let snap = locks.run(SHOW, T0 + 1, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(
@@ -96,8 +194,30 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
     // o1 was booked (stamp 10) after the record was read (as of 5): the
     // rebuild must not free it. o2 was pending in the record (stamp 8) but
     // cancelled since (stamp 9): the rebuild must not lock its seat again.
-    locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 10, seats: &seats(&["A1"]) })).await.unwrap();
-    locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o2", hold_id: "h2", stamp: 9, seats: &seats(&["D1"]) }))
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 10,
+                seats: &seats(&["A1"]),
+            }),
+        )
+        .await
+        .unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ReleaseOrder(cmd::OrderSeats {
+                order_id: "o2",
+                hold_id: "h2",
+                stamp: 9,
+                seats: &seats(&["D1"]),
+            }),
+        )
         .await
         .unwrap();
     let stale = RecordState {
@@ -113,7 +233,21 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
         }],
         as_of: 5,
     };
-    assert!(locks.run(SHOW, T0, &cmd::Rebuild { seen: "e1", epoch: "e2", record: &stale }).await.unwrap().out);
+    assert!(
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::Rebuild {
+                    seen: "e1",
+                    epoch: "e2",
+                    record: &stale
+                }
+            )
+            .await
+            .unwrap()
+            .out
+    );
     let snap = locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.taken.get("A1"), Some(&Owner::Booked("o1".into())));
     assert_eq!(snap.taken.get("D1"), None);
@@ -121,21 +255,75 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
 
 async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) {
     let locks = common::ready(locks).await;
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     // Cancelled (stamp 20) before the payment's book (stamp 10) reached the locks.
     assert!(
-        locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 20, seats: &seats(&["A1"]) }))
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::ReleaseOrder(cmd::OrderSeats {
+                    order_id: "o1",
+                    hold_id: "h1",
+                    stamp: 20,
+                    seats: &seats(&["A1"])
+                })
+            )
             .await
             .unwrap()
             .out
     );
-    let late = locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 10, seats: &seats(&["A1"]) })).await.unwrap();
+    let late = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 10,
+                seats: &seats(&["A1"]),
+            }),
+        )
+        .await
+        .unwrap();
     assert!(!late.out);
     assert!(locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out.taken.is_empty());
-    let again = locks.run(SHOW, T0, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 20, seats: &seats(&["A1"]) }))
+    let again = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ReleaseOrder(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 20,
+                seats: &seats(&["A1"]),
+            }),
+        )
         .await
         .unwrap();
     assert!(!again.out);
@@ -143,9 +331,43 @@ async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) 
 
 async fn a_retried_hold_answers_the_first_run_and_keeps_the_seats(locks: Arc<SeatEngine>) {
     let locks = common::ready(locks).await;
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h0", seats: &seats(&["A9"]), ttl_ms: TTL }).await.unwrap();
-    let first = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    let again = locks.run(SHOW, T0 + 1, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h0",
+                seats: &seats(&["A9"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    let first = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    let again = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(first.out, again.out);

@@ -12,18 +12,46 @@ use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
 async fn a_hold_is_all_or_nothing(locks: Arc<SeatEngine>) {
-    let r = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(held(&r.out), (1, None));
-    let HoldOutcome::Held { record, .. } = &r.out else { unreachable!() };
+    let HoldOutcome::Held { record, .. } = &r.out else {
+        unreachable!()
+    };
     assert_eq!(
-        (record.user.as_str(), &record.seats, record.created_ms, record.expires_ms, record.status),
+        (
+            record.user.as_str(),
+            &record.seats,
+            record.created_ms,
+            record.expires_ms,
+            record.status
+        ),
         ("alice", &seats(&["A1", "A2"]), T0, T0 + TTL, HoldStatus::Held),
         "the answer is the hold as stored"
     );
     assert_eq!(Some(record), locks.hold_record(SHOW, "h1").await.unwrap().as_ref());
-    let r = locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A3", "A2"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["A3", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     match r.out {
@@ -39,10 +67,30 @@ async fn a_hold_is_all_or_nothing(locks: Arc<SeatEngine>) {
 }
 
 async fn a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    let r = locks.run(SHOW, T0 + 1, &cmd::Hold { user: "alice", hold_id: "h2", seats: &seats(&["A2", "A3"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h2",
+                seats: &seats(&["A2", "A3"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(held(&r.out), (2, Some("h1".to_owned())));
@@ -57,9 +105,43 @@ async fn a_users_new_hold_replaces_the_old_and_its_seats_are_no_conflict(locks: 
 }
 
 async fn a_failed_hold_leaves_the_previous_hold_untouched(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["B1"]), ttl_ms: TTL }).await.unwrap();
-    let r = locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h3", seats: &seats(&["B1", "C1"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["B1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h3",
+                seats: &seats(&["B1", "C1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert!(matches!(r.out, HoldOutcome::Conflict { .. }));
@@ -69,20 +151,73 @@ async fn a_failed_hold_leaves_the_previous_hold_untouched(locks: Arc<SeatEngine>
 }
 
 async fn release_frees_seats_once(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        locks.run(SHOW, T0, &cmd::Release { user: "bob", hold_id: "h1" }).await.unwrap().out,
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::Release {
+                    user: "bob",
+                    hold_id: "h1"
+                }
+            )
+            .await
+            .unwrap()
+            .out,
         ReleaseOutcome::NotFound
     );
-    let r = locks.run(SHOW, T0, &cmd::Release { user: "alice", hold_id: "h1" }).await.unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Release {
+                user: "alice",
+                hold_id: "h1",
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((r.out, r.version), (ReleaseOutcome::Released, 2));
-    let again = locks.run(SHOW, T0, &cmd::Release { user: "alice", hold_id: "h1" }).await.unwrap();
+    let again = locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Release {
+                user: "alice",
+                hold_id: "h1",
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(again.out, ReleaseOutcome::NotActive("RELEASED".into()));
     assert!(locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out.taken.is_empty());
 }
 
 async fn holds_expire_at_their_deadline(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     let before = locks.run(SHOW, T0 + TTL - 1, &cmd::Snapshot).await.unwrap();
@@ -93,34 +228,97 @@ async fn holds_expire_at_their_deadline(locks: Arc<SeatEngine>) {
     let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
     assert_eq!(rec.status, HoldStatus::Expired);
     // Another shopper takes the seats at once.
-    let r = locks.run(SHOW, T0 + TTL, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A1"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0 + TTL,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert!(matches!(r.out, HoldOutcome::Held { version: 3, .. }));
     // The record is dropped once retention runs out.
-    locks.run(SHOW, T0 + TTL + common::TIMES.retention_ms + 1, &cmd::Expire)
+    locks
+        .run(SHOW, T0 + TTL + common::TIMES.retention_ms + 1, &cmd::Expire)
         .await
         .unwrap();
     assert!(locks.hold_record(SHOW, "h1").await.unwrap().is_none());
 }
 
 async fn an_expired_hold_cannot_become_an_order(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    let r = locks.run(SHOW, T0 + TTL, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            T0 + TTL,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(r.out, ExtendOutcome::Expired);
-    let r = locks.run(SHOW, T0 + TTL, &cmd::ExtendForOrder { user: "bob", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
+    let r = locks
+        .run(
+            SHOW,
+            T0 + TTL,
+            &cmd::ExtendForOrder {
+                user: "bob",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(r.out, ExtendOutcome::NotFound);
 }
 
 async fn an_order_keeps_its_seats_past_the_hold_ttl(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    let r = locks.run(SHOW, T0 + 10, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 10,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     let ExtendOutcome::Attached(lock) = r.out else {
@@ -128,32 +326,96 @@ async fn an_order_keeps_its_seats_past_the_hold_ttl(locks: Arc<SeatEngine>) {
     };
     assert_eq!((lock.created_ms, lock.expires_ms), (T0 + 10, T0 + 600_010));
     assert_eq!(r.version, 1, "seats stay HELD: no delta");
-    let again = locks.run(SHOW, T0 + 20, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o2", order_ttl_ms: 600_000 })
+    let again = locks
+        .run(
+            SHOW,
+            T0 + 20,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o2",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(again.out, ExtendOutcome::Existing(lock));
     let snap = locks.run(SHOW, T0 + TTL + 1, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(snap.taken["A1"], Owner::Order("o1".into()));
     assert_eq!(
-        locks.run(SHOW, T0, &cmd::Release { user: "alice", hold_id: "h1" }).await.unwrap().out,
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::Release {
+                    user: "alice",
+                    hold_id: "h1"
+                }
+            )
+            .await
+            .unwrap()
+            .out,
         ReleaseOutcome::NotActive("ORDERED".into())
     );
     // A new hold by the same user leaves the order alone.
-    let r = locks.run(SHOW, T0 + 30, &cmd::Hold { user: "alice", hold_id: "h2", seats: &seats(&["A3"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 30,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h2",
+                seats: &seats(&["A3"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(held(&r.out), (2, None));
-    assert_eq!(locks.run(SHOW, T0 + 31, &cmd::Snapshot).await.unwrap().out.taken.len(), 3);
+    assert_eq!(
+        locks.run(SHOW, T0 + 31, &cmd::Snapshot).await.unwrap().out.taken.len(),
+        3
+    );
 }
 
 async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 1000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 1000,
+            },
+        )
         .await
         .unwrap();
-    let r = locks.run(SHOW, T0 + 1, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 1, seats: &seats(&["A1", "A2"]) }))
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 1,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 1,
+                seats: &seats(&["A1", "A2"]),
+            }),
+        )
         .await
         .unwrap();
     assert_eq!((r.out, r.version), (true, 2));
@@ -161,12 +423,23 @@ async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
     let snap = locks.run(SHOW, T0 + 10_000_000, &cmd::Snapshot).await.unwrap();
     assert_eq!(snap.out.taken["A2"], Owner::Booked("o1".into()));
     assert_eq!(snap.version, 2);
-    let r = locks.run(SHOW, T0 + 10_000_001, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 2, seats: &seats(&["A1", "A2"]) }))
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 10_000_001,
+            &cmd::ReleaseOrder(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 2,
+                seats: &seats(&["A1", "A2"]),
+            }),
+        )
         .await
         .unwrap();
     assert_eq!((r.out, r.version), (true, 3));
     assert!(
-        locks.run(SHOW, T0 + 10_000_002, &cmd::Snapshot)
+        locks
+            .run(SHOW, T0 + 10_000_002, &cmd::Snapshot)
             .await
             .unwrap()
             .out
@@ -174,20 +447,53 @@ async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
             .is_empty()
     );
     // Releasing again (a retry, the same order state) changes nothing.
-    let r = locks.run(SHOW, T0 + 10_000_003, &cmd::ReleaseOrder(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 2, seats: &seats(&["A1", "A2"]) }))
+    let r = locks
+        .run(
+            SHOW,
+            T0 + 10_000_003,
+            &cmd::ReleaseOrder(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 2,
+                seats: &seats(&["A1", "A2"]),
+            }),
+        )
         .await
         .unwrap();
     assert_eq!((r.out, r.version), (false, 3));
 }
 
 async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<SeatEngine>) {
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 1000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 1000,
+            },
+        )
         .await
         .unwrap();
     let grace = common::TIMES.order_grace_ms;
     assert_eq!(
-        locks.run(SHOW, T0 + 1000 + grace - 1, &cmd::Snapshot)
+        locks
+            .run(SHOW, T0 + 1000 + grace - 1, &cmd::Snapshot)
             .await
             .unwrap()
             .out
@@ -196,7 +502,8 @@ async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<SeatEngine
         1
     );
     assert!(
-        locks.run(SHOW, T0 + 1000 + grace, &cmd::Snapshot)
+        locks
+            .run(SHOW, T0 + 1000 + grace, &cmd::Snapshot)
             .await
             .unwrap()
             .out
@@ -207,20 +514,84 @@ async fn an_order_lock_nobody_settles_is_freed_after_grace(locks: Arc<SeatEngine
 
 async fn subscribers_see_every_delta_in_version_order(locks: Arc<SeatEngine>) {
     let mut events = locks.subscribe(SHOW).await.unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h2", seats: &seats(&["A2", "A3"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h2",
+                seats: &seats(&["A2", "A3"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h3", seats: &seats(&["A3"]), ttl_ms: TTL }).await.unwrap(); // conflict: no delta
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h2", order_id: "o1", order_ttl_ms: 600_000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h3",
+                seats: &seats(&["A3"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap(); // conflict: no delta
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h2",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap(); // no status change
-    locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h2", stamp: 1, seats: &seats(&["A2", "A3"]) }))
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h2",
+                stamp: 1,
+                seats: &seats(&["A2", "A3"]),
+            }),
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::Hold { user: "bob", hold_id: "h4", seats: &seats(&["B1"]), ttl_ms: 1 }).await.unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h4",
+                seats: &seats(&["B1"]),
+                ttl_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
     locks.run(SHOW, T0 + 1, &cmd::Expire).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..5 {
@@ -253,16 +624,70 @@ async fn subscribers_see_every_delta_in_version_order(locks: Arc<SeatEngine>) {
 async fn a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order(locks: Arc<SeatEngine>) {
     // alice's order lock is forgotten (freed after grace), bob holds the seat,
     // then alice's stale payment books it anyway: the record decides.
-    locks.run(SHOW, T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL }).await.unwrap();
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "alice", hold_id: "h1", order_id: "o1", order_ttl_ms: 1000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
+        .await
+        .unwrap();
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "alice",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 1000,
+            },
+        )
         .await
         .unwrap();
     let later = T0 + 1000 + common::TIMES.order_grace_ms;
-    locks.run(SHOW, later, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            later,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, later, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 1, seats: &seats(&["A1"]) })).await.unwrap();
-    let r = locks.run(SHOW, later + 1, &cmd::ExtendForOrder { user: "bob", hold_id: "h2", order_id: "o2", order_ttl_ms: 600_000 })
+    locks
+        .run(
+            SHOW,
+            later,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 1,
+                seats: &seats(&["A1"]),
+            }),
+        )
+        .await
+        .unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            later + 1,
+            &cmd::ExtendForOrder {
+                user: "bob",
+                hold_id: "h2",
+                order_id: "o2",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(r.out, ExtendOutcome::NotActive("RELEASED".into()));
@@ -272,10 +697,30 @@ async fn a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order(locks:
 }
 
 async fn shows_are_independent(locks: Arc<SeatEngine>) {
-    locks.run("show-a", T0, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1"]), ttl_ms: TTL })
+    locks
+        .run(
+            "show-a",
+            T0,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    let r = locks.run("show-b", T0, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A1"]), ttl_ms: TTL })
+    let r = locks
+        .run(
+            "show-b",
+            T0,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["A1"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(held(&r.out), (1, None));
@@ -299,7 +744,22 @@ async fn best_available_picks_by_the_rule_in_one_step(locks: Arc<SeatEngine>) {
     let plan = small_plan();
     let best = |user: &'static str, id: &'static str, q: usize| {
         let (locks, plan) = (locks.clone(), plan.clone());
-        async move { locks.run(SHOW, T0, &cmd::HoldBest { user, hold_id: id, quantity: q, rows: &plan, ttl_ms: TTL }).await.unwrap() }
+        async move {
+            locks
+                .run(
+                    SHOW,
+                    T0,
+                    &cmd::HoldBest {
+                        user,
+                        hold_id: id,
+                        quantity: q,
+                        rows: &plan,
+                        ttl_ms: TTL,
+                    },
+                )
+                .await
+                .unwrap()
+        }
     };
     // Row B first; B2 is unavailable, so B3-B4 sits nearest the middle
     // without stranding a seat.

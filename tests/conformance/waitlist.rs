@@ -27,14 +27,29 @@ fn row_of_four() -> Vec<RowPlan> {
 
 async fn join(locks: &Arc<SeatEngine>, now: i64, user: &str, q: usize) -> WaitJoin {
     let offer = format!("offer-{user}");
-    locks.run(SHOW, now, &cmd::JoinWaitlist { user, quantity: q, offer_id: &offer, rows: &row_of_four(), offer_ttl_ms: OFFER_TTL })
+    locks
+        .run(
+            SHOW,
+            now,
+            &cmd::JoinWaitlist {
+                user,
+                quantity: q,
+                offer_id: &offer,
+                rows: &row_of_four(),
+                offer_ttl_ms: OFFER_TTL,
+            },
+        )
         .await
         .unwrap()
         .out
 }
 
 async fn standing(locks: &Arc<SeatEngine>, now: i64, user: &str) -> WaitStanding {
-    locks.run(SHOW, now, &cmd::WaitlistStanding { user }).await.map(|r| r.out).unwrap()
+    locks
+        .run(SHOW, now, &cmd::WaitlistStanding { user })
+        .await
+        .map(|r| r.out)
+        .unwrap()
 }
 
 fn waiting(position: u64, quantity: usize) -> WaitStanding {
@@ -48,7 +63,19 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
         ("bob", "h2", &["A3"]),
         ("cat", "h3", &["A4"]),
     ] {
-        let r = locks.run(SHOW, t, &cmd::Hold { user, hold_id: hold, seats: &seats(list), ttl_ms: TTL }).await.unwrap();
+        let r = locks
+            .run(
+                SHOW,
+                t,
+                &cmd::Hold {
+                    user,
+                    hold_id: hold,
+                    seats: &seats(list),
+                    ttl_ms: TTL,
+                },
+            )
+            .await
+            .unwrap();
         assert!(matches!(r.out, HoldOutcome::Held { .. }));
     }
     // Sold out: carol waits for two, dave for one, erin for two.
@@ -60,7 +87,17 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
 
     // Alice gives her pair back: it goes straight to carol, in the same step.
     let mut events = locks.subscribe(SHOW).await.unwrap();
-    let r = locks.run(SHOW, t + 1, &cmd::Release { user: "alice", hold_id: "h1" }).await.unwrap();
+    let r = locks
+        .run(
+            SHOW,
+            t + 1,
+            &cmd::Release {
+                user: "alice",
+                hold_id: "h1",
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(r.out, ReleaseOutcome::Released);
     let delta = tokio::time::timeout(Duration::from_secs(5), events.next())
         .await
@@ -116,7 +153,17 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
     assert_eq!(snap.taken.get("A1"), None, "a seat no waiter can use is on sale");
 
     // Dave buys his: the offer was taken.
-    let ordered = locks.run(SHOW, late + 1, &cmd::ExtendForOrder { user: "dave", hold_id: "offer-dave", order_id: "o-dave", order_ttl_ms: 600_000 })
+    let ordered = locks
+        .run(
+            SHOW,
+            late + 1,
+            &cmd::ExtendForOrder {
+                user: "dave",
+                hold_id: "offer-dave",
+                order_id: "o-dave",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -129,7 +176,17 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
     ));
 
     // Bob gives A3 back: with A1 that makes two for erin, not side by side.
-    locks.run(SHOW, late + 2, &cmd::Release { user: "bob", hold_id: "h2" }).await.unwrap();
+    locks
+        .run(
+            SHOW,
+            late + 2,
+            &cmd::Release {
+                user: "bob",
+                hold_id: "h2",
+            },
+        )
+        .await
+        .unwrap();
     let erin = WaitStanding::Offered {
         hold_id: "offer-erin".into(),
         seats: seats(&["A1", "A3"]),
@@ -139,7 +196,10 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
 
     // Erin leaves the list: her offer is given back, and with nobody
     // waiting its seats are on sale.
-    let r = locks.run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" }).await.unwrap();
+    let r = locks
+        .run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" })
+        .await
+        .unwrap();
     assert_eq!(r.out, erin);
     let snap = locks.run(SHOW, late + 3, &cmd::Snapshot).await.unwrap().out;
     assert_eq!(
@@ -148,7 +208,11 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
         "nobody waits: the seats are available"
     );
     assert_eq!(
-        locks.run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" }).await.unwrap().out,
+        locks
+            .run(SHOW, late + 3, &cmd::LeaveWaitlist { user: "erin" })
+            .await
+            .unwrap()
+            .out,
         WaitStanding::None,
         "leaving twice: she is not on the list"
     );
@@ -178,10 +242,30 @@ async fn returned_seats_go_to_waiters_in_order_and_never_show_available(locks: A
 
 async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave(locks: Arc<SeatEngine>) {
     let t = T0;
-    locks.run(SHOW, t, &cmd::Hold { user: "alice", hold_id: "h1", seats: &seats(&["A1", "A2", "A3"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            t,
+            &cmd::Hold {
+                user: "alice",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2", "A3"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, t + 1, &cmd::Hold { user: "bob", hold_id: "h2", seats: &seats(&["A4"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            t + 1,
+            &cmd::Hold {
+                user: "bob",
+                hold_id: "h2",
+                seats: &seats(&["A4"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     // Bob holds one seat but wants two: he waits, keeping his hold.
@@ -207,7 +291,11 @@ async fn an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_lea
     assert_eq!(join(&locks, t + TTL, "dave", 4).await, WaitJoin::Joined(waiting(1, 4)));
     assert_eq!(join(&locks, t + TTL, "erin", 4).await, WaitJoin::Joined(waiting(2, 4)));
     assert_eq!(
-        locks.run(SHOW, t + TTL, &cmd::LeaveWaitlist { user: "dave" }).await.unwrap().out,
+        locks
+            .run(SHOW, t + TTL, &cmd::LeaveWaitlist { user: "dave" })
+            .await
+            .unwrap()
+            .out,
         waiting(1, 4)
     );
     assert_eq!(standing(&locks, t + TTL, "erin").await, waiting(1, 4));
@@ -233,7 +321,17 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
         .flat_map(|r| (1..=12).map(move |k| format!("{}{k}", r.row)))
         .collect();
     for (i, seat) in all.iter().enumerate() {
-        let r = locks.run(SHOW, t, &cmd::Hold { user: &format!("buyer{i}"), hold_id: &format!("h{i}"), seats: std::slice::from_ref(seat), ttl_ms: TTL })
+        let r = locks
+            .run(
+                SHOW,
+                t,
+                &cmd::Hold {
+                    user: &format!("buyer{i}"),
+                    hold_id: &format!("h{i}"),
+                    seats: std::slice::from_ref(seat),
+                    ttl_ms: TTL,
+                },
+            )
             .await
             .unwrap();
         assert!(matches!(r.out, HoldOutcome::Held { .. }), "{seat}");
@@ -241,7 +339,18 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
     let waiters: u64 = 40;
     for i in 0..waiters {
         let user = format!("waiter{i}");
-        let joined = locks.run(SHOW, t, &cmd::JoinWaitlist { user: &user, quantity: 1, offer_id: &format!("offer-{i}"), rows: &plan, offer_ttl_ms: OFFER_TTL })
+        let joined = locks
+            .run(
+                SHOW,
+                t,
+                &cmd::JoinWaitlist {
+                    user: &user,
+                    quantity: 1,
+                    offer_id: &format!("offer-{i}"),
+                    rows: &plan,
+                    offer_ttl_ms: OFFER_TTL,
+                },
+            )
             .await
             .unwrap()
             .out;

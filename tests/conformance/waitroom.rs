@@ -163,7 +163,17 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
             .is_empty()
     );
     // Two sellable seats, both held: nothing to sell, not sold out.
-    locks.run(SHOW, T0, &cmd::Hold { user: "x", hold_id: "h1", seats: &seats(&["A1", "A2"]), ttl_ms: TTL })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Hold {
+                user: "x",
+                hold_id: "h1",
+                seats: &seats(&["A1", "A2"]),
+                ttl_ms: TTL,
+            },
+        )
         .await
         .unwrap();
     let full = TickParams {
@@ -173,10 +183,30 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
     let t = rooms.admit(SHOW, &token, full.clone()).await.unwrap().unwrap();
     assert!(t.admitted.is_empty() && !t.sold_out && t.available == 0);
     // Booked for good: sold out.
-    locks.run(SHOW, T0, &cmd::ExtendForOrder { user: "x", hold_id: "h1", order_id: "o1", order_ttl_ms: 600_000 })
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::ExtendForOrder {
+                user: "x",
+                hold_id: "h1",
+                order_id: "o1",
+                order_ttl_ms: 600_000,
+            },
+        )
         .await
         .unwrap();
-    locks.run(SHOW, T0, &cmd::Book(cmd::OrderSeats { order_id: "o1", hold_id: "h1", stamp: 1, seats: &seats(&["A1", "A2"]) }))
+    locks
+        .run(
+            SHOW,
+            T0,
+            &cmd::Book(cmd::OrderSeats {
+                order_id: "o1",
+                hold_id: "h1",
+                stamp: 1,
+                seats: &seats(&["A1", "A2"]),
+            }),
+        )
         .await
         .unwrap();
     let t = rooms

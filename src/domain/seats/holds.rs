@@ -1,12 +1,22 @@
 //! Holds: by seat id, best available, and given back; the sweeper's step
 //! and the snapshot, which only sweep.
 
-use super::{At, BestOutcome, Effects, HoldOutcome, HoldRecord, HoldStatus, Op, Owner, ReleaseOutcome, SeatSnapshot, ShowSeats, status_name};
+use super::{
+    At, BestOutcome, Effects, HoldOutcome, HoldRecord, HoldStatus, Op, Owner, ReleaseOutcome, SeatSnapshot, ShowSeats,
+    status_name,
+};
 use crate::domain::best::{self, RowPlan};
 
 impl ShowSeats {
     /// Locks every seat for `user`, or none (`lua/seats_hold.lua`).
-    pub fn hold(&mut self, at: At<'_>, user: &str, hold_id: &str, seats: &[String], ttl_ms: i64) -> (HoldOutcome, Effects) {
+    pub fn hold(
+        &mut self,
+        at: At<'_>,
+        user: &str,
+        hold_id: &str,
+        seats: &[String],
+        ttl_ms: i64,
+    ) -> (HoldOutcome, Effects) {
         let op = Op::begin(self, at);
         if op.retried(user, hold_id) {
             let (version, fx) = op.finish();

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{At, Effects, HoldRecord, HoldStatus, Op, Owner, PendingLock, RecordState, SeatDelta, SeatStatus, ShowSeats};
+use super::{
+    At, Effects, HoldRecord, HoldStatus, Op, Owner, PendingLock, RecordState, SeatDelta, SeatStatus, ShowSeats,
+};
 
 /// The owner the record gives each seat, in the record's order.
 #[derive(Default)]

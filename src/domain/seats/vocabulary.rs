@@ -232,7 +232,6 @@ pub struct LockTimes {
     pub order_grace_ms: i64,
 }
 
-
 /// Where and when a step runs: the show, the time (ms since the epoch, from
 /// the caller, so the same cases run on every engine) and the timing knobs.
 #[derive(Debug, Clone, Copy)]

@@ -26,10 +26,10 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Position, Sink};
 use super::views;
-use crate::live::source::SeatSource;
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{SeatChange, SeatDelta, SeatStatus};
 use crate::error::{Result, SeatList};
+use crate::live::source::SeatSource;
 use crate::metrics as m;
 use crate::ws::frame;
 

@@ -17,8 +17,8 @@ use super::{Feed, PROBE_EVERY, RESUBSCRIBE_MAX, RESUBSCRIBE_MIN, Replica, Shard,
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{Owner, SeatDelta};
 use crate::error::Result;
-use crate::live::source::SeatSource;
 use crate::live::conn::{Conn, Offered};
+use crate::live::source::SeatSource;
 use crate::metrics as m;
 
 pub(super) async fn read(source: &dyn SeatSource, show: &str) -> Result<Replica> {

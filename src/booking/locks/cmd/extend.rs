@@ -61,7 +61,7 @@ impl SeatCommand for ExtendForOrder<'_> {
 fn order_lock(reply: &mut ReplyReader) -> Result<OrderLock> {
     Ok(OrderLock {
         order_id: reply.next_text()?,
-        expires_ms: reply.next()?,
-        created_ms: reply.next()?,
+        expires_ms: reply.next_as()?,
+        created_ms: reply.next_as()?,
     })
 }

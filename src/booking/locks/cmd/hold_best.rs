@@ -39,7 +39,10 @@ impl SeatCommand for HoldBest<'_> {
     }
 
     fn args(&self, argv: &mut ScriptInvocation<'_>, _: LockTimes) {
-        argv.arg(self.user).arg(self.hold_id).arg(self.ttl_ms).arg(self.quantity);
+        argv.arg(self.user)
+            .arg(self.hold_id)
+            .arg(self.ttl_ms)
+            .arg(self.quantity);
         for row in self.rows {
             argv.arg(&row.row).arg(row.seats).arg(row.unavailable_list());
         }
@@ -53,7 +56,7 @@ impl SeatCommand for HoldBest<'_> {
             }
         } else {
             BestOutcome::NotEnough {
-                largest_block: reply.next()?,
+                largest_block: reply.next_as()?,
             }
         })
     }

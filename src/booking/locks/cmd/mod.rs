@@ -49,8 +49,8 @@ pub struct Head {
 impl Head {
     pub fn read(reply: &mut ReplyReader) -> Result<Self> {
         Ok(Self {
-            expired: reply.next()?,
-            version: reply.next()?,
+            expired: reply.next_as()?,
+            version: reply.next_as()?,
             epoch: reply.next_text()?,
         })
     }

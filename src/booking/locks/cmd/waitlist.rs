@@ -71,12 +71,19 @@ impl SeatCommand for JoinWaitlist<'_> {
         Ok(match reply.next_text()?.as_str() {
             "JOINED" => WaitJoin::Joined(standing(reply)?),
             "ALREADY" => WaitJoin::Already(standing(reply)?),
-            _ => WaitJoin::SeatsAvailable { free: reply.next()? },
+            _ => WaitJoin::SeatsAvailable { free: reply.next_as()? },
         })
     }
 
     fn step(&self, seats: &mut ShowSeats, at: At<'_>) -> (WaitJoin, Effects) {
-        seats.wait_join(at, self.user, self.quantity, self.offer_id, self.rows, self.offer_ttl_ms)
+        seats.wait_join(
+            at,
+            self.user,
+            self.quantity,
+            self.offer_id,
+            self.rows,
+            self.offer_ttl_ms,
+        )
     }
 }
 
@@ -129,12 +136,12 @@ impl SeatCommand for WaitlistStanding<'_> {
 fn standing(reply: &mut ReplyReader) -> Result<WaitStanding> {
     Ok(match reply.next_text()?.as_str() {
         "WAITING" => WaitStanding::Waiting {
-            position: reply.next()?,
-            quantity: reply.next()?,
+            position: reply.next_as()?,
+            quantity: reply.next_as()?,
         },
         "OFFERED" => WaitStanding::Offered {
             hold_id: reply.next_text()?,
-            expires_ms: reply.next()?,
+            expires_ms: reply.next_as()?,
             seats: reply.next_list()?,
         },
         "ENDED" => {
