@@ -206,18 +206,19 @@ impl Booking {
         let now_ms = self.clock.now_ms();
         let oid = order.id.to_string();
         let stamp = order.updated_at.timestamp_micros();
-        let seats = cmd::OrderSeats {
+        let verdict = match effect {
+            SeatEffect::Keep => return,
+            SeatEffect::Book => cmd::Verdict::Book,
+            SeatEffect::Free => cmd::Verdict::Release,
+        };
+        let settle = cmd::Settle {
+            verdict,
             order_id: &oid,
             hold_id: &order.hold_id,
             stamp,
             seats: &order.seat_ids,
         };
-        let show = &order.show_id;
-        let result = match effect {
-            SeatEffect::Keep => return,
-            SeatEffect::Book => self.locks.run(show, now_ms, &cmd::Book(seats)).await,
-            SeatEffect::Free => self.locks.run(show, now_ms, &cmd::ReleaseOrder(seats)).await,
-        };
+        let result = self.locks.run(&order.show_id, now_ms, &settle).await;
         match result {
             Ok(reply) => {
                 track(reply);

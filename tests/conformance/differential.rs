@@ -229,12 +229,13 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                     .run(
                         SHOW,
                         now,
-                        &cmd::Book(cmd::OrderSeats {
+                        &cmd::Settle {
+                            verdict: cmd::Verdict::Book,
                             order_id: &o,
                             hold_id: &h,
                             stamp: step,
                             seats: &s,
-                        }),
+                        },
                     )
                     .await
                     .unwrap();
@@ -242,12 +243,13 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                     .run(
                         SHOW,
                         now,
-                        &cmd::Book(cmd::OrderSeats {
+                        &cmd::Settle {
+                            verdict: cmd::Verdict::Book,
                             order_id: &o,
                             hold_id: &h,
                             stamp: step,
                             seats: &s,
-                        }),
+                        },
                     )
                     .await
                     .unwrap();
@@ -259,12 +261,13 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                     .run(
                         SHOW,
                         now,
-                        &cmd::ReleaseOrder(cmd::OrderSeats {
+                        &cmd::Settle {
+                            verdict: cmd::Verdict::Release,
                             order_id: &o,
                             hold_id: &h,
                             stamp: step,
                             seats: &s,
-                        }),
+                        },
                     )
                     .await
                     .unwrap();
@@ -272,12 +275,13 @@ async fn same_history_same_answers(redis: Arc<SeatEngine>, seed: u64) -> u64 {
                     .run(
                         SHOW,
                         now,
-                        &cmd::ReleaseOrder(cmd::OrderSeats {
+                        &cmd::Settle {
+                            verdict: cmd::Verdict::Release,
                             order_id: &o,
                             hold_id: &h,
                             stamp: step,
                             seats: &s,
-                        }),
+                        },
                     )
                     .await
                     .unwrap();

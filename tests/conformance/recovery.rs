@@ -86,12 +86,13 @@ async fn a_show_with_no_state_refuses_until_it_is_built_from_the_record(locks: A
         .run(
             SHOW,
             T0 + 1,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o2",
                 hold_id: "h9",
                 stamp: 9,
                 seats: &seats(&["D1", "D2"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -198,12 +199,13 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
         .run(
             SHOW,
             T0,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 10,
                 seats: &seats(&["A1"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -211,12 +213,13 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
         .run(
             SHOW,
             T0,
-            &cmd::ReleaseOrder(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Release,
                 order_id: "o2",
                 hold_id: "h2",
                 stamp: 9,
                 seats: &seats(&["D1"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -287,12 +290,13 @@ async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) 
             .run(
                 SHOW,
                 T0,
-                &cmd::ReleaseOrder(cmd::OrderSeats {
+                &cmd::Settle {
+                    verdict: cmd::Verdict::Release,
                     order_id: "o1",
                     hold_id: "h1",
                     stamp: 20,
                     seats: &seats(&["A1"])
-                })
+                }
             )
             .await
             .unwrap()
@@ -302,12 +306,13 @@ async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) 
         .run(
             SHOW,
             T0,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 10,
                 seats: &seats(&["A1"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -317,12 +322,13 @@ async fn late_and_repeated_order_changes_change_nothing(locks: Arc<SeatEngine>) 
         .run(
             SHOW,
             T0,
-            &cmd::ReleaseOrder(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Release,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 20,
                 seats: &seats(&["A1"]),
-            }),
+            },
         )
         .await
         .unwrap();

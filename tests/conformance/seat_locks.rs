@@ -409,12 +409,13 @@ async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
         .run(
             SHOW,
             T0 + 1,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 1,
                 seats: &seats(&["A1", "A2"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -427,12 +428,13 @@ async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
         .run(
             SHOW,
             T0 + 10_000_001,
-            &cmd::ReleaseOrder(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Release,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 2,
                 seats: &seats(&["A1", "A2"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -451,12 +453,13 @@ async fn booking_and_releasing_an_order(locks: Arc<SeatEngine>) {
         .run(
             SHOW,
             T0 + 10_000_003,
-            &cmd::ReleaseOrder(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Release,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 2,
                 seats: &seats(&["A1", "A2"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -570,12 +573,13 @@ async fn subscribers_see_every_delta_in_version_order(locks: Arc<SeatEngine>) {
         .run(
             SHOW,
             T0,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h2",
                 stamp: 1,
                 seats: &seats(&["A2", "A3"]),
-            }),
+            },
         )
         .await
         .unwrap();
@@ -668,12 +672,13 @@ async fn a_hold_that_lost_a_seat_to_a_late_booking_cannot_become_an_order(locks:
         .run(
             SHOW,
             later,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 1,
                 seats: &seats(&["A1"]),
-            }),
+            },
         )
         .await
         .unwrap();

@@ -200,12 +200,13 @@ async fn paused_rooms_and_rooms_with_nothing_to_sell_admit_nobody(r: Rooms) {
         .run(
             SHOW,
             T0,
-            &cmd::Book(cmd::OrderSeats {
+            &cmd::Settle {
+                verdict: cmd::Verdict::Book,
                 order_id: "o1",
                 hold_id: "h1",
                 stamp: 1,
                 seats: &seats(&["A1", "A2"]),
-            }),
+            },
         )
         .await
         .unwrap();

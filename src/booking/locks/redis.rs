@@ -38,7 +38,7 @@ impl RedisSeatLocks {
     /// own, and reads the whole reply back.
     pub async fn run<C: SeatCommand>(&self, show: &str, now: i64, cmd: &C) -> Result<Reply<C::Out>> {
         let k = self.keys.show(show);
-        let script = C::script(&self.scripts);
+        let script = cmd.script(&self.scripts);
         let mut inv = script.prepare_invoke();
         for key in k.script_keys() {
             inv.key(key);
@@ -52,7 +52,7 @@ impl RedisSeatLocks {
         cmd.args(&mut inv, self.times);
         let mut conn = self.redis.conn.clone();
         let reply: Value = inv.invoke_async(&mut conn).await?;
-        let mut reply = ReplyReader::new(C::NAME, reply)?;
+        let mut reply = ReplyReader::new(cmd.name(), reply)?;
         let head = Head::read(&mut reply)?;
         let out = C::decode(&head, &mut reply)?;
         reply.finish()?;

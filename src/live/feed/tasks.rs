@@ -160,43 +160,54 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
                     }
                 }
                 None => {
-                    let mut wait = RESUBSCRIBE_MIN;
-                    stream = loop {
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        match feed.locks.subscribe(&feed.show).await {
-                            Ok(s) => break s,
-                            Err(e) => {
-                                tracing::warn!(show = %feed.show, error = %e, "resubscribe failed");
-                                wait = (wait * 2).min(RESUBSCRIBE_MAX);
-                            }
-                        }
-                    };
+                    let Some(again) = resubscribe(feed, stop).await else { return };
+                    stream = again;
                     feed.emit();
                     feed.resync().await;
                 }
             },
-            _ = probe.tick() => {
-                let (epoch, ours) = feed.position();
-                if ahead.is_some_and(|v| ours < v) {
-                    feed.emit();
-                    feed.resync().await;
-                    ahead = None;
-                } else {
-                    ahead = match feed.read().await {
-                        // Rebuilt, or gone back: resync now, whatever the version.
-                        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
-                            feed.emit();
-                            feed.resync().await;
-                            None
-                        }
-                        Ok(theirs) if theirs.version > ours => Some(theirs.version),
-                        _ => None,
-                    };
-                }
+            _ = probe.tick() => ahead = probe_once(feed, ahead).await,
+        }
+    }
+}
+
+/// Takes the show's subscription again after it was lost, backing off
+/// between tries; `None` when the feed stops first.
+async fn resubscribe(feed: &Feed, stop: &CancellationToken) -> Option<BoxStream<'static, SeatDelta>> {
+    let mut wait = RESUBSCRIBE_MIN;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match feed.locks.subscribe(&feed.show).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(show = %feed.show, error = %e, "resubscribe failed");
+                wait = (wait * 2).min(RESUBSCRIBE_MAX);
             }
         }
+    }
+}
+
+/// One probe of the engine: resyncs when the show was rebuilt, went back,
+/// or stayed ahead of the replica since the last probe; answers the
+/// version to check against at the next one.
+async fn probe_once(feed: &Feed, ahead: Option<u64>) -> Option<u64> {
+    let (epoch, ours) = feed.position();
+    if ahead.is_some_and(|v| ours < v) {
+        feed.emit();
+        feed.resync().await;
+        return None;
+    }
+    match feed.read().await {
+        // Rebuilt, or gone back: resync now, whatever the version.
+        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
+            feed.emit();
+            feed.resync().await;
+            None
+        }
+        Ok(theirs) if theirs.version > ours => Some(theirs.version),
+        _ => None,
     }
 }

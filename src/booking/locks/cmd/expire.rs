@@ -22,9 +22,12 @@ pub struct Expire;
 
 impl SeatCommand for Expire {
     type Out = bool;
-    const NAME: &'static str = "seats_expire";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_expire"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.expire
     }
 

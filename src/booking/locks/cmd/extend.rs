@@ -29,9 +29,12 @@ pub struct ExtendForOrder<'a> {
 
 impl SeatCommand for ExtendForOrder<'_> {
     type Out = ExtendOutcome;
-    const NAME: &'static str = "seats_extend_for_order";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_extend_for_order"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.extend_for_order
     }
 

@@ -29,9 +29,12 @@ pub struct Hold<'a> {
 
 impl SeatCommand for Hold<'_> {
     type Out = HoldOutcome;
-    const NAME: &'static str = "seats_hold";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_hold"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.hold
     }
 

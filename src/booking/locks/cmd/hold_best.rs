@@ -32,9 +32,12 @@ pub struct HoldBest<'a> {
 
 impl SeatCommand for HoldBest<'_> {
     type Out = BestOutcome;
-    const NAME: &'static str = "seats_hold_best";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_hold_best"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.hold_best
     }
 

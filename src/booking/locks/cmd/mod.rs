@@ -9,25 +9,25 @@
 //! ARGV (show, channel, publish command, now, retention) and answers the
 //! common head `{expired, version, epoch, ...}` before its own reply.
 
-mod book;
 mod expire;
 mod extend;
 mod hold;
 mod hold_best;
 mod rebuild;
 mod release;
+mod settle;
 mod snapshot;
 mod waitlist;
 
 use redis::{Script, ScriptInvocation};
 
-pub use book::{Book, OrderSeats, ReleaseOrder};
 pub use expire::Expire;
 pub use extend::ExtendForOrder;
 pub use hold::Hold;
 pub use hold_best::HoldBest;
 pub use rebuild::Rebuild;
 pub use release::Release;
+pub use settle::{Settle, Verdict};
 pub use snapshot::Snapshot;
 pub use waitlist::{JoinWaitlist, LeaveWaitlist, WaitlistStanding};
 
@@ -60,8 +60,6 @@ impl Head {
 pub trait SeatCommand: Sync {
     /// What the step answers.
     type Out: Send;
-    /// The script's file name without `.lua`, for errors.
-    const NAME: &'static str;
     /// Whether the show's state must have been built (a rebuild builds it;
     /// a read of the waiting list does not look at the seats).
     const NEEDS_STATE: bool = true;
@@ -69,7 +67,10 @@ pub trait SeatCommand: Sync {
     /// missing or went back in time (not around a rebuild itself).
     const RECOVERS: bool = true;
 
-    fn script(scripts: &Scripts) -> &Script;
+    /// The script's file name without `.lua`, for errors.
+    fn name(&self) -> &'static str;
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script;
 
     /// The ARGV after the common five, in the header's order.
     fn args(&self, argv: &mut ScriptInvocation<'_>, times: LockTimes);

@@ -30,11 +30,14 @@ pub struct Rebuild<'a> {
 
 impl SeatCommand for Rebuild<'_> {
     type Out = bool;
-    const NAME: &'static str = "seats_rebuild";
     const NEEDS_STATE: bool = false;
     const RECOVERS: bool = false;
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_rebuild"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.rebuild
     }
 

@@ -23,9 +23,12 @@ pub struct Release<'a> {
 
 impl SeatCommand for Release<'_> {
     type Out = ReleaseOutcome;
-    const NAME: &'static str = "seats_release";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_release"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.release
     }
 

@@ -21,9 +21,12 @@ pub struct Snapshot;
 
 impl SeatCommand for Snapshot {
     type Out = SeatSnapshot;
-    const NAME: &'static str = "seats_snapshot";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "seats_snapshot"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.snapshot
     }
 

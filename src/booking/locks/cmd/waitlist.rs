@@ -53,9 +53,12 @@ pub struct WaitlistStanding<'a> {
 
 impl SeatCommand for JoinWaitlist<'_> {
     type Out = WaitJoin;
-    const NAME: &'static str = "waitlist_join";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "waitlist_join"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.wait_join
     }
 
@@ -89,9 +92,12 @@ impl SeatCommand for JoinWaitlist<'_> {
 
 impl SeatCommand for LeaveWaitlist<'_> {
     type Out = WaitStanding;
-    const NAME: &'static str = "waitlist_leave";
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "waitlist_leave"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.wait_leave
     }
 
@@ -110,12 +116,15 @@ impl SeatCommand for LeaveWaitlist<'_> {
 
 impl SeatCommand for WaitlistStanding<'_> {
     type Out = WaitStanding;
-    const NAME: &'static str = "waitlist_standing";
     // A read of the list's own keys: it needs no seat state.
     const NEEDS_STATE: bool = false;
     const RECOVERS: bool = false;
 
-    fn script(scripts: &Scripts) -> &Script {
+    fn name(&self) -> &'static str {
+        "waitlist_standing"
+    }
+
+    fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
         &scripts.wait_standing
     }
 
