@@ -32,12 +32,13 @@
 //!
 //! # Dependency rule
 //! app → features → floor → domain. Between features only booking →
-//! catalog, live → catalog and booking's locks and board trait (which it
+//! catalog, live → catalog and booking's board trait (which it
 //! implements), and waitroom → catalog and booking's gate trait (which it
 //! implements). No cycle, nothing upward:
 //! features meet through small traits the asking side defines
 //! (`booking::gate::AdmissionGate`, `booking::board::SeatBoard`,
-//! `catalog::Gates`, `waitroom::SeatCount`).
+//! `catalog::Gates`, `waitroom::SeatCount`, `live::source::SeatSource`),
+//! and `app` wires booking's seat engine into live and the waiting room.
 
 pub mod app;
 pub mod auth;

@@ -101,7 +101,7 @@ pub trait Records: Send + Sync + 'static {
 
     /// What the seat locks of a show must be: every booked seat (by seat)
     /// and every order waiting for payment (oldest first), each with its
-    /// state's stamp (see `SeatLocks::book`). The caller sets `as_of`.
+    /// state's stamp (see `locks::cmd::Settle`). The caller sets `as_of`.
     async fn record_state(&self, show: &str) -> Result<RecordState>;
 
     async fn idempotent_response(&self, user: &str, key: &str) -> Result<Option<StoredResponse>>;
