@@ -257,17 +257,19 @@ end
 -- user, quantity, offer id. One lookup per quantity anyone waits for, so a
 -- single seat coming back to a list of 50,000 pairs costs a few calls, not
 -- a walk of the list.
-local function first_fitting(free)
+-- `except` (the caller of a request for seats) is passed over.
+local function first_fitting(free, except)
   local top = redis.call('ZRANGE', K.by_quantity, -1, -1, 'WITHSCORES')
   if #top == 0 then return nil end
   local most = math.floor(tonumber(top[2]) / BAND)
   local user, first
   for q = 1, math.min(free, most) do
     local hit = redis.call('ZRANGEBYSCORE', K.by_quantity, q * BAND, '(' .. ((q + 1) * BAND),
-      'WITHSCORES', 'LIMIT', 0, 1)
-    if #hit > 0 then
-      local seq = tonumber(hit[2]) - q * BAND
-      if first == nil or seq < first then user, first = hit[1], seq end
+      'WITHSCORES', 'LIMIT', 0, 2)
+    local at = (#hit > 0 and hit[1] == except) and 3 or 1
+    if #hit >= at then
+      local seq = tonumber(hit[at + 1]) - q * BAND
+      if first == nil or seq < first then user, first = hit[at], seq end
     end
   end
   if not user then return nil end
@@ -286,11 +288,18 @@ end
 -- Set by seats_expire: serve even when this script freed nothing (seats a
 -- capped step could not offer are served by the sweeper's next call).
 local serve_always = false
+-- Set by a request for seats (seats_hold, seats_hold_best): its caller is
+-- never offered seats in it (their own request wins for them; the offer
+-- goes to the next waiter).
+local serve_caller = nil
+-- Offers made by this script so far: the budget is checked before each.
+local offers_made = 0
 
 -- Offers freed seats to waiters: the first waiter whose quantity the free
 -- seats can serve gets an ordinary hold of them with the offer's TTL, and
 -- leaves the list; repeated while anyone can be served. Runs before the
--- delta is made, so an offered seat's change is HELD, never AVAILABLE.
+-- delta is made, so an offered seat's change is HELD, never AVAILABLE; a
+-- request for seats also runs it right after its sweep, before it takes any.
 local function serve()
   if not (serve_always or freed_any()) or redis.call('ZCARD', K.waiters) == 0 then return end
   local raw = redis.call('HGET', K.waitlist, 'plan')
@@ -298,9 +307,9 @@ local function serve()
   local plan = cjson.decode(raw)
   local ttl = tonumber(redis.call('HGET', K.waitlist, 'ttl'))
   local rows, total = free_rows(plan)
-  for _ = 1, MAX_OFFERS do
+  while offers_made < MAX_OFFERS do
     if total == 0 then return end
-    local user, q, offer = first_fitting(total)
+    local user, q, offer = first_fitting(total, serve_caller)
     if not user then return end
     wait_remove(user)
     local seats = pick_offer(rows, q)
@@ -308,6 +317,7 @@ local function serve()
     lock_seats(user, offer, ttl, seats, prev, true)
     redis.call('HSET', K.waitlist, 'o:' .. user, offer)
     redis.call('HINCRBY', K.waitlist, 'made', 1)
+    offers_made = offers_made + 1
     if prev then
       -- The waiter's own hold was released: its seats are free again.
       rows, total = free_rows(plan)

@@ -17,6 +17,9 @@
 local user, hold_id, ttl, quantity = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 if not K.epoch then return redis.error_reply(NOSTATE) end
 local expired = sweep()
+-- What the sweep freed goes to waiters before this request takes a seat.
+serve_caller = user
+serve()
 local again = hold_get(hold_id)
 if again and again.u == user then
   return { expired, announce(), K.epoch, 1, redis.call('HGET', K.holds, hold_id) }

@@ -414,6 +414,86 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
     assert_eq!(last.values().filter(|s| **s == SeatStatus::Held).count(), 40);
 }
 
+async fn hold(locks: &Arc<SeatEngine>, now: i64, user: &str, id: &str, list: &[&str], ttl: i64) -> HoldOutcome {
+    let seats = seats(list);
+    let hold = cmd::Hold {
+        user,
+        hold_id: id,
+        seats: &seats,
+        ttl_ms: ttl,
+    };
+    locks.run(SHOW, now, &hold).await.unwrap().out
+}
+
+/// A seat that comes back is offered before the request that finds it free
+/// can take it: a hold by id or a best-available pick running first at the
+/// expiry instant gets none of it, and a waiter's own request wins for that
+/// waiter (their own hold stands, the offer goes to the next waiter).
+async fn seats_freed_inside_a_request_go_to_the_list_first(locks: Arc<SeatEngine>) {
+    let t = T0;
+    assert!(matches!(
+        hold(&locks, t, "alice", "h1", &["A1", "A2"], TTL).await,
+        HoldOutcome::Held { .. }
+    ));
+    let bob_ttl = TTL + 2 * OFFER_TTL;
+    assert!(matches!(
+        hold(&locks, t, "bob", "h2", &["A3", "A4"], bob_ttl).await,
+        HoldOutcome::Held { .. }
+    ));
+    assert_eq!(join(&locks, t, "carol", 2).await, WaitJoin::Joined(waiting(1, 2)));
+    assert_eq!(join(&locks, t, "dave", 2).await, WaitJoin::Joined(waiting(2, 2)));
+    // Alice's hold runs out; eve's request by id is the first step to see it.
+    let r = hold(&locks, t + TTL, "eve", "h3", &["A1", "A2"], TTL).await;
+    assert_eq!(
+        r,
+        HoldOutcome::Conflict {
+            conflicts: seats(&["A1", "A2"])
+        }
+    );
+    let owner = |snap: &showgate::domain::seats::SeatSnapshot, s: &str| snap.taken.get(s).cloned();
+    let snap = locks.run(SHOW, t + TTL, &cmd::Snapshot).await.unwrap().out;
+    assert_eq!(owner(&snap, "A1"), Some(Owner::Hold("offer-carol".into())));
+    // Carol's offer runs out unclaimed; frank's best-available pick is the
+    // first step to see it: dave gets the pair, frank nothing.
+    let at = t + TTL + OFFER_TTL;
+    let best = cmd::HoldBest {
+        user: "frank",
+        hold_id: "h4",
+        quantity: 2,
+        rows: &row_of_four(),
+        ttl_ms: TTL,
+    };
+    let r = locks.run(SHOW, at, &best).await.unwrap().out;
+    assert_eq!(r, showgate::domain::seats::BestOutcome::NotEnough { largest_block: 0 });
+    let snap = locks.run(SHOW, at, &cmd::Snapshot).await.unwrap().out;
+    assert_eq!(owner(&snap, "A2"), Some(Owner::Hold("offer-dave".into())));
+    // Gina and hal wait. Dave's offer and bob's hold run out together, and
+    // the first step to see it is gina's own request for one seat: a pair
+    // goes to hal, not to her, and her own hold stands.
+    assert_eq!(join(&locks, at, "gina", 2).await, WaitJoin::Joined(waiting(1, 2)));
+    assert_eq!(join(&locks, at, "hal", 2).await, WaitJoin::Joined(waiting(2, 2)));
+    let back = at + OFFER_TTL;
+    assert_eq!(back, t + bob_ttl, "bob's hold is due too");
+    let r = hold(&locks, back, "gina", "h5", &["A4"], TTL).await;
+    let HoldOutcome::Held { record, .. } = r else {
+        panic!("gina's own request wins for her: {r:?}")
+    };
+    assert_eq!((record.status, record.seats), (HoldStatus::Held, seats(&["A4"])));
+    let snap = locks.run(SHOW, back, &cmd::Snapshot).await.unwrap().out;
+    assert_eq!(owner(&snap, "A4"), Some(Owner::Hold("h5".into())), "{snap:?}");
+    let hal = Some(Owner::Hold("offer-hal".into()));
+    assert_eq!(
+        ["A1", "A2", "A3"].iter().filter(|s| owner(&snap, s) == hal).count(),
+        2,
+        "hal's pair: {snap:?}"
+    );
+    assert_eq!(
+        standing(&locks, back, "gina").await,
+        waiting(1, 2),
+        "still waiting for two"
+    );
+}
+
 macro_rules! waitlist_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_waitlist {
@@ -436,4 +516,5 @@ waitlist_cases!(
     returned_seats_go_to_waiters_in_order_and_never_show_available,
     an_offer_replaces_the_waiters_own_hold_and_frees_a_waiters_place_on_leave,
     a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_available,
+    seats_freed_inside_a_request_go_to_the_list_first,
 );

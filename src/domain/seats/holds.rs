@@ -17,7 +17,7 @@ impl ShowSeats {
         seats: &[String],
         ttl_ms: i64,
     ) -> (HoldOutcome, Effects) {
-        let op = Op::begin(self, at);
+        let op = Op::begin_for(self, at, user);
         if op.retried(user, hold_id) {
             let (version, fx) = op.finish();
             let record = self.stored(hold_id);
@@ -51,7 +51,7 @@ impl ShowSeats {
         rows: &[RowPlan],
         ttl_ms: i64,
     ) -> (BestOutcome, Effects) {
-        let op = Op::begin(self, at);
+        let op = Op::begin_for(self, at, user);
         if op.retried(user, hold_id) {
             let (version, fx) = op.finish();
             let record = self.stored(hold_id);

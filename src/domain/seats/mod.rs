@@ -98,6 +98,12 @@ struct Op<'a> {
     /// Serve the waiting list even if this step frees nothing (the
     /// sweeper's call: it serves what a capped step could not).
     serve_always: bool,
+    /// Offers made so far in this step (at most `MAX_OFFERS_PER_STEP`).
+    offers: usize,
+    /// The shopper whose own request for seats this step is: never offered
+    /// seats in it (their request wins for them; the offer goes to the next
+    /// waiter).
+    caller: Option<&'a str>,
 }
 
 impl<'a> Op<'a> {
@@ -111,8 +117,20 @@ impl<'a> Op<'a> {
             expired: 0,
             more_due: false,
             serve_always: false,
+            offers: 0,
+            caller: None,
         };
         op.sweep();
+        op
+    }
+
+    /// Begins a step of `caller`'s own request for seats: what the sweep
+    /// freed goes to the waiting list before the request takes any seat,
+    /// and never to the caller.
+    fn begin_for(state: &'a mut ShowSeats, at: At<'a>, caller: &'a str) -> Self {
+        let mut op = Self::begin(state, at);
+        op.caller = Some(caller);
+        op.serve();
         op
     }
 

@@ -109,10 +109,12 @@ pub enum WaitJoin {
 }
 
 impl Waitlist {
-    fn first_fitting(&self, free: usize) -> Option<(String, Waiter)> {
+    /// The first waiter (by arrival) wanting at most `free` seats, passing
+    /// over `except`.
+    fn first_fitting(&self, free: usize, except: Option<&str>) -> Option<(String, Waiter)> {
         self.order
             .values()
-            .find(|u| self.waiters[*u].quantity <= free)
+            .find(|u| Some(u.as_str()) != except && self.waiters[*u].quantity <= free)
             .map(|u| (u.clone(), self.waiters[u].clone()))
     }
 
@@ -136,8 +138,10 @@ impl Op<'_> {
     }
 
     /// Offers freed seats to waiters (see the module's rule). Runs at the
-    /// end of every step, before its delta is made: an offered seat's
-    /// change is HELD, never AVAILABLE.
+    /// end of every step, before its delta is made (an offered seat's
+    /// change is HELD, never AVAILABLE), and in a request for seats also
+    /// right after the sweep, before the request takes any. The step's
+    /// budget of offers is checked before each.
     pub(super) fn serve(&mut self) {
         let freed = self.changes.status.values().any(|s| *s == SeatStatus::Available);
         if !(freed || self.serve_always) || self.state.waitlist.waiters.is_empty() {
@@ -147,13 +151,13 @@ impl Op<'_> {
             return;
         };
         let ttl = self.state.waitlist.offer_ttl_ms;
-        for _ in 0..MAX_OFFERS_PER_STEP {
+        while self.offers < MAX_OFFERS_PER_STEP {
             let free = self.free_rows(&plan);
             let total = free.iter().flatten().filter(|f| **f).count();
             if total == 0 {
                 return;
             }
-            let Some((user, waiter)) = self.state.waitlist.first_fitting(total) else {
+            let Some((user, waiter)) = self.state.waitlist.first_fitting(total, self.caller) else {
                 return;
             };
             self.state.waitlist.remove(&user);
@@ -166,6 +170,7 @@ impl Op<'_> {
             let wl = &mut self.state.waitlist;
             wl.offers.insert(user, waiter.offer_id);
             wl.stats.made += 1;
+            self.offers += 1;
         }
     }
 
