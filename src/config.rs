@@ -2,12 +2,11 @@
 //! (`HOLD_TTL_SECONDS` / `--hold-ttl-seconds`). Bad values stop start-up with
 //! a message that names the setting.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::http::client::TrustedProxies;
-
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 pub const DEFAULT_HOLD_TTL_SECONDS: u64 = 300;
 pub const DEFAULT_ORDER_TTL_SECONDS: u64 = 600;
@@ -132,8 +131,10 @@ pub struct Settings {
     /// Proxies whose X-Forwarded-For is believed, as comma-separated CIDRs;
     /// behind them the client is the right-most untrusted address. Empty:
     /// the client is always the TCP peer.
-    #[arg(long, global = true, env = "TRUSTED_PROXIES", default_value = "")]
-    pub trusted_proxies: TrustedProxies,
+    // Spelled `std::vec::Vec` so clap parses the whole list as one value
+    // (`parse_trusted_proxies`) instead of taking the flag once per entry.
+    #[arg(long, global = true, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: std::vec::Vec<IpNet>,
 
     /// Seconds between server pings; a peer silent for three pings is closed.
     #[arg(long, global = true, env = "WS_PING_SECONDS", default_value_t = 20,
@@ -218,17 +219,6 @@ impl Settings {
         Ok(())
     }
 
-    /// The socket budgets these settings give.
-    pub fn socket_budgets(&self) -> crate::ws::Budgets {
-        let total = self.ws_max_connections;
-        crate::ws::Budgets {
-            total,
-            seats: self.ws_max_seat_sockets.unwrap_or(total - total / 5),
-            queue: self.ws_max_queue_sockets.unwrap_or(total),
-            per_ip: self.ws_max_per_ip,
-        }
-    }
-
     pub fn uses_redis(&self) -> bool {
         self.redis_url.is_some() || !self.redis_cluster_nodes.is_empty()
     }
@@ -240,6 +230,20 @@ impl Settings {
     pub fn jwt_secret(&self) -> &str {
         self.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET)
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDRs (a bare address is a /32 or
+/// /128); empty is none.
+pub fn parse_trusted_proxies(s: &str) -> Result<Vec<IpNet>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("TRUSTED_PROXIES: {p:?} is not a CIDR or an address"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -281,5 +285,18 @@ mod tests {
         };
         assert!(s.validate().unwrap_err().contains("CATALOG"));
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn bad_proxy_lists_are_refused_with_the_culprit() {
+        assert_eq!(parse_trusted_proxies("").unwrap(), Vec::<IpNet>::new());
+        assert_eq!(Settings::default().trusted_proxies, Vec::<IpNet>::new());
+        assert_eq!(
+            parse_trusted_proxies(" 10.0.0.1 ,, 10.0.0.0/8").unwrap(),
+            vec!["10.0.0.1/32".parse::<IpNet>().unwrap(), "10.0.0.0/8".parse().unwrap()]
+        );
+        let err = parse_trusted_proxies("10.0.0.0/8,nope").unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
     }
 }

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::ops;
 use super::state::AppState;
 use crate::error::Error;
+use crate::http::client::TrustedProxies;
 use crate::http::openapi::{self, Document};
 use crate::http::ratelimit::limit_by_ip;
 use crate::{booking, catalog, live, waitroom};
@@ -39,7 +40,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::http::record_metrics))
         // Outermost: the client address is known before any limit looks at it.
         .layer(middleware::from_fn_with_state(
-            Arc::new(state.settings.trusted_proxies.clone()),
+            Arc::new(TrustedProxies(state.settings.trusted_proxies.clone())),
             crate::http::client::resolve,
         ))
         .with_state(state)

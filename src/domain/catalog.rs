@@ -184,54 +184,12 @@ pub struct Catalog {
 impl Catalog {
     /// Validates and indexes; the error names the first problem found.
     pub fn new(data: CatalogData) -> Result<Self, String> {
-        let mut movies = HashMap::new();
-        for (i, m) in data.movies.iter().enumerate() {
-            check_id("movie", &m.id)?;
-            if movies.insert(m.id.clone(), i).is_some() {
-                return Err(format!("movie {} appears twice", m.id));
-            }
-        }
-        let mut layouts = HashMap::new();
-        let mut screen_theatre = HashMap::new();
-        let mut theatres = HashSet::new();
-        for t in &data.theatres {
-            check_id("theatre", &t.id)?;
-            if !theatres.insert(t.id.clone()) {
-                return Err(format!("theatre {} appears twice", t.id));
-            }
-            for s in &t.screens {
-                check_id("screen", &s.id)?;
-                if layouts.insert(s.id.clone(), Arc::new(Layout::new(s)?)).is_some() {
-                    return Err(format!("screen {} appears twice", s.id));
-                }
-                screen_theatre.insert(s.id.clone(), t.id.clone());
-            }
-        }
+        let movies = index_movies(&data.movies)?;
+        let (layouts, screen_theatre) = index_screens(&data.theatres)?;
         let mut shows = HashMap::new();
         let mut shows_by_movie: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, s) in data.shows.iter().enumerate() {
-            check_id("show", &s.id)?;
-            if !movies.contains_key(&s.movie_id) {
-                return Err(format!("show {}: unknown movie {}", s.id, s.movie_id));
-            }
-            if screen_theatre.get(&s.screen_id) != Some(&s.theatre_id) {
-                return Err(format!(
-                    "show {}: screen {} is not in theatre {}",
-                    s.id, s.screen_id, s.theatre_id
-                ));
-            }
-            if money::parse_minor(&s.price).is_none() {
-                return Err(format!(
-                    "show {}: price {:?} is not a decimal like \"250.00\"",
-                    s.id, s.price
-                ));
-            }
-            if s.currency.len() != 3 || !s.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(format!(
-                    "show {}: currency {:?} is not an ISO 4217 code",
-                    s.id, s.currency
-                ));
-            }
+            check_show(s, &movies, &screen_theatre)?;
             if shows.insert(s.id.clone(), i).is_some() {
                 return Err(format!("show {} appears twice", s.id));
             }
@@ -283,6 +241,72 @@ impl Catalog {
     pub fn layout(&self, screen: &str) -> Option<Arc<Layout>> {
         self.layouts.get(screen).cloned()
     }
+}
+
+/// Movie indexes by id.
+fn index_movies(movies: &[Movie]) -> Result<HashMap<String, usize>, String> {
+    let mut index = HashMap::new();
+    for (i, m) in movies.iter().enumerate() {
+        check_id("movie", &m.id)?;
+        if index.insert(m.id.clone(), i).is_some() {
+            return Err(format!("movie {} appears twice", m.id));
+        }
+    }
+    Ok(index)
+}
+
+/// Every screen's layout, and its theatre, by screen id.
+type ScreenIndex = (HashMap<String, Arc<Layout>>, HashMap<String, String>);
+
+fn index_screens(theatres: &[Theatre]) -> Result<ScreenIndex, String> {
+    let mut layouts = HashMap::new();
+    let mut screen_theatre = HashMap::new();
+    let mut seen = HashSet::new();
+    for t in theatres {
+        check_id("theatre", &t.id)?;
+        if !seen.insert(t.id.clone()) {
+            return Err(format!("theatre {} appears twice", t.id));
+        }
+        for s in &t.screens {
+            check_id("screen", &s.id)?;
+            if layouts.insert(s.id.clone(), Arc::new(Layout::new(s)?)).is_some() {
+                return Err(format!("screen {} appears twice", s.id));
+            }
+            screen_theatre.insert(s.id.clone(), t.id.clone());
+        }
+    }
+    Ok((layouts, screen_theatre))
+}
+
+/// A show's id, movie, screen (in its theatre), price and currency.
+fn check_show(
+    s: &Show,
+    movies: &HashMap<String, usize>,
+    screen_theatre: &HashMap<String, String>,
+) -> Result<(), String> {
+    check_id("show", &s.id)?;
+    if !movies.contains_key(&s.movie_id) {
+        return Err(format!("show {}: unknown movie {}", s.id, s.movie_id));
+    }
+    if screen_theatre.get(&s.screen_id) != Some(&s.theatre_id) {
+        return Err(format!(
+            "show {}: screen {} is not in theatre {}",
+            s.id, s.screen_id, s.theatre_id
+        ));
+    }
+    if money::parse_minor(&s.price).is_none() {
+        return Err(format!(
+            "show {}: price {:?} is not a decimal like \"250.00\"",
+            s.id, s.price
+        ));
+    }
+    if s.currency.len() != 3 || !s.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "show {}: currency {:?} is not an ISO 4217 code",
+            s.id, s.currency
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(kind: &str, id: &str) -> Result<(), String> {

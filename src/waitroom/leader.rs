@@ -148,30 +148,7 @@ impl Leader {
     /// open.
     pub async fn tick(&mut self, room: &StoredRoom) -> Option<(Tick, f64)> {
         if self.last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
-            self.last_lease = Some(Instant::now());
-            let was_leading = self.lease.is_some();
-            self.lease = match self.engine.lease(&self.show, &self.node, LEASE_TTL_MS).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(show = %self.show, error = %e, "admission lease failed");
-                    None
-                }
-            };
-            if self.lease.is_some() && !was_leading {
-                // The bucket is the room's, not this node's: start from what
-                // the last leader left (refilled since), never a full burst.
-                let now = self.clock.now_ms();
-                match self.engine.counters(&self.show, now).await {
-                    Ok(c) => {
-                        self.bucket = None;
-                        self.last_tick_ms = c.last_tick_ms;
-                    }
-                    Err(e) => {
-                        tracing::warn!(show = %self.show, error = %e, "could not read the room; not leading yet");
-                        self.lease = None;
-                    }
-                }
-            }
+            self.renew_lease().await;
         }
         let token = self.lease.clone()?;
         let now = self.clock.now();
@@ -182,20 +159,68 @@ impl Leader {
         // has its pre-queue), an opening is seen through before anyone is
         // admitted; the scripts decide by the shared clock, and refuse a
         // stale leader.
-        if self.opened_for != Some(room.config.opens_at) {
-            match self.open_pre_queue(room, &token).await {
-                Ok(Some(true)) => self.opened_for = Some(room.config.opens_at),
-                Ok(Some(false)) => return None,
-                Ok(None) => {
-                    self.lease = None;
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(show = %self.show, error = %e, "pre-queue opening failed");
-                    return None;
-                }
+        if self.opened_for != Some(room.config.opens_at) && !self.see_opening_through(room, &token).await {
+            return None;
+        }
+        let result = self.admit(room, &token, now).await;
+        self.abandon_if_due(now).await;
+        result
+    }
+
+    /// Takes or keeps the room's lease.
+    async fn renew_lease(&mut self) {
+        self.last_lease = Some(Instant::now());
+        let was_leading = self.lease.is_some();
+        self.lease = match self.engine.lease(&self.show, &self.node, LEASE_TTL_MS).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(show = %self.show, error = %e, "admission lease failed");
+                None
+            }
+        };
+        if self.lease.is_some() && !was_leading {
+            self.take_over_bucket().await;
+        }
+    }
+
+    /// The bucket is the room's, not this node's: a new leader starts from
+    /// what the last one left (refilled since), never a full burst.
+    async fn take_over_bucket(&mut self) {
+        let now = self.clock.now_ms();
+        match self.engine.counters(&self.show, now).await {
+            Ok(c) => {
+                self.bucket = None;
+                self.last_tick_ms = c.last_tick_ms;
+            }
+            Err(e) => {
+                tracing::warn!(show = %self.show, error = %e, "could not read the room; not leading yet");
+                self.lease = None;
             }
         }
+    }
+
+    /// Places the pre-queue of the room's opening. Answers whether the
+    /// opening is seen through, so admission may go on.
+    async fn see_opening_through(&mut self, room: &StoredRoom, token: &str) -> bool {
+        match self.open_pre_queue(room, token).await {
+            Ok(Some(true)) => {
+                self.opened_for = Some(room.config.opens_at);
+                true
+            }
+            Ok(Some(false)) => false,
+            Ok(None) => {
+                self.lease = None;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(show = %self.show, error = %e, "pre-queue opening failed");
+                false
+            }
+        }
+    }
+
+    /// Admits what the bucket allows from the head of the queue.
+    async fn admit(&mut self, room: &StoredRoom, token: &str, now: DateTime<Utc>) -> Option<(Tick, f64)> {
         let tokens = self.take_tokens(room);
         let observed = self.observed_rate();
         self.ticks += 1;
@@ -209,7 +234,7 @@ impl Leader {
             paused: room.config.paused,
             observed_rate: observed,
         };
-        let result = match self.engine.admit(&self.show, &token, params).await {
+        match self.engine.admit(&self.show, token, params).await {
             Ok(Some(t)) => {
                 self.last_tick_ms = Some(now.timestamp_millis());
                 self.admitted(room, &t);
@@ -223,9 +248,7 @@ impl Leader {
                 tracing::warn!(show = %self.show, error = %e, "admission tick failed");
                 None
             }
-        };
-        self.abandon_if_due(now).await;
-        result
+        }
     }
 
     /// Tokens for this tick: no more than the room can take.

@@ -81,6 +81,116 @@ impl Room {
         Some((self.open_base, n as u64))
     }
 
+    /// `lua/wr_join.lua` past admission: where `user` stands, placed in the
+    /// queue (or the pre-queue before a RANDOM opening) when new and
+    /// `create`, seen until `until`.
+    fn place(&mut self, user: &str, create: bool, until: i64, before_opening: bool) -> Standing {
+        let score = match self.score_of.get(user) {
+            Some(s) => *s,
+            None if self.pre.contains(user) => {
+                self.seen.insert(user.to_owned(), until);
+                if before_opening || self.entrants.contains(user) {
+                    return self.pre_queued();
+                }
+                // A straggler the opening did not see: behind the block.
+                self.pre.remove(user);
+                self.arrive(user)
+            }
+            None if !create => return Standing::None,
+            None => {
+                self.joined += 1;
+                self.seen.insert(user.to_owned(), until);
+                let random = self
+                    .stored
+                    .as_ref()
+                    .is_some_and(|s| s.config.pre_queue == PreQueue::Random);
+                if before_opening && random {
+                    self.pre.insert(user.to_owned());
+                    return self.pre_queued();
+                }
+                self.arrive(user)
+            }
+        };
+        self.seen.insert(user.to_owned(), until);
+        Standing::Queued {
+            score: score as f64,
+            position: self.rank(score) + 1,
+            queue_length: self.queue.len() as u64,
+        }
+    }
+
+    fn pre_queued(&self) -> Standing {
+        Standing::PreQueued {
+            entrants: self.pre.len() as u64,
+        }
+    }
+
+    /// `lua/wr_admit.lua` under a held lease: admits up to the tokens in
+    /// hand, and answers the tick and, unless it repeats one already made,
+    /// its event.
+    fn tick(&mut self, p: &TickParams, available: i64, sold_out: bool) -> (Tick, Option<RoomEvent>) {
+        let repeated = self.last_tick.as_deref() == Some(p.tick_id.as_str());
+        self.last_tick = Some(p.tick_id.clone());
+        if !repeated {
+            self.last_tick_at = Some(p.now);
+        }
+        self.admitted.retain(|_, exp| *exp > p.now);
+        let mut active = self.admitted.len() as u64;
+        let mut users = Vec::new();
+        if !p.paused && available > 0 && !repeated {
+            users = self.admit_head(p, active);
+            active += users.len() as u64;
+        }
+        let mut tick = Tick {
+            admitted: users,
+            queue_length: self.queue.len() as u64,
+            active,
+            available,
+            sold_out,
+            seq: self.events,
+        };
+        if repeated {
+            return (tick, None);
+        }
+        if let Some(s) = self.stored.as_mut() {
+            s.sold_out = sold_out;
+            s.observed_rate = p.observed_rate;
+        }
+        self.events += 1;
+        tick.seq = self.events;
+        let event = RoomEvent::Tick {
+            seq: self.events,
+            admitted: tick.admitted.clone(),
+            expires_at: p.now + p.ttl_ms,
+            queue_length: tick.queue_length,
+            active,
+            sold_out,
+            paused: p.paused,
+            rate: p.observed_rate,
+        };
+        (tick, Some(event))
+    }
+
+    /// Admits from the head of the queue as many as the tokens in hand and
+    /// `max_active` allow.
+    fn admit_head(&mut self, p: &TickParams, active: u64) -> Vec<String> {
+        let k = p
+            .max
+            .min(p.max_active.saturating_sub(active))
+            .min(self.queue.len() as u64);
+        let mut users = Vec::new();
+        for _ in 0..k {
+            if let Some((_, user)) = self.queue.pop_first() {
+                self.score_of.remove(&user);
+                self.seen.remove(&user);
+                self.admitted.insert(user.clone(), p.now + p.ttl_ms);
+                users.push(user);
+            }
+        }
+        self.admitted_total += users.len() as u64;
+        users
+    }
+
     fn holds_lease(&self, token: &str, now: i64) -> bool {
         self.lease.as_ref().is_some_and(|(t, until)| t == token && *until > now)
     }
@@ -185,53 +295,7 @@ impl WaitingRooms for MemoryWaitingRooms {
                     seq,
                 };
             }
-            let score = match r.score_of.get(user) {
-                Some(s) => *s,
-                None if r.pre.contains(user) => {
-                    r.seen.insert(user.to_owned(), until);
-                    if before_opening || r.entrants.contains(user) {
-                        return Stand {
-                            standing: Standing::PreQueued {
-                                entrants: r.pre.len() as u64,
-                            },
-                            seq,
-                        };
-                    }
-                    // A straggler the opening did not see: behind the block.
-                    r.pre.remove(user);
-                    r.arrive(user)
-                }
-                None if !create => {
-                    return Stand {
-                        standing: Standing::None,
-                        seq,
-                    };
-                }
-                None => {
-                    r.joined += 1;
-                    r.seen.insert(user.to_owned(), until);
-                    let random = r
-                        .stored
-                        .as_ref()
-                        .is_some_and(|s| s.config.pre_queue == PreQueue::Random);
-                    if before_opening && random {
-                        r.pre.insert(user.to_owned());
-                        return Stand {
-                            standing: Standing::PreQueued {
-                                entrants: r.pre.len() as u64,
-                            },
-                            seq,
-                        };
-                    }
-                    r.arrive(user)
-                }
-            };
-            r.seen.insert(user.to_owned(), until);
-            let standing = Standing::Queued {
-                score: score as f64,
-                position: r.rank(score) + 1,
-                queue_length: r.queue.len() as u64,
-            };
+            let standing = r.place(user, create, until, before_opening);
             Stand { standing, seq }
         }))
     }
@@ -316,64 +380,7 @@ impl WaitingRooms for MemoryWaitingRooms {
         let (taken, all_booked) = self.seats.taken(show, p.now).await?;
         let available = p.sellable as i64 - taken as i64;
         let sold_out = available <= 0 && all_booked;
-        let (tick, event) = self.with(show, |r| {
-            let repeated = r.last_tick.as_deref() == Some(p.tick_id.as_str());
-            r.last_tick = Some(p.tick_id.clone());
-            if !repeated {
-                r.last_tick_at = Some(p.now);
-            }
-            r.admitted.retain(|_, exp| *exp > p.now);
-            let mut active = r.admitted.len() as u64;
-            let mut users = Vec::new();
-            if !p.paused && available > 0 && !repeated {
-                let k = p.max.min(p.max_active.saturating_sub(active)).min(r.queue.len() as u64);
-                for _ in 0..k {
-                    if let Some((_, user)) = r.queue.pop_first() {
-                        r.score_of.remove(&user);
-                        r.seen.remove(&user);
-                        r.admitted.insert(user.clone(), p.now + p.ttl_ms);
-                        users.push(user);
-                    }
-                }
-                r.admitted_total += users.len() as u64;
-                active += users.len() as u64;
-            }
-            if repeated {
-                let tick = Tick {
-                    admitted: users,
-                    queue_length: r.queue.len() as u64,
-                    active,
-                    available,
-                    sold_out,
-                    seq: r.events,
-                };
-                return (tick, None);
-            }
-            if let Some(s) = r.stored.as_mut() {
-                s.sold_out = sold_out;
-                s.observed_rate = p.observed_rate;
-            }
-            r.events += 1;
-            let event = RoomEvent::Tick {
-                seq: r.events,
-                admitted: users.clone(),
-                expires_at: p.now + p.ttl_ms,
-                queue_length: r.queue.len() as u64,
-                active,
-                sold_out,
-                paused: p.paused,
-                rate: p.observed_rate,
-            };
-            let tick = Tick {
-                admitted: users,
-                queue_length: r.queue.len() as u64,
-                active,
-                available,
-                sold_out,
-                seq: r.events,
-            };
-            (tick, Some(event))
-        });
+        let (tick, event) = self.with(show, |r| r.tick(&p, available, sold_out));
         if let Some(event) = event {
             self.publish(show, event);
         }

@@ -85,7 +85,15 @@ enum State {
     /// Skipping a data frame's payload.
     Skip { left: u64 },
     /// Reading a control frame's payload.
-    Control { opcode: u8, mask: [u8; 4], len: usize },
+    Control(Control),
+}
+
+/// A control frame whose payload is being read.
+#[derive(Debug, Clone, Copy)]
+struct Control {
+    opcode: u8,
+    mask: [u8; 4],
+    len: usize,
 }
 
 /// An incremental reader of client frames.
@@ -113,71 +121,94 @@ impl Reader {
         let mut out = Vec::new();
         let mut at = 0;
         while at < input.len() {
-            match &mut self.state {
-                State::Skip { left } => {
-                    let n = (*left).min((input.len() - at) as u64) as usize;
-                    *left -= n as u64;
-                    at += n;
-                    if *left == 0 {
-                        self.state = State::Header;
-                    }
-                }
-                State::Control { opcode, mask, len } => {
-                    let n = (*len - self.buf.len()).min(input.len() - at);
-                    self.buf.extend_from_slice(&input[at..at + n]);
-                    at += n;
-                    if self.buf.len() == *len {
-                        let payload: Vec<u8> = self.buf.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
-                        self.buf.clear();
-                        out.push(control(*opcode, payload));
-                        self.state = State::Header;
-                    }
-                }
-                State::Header => {
-                    // The longest header is 14 bytes; take what may be one.
-                    let take = (14 - self.buf.len()).min(input.len() - at);
-                    self.buf.extend_from_slice(&input[at..at + take]);
-                    at += take;
-                    let Some((used, (fin, opcode, masked, len, mask))) = parse_header(&self.buf)? else {
-                        continue;
-                    };
-                    // Bytes taken past the header belong to what follows it.
-                    at -= self.buf.len() - used;
-                    self.buf.clear();
-                    if !masked {
-                        return Err(Violation::Protocol);
-                    }
-                    match opcode {
-                        OP_TEXT | OP_BINARY | OP_CONTINUATION => {
-                            self.message += len;
-                            if self.message > self.limit {
-                                return Err(Violation::TooBig);
-                            }
-                            if fin {
-                                self.message = 0;
-                            }
-                            out.push(Inbound::Alive);
-                            if len > 0 {
-                                self.state = State::Skip { left: len };
-                            }
-                        }
-                        OP_CLOSE | OP_PING | OP_PONG if fin && len as usize <= MAX_CONTROL => {
-                            if len == 0 {
-                                out.push(control(opcode, Vec::new()));
-                            } else {
-                                self.state = State::Control {
-                                    opcode,
-                                    mask,
-                                    len: len as usize,
-                                };
-                            }
-                        }
-                        _ => return Err(Violation::Protocol),
-                    }
-                }
-            }
+            let rest = &input[at..];
+            at += match self.state {
+                State::Skip { left } => self.skip(left, rest),
+                State::Control(frame) => self.read_control(frame, rest, &mut out),
+                State::Header => self.read_header(rest, &mut out)?,
+            };
         }
         Ok(out)
+    }
+
+    /// Skips what `input` holds of a data frame's payload; answers the
+    /// bytes used.
+    fn skip(&mut self, left: u64, input: &[u8]) -> usize {
+        let n = left.min(input.len() as u64) as usize;
+        let left = left - n as u64;
+        self.state = if left == 0 { State::Header } else { State::Skip { left } };
+        n
+    }
+
+    /// Reads what `input` holds of a control frame's payload, and the frame
+    /// once it is whole; answers the bytes used.
+    fn read_control(&mut self, frame: Control, input: &[u8], out: &mut Vec<Inbound>) -> usize {
+        let n = (frame.len - self.buf.len()).min(input.len());
+        self.buf.extend_from_slice(&input[..n]);
+        if self.buf.len() == frame.len {
+            let payload: Vec<u8> = self
+                .buf
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ frame.mask[i % 4])
+                .collect();
+            self.buf.clear();
+            out.push(control(frame.opcode, payload));
+            self.state = State::Header;
+        }
+        n
+    }
+
+    /// Reads what `input` holds of a header, and starts its frame once it
+    /// is whole; answers the bytes used.
+    fn read_header(&mut self, input: &[u8], out: &mut Vec<Inbound>) -> Result<usize, Violation> {
+        let before = self.buf.len();
+        // The longest header is 14 bytes; take what may be one.
+        let take = (14 - before).min(input.len());
+        self.buf.extend_from_slice(&input[..take]);
+        let Some((used, header)) = parse_header(&self.buf)? else {
+            return Ok(take);
+        };
+        self.buf.clear();
+        out.extend(self.start_frame(header)?);
+        // Bytes taken past the header belong to what follows it.
+        Ok(used - before)
+    }
+
+    /// Starts the frame a complete header announces: a data frame counts
+    /// against the message limit and is skipped; a control frame without a
+    /// payload is answered at once.
+    fn start_frame(&mut self, (fin, opcode, masked, len, mask): Header) -> Result<Option<Inbound>, Violation> {
+        if !masked {
+            return Err(Violation::Protocol);
+        }
+        match opcode {
+            OP_TEXT | OP_BINARY | OP_CONTINUATION => {
+                self.message += len;
+                if self.message > self.limit {
+                    return Err(Violation::TooBig);
+                }
+                if fin {
+                    self.message = 0;
+                }
+                if len > 0 {
+                    self.state = State::Skip { left: len };
+                }
+                Ok(Some(Inbound::Alive))
+            }
+            OP_CLOSE | OP_PING | OP_PONG if fin && len as usize <= MAX_CONTROL => {
+                if len == 0 {
+                    return Ok(Some(control(opcode, Vec::new())));
+                }
+                self.state = State::Control(Control {
+                    opcode,
+                    mask,
+                    len: len as usize,
+                });
+                Ok(None)
+            }
+            _ => Err(Violation::Protocol),
+        }
     }
 }
 

@@ -37,7 +37,7 @@ async fn behind_a_trusted_proxy_each_shopper_has_its_own_ip_limit() {
     // Every request comes from 127.0.0.1: the "ingress".
     let app = spawn_app_with(|s| {
         s.rate_limit_ip_per_sec = 1; // a burst of 2
-        s.trusted_proxies = "127.0.0.0/8".parse().unwrap();
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     let a = "203.0.113.10";
@@ -74,7 +74,7 @@ async fn without_trusted_proxies_forwarded_headers_are_ignored() {
 async fn one_client_address_holds_at_most_ws_max_per_ip_sockets() {
     let app = spawn_app_with(|s| {
         s.ws_max_per_ip = 3;
-        s.trusted_proxies = "127.0.0.1/32".parse().unwrap();
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let show = app.a_show().await;

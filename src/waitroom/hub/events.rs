@@ -54,24 +54,45 @@ impl QueueHub {
         if seq == st.last_seq {
             return; // seen already
         }
-        // A gap, a reset, or a sequence that went back (Redis lost the room's
-        // counters and they started again): every position is re-read, never
-        // frozen behind the old number.
         if seq != st.last_seq + 1 || matches!(event, RoomEvent::Reset { .. }) {
-            if seq != st.last_seq + 1 {
-                tracing::info!(%show, have = st.last_seq, got = seq, "queue feed gap; re-reading positions");
-            }
-            let went_back = seq < st.last_seq;
-            st.last_seq = 0;
-            self.reread(show, st, went_back).await;
-            if let RoomEvent::Tick { sold_out, rate, .. } = event {
-                st.sold_out = sold_out;
-                st.rate = rate;
-            }
+            self.restart(show, st, &event).await;
             return;
         }
         st.last_seq = seq;
-        let (moved, flipped) = match &event {
+        let Some((moved, flipped)) = self.follow(show, st, seq, &event).await else {
+            return;
+        };
+        let targets: Vec<u64> = if flipped {
+            st.book.keys().copied().collect()
+        } else {
+            moved
+        };
+        self.tell_positions(show, st, targets);
+    }
+
+    /// A gap, a reset, or a sequence that went back (Redis lost the room's
+    /// counters and they started again): every position is re-read, never
+    /// frozen behind the old number.
+    async fn restart(&self, show: &str, st: &mut FeedState, event: &RoomEvent) {
+        let seq = event.seq();
+        if seq != st.last_seq + 1 {
+            tracing::info!(%show, have = st.last_seq, got = seq, "queue feed gap; re-reading positions");
+        }
+        let went_back = seq < st.last_seq;
+        st.last_seq = 0;
+        self.reread(show, st, went_back).await;
+        if let RoomEvent::Tick { sold_out, rate, .. } = event {
+            st.sold_out = *sold_out;
+            st.rate = *rate;
+        }
+    }
+
+    /// Applies the next event in sequence to the book and tells the sockets
+    /// it admitted or took out. Answers the sockets that moved and whether
+    /// every socket's view changed (sold out flipped); nothing when the
+    /// event forced a re-read instead.
+    async fn follow(&self, show: &str, st: &mut FeedState, seq: u64, event: &RoomEvent) -> Option<(Vec<u64>, bool)> {
+        match event {
             RoomEvent::Tick {
                 admitted,
                 queue_length,
@@ -87,30 +108,12 @@ impl QueueHub {
                 let change = QueueChange::Head(admitted.len() as u64);
                 let (moved, gone) = st.book.apply(seq, &change);
                 remember(st, seq, change);
-                // Admission belongs to the users the tick names, not to the
-                // places at the head: a socket whose place says "admitted"
-                // but whose user is not named is out of step, and is re-read.
-                let mut stray = false;
-                let named: std::collections::HashSet<&str> = admitted.iter().map(String::as_str).collect();
-                for id in &gone {
-                    let Some(s) = st.sockets.get(id) else { continue };
-                    if !named.contains(s.user.as_str()) {
-                        stray = true;
-                        continue;
-                    }
-                    if let Ok(token) = self.tokens.admission(&s.user, show, *expires_at) {
-                        let _ = s.view.send(SocketView::Admitted {
-                            token,
-                            expires_ms: *expires_at,
-                        });
-                    }
-                }
-                if stray {
+                if self.tell_admitted(show, st, &gone, admitted, *expires_at) {
                     tracing::info!(%show, "a socket's place disagreed with the tick's admitted users; re-reading positions");
                     self.reread(show, st, false).await;
-                    return;
+                    return None;
                 }
-                (moved, flipped)
+                Some((moved, flipped))
             }
             RoomEvent::Left {
                 scores, queue_length, ..
@@ -125,15 +128,37 @@ impl QueueHub {
                         let _ = s.view.send(SocketView::Left);
                     }
                 }
-                (moved, false)
+                Some((moved, false))
             }
-            RoomEvent::Reset { .. } => (Vec::new(), false),
-        };
-        let targets: Vec<u64> = if flipped {
-            st.book.keys().copied().collect()
-        } else {
-            moved
-        };
+            RoomEvent::Reset { .. } => Some((Vec::new(), false)),
+        }
+    }
+
+    /// Sends an admission to each socket that left the head of the queue
+    /// (`gone`) whose user the tick admitted. Answers whether some socket was
+    /// out of step: admission belongs to the users the tick names, not to
+    /// the places at the head, so a socket whose place says "admitted" but
+    /// whose user is not named must be re-read.
+    fn tell_admitted(&self, show: &str, st: &FeedState, gone: &[u64], admitted: &[String], expires_at: i64) -> bool {
+        let mut stray = false;
+        let named: std::collections::HashSet<&str> = admitted.iter().map(String::as_str).collect();
+        for id in gone {
+            let Some(s) = st.sockets.get(id) else { continue };
+            if !named.contains(s.user.as_str()) {
+                stray = true;
+                continue;
+            }
+            if let Ok(token) = self.tokens.admission(&s.user, show, expires_at) {
+                let _ = s.view.send(SocketView::Admitted {
+                    token,
+                    expires_ms: expires_at,
+                });
+            }
+        }
+        stray
+    }
+
+    fn tell_positions(&self, show: &str, st: &FeedState, targets: Vec<u64>) {
         for id in targets {
             if let (Some(pos), Some(s)) = (st.book.position(&id), st.sockets.get(&id)) {
                 let _ = s.view.send(self.queued(show, pos, st.queue_length, st));
@@ -150,8 +175,18 @@ impl QueueHub {
         // Oldest sockets first: if shoppers must queue again, they keep their order.
         let mut ids: Vec<u64> = st.sockets.keys().copied().collect();
         ids.sort_unstable();
-        // The counter as of this reading, which may be below what the feed had
-        // seen (the room's counters restarted): it is the one to follow.
+        let last = self.read_ranks(show, st, &ids).await;
+        // Sockets whose user is no longer queued: admitted during the gap, or gone.
+        let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
+        let requeued = self.find_missing(show, st, missing, lost).await;
+        st.last_seq = last.max(requeued);
+    }
+
+    /// Reads the ranks of the users of `ids`, in chunks, into the book, and
+    /// tells each queued socket its place. Answers the room's counter as of
+    /// the reading, which may be below what the feed had seen (the room's
+    /// counters restarted): it is the one to follow.
+    async fn read_ranks(&self, show: &str, st: &mut FeedState, ids: &[u64]) -> u64 {
         let mut last = st.last_seq;
         if ids.is_empty()
             && let Ok((seq, length, _)) = self.engine.ranks(show, &[]).await
@@ -178,9 +213,15 @@ impl QueueHub {
                 Err(e) => tracing::warn!(%show, error = %e, "queue position re-read failed"),
             }
         }
-        // Sockets whose user is no longer queued: admitted during the gap, or gone.
+        last
+    }
+
+    /// Finds out where the users of sockets that are not queued stand, and
+    /// tells the sockets. Answers the newest sequence among those queued
+    /// again (0: none).
+    async fn find_missing(&self, show: &str, st: &mut FeedState, missing: Vec<u64>, lost: bool) -> u64 {
+        let mut last = 0;
         let now = self.clock.now_ms();
-        let missing: Vec<u64> = ids.into_iter().filter(|id| st.book.position(id).is_none()).collect();
         for id in missing {
             let user = st.sockets[&id].user.clone();
             // A live socket is a shopper still waiting: if Redis lost their
@@ -203,6 +244,6 @@ impl QueueHub {
             let view = self.view_of(show, &user, &stand.standing, st);
             let _ = st.sockets[&id].view.send(view);
         }
-        st.last_seq = last;
+        last
     }
 }

@@ -9,7 +9,7 @@ mod outbox;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{Applied, Cursor, Order, Records, StoredResponse, outbox_payload, outbox_topic};
@@ -51,6 +51,89 @@ fn order_from_row(row: &sqlx::postgres::PgRow) -> Result<Order> {
         failure_reason: row.try_get("failure_reason")?,
         lock_synced: row.try_get("lock_synced")?,
     })
+}
+
+/// The order, its row locked until the transaction ends.
+async fn lock_order(tx: &mut PgConnection, id: Uuid) -> Result<Order> {
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
+    order_from_row(&row)
+}
+
+/// Books or frees the order's seats as its step says. Answers the seats
+/// another order had already booked (then none is booked).
+async fn write_seats(
+    tx: &mut PgConnection,
+    order: &Order,
+    effect: SeatEffect,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    match effect {
+        SeatEffect::Book => {
+            // The primary key (show, seat) decides: a seat another order
+            // already booked is not inserted, and the sale fails whole.
+            let inserted: Vec<String> = sqlx::query_scalar(
+                "INSERT INTO booked_seats (show_id, seat_id, order_id, booked_at) \
+                 SELECT $1, seat, $2, $3 FROM unnest($4::text[]) AS seat \
+                 ON CONFLICT ON CONSTRAINT booked_seats_pkey DO NOTHING RETURNING seat_id",
+            )
+            .bind(&order.show_id)
+            .bind(order.id)
+            .bind(now)
+            .bind(&order.seat_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            if inserted.len() == order.seat_ids.len() {
+                return Ok(Vec::new());
+            }
+            free_seats(tx, order.id).await?;
+            Ok(order
+                .seat_ids
+                .iter()
+                .filter(|s| !inserted.contains(s))
+                .cloned()
+                .collect())
+        }
+        SeatEffect::Free => {
+            free_seats(tx, order.id).await?;
+            Ok(Vec::new())
+        }
+        SeatEffect::Keep => Ok(Vec::new()),
+    }
+}
+
+async fn free_seats(tx: &mut PgConnection, order: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM booked_seats WHERE order_id = $1")
+        .bind(order)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes the order's new state and its outbox event.
+async fn write_order(tx: &mut PgConnection, next: &Order) -> Result<()> {
+    sqlx::query(
+        "UPDATE orders SET status = $2, updated_at = $3, ticket_code = $4, payment_reference = $5, \
+         failure_reason = $6, lock_synced = $7 WHERE id = $1",
+    )
+    .bind(next.id)
+    .bind(next.status.as_str())
+    .bind(next.updated_at)
+    .bind(&next.ticket_code)
+    .bind(&next.payment_reference)
+    .bind(&next.failure_reason)
+    .bind(next.lock_synced)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)")
+        .bind(outbox_topic(next.status))
+        .bind(outbox_payload(next))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -127,54 +210,13 @@ impl Records for PgRecords {
         payment_reference: Option<&str>,
     ) -> Result<Applied> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found("order"))?;
-        let current = order_from_row(&row)?;
+        let current = lock_order(&mut tx, id).await?;
         let step = match order::step(current.status, event, now >= current.expires_at) {
             Ok(Some(step)) => step,
             Ok(None) => return Ok(Applied::Unchanged(current)),
             Err(refusal) => return Ok(Applied::Refused(current, refusal)),
         };
-        let mut conflicts = Vec::new();
-        match step.seats {
-            SeatEffect::Book => {
-                // The primary key (show, seat) decides: a seat another order
-                // already booked is not inserted, and the sale fails whole.
-                let inserted: Vec<String> = sqlx::query_scalar(
-                    "INSERT INTO booked_seats (show_id, seat_id, order_id, booked_at) \
-                     SELECT $1, seat, $2, $3 FROM unnest($4::text[]) AS seat \
-                     ON CONFLICT ON CONSTRAINT booked_seats_pkey DO NOTHING RETURNING seat_id",
-                )
-                .bind(&current.show_id)
-                .bind(id)
-                .bind(now)
-                .bind(&current.seat_ids)
-                .fetch_all(&mut *tx)
-                .await?;
-                if inserted.len() != current.seat_ids.len() {
-                    conflicts = current
-                        .seat_ids
-                        .iter()
-                        .filter(|s| !inserted.contains(s))
-                        .cloned()
-                        .collect();
-                    sqlx::query("DELETE FROM booked_seats WHERE order_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            SeatEffect::Free => {
-                sqlx::query("DELETE FROM booked_seats WHERE order_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            SeatEffect::Keep => {}
-        }
+        let conflicts = write_seats(&mut tx, &current, step.seats, now).await?;
         let next = order::settle(
             &current,
             event,
@@ -184,24 +226,7 @@ impl Records for PgRecords {
             &conflicts,
             &mut rand::rng(),
         );
-        sqlx::query(
-            "UPDATE orders SET status = $2, updated_at = $3, ticket_code = $4, payment_reference = $5, \
-             failure_reason = $6, lock_synced = $7 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(next.status.as_str())
-        .bind(next.updated_at)
-        .bind(&next.ticket_code)
-        .bind(&next.payment_reference)
-        .bind(&next.failure_reason)
-        .bind(next.lock_synced)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)")
-            .bind(outbox_topic(next.status))
-            .bind(outbox_payload(&next))
-            .execute(&mut *tx)
-            .await?;
+        write_order(&mut tx, &next).await?;
         tx.commit().await?;
         Ok(Applied::settled(next, step, conflicts))
     }
