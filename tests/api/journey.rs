@@ -243,9 +243,8 @@ async fn an_ordered_hold_is_not_the_active_hold_and_cannot_be_released() {
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["F1"]).await.json().await.unwrap();
-    let hold_id = hold["holdId"].as_str().unwrap();
-    app.order(&alice, hold_id).await;
+    let pending = app.pending_order(&alice, &show, &["F1"]).await;
+    let hold_id = pending.hold_id();
     assert_error(
         app.delete(&format!("/api/v1/holds/{hold_id}"), &alice).await,
         409,
@@ -263,14 +262,8 @@ async fn a_failed_payment_frees_the_seats_and_is_repeated_as_failed() {
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["G1", "G2"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
+    let order = app.pending_order(&alice, &show, &["G1", "G2"]).await;
+    let id = order.id();
     let failed: Value = app.pay(&alice, id, "FAILURE").await.json().await.unwrap();
     assert_eq!(failed["status"], "FAILED");
     assert_eq!(app.seat_status(&show, "G1").await, "AVAILABLE");
@@ -284,14 +277,8 @@ async fn cancelling_a_confirmed_order_returns_its_seats_and_refuses_payment_afte
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["H1"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
+    let order = app.pending_order(&alice, &show, &["H1"]).await;
+    let id = order.id();
     app.pay(&alice, id, "SUCCESS").await;
     let res = app
         .post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({}))
@@ -402,14 +389,8 @@ async fn order_history_pages_newest_first_with_a_cursor() {
     let alice = app.token("alice").await;
     let mut ids = Vec::new();
     for seat in ["B8", "B9", "B10"] {
-        let hold: Value = app.hold(&alice, &show, &[seat]).await.json().await.unwrap();
-        let order: Value = app
-            .order(&alice, hold["holdId"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(order["orderId"].as_str().unwrap().to_owned());
+        let order = app.pending_order(&alice, &show, &[seat]).await;
+        ids.push(order.id().to_owned());
     }
     let page: Value = app
         .get("/api/v1/orders?limit=2", Some(&alice))
