@@ -208,12 +208,7 @@ impl Features {
         if let Err(e) = rooms.refresh().await {
             tracing::warn!(error = %e, "waiting rooms not loaded at start-up; holds wait for them");
         }
-        let seat_hub = SeatHub::new(
-            catalog.clone(),
-            engines.locks.clone(),
-            feed_tuning(settings),
-            LINGER,
-        );
+        let seat_hub = SeatHub::new(catalog.clone(), engines.locks.clone(), feed_tuning(settings), LINGER);
         let booking = Arc::new(Booking::new(
             catalog.clone(),
             engines.locks.clone(),

@@ -154,14 +154,8 @@ async fn bad_dates_limits_cursors_and_outcomes_are_400() {
         .await;
     }
     let show = app.a_show().await;
-    let hold: Value = app.hold(&alice, &show, &["C5"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
+    let order = app.pending_order(&alice, &show, &["C5"]).await;
+    let id = order.id();
     let path = format!("/api/v1/orders/{id}/confirm-payment");
     assert_error(
         app.post(&path, Some(&alice), json!({"outcome": "MAYBE"})).await,

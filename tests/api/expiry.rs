@@ -77,28 +77,14 @@ async fn an_orders_seats_stay_held_past_the_hold_ttl_until_payment() {
     let app = spawn_app_with(|s| s.hold_ttl_seconds = 1).await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["D7"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    sleep_past(hold["expiresAt"].as_str().unwrap(), 300).await;
+    let pending = app.pending_order(&alice, &show, &["D7"]).await;
+    sleep_past(pending.hold["expiresAt"].as_str().unwrap(), 300).await;
     assert_eq!(app.seat_status(&show, "D7").await, "HELD");
     let got: Value = app
-        .get_json(
-            &format!("/api/v1/holds/{}", hold["holdId"].as_str().unwrap()),
-            Some(&alice),
-        )
+        .get_json(&format!("/api/v1/holds/{}", pending.hold_id()), Some(&alice))
         .await;
     assert_eq!(got["status"], "HELD", "a hold that became an order stays HELD");
-    let paid: Value = app
-        .pay(&alice, order["orderId"].as_str().unwrap(), "SUCCESS")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let paid: Value = app.pay(&alice, pending.id(), "SUCCESS").await.json().await.unwrap();
     assert_eq!(paid["status"], "CONFIRMED");
     assert_eq!(app.seat_status(&show, "D7").await, "BOOKED");
 }
@@ -108,15 +94,9 @@ async fn an_unpaid_order_expires_by_the_sweeper_and_refuses_payment() {
     let app = spawn_app_with(|s| s.order_ttl_seconds = 1).await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["D8", "D9"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
-    sleep_past(order["expiresAt"].as_str().unwrap(), 500).await;
+    let pending = app.pending_order(&alice, &show, &["D8", "D9"]).await;
+    let id = pending.id();
+    sleep_past(pending.order["expiresAt"].as_str().unwrap(), 500).await;
     let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid")
         .bind(id)
         .fetch_one(app.db.as_ref().unwrap())
@@ -140,15 +120,9 @@ async fn paying_after_expiry_expires_the_order_even_before_the_sweeper() {
     .await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["E9"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
-    sleep_past(order["expiresAt"].as_str().unwrap(), 5).await;
+    let pending = app.pending_order(&alice, &show, &["E9"]).await;
+    let id = pending.id();
+    sleep_past(pending.order["expiresAt"].as_str().unwrap(), 5).await;
     assert_error(app.pay(&alice, id, "SUCCESS").await, 409, "ORDER_EXPIRED").await;
     let got: Value = app.get_json(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
     assert_eq!(got["status"], "EXPIRED");

@@ -143,6 +143,19 @@ impl TestApp {
             .await
     }
 
+    /// The usual preamble of a test about an order: `seats` held for the
+    /// token's user, then the hold ordered (both must succeed). The order
+    /// awaits payment.
+    pub async fn pending_order(&self, token: &str, show: &str, seats: &[&str]) -> PendingOrder {
+        let res = self.hold(token, show, seats).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "the hold on {seats:?} is made");
+        let hold: Value = res.json().await.unwrap();
+        let res = self.order(token, hold["holdId"].as_str().unwrap()).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "the order of {seats:?} is made");
+        let order: Value = res.json().await.unwrap();
+        PendingOrder { hold, order }
+    }
+
     pub async fn pay(&self, token: &str, order_id: &str, outcome: &str) -> Response {
         let body = json!({"paymentReference": format!("pay-{order_id}"), "outcome": outcome});
         self.post(&format!("/api/v1/orders/{order_id}/confirm-payment"), Some(token), body)
@@ -210,6 +223,24 @@ impl TestApp {
             }
         }
         panic!("no show on {screen}")
+    }
+}
+
+/// An order awaiting payment, and the hold it was made from, both as the
+/// API answered them (`TestApp::pending_order`).
+pub struct PendingOrder {
+    pub hold: Value,
+    pub order: Value,
+}
+
+impl PendingOrder {
+    /// The order's id.
+    pub fn id(&self) -> &str {
+        self.order["orderId"].as_str().unwrap()
+    }
+
+    pub fn hold_id(&self) -> &str {
+        self.hold["holdId"].as_str().unwrap()
     }
 }
 

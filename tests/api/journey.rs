@@ -243,9 +243,8 @@ async fn an_ordered_hold_is_not_the_active_hold_and_cannot_be_released() {
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["F1"]).await.json().await.unwrap();
-    let hold_id = hold["holdId"].as_str().unwrap();
-    app.order(&alice, hold_id).await;
+    let pending = app.pending_order(&alice, &show, &["F1"]).await;
+    let hold_id = pending.hold_id();
     assert_error(
         app.delete(&format!("/api/v1/holds/{hold_id}"), &alice).await,
         409,
@@ -263,14 +262,8 @@ async fn a_failed_payment_frees_the_seats_and_is_repeated_as_failed() {
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["G1", "G2"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
+    let order = app.pending_order(&alice, &show, &["G1", "G2"]).await;
+    let id = order.id();
     let failed: Value = app.pay(&alice, id, "FAILURE").await.json().await.unwrap();
     assert_eq!(failed["status"], "FAILED");
     assert_eq!(app.seat_status(&show, "G1").await, "AVAILABLE");
@@ -284,14 +277,8 @@ async fn cancelling_a_confirmed_order_returns_its_seats_and_refuses_payment_afte
     let app = spawn_app().await;
     let show = app.a_show().await;
     let alice = app.token("alice").await;
-    let hold: Value = app.hold(&alice, &show, &["H1"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = order["orderId"].as_str().unwrap();
+    let order = app.pending_order(&alice, &show, &["H1"]).await;
+    let id = order.id();
     app.pay(&alice, id, "SUCCESS").await;
     let res = app
         .post(&format!("/api/v1/orders/{id}/cancel"), Some(&alice), json!({}))
@@ -402,14 +389,8 @@ async fn order_history_pages_newest_first_with_a_cursor() {
     let alice = app.token("alice").await;
     let mut ids = Vec::new();
     for seat in ["B8", "B9", "B10"] {
-        let hold: Value = app.hold(&alice, &show, &[seat]).await.json().await.unwrap();
-        let order: Value = app
-            .order(&alice, hold["holdId"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(order["orderId"].as_str().unwrap().to_owned());
+        let order = app.pending_order(&alice, &show, &[seat]).await;
+        ids.push(order.id().to_owned());
     }
     let page: Value = app
         .get("/api/v1/orders?limit=2", Some(&alice))
@@ -439,76 +420,4 @@ async fn order_history_pages_newest_first_with_a_cursor() {
     let bob = app.token("bob").await;
     let none: Value = app.get("/api/v1/orders", Some(&bob)).await.json().await.unwrap();
     assert_eq!(none["orders"], json!([]));
-}
-
-#[tokio::test]
-async fn health_readiness_and_metrics_answer() {
-    let app = spawn_app().await;
-    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
-    let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
-    assert_eq!(
-        ready["checks"],
-        json!({"redis": "ok", "postgres": "ok", "waitrooms": "ok"})
-    );
-    let show = app.a_show().await;
-    let alice = app.token("alice").await;
-    app.hold(&alice, &show, &["M1"]).await;
-    let text = app.get("/metrics", None).await.text().await.unwrap();
-    for name in [
-        "seat_lock_attempts_total",
-        "seat_lock_duration_seconds_bucket",
-        "http_requests_total",
-        "holds_expired_total",
-    ] {
-        assert!(text.contains(name), "{name} missing from /metrics");
-    }
-    assert!(text.contains("route=\"/api/v1/holds\""));
-}
-
-/// A fresh process (its own recorder, nothing happened yet) already lists
-/// the contract's metrics that have no per-show label, so dashboards and
-/// alerts see zeros, not gaps.
-#[tokio::test]
-async fn a_fresh_node_lists_the_contract_metrics_before_any_traffic() {
-    let node = crate::helpers::Node::start(&[]).await;
-    let text = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
-    for series in [
-        "seat_lock_attempts_total{result=\"held\"} 0",
-        "seat_lock_duration_seconds_count 0",
-        "holds_expired_total 0",
-        "orders_total{status=\"CONFIRMED\"} 0",
-        "orders_total{status=\"PAYMENT_PENDING\"} 0",
-        "ws_connections{kind=\"seats\"} 0",
-        "ws_connections{kind=\"queue\"} 0",
-    ] {
-        assert!(text.contains(series), "{series} missing from a fresh /metrics:\n{text}");
-    }
-}
-
-#[tokio::test]
-async fn readiness_names_a_dependency_that_goes_down() {
-    let proxy = crate::helpers::Proxy::to("127.0.0.1:6379").await;
-    let app = crate::helpers::spawn_app_with(|s| s.redis_url = Some(format!("redis://{}", proxy.addr))).await;
-    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
-    proxy.cut();
-    let body = assert_error(app.get("/readyz", None).await, 503, "SERVICE_UNAVAILABLE").await;
-    assert_eq!(body["error"]["down"], json!(["redis"]));
-    // Requests that need Redis answer 503 in the contract's shape, not a hang or a 500.
-    let show = app.a_show().await;
-    assert_error(
-        app.get(&format!("/api/v1/shows/{show}/seatmap"), None).await,
-        503,
-        "SERVICE_UNAVAILABLE",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn the_memory_app_reports_no_external_dependencies() {
-    let app = spawn_memory_app().await;
-    let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
-    assert_eq!(
-        ready["checks"],
-        json!({"redis": "not configured", "postgres": "not configured", "waitrooms": "ok"})
-    );
 }

@@ -14,6 +14,7 @@ mod failover;
 mod journey;
 mod live;
 mod openapi;
+mod ops;
 mod race;
 mod recovery;
 mod saturation;

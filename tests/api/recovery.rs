@@ -39,22 +39,9 @@ async fn a_sale(app: &TestApp) -> Sale {
         app.token("bob").await,
         app.token("carol").await,
     );
-    let hold: Value = app.hold(&alice, &show, &["E2", "E3"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&alice, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let booked_order = order["orderId"].as_str().unwrap().to_owned();
+    let booked_order = app.pending_order(&alice, &show, &["E2", "E3"]).await.id().to_owned();
     assert_eq!(app.pay(&alice, &booked_order, "SUCCESS").await.status(), StatusCode::OK);
-    let hold: Value = app.hold(&bob, &show, &["F2"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&bob, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bob_order = app.pending_order(&bob, &show, &["F2"]).await.id().to_owned();
     let res = app.hold(&carol, &show, &["G2"]).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let carol_hold = res.json::<Value>().await.unwrap()["holdId"]
@@ -64,7 +51,7 @@ async fn a_sale(app: &TestApp) -> Sale {
     Sale {
         show,
         bob,
-        bob_order: order["orderId"].as_str().unwrap().to_owned(),
+        bob_order,
         booked_order,
         carol,
         carol_hold,
@@ -385,14 +372,7 @@ async fn a_script_whose_answer_came_too_late_is_retried_and_changes_nothing_twic
     let app = app_on(format!("redis://{}", proxy.addr)).await;
     let show = app.a_show().await;
     let jack = app.token("jack").await;
-    let hold: Value = app.hold(&jack, &show, &["E2", "E3"]).await.json().await.unwrap();
-    let order: Value = app
-        .order(&jack, hold["holdId"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let order_id = order["orderId"].as_str().unwrap().to_owned();
+    let order_id = app.pending_order(&jack, &show, &["E2", "E3"]).await.id().to_owned();
     let version_key = format!("{}{{show:{show}}}:version", app.settings.redis_key_prefix);
     let version = |r: &OwnRedis| {
         let reply = r.command(&format!("GET {version_key}")).unwrap();
@@ -442,14 +422,8 @@ async fn confirm_and_cancel_racing_never_leave_a_cancelled_order_booked() {
     for i in 0..40 {
         let user = app.token_owned(format!("racer{i}")).await;
         let seat = format!("D{}", i + 1);
-        let hold: Value = app.hold(&user, &show, &[seat.as_str()]).await.json().await.unwrap();
-        let order: Value = app
-            .order(&user, hold["holdId"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
-        orders.push((user, seat, order["orderId"].as_str().unwrap().to_owned()));
+        let order = app.pending_order(&user, &show, &[seat.as_str()]).await.id().to_owned();
+        orders.push((user, seat, order));
     }
     let races = orders.iter().map(|(user, _, id)| {
         let app = &app;

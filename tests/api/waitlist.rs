@@ -42,16 +42,8 @@ impl TestApp {
         for (i, chunk) in free.chunks(100).enumerate() {
             let t = self.token_owned(format!("filler-{i}")).await;
             let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let res = self.hold(&t, show, &seats).await;
-            assert_eq!(res.status(), StatusCode::CREATED);
-            let hold: Value = res.json().await.unwrap();
-            let order: Value = self
-                .order(&t, hold["holdId"].as_str().unwrap())
-                .await
-                .json()
-                .await
-                .unwrap();
-            let paid = self.pay(&t, order["orderId"].as_str().unwrap(), "SUCCESS").await;
+            let order = self.pending_order(&t, show, &seats).await;
+            let paid = self.pay(&t, order.id(), "SUCCESS").await;
             assert_eq!(paid.status(), StatusCode::OK);
         }
     }

@@ -588,19 +588,8 @@ async fn when_every_seat_is_booked_the_queue_is_told_sold_out() {
     let buyer = app.token("whale").await;
     for chunk in sellable.chunks(10) {
         let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let hold: Value = app.hold(&buyer, &show, &seats).await.json().await.unwrap();
-        let order: Value = app
-            .order(&buyer, hold["holdId"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            app.pay(&buyer, order["orderId"].as_str().unwrap(), "SUCCESS")
-                .await
-                .status(),
-            200
-        );
+        let order = app.pending_order(&buyer, &show, &seats).await;
+        assert_eq!(app.pay(&buyer, order.id(), "SUCCESS").await.status(), 200);
     }
     app.put_room(&show, json!({"admitRatePerSecond": 10})).await;
     let fan = app.token("fan").await;

@@ -1,0 +1,345 @@
+//! The waiting room's scripts (`wr_*`), with their KEYS from `RoomKeys`,
+//! as the engine (`src/waitroom/redis.rs`) passes them.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::{AsyncCommands, Script, Value};
+use showgate::error::Result;
+use showgate::redis::keys::Keys;
+use showgate::redis::reply::ReplyReader;
+use showgate::redis::scripts::RoomScripts;
+
+use crate::{Fixture, NOW};
+
+async fn room_run(f: &Fixture, script: &Script, keys: &[&str], args: &[&str]) -> Value {
+    let mut inv = script.prepare_invoke();
+    for k in keys {
+        inv.key(*k);
+    }
+    for a in args {
+        inv.arg(*a);
+    }
+    let mut conn = f.conn.clone();
+    inv.invoke_async(&mut conn).await.unwrap()
+}
+
+/// The answer of a `wr_join.lua` call for one shopper: the reply must hold
+/// exactly one.
+fn join_one(v: Value) -> Result<ReplyReader> {
+    let mut answers = ReplyReader::new("wr_join", v)?;
+    let one = answers.next_reader()?;
+    answers.finish()?;
+    Ok(one)
+}
+
+async fn redis_now_ms(f: &Fixture) -> i64 {
+    let mut c = f.conn.clone();
+    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+    s * 1000 + us / 1000
+}
+
+#[tokio::test]
+async fn wr_join_takes_many_shoppers_in_one_call_in_order() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let now = NOW.to_string();
+    let args = [
+        "ann", &now, "1", &now, // joins
+        "ben", &now, "0", &now, // only asks: not joined
+        "cat", &now, "1", &now, // joins
+        "ann", &now, "1", &now, // again: the same place
+    ];
+    let mut answers = ReplyReader::new("wr_join", room_run(&f, &s.join, &k.join_keys(), &args).await)?;
+    let mut kinds: Vec<(String, Option<i64>)> = Vec::new();
+    while answers.remaining() > 0 {
+        let mut a = answers.next_reader()?;
+        let kind = a.next_text()?;
+        // {"QUEUED", score, position, queueLength, eventSeq} | {"NONE", eventSeq}
+        let position = match kind.as_str() {
+            "QUEUED" => {
+                let (_score, position, _length) = (a.next_text()?, a.next_int()?, a.next_int()?);
+                Some(position)
+            }
+            _ => None,
+        };
+        let _seq = a.next_int()?;
+        a.finish()?;
+        kinds.push((kind, position));
+    }
+    answers.finish()?;
+    assert_eq!(
+        kinds,
+        vec![
+            ("QUEUED".into(), Some(1)),
+            ("NONE".into(), None),
+            ("QUEUED".into(), Some(2)),
+            ("QUEUED".into(), Some(1)),
+        ]
+    );
+    let mut c = f.conn.clone();
+    let queue: Vec<(String, f64)> = c.zrange_withscores(&k.queue, 0, -1).await.unwrap();
+    assert_eq!(queue, vec![("ann".into(), 1.0), ("cat".into(), 2.0)]);
+    let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
+    assert_eq!(joined, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_join_queues_once_and_answers_each_standing() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let keys = k.join_keys();
+    let now = NOW.to_string();
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await)?;
+    assert_eq!(
+        (
+            r.next_text()?,
+            r.next_text()?,
+            r.next_int()?,
+            r.next_int()?,
+            r.next_int()?
+        ),
+        ("QUEUED".into(), "1".into(), 1, 1, 0)
+    );
+    r.finish()?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await)?;
+    let (_kind, _score) = (r.next_text()?, r.next_text()?);
+    assert_eq!(r.next_int()?, 1, "joining again keeps the place");
+    let (_length, _seq) = (r.next_int()?, r.next_int()?);
+    r.finish()?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now]).await)?;
+    assert_eq!(r.next_text()?, "NONE", "a read does not join");
+    let _seq = r.next_int()?;
+    r.finish()?;
+    // Before opensAt by Redis TIME, a RANDOM room's joiner enters the
+    // pre-queue, whatever `now` the node passes.
+    let mut c = f.conn.clone();
+    let opens = redis_now_ms(&f).await + 60_000;
+    let _: () = c
+        .hset_multiple(
+            &k.config,
+            &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())],
+        )
+        .await
+        .unwrap();
+    let late_node = (opens + 1).to_string();
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await)?;
+    assert_eq!((r.next_text()?, r.next_int()?), ("PREQUEUED".into(), 1));
+    let _seq = r.next_int()?;
+    r.finish()?;
+    let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
+    assert_eq!(joined, 2);
+    let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await)?;
+    let waiting: i64 = c.zcard(&k.queue).await.unwrap();
+    let (kind, expires, _seq) = (r.next_text()?, r.next_text()?, r.next_int()?);
+    assert_eq!(
+        (kind, expires, r.next_int()?),
+        ("ADMITTED".into(), (NOW + 1000).to_string(), waiting)
+    );
+    r.finish()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let now = NOW.to_string();
+    for u in ["a", "b", "c"] {
+        room_run(&f, &s.join, &k.join_keys(), &[u, &now, "1", &now]).await;
+    }
+    let token: String =
+        redis::from_redis_value(room_run(&f, &s.lease, &k.lease_keys(), &["n1", "5000"]).await).unwrap();
+    assert_eq!(token, "n1/1");
+    let other: Option<String> =
+        redis::from_redis_value(room_run(&f, &s.lease, &k.lease_keys(), &["n2", "5000"]).await).unwrap();
+    assert_eq!(other, None);
+    let mut pubsub = f.client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&k.channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let admit_keys = k.admit_keys();
+    let args = |tok: &'static str| [tok, "", "2", "60000", "100", "10", "0", "2.5", "", "PUBLISH", "tick-1"];
+    let mut stale = args("n2/7");
+    stale[1] = &now;
+    stale[8] = &k.channel;
+    let v = room_run(&f, &s.admit, &admit_keys, &stale).await;
+    assert_eq!(
+        v,
+        Value::Array(vec![Value::Int(-1)]),
+        "a token that is not the lease's admits nobody"
+    );
+    let mut good = args("n1/1");
+    good[1] = &now;
+    good[8] = &k.channel;
+    // {1, admitted, queueLength, active, available, soldOut, eventSeq, userIds...}
+    let mut r = ReplyReader::new("wr_admit", room_run(&f, &s.admit, &admit_keys, &good).await)?;
+    let _leader = r.next_int()?;
+    let (admitted, queue_length, active) = (r.next_int()?, r.next_int()?, r.next_int()?);
+    let (_available, _sold_out) = (r.next_int()?, r.next_int()?);
+    assert_eq!((admitted, queue_length, active, r.next_int()?), (2, 1, 2, 1));
+    assert_eq!((r.next_text()?, r.next_text()?), ("a".into(), "b".into()));
+    r.finish()?;
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(event["type"], "tick");
+    assert_eq!(event["admitted"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        (
+            event["queueLength"].as_u64(),
+            event["active"].as_u64(),
+            event["seq"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    let mut c = f.conn.clone();
+    let exp: f64 = c.zscore(&k.admitted, "a").await.unwrap();
+    assert_eq!(exp as i64, NOW + 60_000);
+    // The same tick again (a retry after a timeout) admits nobody.
+    let mut again = ReplyReader::new("wr_admit", room_run(&f, &s.admit, &admit_keys, &good).await)?;
+    let _leader = again.next_int()?;
+    let (admitted, queue_length, _active) = (again.next_int()?, again.next_int()?, again.next_int()?);
+    let (_available, _sold_out) = (again.next_int()?, again.next_int()?);
+    assert_eq!((admitted, queue_length, again.next_int()?), (0, 1, 1));
+    again.finish()?;
+    let queued: u64 = c.zcard(&k.queue).await.unwrap();
+    assert_eq!(queued, 1, "c is still waiting");
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_leave_and_the_opening_move_scores_and_say_so() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let keys = k.join_keys();
+    let now = NOW.to_string();
+    let mut c = f.conn.clone();
+    room_run(&f, &s.join, &keys, &["a", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["b", &now, "1", &now]).await;
+    // "p" and "q" join before the opening (opensAt 1 s ahead of Redis TIME).
+    let opens = redis_now_ms(&f).await + 1_000;
+    let _: () = c
+        .hset_multiple(
+            &k.config,
+            &[("opensAt", opens.to_string()), ("preQueue", "RANDOM".into())],
+        )
+        .await
+        .unwrap();
+    room_run(&f, &s.join, &keys, &["p", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["q", &now, "1", &now]).await;
+    let n: i64 = redis::from_redis_value(
+        room_run(
+            &f,
+            &s.leave,
+            &k.leave_keys(),
+            &[&k.channel, "PUBLISH", "left", "0", "0", "a"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let _: () = c.set(&k.lease, "node-1/1").await.unwrap();
+    let begin_keys = k.open_begin_keys();
+    let mut r = ReplyReader::new(
+        "wr_open_begin",
+        room_run(&f, &s.open_begin, &begin_keys, &["node-1/1"]).await,
+    )?;
+    assert_eq!(r.next_text()?, "WAIT", "not before opensAt by Redis TIME");
+    let _opens_at = r.next_text()?;
+    r.finish()?;
+    let mut r = ReplyReader::new(
+        "wr_open_begin",
+        room_run(&f, &s.open_begin, &begin_keys, &["node-2/9"]).await,
+    )?;
+    assert_eq!(r.next_text()?, "STALE");
+    r.finish()?;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        (opens - redis_now_ms(&f).await).max(0) as u64 + 20,
+    ))
+    .await;
+    // The first join after the opening begins it: "r" queues behind the block.
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await)?;
+    assert_eq!(
+        (r.next_text()?, r.next_text()?),
+        ("QUEUED".into(), "5".into()),
+        "arrivals 1-2, block 3-4, then r"
+    );
+    let (_position, _length, _seq) = (r.next_int()?, r.next_int()?, r.next_int()?);
+    r.finish()?;
+    let mut r = ReplyReader::new(
+        "wr_open_begin",
+        room_run(&f, &s.open_begin, &begin_keys, &["node-1/1"]).await,
+    )?;
+    assert_eq!(
+        (r.next_text()?, r.next_text()?, r.next_int()?),
+        ("OPEN".into(), "3".into(), 2)
+    );
+    r.finish()?;
+    let entrants: Vec<String> = c.smembers(&k.entrants).await.unwrap();
+    assert_eq!(entrants.len(), 2);
+    let open_keys = k.open_keys();
+    let stale = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-2/9", "3", &k.channel, "PUBLISH", "0", "q"],
+    )
+    .await;
+    assert_eq!(
+        stale,
+        Value::Array(vec![Value::Int(-1)]),
+        "a stale leader places nobody"
+    );
+    let r = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"],
+    )
+    .await;
+    assert_eq!(r, Value::Array(vec![Value::Int(2), Value::Int(0)]));
+    let again = room_run(
+        &f,
+        &s.open,
+        &open_keys,
+        &["node-1/1", "3", &k.channel, "PUBLISH", "0", "q", "1", "p"],
+    )
+    .await;
+    assert_eq!(
+        again,
+        Value::Array(vec![Value::Int(0), Value::Int(0)]),
+        "a retry moves nobody twice"
+    );
+    // {eventSeq, queueLength, score1 or false, rank1 or false, ...}
+    let mut r = ReplyReader::new(
+        "wr_ranks",
+        room_run(&f, &s.ranks, &k.ranks_keys(), &["b", "q", "p", "r", "a"]).await,
+    )?;
+    assert_eq!(
+        (r.next_int()?, r.next_int()?),
+        (2, 4),
+        "two events (a left, the block placed), four queued"
+    );
+    let mut ranks = Vec::new();
+    for _ in 0..4 {
+        let _score = r.next_text()?;
+        ranks.push(r.next_int()?);
+    }
+    assert_eq!(ranks, vec![0, 1, 2, 3], "b, then the block in lottery order, then r");
+    assert_eq!((r.next_value()?, r.next_value()?), (Value::Nil, Value::Nil));
+    r.finish()?;
+
+    // A straggler (in the pre-queue, not among the entrants: only a clock
+    // going back could make one) is placed by its own join, behind.
+    let _: () = c.sadd(&k.pre, "z").await.unwrap();
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["z", &now, "0", &now]).await)?;
+    let (kind, _score) = (r.next_text()?, r.next_text()?);
+    assert_eq!((kind, r.next_int()?), ("QUEUED".into(), 5));
+    let (_length, _seq) = (r.next_int()?, r.next_int()?);
+    r.finish()?;
+    Ok(())
+}
