@@ -29,7 +29,7 @@ use crate::http::openapi::ErrorBody;
 use crate::http::time::time_ms;
 use crate::ws::session::{End, Heartbeat, close_with, deliver, shutting_down};
 use crate::ws::upgrade::{Handshake, Upgrade};
-use crate::ws::{SocketKind, SocketTimes, Sockets, socket_config};
+use crate::ws::{SocketKind, SocketTimes, Sockets, close, socket_config};
 
 /// How often a socket reads its shopper's standing: every second near the
 /// front of the line and once an offer is out, less often further back (a
@@ -219,7 +219,7 @@ where
                 return end;
             }
             if matches!(standing, WaitStanding::Ended { .. } | WaitStanding::None) {
-                return close_with(&mut sink, 1000, "the offer is over").await;
+                return close_with(&mut sink, close::NORMAL, "the offer is over").await;
             }
             last = Some(standing);
         }
@@ -400,6 +400,6 @@ mod tests {
             (Some("ended"), Some("ACCEPTED"), Some("o1"))
         );
         assert!(matches!(sent.next().await.unwrap(), Message::Close(_)));
-        assert_eq!(session.await.unwrap(), End::Closed(1000));
+        assert_eq!(session.await.unwrap(), End::Closed(close::NORMAL));
     }
 }

@@ -26,8 +26,6 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes read per wake-up: clients send only pongs and the odd close.
 const READ_CHUNK: usize = 256;
-/// The protocol error close code (RFC 6455).
-const PROTOCOL_ERROR: u16 = 1002;
 
 struct Session<'a> {
     conn: &'a Conn,
@@ -133,7 +131,7 @@ where
                             }
                         }
                         if closing {
-                            s.close(1000, "").await;
+                            s.close(close::NORMAL, "").await;
                             break End::ClientClosed;
                         }
                         if let Err(end) = s.drain().await {
@@ -141,7 +139,7 @@ where
                         }
                     }
                     Err(Violation::TooBig) => break s.close(close::MESSAGE_TOO_BIG, "message too big").await,
-                    Err(Violation::Protocol) => break s.close(PROTOCOL_ERROR, "protocol error").await,
+                    Err(Violation::Protocol) => break s.close(close::PROTOCOL_ERROR, "protocol error").await,
                 },
             },
             _ = ping.tick() => {
