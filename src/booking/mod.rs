@@ -12,8 +12,8 @@
 //! - `gate`: the admission gate booking asks before a hold; `board`: the
 //!   available seats a conflict names, from the live seat map.
 //! - `hold_routes`, `order_routes`, `idempotency`, `views`: the HTTP side.
-//! - `waitlist`, `waitlist_routes`: the waiting list for returned seats
-//!   (its rule lives with the seat locks: `domain::seats::waitlist`).
+//! - `waitlist/`: the waiting list for returned seats, its routes, socket
+//!   and views (its rule lives with the seat locks: `domain::seats::waitlist`).
 //! - `loops`: seat expiry, order expiry, reconciliation and the outbox relay.
 //! - `events`: where the outbox is relayed to.
 
@@ -29,8 +29,11 @@ pub mod order_routes;
 mod orders;
 pub mod store;
 pub mod views;
-mod waitlist;
-pub mod waitlist_routes;
+pub mod waitlist;
+// The application's router still names the waiting list's routes by the
+// path they had before `waitlist/` (the router is being reshaped on
+// another branch); this keeps both compiling until it follows.
+pub use waitlist::routes as waitlist_routes;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use super::Hold;
 use super::store::Order;
 use crate::domain::money;
 use crate::domain::order::OrderStatus;
-use crate::domain::seats::{HoldStatus, OfferEnd, WaitStanding};
+use crate::domain::seats::HoldStatus;
 use crate::http::time::{time, time_ms};
 
 #[derive(Serialize, ToSchema)]
@@ -93,103 +93,4 @@ pub struct OrderPage {
     pub orders: Vec<OrderView>,
     /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
-}
-
-/// Where a shopper stands on a show's waiting list.
-#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum WaitState {
-    /// In line for returned seats.
-    Waiting,
-    /// Seats are held for them: buy them (`holdId`) before `expiresAt`.
-    Offered,
-    /// They turned the offer into an order (`orderId`).
-    Accepted,
-    /// The offer ran out; its seats went to the next waiter.
-    Expired,
-    /// They gave the offer back.
-    Released,
-    /// (`DELETE`) They are off the list.
-    Left,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WaitlistView {
-    pub show_id: String,
-    pub user_id: String,
-    pub state: WaitState,
-    /// `WAITING`: 1 is next.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub position: Option<u64>,
-    /// Seats asked for (`WAITING`) or offered.
-    pub quantity: u64,
-    /// The offer's hold, an ordinary hold of the shopper (`POST /orders` with it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub hold_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub seat_ids: Option<Vec<String>>,
-    /// `OFFERED`: when the offer's hold expires and its seats move on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, format = DateTime)]
-    pub expires_at: Option<String>,
-    /// `ACCEPTED`: the order the offer became.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub order_id: Option<String>,
-}
-
-/// How an offer ended, as a state.
-pub fn end_state(end: &OfferEnd) -> WaitState {
-    match end {
-        OfferEnd::Accepted(_) => WaitState::Accepted,
-        OfferEnd::Expired => WaitState::Expired,
-        OfferEnd::Released => WaitState::Released,
-    }
-}
-
-pub fn waitlist(show: &str, user: &str, standing: &WaitStanding) -> WaitlistView {
-    let mut v = WaitlistView {
-        show_id: show.to_owned(),
-        user_id: user.to_owned(),
-        state: WaitState::Left,
-        position: None,
-        quantity: 0,
-        hold_id: None,
-        seat_ids: None,
-        expires_at: None,
-        order_id: None,
-    };
-    match standing {
-        WaitStanding::Waiting { position, quantity } => {
-            v.state = WaitState::Waiting;
-            v.position = Some(*position);
-            v.quantity = *quantity as u64;
-        }
-        WaitStanding::Offered {
-            hold_id,
-            seats,
-            expires_ms,
-        } => {
-            v.state = WaitState::Offered;
-            v.quantity = seats.len() as u64;
-            v.hold_id = Some(hold_id.clone());
-            v.seat_ids = Some(seats.clone());
-            v.expires_at = Some(time_ms(*expires_ms));
-        }
-        WaitStanding::Ended { hold_id, seats, end } => {
-            v.state = end_state(end);
-            if let OfferEnd::Accepted(order) = end {
-                v.order_id = Some(order.clone());
-            }
-            v.quantity = seats.len() as u64;
-            v.hold_id = Some(hold_id.clone());
-            v.seat_ids = Some(seats.clone());
-        }
-        WaitStanding::None => {}
-    }
-    v
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::Conn;
+use super::conn::{Conn, Sink};
 use super::feed::Feed;
 use crate::metrics as m;
 use crate::ws::frame::{self, Inbound, Violation};
@@ -26,14 +26,14 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes read per wake-up: clients send only pongs and the odd close.
 const READ_CHUNK: usize = 256;
-/// The protocol error close code (RFC 6455).
-const PROTOCOL_ERROR: u16 = 1002;
 
 struct Session<'a> {
     conn: &'a Conn,
     feed: &'a Feed,
     times: SocketTimes,
     last_snapshot: Option<Instant>,
+    inbound: frame::Reader,
+    last_heard: Instant,
 }
 
 impl Session<'_> {
@@ -83,6 +83,47 @@ impl Session<'_> {
         let _ = timeout(CLOSE_TIMEOUT, self.drain()).await;
         End::Closed(code)
     }
+
+    /// The feed handed the socket back (it could not take a write at once).
+    async fn woken(&mut self) -> Result<(), End> {
+        if self.conn.is_closed() {
+            return Err(End::Broken);
+        }
+        self.drain().await
+    }
+
+    /// Takes what the client sent: pings are answered, its close is
+    /// answered and ends the session, a bad frame closes the socket.
+    async fn heard(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let messages = match self.inbound.feed(bytes) {
+            Ok(messages) => messages,
+            Err(Violation::TooBig) => return Err(self.close(close::MESSAGE_TOO_BIG, "message too big").await),
+            Err(Violation::Protocol) => return Err(self.close(close::PROTOCOL_ERROR, "protocol error").await),
+        };
+        self.last_heard = Instant::now();
+        let mut closing = false;
+        for m in messages {
+            match m {
+                Inbound::Ping(payload) => self.conn.push(frame::pong(&payload)),
+                Inbound::Close => closing = true,
+                Inbound::Alive => {}
+            }
+        }
+        if closing {
+            self.close(close::NORMAL, "").await;
+            return Err(End::ClientClosed);
+        }
+        self.drain().await
+    }
+
+    /// The server's heartbeat: a ping, or the close of a silent peer.
+    async fn ping(&mut self) -> Result<(), End> {
+        if self.last_heard.elapsed() >= self.times.dead_after {
+            return Err(self.close(close::PEER_TIMEOUT, "no pong, reconnect").await);
+        }
+        self.conn.push(frame::ping());
+        self.drain().await
+    }
 }
 
 /// Runs the socket until either side ends it. `feed_stop` is the feed's
@@ -103,75 +144,64 @@ where
         feed: &feed,
         times,
         last_snapshot: Some(Instant::now()), // the first snapshot counts
+        inbound: frame::Reader::new(MAX_INBOUND_BYTES),
+        last_heard: Instant::now(),
     };
-    let mut inbound = frame::Reader::new(MAX_INBOUND_BYTES);
-    let mut buf = [0u8; READ_CHUNK];
-    let mut ping = tokio::time::interval_at(Instant::now() + times.ping_every, times.ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
-    let end = loop {
-        tokio::select! {
-            _ = conn.wake.notified() => {
-                if conn.is_closed() {
-                    break End::Broken;
-                }
-                if let Err(end) = s.drain().await {
-                    break end;
-                }
-            }
-            read = reader.read(&mut buf) => match read {
-                Ok(0) | Err(_) => break End::ClientClosed,
-                Ok(n) => match inbound.feed(&buf[..n]) {
-                    Ok(messages) => {
-                        last_heard = Instant::now();
-                        let mut closing = false;
-                        for m in messages {
-                            match m {
-                                Inbound::Ping(payload) => conn.push(frame::pong(&payload)),
-                                Inbound::Close => closing = true,
-                                Inbound::Alive => {}
-                            }
-                        }
-                        if closing {
-                            s.close(1000, "").await;
-                            break End::ClientClosed;
-                        }
-                        if let Err(end) = s.drain().await {
-                            break end;
-                        }
-                    }
-                    Err(Violation::TooBig) => break s.close(close::MESSAGE_TOO_BIG, "message too big").await,
-                    Err(Violation::Protocol) => break s.close(PROTOCOL_ERROR, "protocol error").await,
-                },
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= times.dead_after {
-                    break s.close(close::PEER_TIMEOUT, "no pong, reconnect").await;
-                }
-                conn.push(frame::ping());
-                if let Err(end) = s.drain().await {
-                    break end;
-                }
-            }
-            _ = shutdown.cancelled() => break s.close(close::SHUTTING_DOWN, "server restarting, reconnect").await,
-            _ = feed_stop.cancelled() => break s.close(close::FEED_LOST, "feed lost, reconnect").await,
-        }
-    };
+    let end = serve(&mut s, &mut reader, &shutdown, &feed_stop).await;
     let sink = conn.take_sink();
     conn.close();
-    if let (Some(mut sink), End::Closed(_)) = (sink, &end) {
-        // The server closed: send FIN after the close frame, then read what
-        // the client still sends (its close frame, the rest of an oversized
-        // message) until it closes too, briefly. Closing with unread data
-        // would send a reset, and clients report the close only once the
-        // connection ends.
-        let _ = timeout(CLOSE_TIMEOUT, sink.shutdown()).await;
-        let _ = timeout(CLOSE_TIMEOUT, async {
-            while let Ok(n) = reader.read(&mut buf).await
-                && n > 0
-            {}
-        })
-        .await;
+    if let (Some(sink), End::Closed(_)) = (sink, &end) {
+        linger(sink, &mut reader).await;
     }
     end
+}
+
+/// The session's life: what wakes it, until something ends it.
+async fn serve<R>(
+    s: &mut Session<'_>,
+    reader: &mut R,
+    shutdown: &CancellationToken,
+    feed_stop: &CancellationToken,
+) -> End
+where
+    R: AsyncRead + Unpin,
+{
+    let conn = s.conn;
+    let mut buf = [0u8; READ_CHUNK];
+    let mut ping = tokio::time::interval_at(Instant::now() + s.times.ping_every, s.times.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let step = tokio::select! {
+            _ = conn.wake.notified() => s.woken().await,
+            read = reader.read(&mut buf) => match read {
+                Ok(0) | Err(_) => Err(End::ClientClosed),
+                Ok(n) => s.heard(&buf[..n]).await,
+            },
+            _ = ping.tick() => s.ping().await,
+            _ = shutdown.cancelled() => Err(s.close(close::SHUTTING_DOWN, "server restarting, reconnect").await),
+            _ = feed_stop.cancelled() => Err(s.close(close::FEED_LOST, "feed lost, reconnect").await),
+        };
+        if let Err(end) = step {
+            return end;
+        }
+    }
+}
+
+/// After the server closed: sends FIN after the close frame, then reads
+/// what the client still sends (its close frame, the rest of an oversized
+/// message) until it closes too, briefly. Closing with unread data would
+/// send a reset, and clients report the close only once the connection
+/// ends.
+async fn linger<R>(mut sink: Sink, reader: &mut R)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = [0u8; READ_CHUNK];
+    let _ = timeout(CLOSE_TIMEOUT, sink.shutdown()).await;
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        while let Ok(n) = reader.read(&mut buf).await
+            && n > 0
+        {}
+    })
+    .await;
 }

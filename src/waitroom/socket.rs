@@ -45,9 +45,9 @@ where
                 return end;
             }
             match view {
-                SocketView::Admitted { .. } => return close_with(&mut sink, 1000, "admitted").await,
+                SocketView::Admitted { .. } => return close_with(&mut sink, close::NORMAL, "admitted").await,
                 SocketView::Closed => return close_with(&mut sink, close::ROOM_CLOSED, "waiting room removed").await,
-                SocketView::Left => return close_with(&mut sink, 1000, "left the queue").await,
+                SocketView::Left => return close_with(&mut sink, close::NORMAL, "left the queue").await,
                 _ => {}
             }
         }
@@ -141,9 +141,9 @@ mod tests {
             (m["type"].as_str(), m["admissionToken"].as_str()),
             (Some("admitted"), Some("t"))
         );
-        assert_eq!(close_code(sent.next().await.unwrap()), 1000);
+        assert_eq!(close_code(sent.next().await.unwrap()), close::NORMAL);
         let (end, was_admitted) = session.await.unwrap();
-        assert_eq!((end, was_admitted), (End::Closed(1000), true));
+        assert_eq!((end, was_admitted), (End::Closed(close::NORMAL), true));
     }
 
     #[tokio::test(start_paused = true)]

@@ -179,7 +179,7 @@ async fn a_node_drained_under_load_loses_nothing_and_its_sockets_move_to_another
     .await;
     let told = signalled.elapsed();
     assert!(
-        codes.iter().all(|c| *c == Some(4500)),
+        codes.iter().all(|c| *c == Some(showgate::ws::close::SHUTTING_DOWN)),
         "every socket was told to reconnect"
     );
     assert!(

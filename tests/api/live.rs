@@ -411,28 +411,30 @@ async fn on_a_redis_cluster_holds_and_bookings_reach_the_stream_over_sharded_pub
     assert_eq!(app.seat_status(&one, "B2").await, "BOOKED");
 }
 
-#[tokio::test]
-async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = spawn_app_with(|s| s.ws_ping_seconds = 1).await;
-    let show = app.a_show().await;
-    // A raw client that completes the handshake and then never answers:
-    // no pongs, nothing read, so the server hears nothing at all.
+/// A raw client of a seat socket: the handshake written, nothing else.
+async fn raw_seat_socket(app: &crate::helpers::TestApp, show: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = format!(
         "GET /api/v1/shows/{show}/seats/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// Everything the server sends until it ends the connection, as its
+/// frames' opcodes and payloads (after the 101 answer).
+async fn server_frames(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut bytes))
         .await
         .expect("closed in time")
         .unwrap();
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(bytes.starts_with(b"HTTP/1.1 101"));
-    // Walk the server's frames: snapshot fragments, pings, then the close.
-    let (mut at, mut pings, mut close_code) = (head_end, 0, None);
+    let mut at = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut frames = Vec::new();
     while at + 2 <= bytes.len() {
         let opcode = bytes[at] & 0x0f;
         let (len, header) = match bytes[at + 1] & 0x7f {
@@ -440,16 +442,61 @@ async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
             127 => panic!("no frame is that long"),
             n => (n as usize, 2),
         };
-        let payload = &bytes[at + header..at + header + len];
-        match opcode {
-            0x9 => pings += 1,
-            0x8 => close_code = Some(u16::from_be_bytes([payload[0], payload[1]])),
-            _ => {}
-        }
+        frames.push((opcode, bytes[at + header..at + header + len].to_vec()));
         at += header + len;
     }
+    frames
+}
+
+/// The code of the close frame among `frames`.
+fn close_code(frames: &[(u8, Vec<u8>)]) -> Option<u16> {
+    frames
+        .iter()
+        .find(|(opcode, _)| *opcode == 0x8)
+        .map(|(_, payload)| u16::from_be_bytes([payload[0], payload[1]]))
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_pinged_then_closed_with_the_reconnect_code() {
+    let app = spawn_app_with(|s| s.ws_ping_seconds = 1).await;
+    let show = app.a_show().await;
+    // A raw client that completes the handshake and then never answers:
+    // no pongs, nothing read, so the server hears nothing at all.
+    let mut tcp = raw_seat_socket(&app, &show).await;
+    // Walk the server's frames: snapshot fragments, pings, then the close.
+    let frames = server_frames(&mut tcp).await;
+    let pings = frames.iter().filter(|(opcode, _)| *opcode == 0x9).count();
     assert!(pings >= 2, "the server pinged ({pings})");
-    assert_eq!(close_code, Some(showgate::ws::close::PEER_TIMEOUT));
+    assert_eq!(close_code(&frames), Some(showgate::ws::close::PEER_TIMEOUT));
+}
+
+#[tokio::test]
+async fn a_client_that_breaks_the_framing_rules_is_closed_with_a_protocol_error() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let mut tcp = raw_seat_socket(&app, &show).await;
+    // A text frame without a mask: clients must mask every frame (RFC 6455).
+    tcp.write_all(&[0x81, 0x01, b'a']).await.unwrap();
+    let frames = server_frames(&mut tcp).await;
+    assert_eq!(close_code(&frames), Some(showgate::ws::close::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_normal_close() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    let mut ws = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    next_json(&mut ws).await;
+    ws.close(None).await.unwrap();
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected the server's close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(answer.unwrap().code), showgate::ws::close::NORMAL);
 }
 
 #[tokio::test]

@@ -3,6 +3,17 @@
 //! script, one slot), because handing a returned seat to the next waiter
 //! must happen in the same atomic step that frees it
 //! (`domain::seats::waitlist`).
+//!
+//! Every call the feature makes to the seat locks is in this file, so the
+//! engine's API can change in one place. Around it:
+//! - `routes`: the HTTP handlers (join, read, leave, the socket, ops' figures).
+//! - `socket`: one waiting-list socket (protocol: docs/waitlist-socket.md),
+//!   tested on channels.
+//! - `views`: the JSON shapes, of the answers and of the socket's messages.
+
+pub mod routes;
+mod socket;
+mod views;
 
 use uuid::Uuid;
 
