@@ -56,7 +56,7 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(public)
         .merge(booking::hold_routes::router())
         .merge(booking::order_routes::router())
-        .merge(booking::waitlist_routes::router())
+        .merge(booking::waitlist::routes::router())
         // Not limited per IP: a socket is one long-lived connection, capped
         // per node and per client address (`ws::Sockets`) instead.
         .merge(live::routes::router())

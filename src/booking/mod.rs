@@ -30,10 +30,6 @@ mod orders;
 pub mod store;
 pub mod views;
 pub mod waitlist;
-// The application's router still names the waiting list's routes by the
-// path they had before `waitlist/` (the router is being reshaped on
-// another branch); this keeps both compiling until it follows.
-pub use waitlist::routes as waitlist_routes;
 
 use std::sync::Arc;
 
