@@ -338,9 +338,15 @@ function waitlistPanel(showId, page) {
     render();
     try {
       free = null;
-      set(await api("POST", path, { quantity: qty }));
+      // On a gated show the list needs the same admission as a hold.
+      const adm = admission.get(showId);
+      set(await api("POST", path, { quantity: qty }, { headers: adm ? { "X-Admission-Token": adm.token } : {} }));
     } catch (err) {
-      if (err.code === "SEATS_AVAILABLE") {
+      if (err.code === "ADMISSION_REQUIRED") {
+        admission.clear(showId);
+        toast("Your admission has ended: join the waiting room again to wait for returned seats.");
+        location.hash = `#/queue/${encodeURIComponent(showId)}`;
+      } else if (err.code === "SEATS_AVAILABLE") {
         free = err.body.error.freeSeats ?? qty;
         toast("Seats are available now: pick them on the map.");
       } else toast(err.message);

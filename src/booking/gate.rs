@@ -14,6 +14,10 @@ pub trait AdmissionGate: Send + Sync + 'static {
     /// refusal is 403 `ADMISSION_REQUIRED`.
     async fn check(&self, show: &ShowId, user: &str, admission: Option<&str>) -> Result<()>;
 
+    /// Whether the show has a waiting room now: its seats, returned ones
+    /// included, go only to shoppers it admitted.
+    fn gated(&self, show: &str) -> bool;
+
     /// The shopper's order was confirmed: their admission is used up.
     async fn order_confirmed(&self, show: &str, user: &str);
 }
@@ -25,6 +29,10 @@ pub struct OpenGate;
 impl AdmissionGate for OpenGate {
     async fn check(&self, _show: &ShowId, _user: &str, _admission: Option<&str>) -> Result<()> {
         Ok(())
+    }
+
+    fn gated(&self, _show: &str) -> bool {
+        false
     }
 
     async fn order_confirmed(&self, _show: &str, _user: &str) {}

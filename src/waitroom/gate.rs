@@ -35,6 +35,10 @@ impl AdmissionGate for Rooms {
         }
     }
 
+    fn gated(&self, show: &str) -> bool {
+        Rooms::gated(self, show).is_some()
+    }
+
     async fn order_confirmed(&self, show: &str, user: &str) {
         if let Err(e) = self.engine.end_active(show, user).await {
             tracing::warn!(%show, %user, error = %e, "could not end the shopper's admission");

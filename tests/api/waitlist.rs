@@ -266,12 +266,41 @@ async fn on_a_gated_show_an_offer_counts_as_an_admission() {
     let app = spawn_app_with(|s| s.max_seats_per_hold = 100).await;
     let show = app.a_show().await;
     app.sell_out_but(&show, &["D4", "D5"]).await;
-    let returner = app.token("returner").await;
-    let hold: Value = app.hold(&returner, &show, &["D4", "D5"]).await.json().await.unwrap();
-    // Now the show gets a waiting room: holds need an admission.
-    app.put_room(&show, json!({"admitRatePerSecond": 1})).await;
-    let (carol, erin) = (app.token("carol").await, app.token("erin").await);
-    assert_eq!(app.wait_join(&carol, &show, 1).await.status(), StatusCode::CREATED);
+    // The show gets a waiting room: holds, and joins of the list, need an admission.
+    app.put_room(&show, json!({"admitRatePerSecond": 100, "burst": 10, "paused": true}))
+        .await;
+    let (returner, carol, erin) = (
+        app.token("returner").await,
+        app.token("carol").await,
+        app.token("erin").await,
+    );
+    app.join(&returner, &show).await;
+    app.join(&carol, &show).await;
+    app.put_room(&show, json!({"paused": false})).await;
+    let returner_pass = admitted(&app, &returner, &show).await;
+    let carol_pass = admitted(&app, &carol, &show).await;
+    let hold: Value = app
+        .http
+        .post(app.url("/api/v1/holds"))
+        .bearer_auth(&returner)
+        .header("X-Admission-Token", returner_pass)
+        .json(&json!({"showId": show, "seatIds": ["D4", "D5"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let joined = app
+        .http
+        .post(app.url(&format!("/api/v1/shows/{show}/waitlist")))
+        .bearer_auth(&carol)
+        .header("X-Admission-Token", carol_pass)
+        .json(&json!({"quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), StatusCode::CREATED);
     // The returner gives the pair back: carol is offered one seat; the
     // other is on sale (nobody else waits).
     app.delete(
@@ -283,8 +312,8 @@ async fn on_a_gated_show_an_offer_counts_as_an_admission() {
     assert_eq!(me["state"], "OFFERED", "{me}");
     let offered = me["seatIds"][0].as_str().unwrap().to_owned();
     let other = if offered == "D4" { "D5" } else { "D4" };
-    // Without an admission token erin may not hold; carol, with her offer, may
-    // (here: swap her offered seat for the other one).
+    // Without an admission token erin may not hold; carol, with her offer and
+    // no token, may (here: swap her offered seat for the other one).
     assert_error(app.hold(&erin, &show, &[other]).await, 403, "ADMISSION_REQUIRED").await;
     let res = app.hold(&carol, &show, &[other]).await;
     assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
@@ -436,4 +465,97 @@ async fn redis_flushed_the_list_is_lost_and_the_seats_it_waited_for_are_on_sale(
         app.hold(&carol, &show, &["D4", "D5"]).await.status(),
         StatusCode::CREATED
     );
+}
+
+/// Waits until the room says the shopper is admitted; answers the
+/// admission token.
+async fn admitted(app: &TestApp, token: &str, show: &str) -> String {
+    for _ in 0..200 {
+        let me: Value = app.me(token, show).await.json().await.unwrap();
+        if me["state"] == "ADMITTED" {
+            return me["admissionToken"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not admitted within 10 s: {}", app.room(show).await)
+}
+
+/// The list on a gated show is no side door: joining needs the room's
+/// admission (the page sends it), the offer then stands in for it, and a
+/// shopper whose offer became an order does not come round again.
+async fn a_gated_show_lets_only_admitted_shoppers_on_its_list(app: TestApp) {
+    let show = app.a_show().await;
+    let seat = app.available_seat(&show).await;
+    app.sell_out_but(&show, &[&seat]).await;
+    app.put_room(&show, json!({"admitRatePerSecond": 100, "burst": 10, "paused": true}))
+        .await;
+    let (keeper, alice, bot) = (
+        app.token("keeper").await,
+        app.token("alice").await,
+        app.token("bot").await,
+    );
+    app.join(&keeper, &show).await;
+    app.join(&alice, &show).await;
+    app.put_room(&show, json!({"paused": false})).await;
+    let keeper_pass = admitted(&app, &keeper, &show).await;
+    let alice_pass = admitted(&app, &alice, &show).await;
+    let held = app
+        .http
+        .post(app.url("/api/v1/holds"))
+        .bearer_auth(&keeper)
+        .header("X-Admission-Token", &keeper_pass)
+        .json(&json!({"showId": show, "seatIds": [seat]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::CREATED);
+
+    let join = |token: String, pass: Option<String>| {
+        let mut req = app
+            .http
+            .post(app.url(&format!("/api/v1/shows/{show}/waitlist")))
+            .bearer_auth(token)
+            .json(&json!({"quantity": 1}));
+        if let Some(p) = pass {
+            req = req.header("X-Admission-Token", p);
+        }
+        req.send()
+    };
+    // A bot that never queued, or that borrows alice's pass, stays off the list.
+    assert_error(join(bot.clone(), None).await.unwrap(), 403, "ADMISSION_REQUIRED").await;
+    assert_error(
+        join(bot.clone(), Some(alice_pass.clone())).await.unwrap(),
+        403,
+        "ADMISSION_REQUIRED",
+    )
+    .await;
+    assert_eq!(app.wait_me(&bot, &show).await.status(), StatusCode::NOT_FOUND);
+    let joined = join(alice.clone(), Some(alice_pass.clone())).await.unwrap();
+    assert_eq!(joined.status(), StatusCode::CREATED);
+
+    // The keeper's hold runs out: its seat is offered to alice, who buys it.
+    let offer = loop {
+        let me: Value = app.wait_me(&alice, &show).await.json().await.unwrap();
+        if me["state"] == "OFFERED" {
+            break me;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(offer["seatIds"], json!([seat]));
+    let order = app.order(&alice, offer["holdId"].as_str().unwrap()).await;
+    assert_eq!(order.status(), StatusCode::CREATED);
+    // The list served her once: with her pass still valid, she may not join again.
+    let again = join(alice.clone(), Some(alice_pass)).await.unwrap();
+    let body = assert_error(again, 409, "INVALID_STATE").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("order"), "{body}");
+}
+
+#[tokio::test]
+async fn a_gated_list_needs_an_admission_on_redis_and_postgres() {
+    a_gated_show_lets_only_admitted_shoppers_on_its_list(spawn_app_with(short_times).await).await;
+}
+
+#[tokio::test]
+async fn a_gated_list_needs_an_admission_in_process() {
+    a_gated_show_lets_only_admitted_shoppers_on_its_list(spawn_memory_app_with(short_times).await).await;
 }

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::locks::cmd;
 use super::{Booking, track};
-use crate::domain::seats::{WaitJoin, WaitStanding, WaitStats};
+use crate::domain::order::OrderStatus;
+use crate::domain::seats::{OfferEnd, WaitJoin, WaitStanding, WaitStats};
 use crate::domain::{HoldId, ShowId};
 use crate::error::{Error, Result};
 use crate::metrics as m;
@@ -34,7 +35,7 @@ pub struct Joined {
 impl Booking {
     /// Puts `user` on the show's waiting list for `quantity` seats. 409
     /// `SEATS_AVAILABLE` when that many can be held now.
-    pub async fn wait_join(&self, user: &str, show_id: &str, quantity: u64) -> Result<Joined> {
+    pub async fn wait_join(&self, user: &str, show_id: &str, admission: Option<&str>, quantity: u64) -> Result<Joined> {
         let show = self.show(show_id)?;
         if show.start_time <= self.clock.now() {
             return Err(Error::ShowStarted);
@@ -47,6 +48,11 @@ impl Booking {
             )));
         }
         let show_id = ShowId::parse(&show.id).ok_or_else(|| Error::Internal("catalog show id".into()))?;
+        if self.gate.gated(&show.id) {
+            self.refuse_after_an_order(user, &show.id).await?;
+        }
+        // The same gate as a hold's (it also refuses while the rooms are unknown).
+        self.gate.check(&show_id, user, admission).await?;
         let layout = self.layout(show)?;
         // The id the offer's hold will have: minted here, where ids are
         // unguessable, and kept with the waiter until an offer is made.
@@ -72,6 +78,32 @@ impl Booking {
                 created: false,
             }),
             WaitJoin::SeatsAvailable { free } => Err(Error::SeatsAvailable { free_seats: free }),
+        }
+    }
+
+    /// On a gated show the list is a way to the seats for admitted shoppers
+    /// only, once: a shopper whose offer became an order that still stands
+    /// (waiting for payment, or paid) may not join again (409).
+    async fn refuse_after_an_order(&self, user: &str, show: &str) -> Result<()> {
+        let standing = cmd::WaitlistStanding { user };
+        let WaitStanding::Ended {
+            end: OfferEnd::Accepted(order),
+            ..
+        } = self.locks.run(show, self.clock.now_ms(), &standing).await?.out
+        else {
+            return Ok(());
+        };
+        let Ok(order) = Uuid::parse_str(&order) else {
+            return Ok(());
+        };
+        match self.records.order(order).await? {
+            Some(o) if matches!(o.status, OrderStatus::PaymentPending | OrderStatus::Confirmed) => {
+                Err(Error::InvalidState(
+                    "your offer on this show's waiting list became an order: the list serves each admitted shopper once"
+                        .into(),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json as JsonResponse, Response};
 use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,22 +38,28 @@ where
 }
 
 #[utoipa::path(post, path = "/api/v1/shows/{show_id}/waitlist", operation_id = "joinWaitlist", tag = "waiting list", security(("bearer" = [])),
-    params(("show_id" = String, Path, description = "A show's id")),
+    params(
+        ("show_id" = String, Path, description = "A show's id"),
+        ("X-Admission-Token" = Option<String>, Header, description = "The admission token, on a show with a waiting room: the list needs the same admission as a hold"),
+    ),
     request_body(content = JoinRequest),
     responses(
         (status = 201, description = "On the list: `WAITING` with a position", body = WaitlistView),
         (status = 200, description = "Already on the list (or holding an offer): where the caller stands, unchanged", body = WaitlistView),
         (status = 400, description = "`quantity` missing or out of range", body = ErrorBody),
+        (status = 403, description = "`ADMISSION_REQUIRED`: the show is gated and the request has no valid, active admission", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
-        (status = 409, description = "`SEATS_AVAILABLE`: that many seats can be held now (buy them instead); `SHOW_STARTED`", body = ErrorBody),
+        (status = 409, description = "`SEATS_AVAILABLE`: that many seats can be held now (buy them instead); `SHOW_STARTED`; `INVALID_STATE`: on a gated show, the caller's offer already became an order", body = ErrorBody),
     ))]
 async fn join(
     State(booking): State<Arc<Booking>>,
     Auth(user): Auth,
     KnownShow(show): KnownShow,
+    headers: HeaderMap,
     Json(req): Json<JoinRequest>,
 ) -> Result<Response> {
-    let joined = booking.wait_join(&user.id, &show.id, req.quantity).await?;
+    let admission = headers.get("x-admission-token").and_then(|v| v.to_str().ok());
+    let joined = booking.wait_join(&user.id, &show.id, admission, req.quantity).await?;
     let status = if joined.created {
         StatusCode::CREATED
     } else {
