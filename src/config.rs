@@ -65,6 +65,13 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_seats_per_hold: u32,
 
+    /// Seats of one show one shopper may have across their active hold and
+    /// their orders waiting for payment or paid (default: MAX_SEATS_PER_HOLD):
+    /// one admission cannot lock a hall.
+    #[arg(long, global = true, env = "MAX_SEATS_PER_USER_PER_SHOW",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_seats_per_user_per_show: Option<u32>,
+
     /// How long a seat offered to the next shopper on a show's waiting list
     /// stays theirs before it moves on.
     #[arg(long, global = true, env = "WAITLIST_OFFER_SECONDS", default_value_t = DEFAULT_WAITLIST_OFFER_SECONDS,

@@ -64,6 +64,9 @@ pub enum Error {
     OrderExpired,
     #[error("{0}")]
     InvalidState(String),
+    /// Over `MAX_SEATS_PER_USER_PER_SHOW`: an INVALID_STATE with the limit.
+    #[error("at most {limit} seats of one show per shopper, across the hold and orders (MAX_SEATS_PER_USER_PER_SHOW)")]
+    SeatLimit { limit: usize },
     #[error("the show has started: its seats are no longer on sale")]
     ShowStarted,
     #[error("this Idempotency-Key was used with a different request")]
@@ -128,7 +131,7 @@ impl Error {
             Self::HoldExpired => "HOLD_EXPIRED",
             Self::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
             Self::OrderExpired => "ORDER_EXPIRED",
-            Self::InvalidState(_) => "INVALID_STATE",
+            Self::InvalidState(_) | Self::SeatLimit { .. } => "INVALID_STATE",
             Self::ShowStarted => "SHOW_STARTED",
             Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
@@ -154,6 +157,7 @@ impl Error {
             | Self::HoldNotActive(_)
             | Self::OrderExpired
             | Self::InvalidState(_)
+            | Self::SeatLimit { .. }
             | Self::ShowStarted => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -186,6 +190,9 @@ impl Error {
             }
             Self::RateLimited { retry_after_secs } => {
                 err.insert("retryAfterSeconds".into(), json!(retry_after_secs));
+            }
+            Self::SeatLimit { limit } => {
+                err.insert("limit".into(), json!(limit));
             }
             Self::NotEnoughSeats { largest_block } => {
                 err.insert("largestBlock".into(), json!(largest_block));
@@ -335,6 +342,7 @@ mod tests {
                 available: SeatList::new(&[]),
             },
             Error::NotEnoughSeats { largest_block: 0 },
+            Error::SeatLimit { limit: 10 },
             Error::SeatsAvailable { free_seats: 1 },
             Error::HoldExpired,
             Error::HoldNotActive(String::new()),

@@ -266,6 +266,9 @@ fn limits(settings: &Settings) -> Limits {
         hold_ttl_ms: settings.hold_ttl_seconds as i64 * 1000,
         order_ttl_ms: settings.order_ttl_seconds as i64 * 1000,
         max_seats_per_hold: settings.max_seats_per_hold as usize,
+        max_seats_per_user_per_show: settings
+            .max_seats_per_user_per_show
+            .unwrap_or(settings.max_seats_per_hold) as usize,
         offer_ttl_ms: settings.waitlist_offer_seconds as i64 * 1000,
     }
 }

@@ -46,6 +46,11 @@ impl Booking {
         let layout = self.layout(show)?;
         self.check_ask(&layout, &ask)?;
         let hold_id = HoldId::new(&show_id, Uuid::now_v7());
+        let wanted = match &ask {
+            HoldAsk::Seats(seats) => seats.len(),
+            HoldAsk::Best(quantity) => *quantity,
+        };
+        self.check_seat_cap(user, &show.id, hold_id.as_str(), wanted).await?;
         let req = Request {
             show,
             layout: &layout,

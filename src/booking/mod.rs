@@ -52,6 +52,8 @@ pub struct Limits {
     pub hold_ttl_ms: i64,
     pub order_ttl_ms: i64,
     pub max_seats_per_hold: usize,
+    /// Seats of one show per shopper across their hold and standing orders.
+    pub max_seats_per_user_per_show: usize,
     /// How long a waiting-list offer holds its seats.
     pub offer_ttl_ms: i64,
 }
@@ -141,6 +143,18 @@ impl Booking {
         } else {
             Error::not_found("hold")
         }
+    }
+
+    /// Refuses `wanted` more seats of the show for the user when, with the
+    /// seats their standing orders own (but the order of `hold`, if any),
+    /// they would pass `MAX_SEATS_PER_USER_PER_SHOW`. A new hold replaces
+    /// the user's previous one, so only orders count beside it.
+    async fn check_seat_cap(&self, user: &str, show: &str, hold: &str, wanted: usize) -> Result<()> {
+        let limit = self.limits.max_seats_per_user_per_show;
+        if wanted > limit || self.records.seats_ordered(user, show, hold).await? + wanted > limit {
+            return Err(Error::SeatLimit { limit });
+        }
+        Ok(())
     }
 
     fn layout(&self, show: &Show) -> Result<Arc<Layout>> {

@@ -28,6 +28,11 @@ impl Booking {
             return Ok((self.settle_if_due(existing).await?, false));
         }
         let show = self.show(hold.show().as_str())?;
+        if let Some(rec) = self.locks.hold_record(&show.id, hold_id).await?
+            && rec.user == user
+        {
+            self.check_seat_cap(user, &show.id, hold_id, rec.seats.len()).await?;
+        }
         let order_id = Uuid::new_v4();
         let now_ms = self.clock.now_ms();
         let order = order_id.to_string();

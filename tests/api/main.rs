@@ -18,6 +18,7 @@ mod ops;
 mod race;
 mod recovery;
 mod saturation;
+mod seat_cap;
 mod sweeping;
 mod waitlist;
 mod waitroom;

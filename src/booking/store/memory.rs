@@ -172,6 +172,16 @@ impl Records for MemoryRecords {
         Ok(due.into_iter().take(limit.max(0) as usize).map(|o| o.id).collect())
     }
 
+    async fn seats_ordered(&self, user: &str, show: &str, except_hold: &str) -> Result<usize> {
+        let s = self.lock();
+        Ok(s.orders
+            .values()
+            .filter(|o| o.user_id == user && o.show_id == show && o.hold_id != except_hold)
+            .filter(|o| matches!(o.status, OrderStatus::PaymentPending | OrderStatus::Confirmed))
+            .map(|o| o.seat_ids.len())
+            .sum())
+    }
+
     async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
         let s = self.lock();
         let mut list: Vec<Order> = s

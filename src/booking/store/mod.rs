@@ -93,6 +93,11 @@ pub trait Records: Send + Sync + 'static {
     /// PAYMENT_PENDING orders past their expiry.
     async fn due_orders(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>>;
 
+    /// How many seats of the show the user's standing orders (waiting for
+    /// payment, or paid) own, leaving out the order of `except_hold` (the
+    /// one being made or retried): the per-shopper cap counts them.
+    async fn seats_ordered(&self, user: &str, show: &str, except_hold: &str) -> Result<usize>;
+
     /// The user's orders, newest first, after `cursor`.
     async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>>;
 

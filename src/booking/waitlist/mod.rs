@@ -53,6 +53,7 @@ impl Booking {
         }
         // The same gate as a hold's (it also refuses while the rooms are unknown).
         self.gate.check(&show_id, user, admission).await?;
+        self.check_seat_cap(user, &show.id, "", quantity).await?;
         let layout = self.layout(show)?;
         // The id the offer's hold will have: minted here, where ids are
         // unguessable, and kept with the waiter until an offer is made.

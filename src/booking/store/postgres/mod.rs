@@ -261,6 +261,20 @@ impl Records for PgRecords {
         .await?)
     }
 
+    async fn seats_ordered(&self, user: &str, show: &str, except_hold: &str) -> Result<usize> {
+        let seats: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(cardinality(seat_ids)), 0)::bigint FROM orders \
+             WHERE user_id = $1 AND show_id = $2 AND hold_id <> $3 \
+             AND status IN ('PAYMENT_PENDING', 'CONFIRMED')",
+        )
+        .bind(user)
+        .bind(show)
+        .bind(except_hold)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seats.max(0) as usize)
+    }
+
     async fn orders_of_user(&self, user: &str, limit: i64, cursor: Option<Cursor>) -> Result<Vec<Order>> {
         let rows =
             match cursor {
