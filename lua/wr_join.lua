@@ -8,11 +8,18 @@
 --       3 seq STRING arrival counter, 4 seen ZSET user->last seen (ms),
 --       5 stats HASH, 6 admitted ZSET user->admission expiry (ms),
 --       7 events STRING event sequence, 8 config HASH, 9 entrants SET
--- ARGV: per shopper, four: userId, now (ms, the node's clock, for admission
+--       10.. the spent-challenge keys of the shoppers who spend one
+-- ARGV: per shopper, six: userId, now (ms, the node's clock, for admission
 --       expiry), create (1/0), seen until (ms: now for a poll, later for a
---       live socket). A node sends the joins that arrived while its previous
---       call was in flight as one call (src/waitroom/batch.rs): one script,
---       one opening check, for many shoppers.
+--       live socket), spend (the index in KEYS of the shopper's solved
+--       challenge, 0 for none), spend until (ms: the challenge's expiry).
+--       A node sends the joins that arrived while its previous call was in
+--       flight as one call (src/waitroom/batch.rs): one script, one opening
+--       check, for many shoppers.
+-- A challenge is spent in the same step as the join that uses it, and only
+-- by a join that makes a new place: a join that fails, or one by a shopper
+-- already in the room, leaves it unspent, so a retry of the same solution
+-- is accepted. A join with a spent challenge makes no place ({"NONE"}).
 -- Reply: one answer per shopper, in order:
 --        {"ADMITTED", expiresAtMs, eventSeq, queueLength} | {"PREQUEUED", preQueueSize, eventSeq}
 --      | {"QUEUED", score, position, queueLength, eventSeq} | {"NONE", eventSeq}
@@ -26,7 +33,7 @@ local opens, key, opened_for, mode = opening_of(config)
 local before_opening = opens ~= nil and shared_now() < opens
 if not before_opening then begin_opening(pre, seq, config, entrants, key, opened_for) end
 
-local function join(user, now, create, seen_until)
+local function join(user, now, create, seen_until, spend, spend_until)
   local exp = redis.call('ZSCORE', admitted, user)
   if exp and tonumber(exp) > now then return { 'ADMITTED', exp, ev, redis.call('ZCARD', queue) } end
 
@@ -44,7 +51,9 @@ local function join(user, now, create, seen_until)
       score = redis.call('INCR', seq)
       redis.call('ZADD', queue, score, user)
     else
+      if spend and redis.call('EXISTS', spend) == 1 then create = false end
       if not create then return { 'NONE', ev } end
+      if spend then redis.call('SET', spend, user, 'PXAT', spend_until) end
       redis.call('HINCRBY', stats, 'joined', 1)
       redis.call('ZADD', seen, seen_until, user)
       if before_opening and mode == 'RANDOM' then
@@ -61,7 +70,9 @@ local function join(user, now, create, seen_until)
 end
 
 local out = {}
-for i = 1, #ARGV, 4 do
-  out[#out + 1] = join(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1', ARGV[i + 3])
+for i = 1, #ARGV, 6 do
+  local spend = tonumber(ARGV[i + 4])
+  out[#out + 1] = join(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1', ARGV[i + 3],
+    spend > 0 and KEYS[spend] or nil, ARGV[i + 5])
 end
 return out

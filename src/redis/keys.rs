@@ -80,6 +80,11 @@ impl RoomKeys {
         ]
     }
 
+    /// The key that marks a solved proof-of-work challenge spent.
+    pub fn spent_key(&self, challenge: &str) -> String {
+        format!("{}{challenge}", self.spent)
+    }
+
     pub fn leave_keys(&self) -> [&str; 5] {
         [&self.queue, &self.pre, &self.seen, &self.stats, &self.events]
     }

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine::{Stand, Standing};
+use super::engine::{Spend, Stand, Standing};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
@@ -30,6 +30,7 @@ struct Pending {
     now: i64,
     create: bool,
     until: i64,
+    spend: Option<Spend>,
     reply: oneshot::Sender<Result<Stand>>,
 }
 
@@ -50,13 +51,22 @@ impl JoinBatcher {
         }
     }
 
-    pub async fn join(&self, show: &str, user: &str, now: i64, create: bool, until: i64) -> Result<Stand> {
+    pub async fn join(
+        &self,
+        show: &str,
+        user: &str,
+        now: i64,
+        create: bool,
+        until: i64,
+        spend: Option<Spend>,
+    ) -> Result<Stand> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             user: user.to_owned(),
             now,
             create,
             until,
+            spend,
             reply,
         };
         self.queue(show)
@@ -128,11 +138,24 @@ impl Worker {
         for key in k.join_keys() {
             inv.key(key);
         }
+        // The spent-challenge keys follow the nine, one per shopper who
+        // spends one; each shopper's ARGV names theirs by its index.
+        let mut next_key = k.join_keys().len() + 1;
         for p in batch {
             inv.arg(&p.user)
                 .arg(p.now)
                 .arg(if p.create { "1" } else { "0" })
                 .arg(p.until);
+            match &p.spend {
+                Some(spend) => {
+                    inv.key(k.spent_key(&spend.id));
+                    inv.arg(next_key).arg(spend.until_ms.max(1));
+                    next_key += 1;
+                }
+                None => {
+                    inv.arg(0).arg(0);
+                }
+            }
         }
         let mut conn = self.redis.conn.clone();
         let mut r = ReplyReader::new("wr_join", inv.invoke_async(&mut conn).await?)?;

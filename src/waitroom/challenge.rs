@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::engine::{Standing, StoredRoom};
+use super::engine::{Spend, Standing, StoredRoom};
 use super::rooms::Rooms;
 use crate::domain::catalog::Show;
 use crate::domain::pow;
@@ -77,23 +77,24 @@ impl Rooms {
     }
 
     /// Lets a join through the room's proof of work: a shopper already in
-    /// the room passes; a new one needs a solved, unspent challenge of
-    /// theirs for this show, issued at no fewer bits than the room asks now.
+    /// the room passes (`None`); a new one needs a solved challenge of
+    /// theirs for this show, issued at no fewer bits than the room asks now,
+    /// which the join then spends in its own step (`Some`).
     pub(super) async fn check_proof(
         &self,
         room: &StoredRoom,
         show: &Show,
         user: &str,
         proof: Option<&JoinProof>,
-    ) -> Result<()> {
+    ) -> Result<Option<Spend>> {
         let bits = room.config.challenge_bits;
         if bits == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.clock.now_ms();
         let stand = self.engine.join(&show.id, user, now, false, now).await?;
         if stand.standing != Standing::None {
-            return Ok(());
+            return Ok(None);
         }
         let (challenge, nonce) = match proof {
             Some(JoinProof {
@@ -111,15 +112,9 @@ impl Rooms {
         if nonce.len() > MAX_NONCE_LEN || !pow::solves(challenge, &nonce, claims.bits) {
             return Err(Error::ChallengeFailed("the nonce does not solve the challenge".into()));
         }
-        if !self
-            .engine
-            .spend_challenge(&show.id, &claims.jti, claims.exp * 1000)
-            .await?
-        {
-            return Err(Error::ChallengeFailed(
-                "this challenge has been used: get a new one".into(),
-            ));
-        }
-        Ok(())
+        Ok(Some(Spend {
+            id: claims.jti,
+            until_ms: claims.exp * 1000,
+        }))
     }
 }

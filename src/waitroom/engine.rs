@@ -56,6 +56,13 @@ pub enum Standing {
     None,
 }
 
+/// A solved proof-of-work challenge a join spends: its id and expiry (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub id: String,
+    pub until_ms: i64,
+}
+
 /// A standing as of one event sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stand {
@@ -187,9 +194,19 @@ pub trait WaitingRooms: Send + Sync + 'static {
     /// still in the pre-queue; `None` when `token` no longer holds the lease.
     async fn open(&self, show: &str, token: &str, base: i64, ranked: &[(u64, String)]) -> Result<Option<(u64, u64)>>;
 
-    /// Spends a proof-of-work challenge (`id`, valid until `until_ms`):
-    /// true the first time, false ever after.
-    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool>;
+    /// Joins as `join` with `create` does, spending the solved `challenge`
+    /// in the same step: only a join that makes a new place spends it, and
+    /// a spent one makes no place (`Standing::None`). A join that fails
+    /// leaves it unspent, so the shopper's retry of the same solution is
+    /// accepted.
+    async fn join_spending(
+        &self,
+        show: &str,
+        user: &str,
+        now: i64,
+        seen_until: i64,
+        challenge: &Spend,
+    ) -> Result<Stand>;
 
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;

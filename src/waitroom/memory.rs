@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::engine::{
-    Counters, Opening, RoomEvent, SeatCount, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms,
+    Counters, Opening, RoomEvent, SeatCount, Spend, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms,
 };
 use crate::clock::Clock;
 use crate::domain::waitroom::PreQueue;
@@ -84,6 +84,27 @@ impl Room {
     /// `lua/wr_join.lua` past admission: where `user` stands, placed in the
     /// queue (or the pre-queue before a RANDOM opening) when new and
     /// `create`, seen until `until`.
+    /// Joins (`create`) or reads, as `lua/wr_join.lua` does.
+    fn join(&mut self, user: &str, now: i64, create: bool, until: i64, shared_now: i64) -> Stand {
+        let opens = self.opens_at();
+        let before_opening = opens.is_some_and(|t| shared_now < t);
+        if !before_opening {
+            self.begin_opening(opens);
+        }
+        let seq = self.events;
+        if let Some(exp) = self.admitted.get(user).filter(|e| **e > now) {
+            return Stand {
+                standing: Standing::Admitted {
+                    expires_ms: *exp,
+                    queue_length: self.queue.len() as u64,
+                },
+                seq,
+            };
+        }
+        let standing = self.place(user, create, until, before_opening);
+        Stand { standing, seq }
+    }
+
     fn place(&mut self, user: &str, create: bool, until: i64, before_opening: bool) -> Standing {
         let score = match self.score_of.get(user) {
             Some(s) => *s,
@@ -279,24 +300,22 @@ impl WaitingRooms for MemoryWaitingRooms {
     async fn join(&self, show: &str, user: &str, now: i64, create: bool, until: i64) -> Result<Stand> {
         // One process: its clock is the shared one.
         let shared_now = self.clock.now_ms();
+        Ok(self.with(show, |r| r.join(user, now, create, until, shared_now)))
+    }
+
+    async fn join_spending(&self, show: &str, user: &str, now: i64, until: i64, challenge: &Spend) -> Result<Stand> {
+        let shared_now = self.clock.now_ms();
         Ok(self.with(show, |r| {
-            let opens = r.opens_at();
-            let before_opening = opens.is_some_and(|t| shared_now < t);
-            if !before_opening {
-                r.begin_opening(opens);
+            r.spent.retain(|_, until| *until > shared_now);
+            let create = !r.spent.contains_key(&challenge.id);
+            let placed = r.score_of.contains_key(user) || r.pre.contains(user);
+            let stand = r.join(user, now, create, until, shared_now);
+            let made_a_place =
+                !placed && matches!(stand.standing, Standing::Queued { .. } | Standing::PreQueued { .. });
+            if made_a_place {
+                r.spent.insert(challenge.id.clone(), challenge.until_ms);
             }
-            let seq = r.events;
-            if let Some(exp) = r.admitted.get(user).filter(|e| **e > now) {
-                return Stand {
-                    standing: Standing::Admitted {
-                        expires_ms: *exp,
-                        queue_length: r.queue.len() as u64,
-                    },
-                    seq,
-                };
-            }
-            let standing = r.place(user, create, until, before_opening);
-            Stand { standing, seq }
+            stand
         }))
     }
 
@@ -409,14 +428,6 @@ impl WaitingRooms for MemoryWaitingRooms {
                 base: r.open_base,
                 pending: r.pre.len() as u64,
             }
-        }))
-    }
-
-    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool> {
-        let now = self.clock.now_ms();
-        Ok(self.with(show, |r| {
-            r.spent.retain(|_, until| *until > now);
-            r.spent.insert(id.to_owned(), until_ms).is_none()
         }))
     }
 

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 
 use super::batch::JoinBatcher;
-use super::engine::{Counters, Opening, RoomEvent, Stand, StoredRoom, Tick, TickParams, WaitingRooms};
+use super::engine::{Counters, Opening, RoomEvent, Spend, Stand, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
@@ -128,7 +128,19 @@ impl WaitingRooms for RedisWaitingRooms {
     /// Through the batcher: the show's joins that arrive while its
     /// previous call is in flight go as one script call (`batch`).
     async fn join(&self, show: &str, user: &str, now: i64, create: bool, seen_until: i64) -> Result<Stand> {
-        self.joins.join(show, user, now, create, seen_until).await
+        self.joins.join(show, user, now, create, seen_until, None).await
+    }
+
+    async fn join_spending(
+        &self,
+        show: &str,
+        user: &str,
+        now: i64,
+        seen_until: i64,
+        challenge: &Spend,
+    ) -> Result<Stand> {
+        let spend = Some(challenge.clone());
+        self.joins.join(show, user, now, true, seen_until, spend).await
     }
 
     async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64> {
@@ -247,20 +259,6 @@ impl WaitingRooms for RedisWaitingRooms {
         };
         r.finish()?;
         Ok(opening)
-    }
-
-    async fn spend_challenge(&self, show: &str, id: &str, until_ms: i64) -> Result<bool> {
-        let mut conn = self.redis.conn.clone();
-        let key = format!("{}{id}", self.k(show).spent);
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(1)
-            .arg("NX")
-            .arg("PXAT")
-            .arg(until_ms.max(1))
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
     }
 
     async fn entrants(&self, show: &str) -> Result<Vec<String>> {

@@ -182,12 +182,24 @@ impl Rooms {
         proof: Option<&JoinProof>,
     ) -> Result<StandingView> {
         let room = self.room(&show.id).await?;
-        if create {
-            self.check_proof(&room, show, user, proof).await?;
-        }
+        let spend = match create {
+            true => self.check_proof(&room, show, user, proof).await?,
+            false => None,
+        };
         let now = self.clock.now();
         let ms = now.timestamp_millis();
-        let stand = self.engine.join(&show.id, user, ms, create, ms).await?;
+        let stand = match &spend {
+            Some(challenge) => {
+                let stand = self.engine.join_spending(&show.id, user, ms, ms, challenge).await?;
+                if stand.standing == Standing::None {
+                    return Err(Error::ChallengeFailed(
+                        "this challenge has been used: get a new one".into(),
+                    ));
+                }
+                stand
+            }
+            None => self.engine.join(&show.id, user, ms, create, ms).await?,
+        };
         views::standing(&room, &stand.standing, now, |expires_ms| {
             self.tokens.admission(user, &show.id, expires_ms)
         })

@@ -10,7 +10,7 @@ use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
 use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
-use showgate::waitroom::engine::{Opening, RoomEvent, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
+use showgate::waitroom::engine::{Opening, RoomEvent, Spend, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
 
 type Rooms = (Arc<SeatEngine>, Arc<dyn WaitingRooms>);
 
@@ -377,16 +377,37 @@ async fn the_pre_queue_is_decided_by_the_shared_clock(r: Rooms) {
     assert!(rooms.load(SHOW).await.unwrap().is_none());
 }
 
-async fn a_challenge_is_spent_once(r: Rooms) {
+/// A solved challenge is spent by the join that makes a place with it, in
+/// that join's own step: a join that never ran (a failed request) leaves it
+/// for the retry, a shopper already placed does not spend it, and once spent
+/// it makes no place again.
+async fn a_challenge_is_spent_by_the_join_that_makes_a_place(r: Rooms) {
     let (_, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
     let until = real_now_ms() + 60_000;
-    assert!(rooms.spend_challenge(SHOW, "c1", until).await.unwrap());
-    assert!(!rooms.spend_challenge(SHOW, "c1", until).await.unwrap(), "spent");
-    assert!(rooms.spend_challenge(SHOW, "c2", until).await.unwrap());
-    assert!(
-        rooms.spend_challenge("another-show", "c1", until).await.unwrap(),
-        "per show"
-    );
+    let c1 = Spend {
+        id: "c1".into(),
+        until_ms: until,
+    };
+    let a = rooms.join_spending(SHOW, "a", T0, T0, &c1).await.unwrap();
+    assert_eq!(position(&a), 1, "the join that spends it is placed");
+    // Placed already: the same join again keeps the place, spending nothing new.
+    assert_eq!(position(&rooms.join_spending(SHOW, "a", T0, T0, &c1).await.unwrap()), 1);
+    // Out of the queue, the spent challenge does not put her back.
+    rooms.leave(SHOW, &["a".to_owned()], "left").await.unwrap();
+    let again = rooms.join_spending(SHOW, "a", T0, T0, &c1).await.unwrap();
+    assert_eq!(again.standing, Standing::None, "spent");
+    assert_eq!(rooms.counters(SHOW, T0).await.unwrap().queue_length, 0);
+    // A challenge no join used (the request failed before it) still places.
+    let c2 = Spend {
+        id: "c2".into(),
+        until_ms: until,
+    };
+    assert_eq!(position(&rooms.join_spending(SHOW, "a", T0, T0, &c2).await.unwrap()), 1);
+    // Spent per show: c1 on another show's room is unspent.
+    rooms.save("show-2", &room()).await.unwrap();
+    let other = rooms.join_spending("show-2", "a", T0, T0, &c1).await.unwrap();
+    assert_eq!(position(&other), 1, "per show");
 }
 
 macro_rules! room_cases {
@@ -409,5 +430,5 @@ room_cases!(
     a_tick_run_twice_admits_nobody_the_second_time,
     leaving_and_abandonment_publish_the_scores_that_left,
     the_pre_queue_is_decided_by_the_shared_clock,
-    a_challenge_is_spent_once,
+    a_challenge_is_spent_by_the_join_that_makes_a_place,
 );

@@ -45,10 +45,10 @@ async fn wr_join_takes_many_shoppers_in_one_call_in_order() -> Result<()> {
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
     let now = NOW.to_string();
     let args = [
-        "ann", &now, "1", &now, // joins
-        "ben", &now, "0", &now, // only asks: not joined
-        "cat", &now, "1", &now, // joins
-        "ann", &now, "1", &now, // again: the same place
+        "ann", &now, "1", &now, "0", "0", // joins
+        "ben", &now, "0", &now, "0", "0", // only asks: not joined
+        "cat", &now, "1", &now, "0", "0", // joins
+        "ann", &now, "1", &now, "0", "0", // again: the same place
     ];
     let mut answers = ReplyReader::new("wr_join", room_run(&f, &s.join, &k.join_keys(), &args).await)?;
     let mut kinds: Vec<(String, Option<i64>)> = Vec::new();
@@ -91,7 +91,7 @@ async fn wr_join_queues_once_and_answers_each_standing() -> Result<()> {
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
     let keys = k.join_keys();
     let now = NOW.to_string();
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now, "0", "0"]).await)?;
     assert_eq!(
         (
             r.next_text()?,
@@ -103,12 +103,12 @@ async fn wr_join_queues_once_and_answers_each_standing() -> Result<()> {
         ("QUEUED".into(), "1".into(), 1, 1, 0)
     );
     r.finish()?;
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["alice", &now, "1", &now, "0", "0"]).await)?;
     let (_kind, _score) = (r.next_text()?, r.next_text()?);
     assert_eq!(r.next_int()?, 1, "joining again keeps the place");
     let (_length, _seq) = (r.next_int()?, r.next_int()?);
     r.finish()?;
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["bob", &now, "0", &now, "0", "0"]).await)?;
     assert_eq!(r.next_text()?, "NONE", "a read does not join");
     let _seq = r.next_int()?;
     r.finish()?;
@@ -124,14 +124,14 @@ async fn wr_join_queues_once_and_answers_each_standing() -> Result<()> {
         .await
         .unwrap();
     let late_node = (opens + 1).to_string();
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["carol", &late_node, "1", &now, "0", "0"]).await)?;
     assert_eq!((r.next_text()?, r.next_int()?), ("PREQUEUED".into(), 1));
     let _seq = r.next_int()?;
     r.finish()?;
     let joined: i64 = c.hget(&k.stats, "joined").await.unwrap();
     assert_eq!(joined, 2);
     let _: () = c.zadd(&k.admitted, "dave", NOW + 1000).await.unwrap();
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["dave", &now, "1", &now, "0", "0"]).await)?;
     let waiting: i64 = c.zcard(&k.queue).await.unwrap();
     let (kind, expires, _seq) = (r.next_text()?, r.next_text()?, r.next_int()?);
     assert_eq!(
@@ -148,7 +148,7 @@ async fn wr_admit_is_fenced_by_the_lease_and_publishes_one_tick() -> Result<()> 
     let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
     let now = NOW.to_string();
     for u in ["a", "b", "c"] {
-        room_run(&f, &s.join, &k.join_keys(), &[u, &now, "1", &now]).await;
+        room_run(&f, &s.join, &k.join_keys(), &[u, &now, "1", &now, "0", "0"]).await;
     }
     let token: String =
         redis::from_redis_value(room_run(&f, &s.lease, &k.lease_keys(), &["n1", "5000"]).await).unwrap();
@@ -218,8 +218,8 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() -> Result<()> {
     let keys = k.join_keys();
     let now = NOW.to_string();
     let mut c = f.conn.clone();
-    room_run(&f, &s.join, &keys, &["a", &now, "1", &now]).await;
-    room_run(&f, &s.join, &keys, &["b", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["a", &now, "1", &now, "0", "0"]).await;
+    room_run(&f, &s.join, &keys, &["b", &now, "1", &now, "0", "0"]).await;
     // "p" and "q" join before the opening (opensAt 1 s ahead of Redis TIME).
     let opens = redis_now_ms(&f).await + 1_000;
     let _: () = c
@@ -229,8 +229,8 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() -> Result<()> {
         )
         .await
         .unwrap();
-    room_run(&f, &s.join, &keys, &["p", &now, "1", &now]).await;
-    room_run(&f, &s.join, &keys, &["q", &now, "1", &now]).await;
+    room_run(&f, &s.join, &keys, &["p", &now, "1", &now, "0", "0"]).await;
+    room_run(&f, &s.join, &keys, &["q", &now, "1", &now, "0", "0"]).await;
     let n: i64 = redis::from_redis_value(
         room_run(
             &f,
@@ -262,7 +262,7 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() -> Result<()> {
     ))
     .await;
     // The first join after the opening begins it: "r" queues behind the block.
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["r", &now, "1", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["r", &now, "1", &now, "0", "0"]).await)?;
     assert_eq!(
         (r.next_text()?, r.next_text()?),
         ("QUEUED".into(), "5".into()),
@@ -336,10 +336,52 @@ async fn wr_leave_and_the_opening_move_scores_and_say_so() -> Result<()> {
     // A straggler (in the pre-queue, not among the entrants: only a clock
     // going back could make one) is placed by its own join, behind.
     let _: () = c.sadd(&k.pre, "z").await.unwrap();
-    let mut r = join_one(room_run(&f, &s.join, &keys, &["z", &now, "0", &now]).await)?;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["z", &now, "0", &now, "0", "0"]).await)?;
     let (kind, _score) = (r.next_text()?, r.next_text()?);
     assert_eq!((kind, r.next_int()?), ("QUEUED".into(), 5));
     let (_length, _seq) = (r.next_int()?, r.next_int()?);
     r.finish()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_join_spends_a_challenge_only_with_the_place_it_makes() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let spent = k.spent_key("jti-1");
+    let mut keys: Vec<&str> = k.join_keys().to_vec();
+    keys.push(&spent);
+    let now = NOW.to_string();
+    let until = (redis_now_ms(&f).await + 60_000).to_string();
+    // A join that makes a place spends the challenge (KEYS[10]) in its step.
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["amy", &now, "1", &now, "10", &until]).await)?;
+    assert_eq!(r.next_text()?, "QUEUED");
+    let mut c = f.conn.clone();
+    let (owner, ttl): (Option<String>, i64) = redis::pipe()
+        .get(&spent)
+        .pttl(&spent)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some("amy"));
+    assert!(ttl > 0 && ttl <= 60_000, "it lasts as long as the challenge: {ttl}");
+    // Out of the queue, the spent challenge makes no place again.
+    room_run(
+        &f,
+        &s.leave,
+        &k.leave_keys(),
+        &[&k.channel, "PUBLISH", "left", "0", "0", "amy"],
+    )
+    .await;
+    let mut r = join_one(room_run(&f, &s.join, &keys, &["amy", &now, "1", &now, "10", &until]).await)?;
+    assert_eq!(r.next_text()?, "NONE");
+    // A shopper already placed joins again without spending one.
+    let other = k.spent_key("jti-2");
+    let keys2 = [k.join_keys().as_slice(), &[other.as_str()]].concat();
+    room_run(&f, &s.join, &keys2, &["bo", &now, "1", &now, "0", "0"]).await;
+    let mut r = join_one(room_run(&f, &s.join, &keys2, &["bo", &now, "1", &now, "10", &until]).await)?;
+    assert_eq!(r.next_text()?, "QUEUED");
+    let exists: bool = redis::cmd("EXISTS").arg(&other).query_async(&mut c).await.unwrap();
+    assert!(!exists, "a join that made no new place spent nothing");
     Ok(())
 }
