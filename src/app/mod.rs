@@ -332,6 +332,7 @@ fn spawn_loops(
     let cleanup = upkeep::Cleanup {
         records: stores.records.clone(),
         locks: engines.locks.clone(),
+        rooms: rooms.clone(),
         catalog: catalog.clone(),
         clock,
     };

@@ -15,7 +15,9 @@ use crate::booking::locks::recovering::Recovering;
 use crate::booking::store::Records;
 use crate::clock::{self, Clock};
 use crate::domain::catalog::Catalog;
+use crate::error::Error;
 use crate::redis::RedisHandle;
+use crate::waitroom::rooms::Rooms;
 
 /// How often the node measures its clock against Redis.
 pub const CLOCK_EVERY: Duration = Duration::from_secs(10);
@@ -64,6 +66,8 @@ pub async fn clock_loop(redis: Arc<RedisHandle>, stop: CancellationToken) {
 pub struct Cleanup {
     pub records: Arc<dyn Records>,
     pub locks: Arc<Recovering>,
+    /// A show's waiting room goes with its seat keys.
+    pub rooms: Arc<Rooms>,
     pub catalog: Arc<Catalog>,
     pub clock: Clock,
 }
@@ -97,12 +101,105 @@ impl Cleanup {
             if show.start_time > now - SHOW_KEYS_RETENTION || forgotten.contains(&show.id) {
                 continue;
             }
-            match self.locks.forget(&show.id).await {
-                Ok(()) => {
+            let forgot = match self.locks.forget(&show.id).await {
+                Ok(()) => self.rooms.remove(show).await,
+                Err(e) => Err(e),
+            };
+            match forgot {
+                // A show that never had a room is as forgotten as one whose room went.
+                Ok(()) | Err(Error::NotFound(_)) => {
                     forgotten.insert(show.id.clone());
                 }
-                Err(e) => tracing::warn!(show = %show.id, error = %e, "could not drop an old show's seat keys"),
+                Err(e) => tracing::warn!(show = %show.id, error = %e, "could not drop an old show's keys"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::auth::Tokens;
+    use crate::booking::locks::SeatEngine;
+    use crate::booking::locks::cmd;
+    use crate::booking::locks::memory::MemorySeatLocks;
+    use crate::booking::store::memory::MemoryRecords;
+    use crate::domain::catalog::demo;
+    use crate::domain::waitroom::{PreQueue, RoomConfig};
+    use crate::error::Result;
+    use crate::waitroom::engine::{SeatCount, StoredRoom, WaitingRooms};
+    use crate::waitroom::memory::MemoryWaitingRooms;
+
+    struct NothingSold;
+
+    #[async_trait]
+    impl SeatCount for NothingSold {
+        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
+            Ok((0, false))
+        }
+    }
+
+    fn room() -> StoredRoom {
+        StoredRoom {
+            config: RoomConfig {
+                admit_rate_per_second: 5.0,
+                burst: 5,
+                max_active: 10,
+                admission_ttl_seconds: 600,
+                opens_at: None,
+                pre_queue: PreQueue::Fifo,
+                paused: false,
+                challenge_bits: 0,
+            },
+            seed: "seed".into(),
+            sold_out: false,
+            observed_rate: 0.0,
+            generation: "g1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_show_long_over_loses_its_seat_keys_and_its_waiting_room() {
+        let clock = Clock::system();
+        // Shows from ten days ago to three days ago: all past the retention.
+        let catalog = Arc::new(Catalog::new(demo((clock.now() - TimeDelta::days(10)).date_naive())).unwrap());
+        let (old, other) = (catalog.shows()[0].id.clone(), catalog.shows()[1].id.clone());
+        let records: Arc<dyn Records> = Arc::new(MemoryRecords::new());
+        let engine = Arc::new(SeatEngine::Memory(MemorySeatLocks::new(
+            crate::app::engines::LOCK_TIMES,
+        )));
+        let locks = Arc::new(Recovering::new(engine, records.clone(), clock));
+        locks.run(&old, clock.now_ms(), &cmd::Snapshot).await.unwrap();
+        let waitrooms: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
+        waitrooms.save(&old, &room()).await.unwrap();
+        let rooms = Rooms::new(
+            waitrooms.clone(),
+            None,
+            catalog.clone(),
+            Arc::new(Tokens::new("secret")),
+            Duration::from_secs(60),
+            clock,
+            CancellationToken::new(),
+        );
+        let cleanup = Cleanup {
+            records,
+            locks: locks.clone(),
+            rooms,
+            catalog,
+            clock,
+        };
+        let mut forgotten = HashSet::new();
+        cleanup.pass(&mut forgotten).await;
+        assert!(
+            waitrooms.load(&old).await.unwrap().is_none(),
+            "the room went with the show"
+        );
+        assert!(
+            forgotten.contains(&old) && forgotten.contains(&other),
+            "shows without a room count as done too"
+        );
+        assert_eq!(locks.seen(&old), None, "the seat state was forgotten");
     }
 }

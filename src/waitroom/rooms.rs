@@ -110,10 +110,15 @@ impl Rooms {
         let config = patch
             .apply(current.as_ref().map(|c| &c.config))
             .map_err(Error::BadRequest)?;
-        let seed = current
-            .as_ref()
-            .map(|c| c.seed.clone())
-            .unwrap_or_else(|| waitroom::new_seed(&mut rand::rng()));
+        // A new opening always draws a new seed: the old one may have been
+        // revealed (a room without an opening shows its seed), and a known
+        // seed would tell everyone the lottery's order.
+        let new_opening =
+            config.opens_at.is_some() && current.as_ref().map(|c| c.config.opens_at) != Some(config.opens_at);
+        let seed = match &current {
+            Some(c) if !new_opening => c.seed.clone(),
+            _ => waitroom::new_seed(&mut rand::rng()),
+        };
         let room = StoredRoom {
             config,
             seed,
@@ -393,6 +398,11 @@ impl Rooms {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if self.started(&show) {
+                // Admission is over once the show starts: the leader stops.
+                self.leaders.remove(&show);
+                return;
+            }
             let Some(room) = self.gated(&show) else { continue };
             if let Some((t, observed)) = leader.tick(&room).await
                 && let Some(mut cached) = self.cache.get_mut(&show)
@@ -407,5 +417,70 @@ impl Rooms {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::domain::catalog::demo;
+    use crate::domain::waitroom::{PreQueue, RoomConfig};
+    use crate::waitroom::engine::SeatCount;
+    use crate::waitroom::memory::MemoryWaitingRooms;
+
+    struct NothingSold;
+
+    #[async_trait]
+    impl SeatCount for NothingSold {
+        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
+            Ok((0, false))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leader_stops_when_its_show_starts() {
+        let clock = Clock::system();
+        let mut data = demo(clock.now().date_naive());
+        data.shows[0].start_time = clock.now() + chrono::TimeDelta::milliseconds(1500);
+        let show = data.shows[0].id.clone();
+        let catalog = Arc::new(Catalog::new(data).unwrap());
+        let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
+        let room = StoredRoom {
+            config: RoomConfig {
+                admit_rate_per_second: 5.0,
+                burst: 5,
+                max_active: 10,
+                admission_ttl_seconds: 600,
+                opens_at: None,
+                pre_queue: PreQueue::Fifo,
+                paused: false,
+                challenge_bits: 0,
+            },
+            seed: "seed".into(),
+            sold_out: false,
+            observed_rate: 0.0,
+            generation: "g1".into(),
+        };
+        engine.save(&show, &room).await.unwrap();
+        let stop = CancellationToken::new();
+        let rooms = Rooms::new(
+            engine,
+            None,
+            catalog,
+            Arc::new(Tokens::new("secret")),
+            Duration::from_secs(60),
+            clock,
+            stop.clone(),
+        );
+        rooms.refresh().await.unwrap();
+        assert!(rooms.leaders.contains_key(&show), "a gated show on sale has a leader");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(
+            !rooms.leaders.contains_key(&show),
+            "admission is over once the show starts"
+        );
+        stop.cancel();
     }
 }

@@ -606,3 +606,26 @@ async fn when_every_seat_is_booked_the_queue_is_told_sold_out() {
     );
     assert_eq!(app.room(&show).await["admittedTotal"], 0, "admission stopped");
 }
+
+/// A seed revealed once (a room without an opening shows it) is never the
+/// seed of a later opening: that would tell everyone the lottery's order.
+#[tokio::test]
+async fn a_new_opening_draws_a_new_lottery_seed() {
+    let app = spawn_app().await;
+    let show = app.big_show().await;
+    let open = app.put_room(&show, json!({"admitRatePerSecond": 5})).await;
+    let revealed = open["lotterySeed"]
+        .as_str()
+        .expect("no opening: the seed is shown")
+        .to_owned();
+    let opens_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let later = app
+        .put_room(&show, json!({"opensAt": opens_at, "preQueue": "RANDOM"}))
+        .await;
+    assert_eq!(later["lotterySeed"], Value::Null, "hidden until the opening: {later}");
+    let hash = later["lotterySeedHash"].as_str().unwrap();
+    assert_ne!(hash, showgate::domain::waitroom::seed_hash(&revealed), "a fresh seed");
+    // Tuning the room without moving its opening keeps the committed seed.
+    let tuned = app.put_room(&show, json!({"admitRatePerSecond": 7})).await;
+    assert_eq!(tuned["lotterySeedHash"].as_str(), Some(hash));
+}
