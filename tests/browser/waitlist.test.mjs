@@ -242,3 +242,66 @@ test("a shopper whose map still shows the show sold out is told seats are availa
   assert.equal(await shopper.isVisible("#best"), true);
   assert.deepEqual(errors, []);
 });
+
+test("on a gated show, the page joins the waiting list with the shopper's admission, and a bot without one is refused", async () => {
+  const gated = await startServer({ CATALOG: catalog });
+  try {
+    const base = gated.base;
+    const errors = [];
+    const [admin, filler, bot] = await Promise.all([tokenFor(base, "ops", true), tokenFor(base, "filler"), tokenFor(base, "bot")]);
+    let res = await api(base, "PUT", `/api/v1/admin/waitrooms/${SHOW}`, { admitRatePerSecond: 50 }, admin);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+
+    // The shopper goes through the queue to the seat map.
+    const shopper = await (await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true })).newPage();
+    shopper.on("pageerror", (e) => errors.push(`shopper: ${e.message}`));
+    await shopper.goto(`${base}/`);
+    await shopper.fill("#user", "gated-fan");
+    await shopper.click("#signin button");
+    await shopper.waitForSelector("#me:not([hidden])");
+    await shopper.goto(`${base}/#/show/${SHOW}`);
+    await shopper.waitForSelector("#admitted", { timeout: 10000 });
+    await shopper.waitForFunction(() => location.hash.startsWith("#/show/"), undefined, { timeout: 5000 });
+    await shopper.waitForSelector('[data-seat="A1"]');
+
+    // A filler, admitted too, holds every seat: the show is sold out.
+    res = await api(base, "POST", `/api/v1/waitrooms/${SHOW}/join`, {}, filler);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    let pass = null;
+    for (let i = 0; i < 100 && !pass; i++) {
+      const me = await api(base, "GET", `/api/v1/waitrooms/${SHOW}/me`, undefined, filler);
+      if (me.body.state === "ADMITTED") pass = me.body.admissionToken;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(pass, "the filler is admitted");
+    const held = await fetch(`${base}/api/v1/holds`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${filler}`, "x-admission-token": pass },
+      body: JSON.stringify({ showId: SHOW, seatIds: SEATS }),
+    });
+    assert.equal(held.status, 201, await held.text());
+
+    // The page offers the list, and its join carries the shopper's admission.
+    const joins = [];
+    shopper.on("request", (req) => {
+      if (req.method() === "POST" && req.url().endsWith(`/shows/${SHOW}/waitlist`)) joins.push(req.headers()["x-admission-token"]);
+    });
+    await shopper.waitForSelector("#waitlist-join", { timeout: 5000 });
+    await shopper.selectOption("#waitlist-qty", "1");
+    await shopper.click("#waitlist-join");
+    await shopper.waitForFunction(() => document.querySelector("#waitlist-position")?.textContent === "#1", undefined, { timeout: 5000 });
+    assert.equal(joins.length, 1);
+    assert.ok(joins[0], "the join sent X-Admission-Token");
+    const fan = await tokenFor(base, "gated-fan");
+    res = await api(base, "GET", `/api/v1/shows/${SHOW}/waitlist/me`, undefined, fan);
+    assert.deepEqual([res.status, res.body.state, res.body.position], [200, "WAITING", 1]);
+    await shopper.screenshot({ path: path.join(artifacts, "waitlist-gated-phone.png") });
+
+    // A bot that never queued is kept off the list.
+    res = await api(base, "POST", `/api/v1/shows/${SHOW}/waitlist`, { quantity: 1 }, bot);
+    assert.deepEqual([res.status, res.body.error?.code], [403, "ADMISSION_REQUIRED"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    gated.stop();
+  }
+});
