@@ -2,6 +2,7 @@
 //! loopback only, is bounded in users and time, and stops by itself.
 
 mod bench;
+mod bots;
 mod churn;
 mod flash;
 mod journey;
@@ -163,6 +164,28 @@ enum Command {
         /// Shoppers ask for "best available: 2" instead of clicking two seats.
         #[arg(long)]
         best: bool,
+    },
+    /// Bots vs the queue: on a gated sale whose seats come back, admitted shoppers wait on the
+    /// waiting list while bots that never queued try every door; fails unless bots get no seat
+    /// and every returned pair goes to the first waiter in line.
+    BotsVsQueue {
+        /// Admitted shoppers: half hold a pair each, half wait for one.
+        #[arg(long, default_value_t = 40)]
+        shoppers: usize,
+        #[arg(long, default_value_t = 20)]
+        bots: usize,
+        #[arg(long, value_enum, default_value = "redis")]
+        engine: bots::Engine,
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(
+            long,
+            env = "REDIS_CLUSTER_NODES",
+            default_value = "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103"
+        )]
+        cluster_nodes: String,
+        #[arg(long, default_value = "target/release/showgate")]
+        server_bin: PathBuf,
     },
     /// Server memory per idle seat-map socket: RSS before and after opening N sockets.
     WsIdle {
@@ -329,6 +352,33 @@ async fn main() {
                         })
                         .await
                     }
+                }
+            }
+        }
+        Command::BotsVsQueue {
+            shoppers,
+            bots,
+            engine,
+            redis_url,
+            cluster_nodes,
+            server_bin,
+        } => {
+            let nodes: Result<Vec<String>, String> = cluster_nodes.split(',').map(loopback).collect();
+            match (shoppers, loopback(&redis_url), nodes) {
+                (s, _, _) if !(2..=2_000).contains(&s) || bots > 1_000 => {
+                    Err("bots-vs-queue takes 2 to 2,000 shoppers and at most 1,000 bots".into())
+                }
+                (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+                (_, Ok(redis_url), Ok(nodes)) => {
+                    bots::run(bots::Params {
+                        shoppers,
+                        bots,
+                        engine,
+                        redis_url,
+                        cluster_nodes: nodes.join(","),
+                        server_bin,
+                    })
+                    .await
                 }
             }
         }
