@@ -27,6 +27,10 @@
 --                            "expired", "declined" (what became of offers)
 --   KEYS[11] waiters:q ZSET  the same waiters scored quantity * 2^32 + arrival:
 --                            the first waiter of each quantity in O(log n)
+--   KEYS[12] the show's waiting-room config HASH (exists: the show is gated)
+--   KEYS[13] the waiting room's admitted ZSET user -> admission expiry (ms):
+--                            on a gated show an offer is its waiter's
+--                            admission, so the offered count in `active`
 -- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
@@ -38,7 +42,7 @@ local K = {
   seats = KEYS[1], holds = KEYS[2], users = KEYS[3],
   deadlines = KEYS[4], gc = KEYS[5], version = KEYS[6],
   epoch_key = KEYS[7], stamps = KEYS[8], waiters = KEYS[9], waitlist = KEYS[10],
-  by_quantity = KEYS[11],
+  by_quantity = KEYS[11], room_config = KEYS[12], admitted = KEYS[13],
   show = ARGV[1], channel = ARGV[2], pubcmd = ARGV[3],
   now = tonumber(ARGV[4]), retention = tonumber(ARGV[5]),
 }
@@ -306,6 +310,7 @@ local function serve()
   if not raw then return end
   local plan = cjson.decode(raw)
   local ttl = tonumber(redis.call('HGET', K.waitlist, 'ttl'))
+  local gated = nil
   local rows, total = free_rows(plan)
   while offers_made < MAX_OFFERS do
     if total == 0 then return end
@@ -315,6 +320,12 @@ local function serve()
     local seats = pick_offer(rows, q)
     local prev = redis.call('HGET', K.users, user)
     lock_seats(user, offer, ttl, seats, prev, true)
+    if gated == nil then gated = redis.call('EXISTS', K.room_config) == 1 end
+    if gated then
+      -- The offer is the waiter's admission: counted once in the room's
+      -- active shoppers (GT: an admission that lasts longer stays).
+      redis.call('ZADD', K.admitted, 'GT', K.now + ttl, user)
+    end
     redis.call('HSET', K.waitlist, 'o:' .. user, offer)
     redis.call('HINCRBY', K.waitlist, 'made', 1)
     offers_made = offers_made + 1

@@ -1,7 +1,7 @@
 -- seats_expire.lua: the sweeper's call on one show: expire holds past their
 -- deadline (with waiters, at most common.lua's SWEEP_BUDGET seats a call),
 -- serve the waiting list, and drop hold records whose retention has run out.
--- KEYS: the common eleven. ARGV: common five, then ARGV[6] max records to drop.
+-- KEYS: the common thirteen. ARGV: common five, then ARGV[6] max records to drop.
 -- Reply: {expired, version, epoch, dropped, more}: more is 1 when holds are
 -- still due (the sweeper calls again).
 local limit = tonumber(ARGV[6])

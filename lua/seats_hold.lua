@@ -1,5 +1,5 @@
 -- seats_hold.lua: lock every requested seat for one user, or none.
--- KEYS: the common eleven (common.lua).
+-- KEYS: the common thirteen (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
 -- Reply: {expired, version, epoch, 1, hold record JSON (as stored, after the

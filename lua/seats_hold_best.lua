@@ -4,7 +4,7 @@
 -- strands no single free seat first, then the one nearest the middle, then
 -- the leftmost) and locks them for the user, in one step: two concurrent
 -- picks never get the same seat and never conflict.
--- KEYS: the common eleven (common.lua).
+-- KEYS: the common thirteen (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9] quantity, then per row in preference order: label, seats,
 --       unavailable seat numbers ("3,7" or "").

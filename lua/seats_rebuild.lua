@@ -6,7 +6,7 @@
 -- is BOOKED for its order and every pending order's seats are HELD for it; a
 -- hold that lived only in Redis and stands on one of those seats is released
 -- whole; a BOOKED seat the record does not know is freed. Other holds stay.
--- KEYS: the common eleven.
+-- KEYS: the common thirteen.
 -- ARGV: common five, then ARGV[6] the epoch the caller saw ("" for none),
 --       ARGV[7] the new epoch, ARGV[8] order-lock grace (ms), ARGV[9] JSON
 --       {"booked": [[seatId, orderId, stamp], ..],

@@ -1,6 +1,6 @@
 -- seats_release_order.lua: an order failed, expired or was cancelled; the seats
 -- it held or booked become available. Seats owned by anyone else are left alone.
--- KEYS: the common eleven. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
+-- KEYS: the common thirteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
 --       ARGV[8] the order state's stamp (updated_at, µs), ARGV[9..] seatIds.
 -- Reply: {expired, version, epoch, applied (1|0)}: 0 when a newer (or this)
 -- state of the order was applied already, and nothing changed.

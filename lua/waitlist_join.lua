@@ -1,6 +1,6 @@
 -- waitlist_join.lua: join the show's waiting list for returned seats
 -- (src/domain/seats/waitlist.rs, `wait_join`, is its specification).
--- KEYS: the common eleven (common.lua).
+-- KEYS: the common thirteen (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] quantity, ARGV[8] the hold
 --       id the waiter's offer will have, ARGV[9] an offer's TTL (ms),
 --       ARGV[10] the show's plan (JSON [[label, seats, "3,7"], ...], rows in

@@ -2,7 +2,7 @@
 //! seat locks, waiting rooms and the event stream share one Redis handle;
 //! the record and the catalog share one Postgres pool.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use super::StartError;
 use crate::booking::events::{EventSink, MemoryStream, RedisStream};
 use crate::booking::locks::SeatEngine;
 use crate::booking::locks::cmd::Snapshot;
-use crate::booking::locks::memory::MemorySeatLocks;
+use crate::booking::locks::memory::{MemorySeatLocks, OfferAdmissions};
 use crate::booking::locks::recovering::Recovering;
 use crate::booking::locks::redis::RedisSeatLocks;
 use crate::booking::store::Records;
@@ -96,14 +96,44 @@ impl SeatSource for Recovering {
     }
 }
 
+/// The in-process seat engine (raw, and with its recovery) and waiting
+/// rooms, wired both ways: the rooms count the seats, and each offer the
+/// engine makes on a gated show is its waiter's admission.
+pub fn in_process(
+    times: LockTimes,
+    records: Arc<dyn Records>,
+    clock: Clock,
+) -> (Arc<SeatEngine>, Arc<Recovering>, Arc<MemoryWaitingRooms>) {
+    let admissions = Arc::new(RoomAdmissions::default());
+    let raw = Arc::new(SeatEngine::Memory(
+        MemorySeatLocks::new(times).admitting(admissions.clone()),
+    ));
+    let locks = Arc::new(Recovering::new(raw.clone(), records, clock));
+    let rooms = Arc::new(MemoryWaitingRooms::new(Arc::new(LockedSeats(locks.clone())), clock));
+    // Set once, here: the rooms need the seats and the seats tell the rooms.
+    let _ = admissions.0.set(rooms.clone());
+    (raw, locks, rooms)
+}
+
+/// The in-process rooms as the in-process seat engine tells them of offers.
+#[derive(Default)]
+struct RoomAdmissions(OnceLock<Arc<MemoryWaitingRooms>>);
+
+impl OfferAdmissions for RoomAdmissions {
+    fn offered(&self, show: &str, user: &str, until_ms: i64) {
+        if let Some(rooms) = self.0.get() {
+            rooms.admit_offer(show, user, until_ms);
+        }
+    }
+}
+
 /// The seat locks, the waiting rooms and the event stream, on Redis (one
 /// shared connection) or in process. The seat locks rebuild from `records`.
 pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records>) -> Result<Engines, StartError> {
     if !settings.uses_redis() {
-        let raw = Arc::new(SeatEngine::Memory(MemorySeatLocks::new(LOCK_TIMES)));
-        let locks = Arc::new(Recovering::new(raw, records, clock));
+        let (_, locks, waitrooms) = in_process(LOCK_TIMES, records, clock);
         return Ok(Engines {
-            waitrooms: Arc::new(MemoryWaitingRooms::new(Arc::new(LockedSeats(locks.clone())), clock)),
+            waitrooms,
             locks,
             events: Arc::new(MemoryStream::default()),
             redis: None,

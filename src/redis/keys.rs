@@ -18,12 +18,23 @@ pub struct ShowKeys {
     pub waitlist: String,
     /// The same waiters by the quantity they wait for, then by arrival.
     pub waiters_by_quantity: String,
+    /// The show's waiting room, as the seat scripts see it: whether the
+    /// show is gated, and its admitted shoppers (an offer admits its waiter).
+    pub room_config: String,
+    pub room_admitted: String,
     pub channel: String,
 }
 
 impl ShowKeys {
-    /// KEYS[1..11] of every seat script (see `lua/common.lua`).
-    pub fn script_keys(&self) -> [&str; 11] {
+    /// The keys the seat engine owns (all but the waiting room's two):
+    /// what forgetting a show drops.
+    pub fn own_keys(&self) -> [&str; 11] {
+        let k = self.script_keys();
+        [k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10]]
+    }
+
+    /// KEYS[1..13] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 13] {
         [
             &self.seats,
             &self.holds,
@@ -36,6 +47,8 @@ impl ShowKeys {
             &self.waiters,
             &self.waitlist,
             &self.waiters_by_quantity,
+            &self.room_config,
+            &self.room_admitted,
         ]
     }
 }
@@ -172,6 +185,8 @@ impl Keys {
             waiters: format!("{tag}:waiters"),
             waitlist: format!("{tag}:waitlist"),
             waiters_by_quantity: format!("{tag}:waiters:q"),
+            room_config: format!("{tag}:wr:config"),
+            room_admitted: format!("{tag}:wr:admitted"),
             channel: format!("{tag}:events"),
         }
     }
@@ -228,6 +243,12 @@ mod tests {
         }
         let keys = Keys::new("t1:");
         let r = keys.room("s-1");
+        let seats = keys.show("s-1");
+        assert_eq!(
+            (&seats.room_config, &seats.room_admitted),
+            (&r.config, &r.admitted),
+            "the seat scripts see the room's own keys"
+        );
         for key in r.all().into_iter().chain([r.seats.as_str()]) {
             assert!(key.starts_with("t1:{show:s-1}:"), "{key}");
         }

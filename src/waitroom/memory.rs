@@ -250,6 +250,19 @@ impl MemoryWaitingRooms {
         }
     }
 
+    /// On a gated show an offer from the waiting list is its waiter's
+    /// admission until `until_ms` (`lua/common.lua` writes the same to the
+    /// admitted set): they count once in `active`, an admission that lasts
+    /// longer stays.
+    pub fn admit_offer(&self, show: &str, user: &str, until_ms: i64) {
+        self.with(show, |r| {
+            if r.stored.is_some() {
+                let until = r.admitted.entry(user.to_owned()).or_insert(until_ms);
+                *until = (*until).max(until_ms);
+            }
+        });
+    }
+
     fn with<T>(&self, show: &str, f: impl FnOnce(&mut Room) -> T) -> T {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         f(rooms.entry(show.to_owned()).or_default())

@@ -8,7 +8,6 @@ pub mod proxy;
 use std::sync::Arc;
 
 use showgate::booking::locks::memory::MemorySeatLocks;
-use showgate::booking::locks::recovering::Recovering;
 use showgate::booking::locks::redis::RedisSeatLocks;
 use showgate::booking::locks::{SeatEngine, cmd};
 use showgate::booking::store::Records;
@@ -108,18 +107,9 @@ pub async fn redis_rooms(prefix: &str) -> (Arc<SeatEngine>, Arc<dyn showgate::wa
 }
 
 pub async fn memory_rooms() -> (Arc<SeatEngine>, Arc<dyn showgate::waitroom::WaitingRooms>) {
-    let locks = ready(memory_locks()).await;
-    (
-        locks.clone(),
-        Arc::new(showgate::waitroom::memory::MemoryWaitingRooms::new(
-            Arc::new(showgate::app::engines::LockedSeats(Arc::new(Recovering::new(
-                locks,
-                memory_records(),
-                Clock::system(),
-            )))),
-            Clock::system(),
-        )),
-    )
+    // Wired as the service wires them: offers admit their waiters.
+    let (raw, _, rooms) = showgate::app::engines::in_process(TIMES, memory_records(), Clock::system());
+    (ready(raw).await, rooms)
 }
 
 pub fn memory_locks() -> Arc<SeatEngine> {

@@ -410,6 +410,49 @@ async fn a_challenge_is_spent_by_the_join_that_makes_a_place(r: Rooms) {
     assert_eq!(position(&other), 1, "per show");
 }
 
+/// On a gated show an offer from the waiting list is its waiter's
+/// admission: counted once in `active` until the offer runs out. On an
+/// ungated show an offer admits nobody.
+async fn an_offer_on_a_gated_show_is_its_waiters_admission(r: Rooms) {
+    let (locks, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    let row = vec![showgate::domain::best::RowPlan {
+        row: "A".into(),
+        seats: 2,
+        unavailable: vec![],
+    }];
+    for show in [SHOW, "show-2"] {
+        let all = seats(&["A1", "A2"]);
+        let hold = cmd::Hold {
+            user: "alice",
+            hold_id: "h1",
+            seats: &all,
+            ttl_ms: TTL,
+        };
+        locks.run(show, T0, &hold).await.unwrap();
+        let join = cmd::JoinWaitlist {
+            user: "carol",
+            quantity: 2,
+            offer_id: "offer-carol",
+            rows: &row,
+            offer_ttl_ms: 120_000,
+        };
+        locks.run(show, T0, &join).await.unwrap();
+        let release = cmd::Release {
+            user: "alice",
+            hold_id: "h1",
+        };
+        locks.run(show, T0 + 1, &release).await.unwrap();
+    }
+    assert_eq!(rooms.active_until(SHOW, "carol").await.unwrap(), Some(T0 + 1 + 120_000));
+    assert_eq!(rooms.counters(SHOW, T0 + 2).await.unwrap().active, 1, "counted once");
+    assert_eq!(
+        rooms.active_until("show-2", "carol").await.unwrap(),
+        None,
+        "no room, no admission"
+    );
+}
+
 macro_rules! room_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_rooms {
@@ -431,4 +474,5 @@ room_cases!(
     leaving_and_abandonment_publish_the_scores_that_left,
     the_pre_queue_is_decided_by_the_shared_clock,
     a_challenge_is_spent_by_the_join_that_makes_a_place,
+    an_offer_on_a_gated_show_is_its_waiters_admission,
 );

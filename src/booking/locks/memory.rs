@@ -25,9 +25,16 @@ impl Show {
     }
 }
 
+/// Told of each offer the in-process engine makes: on a gated show the
+/// offer is its waiter's admission (the scripts write it themselves).
+pub trait OfferAdmissions: Send + Sync {
+    fn offered(&self, show: &str, user: &str, until_ms: i64);
+}
+
 pub struct MemorySeatLocks {
     shows: DashMap<String, Arc<Show>>,
     times: LockTimes,
+    admissions: Option<Arc<dyn OfferAdmissions>>,
 }
 
 impl MemorySeatLocks {
@@ -35,6 +42,15 @@ impl MemorySeatLocks {
         Self {
             shows: DashMap::new(),
             times,
+            admissions: None,
+        }
+    }
+
+    /// The same engine, telling `admissions` of every offer it makes.
+    pub fn admitting(self, admissions: Arc<dyn OfferAdmissions>) -> Self {
+        Self {
+            admissions: Some(admissions),
+            ..self
         }
     }
 
@@ -72,12 +88,20 @@ impl MemorySeatLocks {
             // No receiver is fine: nobody is watching this show.
             let _ = show.events.send(delta);
         }
-        Ok(Reply {
+        let reply = Reply {
             out,
             version: seats.version(),
             epoch: seats.epoch().to_owned(),
             expired: fx.expired_holds,
-        })
+        };
+        // Told after the show's lock is released: the rooms take their own.
+        drop(seats);
+        if let Some(admissions) = &self.admissions {
+            for (user, until) in &fx.offers {
+                admissions.offered(id, user, *until);
+            }
+        }
+        Ok(reply)
     }
 
     pub fn wait_stats(&self, show: &str) -> WaitStats {

@@ -141,7 +141,7 @@ impl RedisSeatLocks {
         // One command: every key of a show is in one Cluster slot.
         let mut conn = self.redis.conn.clone();
         let _: () = redis::cmd("UNLINK")
-            .arg(&k.script_keys()[..])
+            .arg(&k.own_keys()[..])
             .query_async(&mut conn)
             .await?;
         Ok(())

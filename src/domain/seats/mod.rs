@@ -98,8 +98,9 @@ struct Op<'a> {
     /// Serve the waiting list even if this step frees nothing (the
     /// sweeper's call: it serves what a capped step could not).
     serve_always: bool,
-    /// Offers made so far in this step (at most `MAX_OFFERS_PER_STEP`).
-    offers: usize,
+    /// Offers made so far in this step (at most `MAX_OFFERS_PER_STEP`):
+    /// each waiter and the offer's expiry.
+    offers: Vec<(String, i64)>,
     /// The shopper whose own request for seats this step is: never offered
     /// seats in it (their request wins for them; the offer goes to the next
     /// waiter).
@@ -117,7 +118,7 @@ impl<'a> Op<'a> {
             expired: 0,
             more_due: false,
             serve_always: false,
-            offers: 0,
+            offers: Vec::new(),
             caller: None,
         };
         op.sweep();
@@ -266,6 +267,7 @@ impl<'a> Op<'a> {
             show,
             changes,
             expired,
+            offers,
             ..
         } = self;
         if changes.order.is_empty() {
@@ -274,6 +276,7 @@ impl<'a> Op<'a> {
                 Effects {
                     expired_holds: expired,
                     delta: None,
+                    offers,
                 },
             );
         }
@@ -297,6 +300,7 @@ impl<'a> Op<'a> {
             Effects {
                 expired_holds: expired,
                 delta: Some(delta),
+                offers,
             },
         )
     }

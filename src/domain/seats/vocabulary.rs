@@ -220,6 +220,9 @@ pub struct SeatSnapshot {
 pub struct Effects {
     pub expired_holds: u32,
     pub delta: Option<SeatDelta>,
+    /// Offers the step made: (waiter, the offer's expiry in ms). On a gated
+    /// show each is its waiter's admission until then.
+    pub offers: Vec<(String, i64)>,
 }
 
 /// Timing knobs the operations need; the same values go to the Lua scripts.

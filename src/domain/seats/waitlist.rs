@@ -151,7 +151,7 @@ impl Op<'_> {
             return;
         };
         let ttl = self.state.waitlist.offer_ttl_ms;
-        while self.offers < MAX_OFFERS_PER_STEP {
+        while self.offers.len() < MAX_OFFERS_PER_STEP {
             let free = self.free_rows(&plan);
             let total = free.iter().flatten().filter(|f| **f).count();
             if total == 0 {
@@ -168,9 +168,9 @@ impl Op<'_> {
             let prev = self.state.users.get(&user).cloned();
             self.lock(&user, &waiter.offer_id, &seats, prev, ttl, true);
             let wl = &mut self.state.waitlist;
-            wl.offers.insert(user, waiter.offer_id);
+            wl.offers.insert(user.clone(), waiter.offer_id);
             wl.stats.made += 1;
-            self.offers += 1;
+            self.offers.push((user, self.now + ttl));
         }
     }
 

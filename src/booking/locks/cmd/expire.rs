@@ -1,7 +1,7 @@
 //! `lua/seats_expire.lua`: the sweeper's call on one show.
 //!
 //! ```text
-//! KEYS: the common eleven. ARGV: common five, then ARGV[6] max records to drop.
+//! KEYS: the common thirteen. ARGV: common five, then ARGV[6] max records to drop.
 //! Reply: {expired, version, epoch, dropped, more}: more is 1 when holds are
 //! still due (the sweeper calls again).
 //! ```

@@ -1,7 +1,7 @@
 //! `lua/seats_hold_best.lua`: best available, picked and locked in one step.
 //!
 //! ```text
-//! KEYS: the common eleven (common.lua).
+//! KEYS: the common thirteen (common.lua).
 //! ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 //!       ARGV[9] quantity, then per row in preference order: label, seats,
 //!       unavailable seat numbers ("3,7" or "").

@@ -1,7 +1,7 @@
 //! `lua/seats_release.lua`: the owner gives a hold back before it expires.
 //!
 //! ```text
-//! KEYS: the common eleven. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
+//! KEYS: the common thirteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
 //! Reply: {expired, version, epoch, "RELEASED"} | {expired, version, epoch, "NOT_FOUND"}
 //!        | {expired, version, epoch, "NOT_ACTIVE", status} where status is the hold's
 //!        status, or "ORDERED" when it has become an order.
