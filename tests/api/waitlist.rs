@@ -559,3 +559,64 @@ async fn a_gated_list_needs_an_admission_on_redis_and_postgres() {
 async fn a_gated_list_needs_an_admission_in_process() {
     a_gated_show_lets_only_admitted_shoppers_on_its_list(spawn_memory_app_with(short_times).await).await;
 }
+
+/// An unclaimed offer that runs out while another shopper keeps asking for
+/// its seats by id goes to the next waiter, not to the one asking: the
+/// request that finds the seats free serves the list before it takes any.
+async fn a_lapsed_offer_reaches_the_next_waiter_past_a_shopper_asking_for_it(app: TestApp) {
+    let show = app.a_show().await;
+    let seat = app.available_seat(&show).await;
+    app.sell_out_but(&show, &[&seat]).await;
+    let (keeper, first, second, rival) = (
+        app.token("keeper").await,
+        app.token("first").await,
+        app.token("second").await,
+        app.token("rival").await,
+    );
+    let held: Value = app.hold(&keeper, &show, &[&seat]).await.json().await.unwrap();
+    assert_eq!(app.wait_join(&first, &show, 1).await.status(), StatusCode::CREATED);
+    assert_eq!(app.wait_join(&second, &show, 1).await.status(), StatusCode::CREATED);
+    app.delete(&format!("/api/v1/holds/{}", held["holdId"].as_str().unwrap()), &keeper)
+        .await;
+    let me: Value = app.wait_me(&first, &show).await.json().await.unwrap();
+    assert_eq!(
+        (me["state"].as_str(), me["seatIds"][0].as_str()),
+        (Some("OFFERED"), Some(seat.as_str()))
+    );
+    // The first waiter lets it run out (3 s) while the rival asks for the
+    // seat every 20 ms, through the expiry and after it.
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut rival_got = Vec::new();
+    let mut offered_at = None;
+    while tokio::time::Instant::now() < until {
+        let res = app.hold(&rival, &show, &[&seat]).await;
+        if res.status() == StatusCode::CREATED {
+            rival_got.push(res.text().await.unwrap());
+        }
+        let me: Value = app.wait_me(&second, &show).await.json().await.unwrap();
+        if me["state"] == "OFFERED" {
+            offered_at = Some(tokio::time::Instant::now());
+            assert_eq!(me["seatIds"], json!([seat]));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        rival_got.is_empty(),
+        "the rival took the lapsed offer's seat: {rival_got:?}"
+    );
+    assert!(
+        offered_at.is_some(),
+        "the next waiter was not offered the seat within 3 s of the lapse"
+    );
+}
+
+#[tokio::test]
+async fn a_lapsed_offer_reaches_the_next_waiter_in_process() {
+    a_lapsed_offer_reaches_the_next_waiter_past_a_shopper_asking_for_it(spawn_memory_app_with(short_times).await).await;
+}
+
+#[tokio::test]
+async fn a_lapsed_offer_reaches_the_next_waiter_on_redis_and_postgres() {
+    a_lapsed_offer_reaches_the_next_waiter_past_a_shopper_asking_for_it(spawn_app_with(short_times).await).await;
+}
