@@ -270,7 +270,16 @@ fn limits(settings: &Settings) -> Limits {
             .max_seats_per_user_per_show
             .unwrap_or(settings.max_seats_per_hold) as usize,
         offer_ttl_ms: settings.waitlist_offer_seconds as i64 * 1000,
+        hold_id_lifetime_ms: hold_id_lifetime(settings).as_millis() as i64,
     }
+}
+
+/// How long after it is minted a hold can still have a record: a hold (or
+/// an offer) that becomes an order at its last moment, the order's lock to
+/// its end, then the record's retention.
+fn hold_id_lifetime(settings: &Settings) -> Duration {
+    let hold = settings.hold_ttl_seconds.max(settings.waitlist_offer_seconds);
+    Duration::from_secs(hold + settings.order_ttl_seconds) + engines::ORDER_LOCK_GRACE + engines::HOLD_RECORD_RETENTION
 }
 
 /// What every route shares.

@@ -223,6 +223,7 @@ impl Booking {
 
     /// The caller's hold; another user's is 404.
     pub async fn get_hold(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
+        self.known_hold(hold_id)?;
         let record = match self
             .locks
             .hold_record(hold_id.show().as_str(), hold_id.as_str())
@@ -241,6 +242,7 @@ impl Booking {
     }
 
     pub async fn release(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
+        self.known_hold(hold_id)?;
         let show = hold_id.show().as_str();
         let release = cmd::Release {
             user,

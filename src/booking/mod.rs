@@ -56,6 +56,10 @@ pub struct Limits {
     pub max_seats_per_user_per_show: usize,
     /// How long a waiting-list offer holds its seats.
     pub offer_ttl_ms: i64,
+    /// How long after it is minted a hold can still have a record: the
+    /// longest a hold or its order's lock lasts, plus the record's
+    /// retention. An id older than that (or not one we mint) names nothing.
+    pub hold_id_lifetime_ms: i64,
 }
 
 /// A hold as the contract shows it.
@@ -118,6 +122,20 @@ impl Booking {
 
     fn show(&self, id: &str) -> Result<&Show> {
         self.catalog.show(id).ok_or_else(|| Error::not_found("show"))
+    }
+
+    /// Checks a hold id from outside before any engine or record is asked:
+    /// its show must be in the catalog, and it must be one this service
+    /// could have minted within the lifetime of a hold's record (404
+    /// otherwise), so a made-up id costs Redis and Postgres nothing.
+    pub fn known_hold(&self, hold: &HoldId) -> Result<()> {
+        self.show(hold.show().as_str()).map_err(|_| Error::not_found("hold"))?;
+        let now = self.clock.now_ms();
+        match hold.minted_ms().map(|m| m as i64) {
+            // A minute's slack for clocks a little apart between nodes.
+            Some(minted) if minted <= now + 60_000 && now - minted <= self.limits.hold_id_lifetime_ms => Ok(()),
+            _ => Err(Error::not_found("hold")),
+        }
     }
 
     /// The answer for a hold the engine would not act on for this caller.

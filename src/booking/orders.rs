@@ -20,6 +20,7 @@ impl Booking {
     /// Creates the order for a hold, or answers the one it already became.
     /// `true` when this call created it.
     pub async fn create_order(&self, user: &str, hold: &HoldId) -> Result<(Order, bool)> {
+        self.known_hold(hold)?;
         let hold_id = hold.as_str();
         if let Some(existing) = self.records.order_by_hold(hold_id).await? {
             if existing.user_id != user {

@@ -111,6 +111,13 @@ impl HoldId {
         }
     }
 
+    /// When the hold was minted (Unix ms): `None` for an id whose UUID is
+    /// not a v7 (we mint only v7s).
+    pub fn minted_ms(&self) -> Option<u64> {
+        let (_, id) = self.text.rsplit_once('.').unwrap_or_default();
+        v7_millis(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -135,6 +142,16 @@ impl fmt::Display for HoldId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hold_id_tells_when_it_was_minted_and_only_v7_ones_do() {
+        let show = ShowId::parse("s-1").unwrap();
+        let at = uuid::Timestamp::from_unix(uuid::NoContext, 1_800_000_000, 123_000_000);
+        let v7 = HoldId::new(&show, uuid::Uuid::new_v7(at));
+        assert_eq!(v7.minted_ms(), Some(1_800_000_000_123));
+        let v4 = HoldId::new(&show, uuid::Uuid::new_v4());
+        assert_eq!(v4.minted_ms(), None);
+    }
 
     #[test]
     fn seat_ids_parse_row_and_number() {

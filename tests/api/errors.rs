@@ -263,3 +263,50 @@ async fn holds_on_a_show_that_has_started_are_show_started() {
     assert_eq!(app.hold(&alice, &soon, &[&seat]).await.status(), 201);
     let _ = std::fs::remove_file(file);
 }
+
+/// A hold id that names nothing (an unknown show, a UUID we never mint, one
+/// minted too long ago to have a record) is 404 before Redis or Postgres is
+/// asked: with Redis gone those still answer 404 at once, while a hold id
+/// that could be real needs Redis (503).
+#[tokio::test]
+async fn made_up_hold_ids_cost_redis_nothing() {
+    let mut redis = crate::helpers::common::own_redis::OwnRedis::start();
+    let url = redis.url();
+    let app = crate::helpers::spawn_app_with(|s| s.redis_url = Some(url)).await;
+    let show = app.a_show().await;
+    let alice = app.token("alice").await;
+    redis.kill();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let v7_at = |secs_ago: u64| {
+        let t = now - std::time::Duration::from_secs(secs_ago);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, t.as_secs(), t.subsec_nanos());
+        uuid::Uuid::new_v7(ts).simple().to_string()
+    };
+    let made_up = [
+        format!("no-such-show.{}", v7_at(0)),
+        format!("{show}.{}", uuid::Uuid::new_v4().simple()),
+        format!("{show}.{}", v7_at(3 * 24 * 3600)),
+        format!("{show}.{}", v7_at(0).replace(|c: char| c.is_ascii_hexdigit(), "z")),
+    ];
+    for id in &made_up {
+        let started = std::time::Instant::now();
+        let get = app.get(&format!("/api/v1/holds/{id}"), Some(&alice)).await;
+        assert_eq!(get.status(), StatusCode::NOT_FOUND, "GET {id}");
+        let del = app.delete(&format!("/api/v1/holds/{id}"), &alice).await;
+        assert_eq!(del.status(), StatusCode::NOT_FOUND, "DELETE {id}");
+        let order = app.order(&alice, id).await;
+        assert_eq!(order.status(), StatusCode::NOT_FOUND, "POST /orders {id}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{id}: {:?}",
+            started.elapsed()
+        );
+    }
+    // A hold id that could be real is asked of Redis, which is gone.
+    let real = app
+        .get(&format!("/api/v1/holds/{show}.{}", v7_at(5)), Some(&alice))
+        .await;
+    assert_eq!(real.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
