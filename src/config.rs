@@ -49,6 +49,17 @@ pub struct Settings {
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Longest a Postgres statement may run, and wait for a row lock (ms):
+    /// past either it is cancelled and the caller answers 503, so one stuck
+    /// lock cannot stall order expiry and the reconciler on every node.
+    #[arg(long, global = true, env = "POSTGRES_STATEMENT_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub postgres_statement_timeout_ms: u64,
+
+    #[arg(long, global = true, env = "POSTGRES_LOCK_TIMEOUT_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub postgres_lock_timeout_ms: u64,
+
     /// HS256 secret for user and admission tokens; unset means the development secret.
     #[arg(long, global = true, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -271,8 +271,16 @@ impl From<redis::RedisError> for Error {
 /// exceptions (08), the server shutting down or starting (57P01..57P03),
 /// too many connections (53300), serialization failures and deadlocks
 /// (40001, 40P01). The request is 503; a retry may well succeed.
+/// SQLSTATEs that mean "not now" rather than a bug: the connection, the
+/// server shutting down, too many connections, serialization or deadlock,
+/// and a statement cancelled by `statement_timeout` (57014) or
+/// `lock_timeout` (55P03).
 fn postgres_outage(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01")
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "57014" | "55P03"
+        )
 }
 
 impl From<sqlx::Error> for Error {

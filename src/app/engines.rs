@@ -173,7 +173,11 @@ pub async fn stores(settings: &Settings) -> Result<Stores, StartError> {
             pool: None,
         }),
         Some(url) => {
-            let pool = crate::postgres::connect_and_migrate(url)
+            let timeouts = crate::postgres::Timeouts {
+                statement: Duration::from_millis(settings.postgres_statement_timeout_ms),
+                lock: Duration::from_millis(settings.postgres_lock_timeout_ms),
+            };
+            let pool = crate::postgres::connect_and_migrate_with(url, timeouts)
                 .await
                 .map_err(|e| StartError::Postgres(e.to_string()))?;
             Ok(Stores {

@@ -236,3 +236,54 @@ record_cases!(
     the_first_idempotent_response_wins,
     outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails,
 );
+
+/// A row lock somebody holds and never lets go (a stuck session) costs an
+/// order step at most the pool's lock timeout, then a 503: the expiry loop
+/// and the reconciler go on with the next order instead of waiting forever.
+#[tokio::test]
+async fn a_stuck_row_lock_is_a_503_after_the_lock_timeout() {
+    use showgate::booking::store::postgres::PgRecords;
+    use showgate::postgres::{Timeouts, connect_and_migrate_with};
+    use sqlx::Connection;
+
+    let url = common::fresh_database().await;
+    let timeouts = Timeouts {
+        statement: std::time::Duration::from_secs(5),
+        lock: std::time::Duration::from_millis(300),
+    };
+    let records = PgRecords::new(connect_and_migrate_with(&url, timeouts).await.unwrap());
+    let now = Utc::now();
+    let a = order("alice", "h1", &["A1"], now);
+    records.create_order(&a).await.unwrap();
+    // Another session locks the order's row and sits on it.
+    let mut stuck = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut stuck).await.unwrap();
+    sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(a.id)
+        .execute(&mut stuck)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let paid = tokio::time::timeout(
+        std::time::Duration::from_secs(4),
+        records.apply(a.id, OrderEvent::PaymentSucceeded, now, Some("pay-1")),
+    )
+    .await
+    .expect("the step gave up at the lock timeout instead of waiting for the lock");
+    assert!(
+        matches!(paid, Err(showgate::error::Error::Unavailable(_))),
+        "a lock timeout is a 503: {paid:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once the lock goes, the same step goes through.
+    sqlx::query("ROLLBACK").execute(&mut stuck).await.unwrap();
+    let paid = records
+        .apply(a.id, OrderEvent::PaymentSucceeded, now, Some("pay-1"))
+        .await
+        .unwrap();
+    assert!(matches!(paid, Applied::Changed { .. }), "{paid:?}");
+}
