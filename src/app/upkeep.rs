@@ -118,8 +118,6 @@ impl Cleanup {
 
 #[cfg(test)]
 mod tests {
-    use async_trait::async_trait;
-
     use super::*;
     use crate::auth::Tokens;
     use crate::booking::locks::SeatEngine;
@@ -127,38 +125,9 @@ mod tests {
     use crate::booking::locks::memory::MemorySeatLocks;
     use crate::booking::store::memory::MemoryRecords;
     use crate::domain::catalog::demo;
-    use crate::domain::waitroom::{PreQueue, RoomConfig};
-    use crate::error::Result;
-    use crate::waitroom::engine::{SeatCount, StoredRoom, WaitingRooms};
+    use crate::waitroom::engine::WaitingRooms;
+    use crate::waitroom::fixtures::{NothingSold, room};
     use crate::waitroom::memory::MemoryWaitingRooms;
-
-    struct NothingSold;
-
-    #[async_trait]
-    impl SeatCount for NothingSold {
-        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
-            Ok((0, false))
-        }
-    }
-
-    fn room() -> StoredRoom {
-        StoredRoom {
-            config: RoomConfig {
-                admit_rate_per_second: 5.0,
-                burst: 5,
-                max_active: 10,
-                admission_ttl_seconds: 600,
-                opens_at: None,
-                pre_queue: PreQueue::Fifo,
-                paused: false,
-                challenge_bits: 0,
-            },
-            seed: "seed".into(),
-            sold_out: false,
-            observed_rate: 0.0,
-            generation: "g1".into(),
-        }
-    }
 
     #[tokio::test]
     async fn a_show_long_over_loses_its_seat_keys_and_its_waiting_room() {

@@ -54,28 +54,19 @@ impl Gates for Rooms {
 
 #[cfg(test)]
 mod tests {
+    use crate::waitroom::fixtures::NothingSold;
     use std::sync::Arc;
     use std::time::Duration;
 
-    use async_trait::async_trait;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::auth::Tokens;
     use crate::clock::Clock;
     use crate::domain::catalog::{Catalog, demo};
-    use crate::waitroom::engine::{SeatCount, WaitingRooms};
+    use crate::waitroom::engine::WaitingRooms;
     use crate::waitroom::memory::MemoryWaitingRooms;
     use crate::waitroom::rooms::Rooms;
-
-    struct NothingSold;
-
-    #[async_trait]
-    impl SeatCount for NothingSold {
-        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
-            Ok((0, false))
-        }
-    }
 
     #[tokio::test]
     async fn until_the_rooms_are_known_no_show_is_open_to_holds() {

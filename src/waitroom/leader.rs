@@ -355,20 +355,11 @@ impl Leader {
 mod tests {
     use super::*;
     use crate::domain::waitroom::{PreQueue, RoomConfig};
-    use crate::waitroom::engine::SeatCount;
     use crate::waitroom::engine::Standing;
+    use crate::waitroom::fixtures::NothingSold;
     use crate::waitroom::memory::MemoryWaitingRooms;
 
     const T0: i64 = 1_800_000_000_000;
-
-    struct NothingSold;
-
-    #[async_trait::async_trait]
-    impl SeatCount for NothingSold {
-        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
-            Ok((0, false))
-        }
-    }
 
     fn room(rate: f64, burst: u32, opens_at: Option<DateTime<Utc>>, pre_queue: PreQueue) -> StoredRoom {
         StoredRoom {

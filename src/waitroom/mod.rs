@@ -18,6 +18,8 @@
 pub mod batch;
 pub mod challenge;
 pub mod engine;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gate;
 pub mod hub;
 pub mod leader;

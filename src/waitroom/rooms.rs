@@ -422,22 +422,10 @@ impl Rooms {
 
 #[cfg(test)]
 mod tests {
-    use async_trait::async_trait;
-
     use super::*;
     use crate::domain::catalog::demo;
-    use crate::domain::waitroom::{PreQueue, RoomConfig};
-    use crate::waitroom::engine::SeatCount;
+    use crate::waitroom::fixtures::{NothingSold, room};
     use crate::waitroom::memory::MemoryWaitingRooms;
-
-    struct NothingSold;
-
-    #[async_trait]
-    impl SeatCount for NothingSold {
-        async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
-            Ok((0, false))
-        }
-    }
 
     #[tokio::test]
     async fn a_leader_stops_when_its_show_starts() {
@@ -447,23 +435,7 @@ mod tests {
         let show = data.shows[0].id.clone();
         let catalog = Arc::new(Catalog::new(data).unwrap());
         let engine: Arc<dyn WaitingRooms> = Arc::new(MemoryWaitingRooms::new(Arc::new(NothingSold), clock));
-        let room = StoredRoom {
-            config: RoomConfig {
-                admit_rate_per_second: 5.0,
-                burst: 5,
-                max_active: 10,
-                admission_ttl_seconds: 600,
-                opens_at: None,
-                pre_queue: PreQueue::Fifo,
-                paused: false,
-                challenge_bits: 0,
-            },
-            seed: "seed".into(),
-            sold_out: false,
-            observed_rate: 0.0,
-            generation: "g1".into(),
-        };
-        engine.save(&show, &room).await.unwrap();
+        engine.save(&show, &room()).await.unwrap();
         let stop = CancellationToken::new();
         let rooms = Rooms::new(
             engine,
