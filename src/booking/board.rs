@@ -14,4 +14,9 @@ pub trait SeatBoard: Send + Sync {
     /// Every sellable seat of the show nobody holds or booked, as of at
     /// least the last version this node saw, in the layout's order.
     async fn available(&self, show: &Show) -> Result<SeatList>;
+
+    /// Which of `seats` are held or booked, read the same way: what a
+    /// request naming an UNAVAILABLE seat conflicts with, at no cost to
+    /// the shared engine.
+    async fn taken_of(&self, show: &Show, seats: &[String]) -> Result<Vec<String>>;
 }

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::locks::cmd;
 use super::{Booking, Hold, track};
 use crate::domain::catalog::{Layout, Show};
-use crate::domain::seats::{BestOutcome, HoldOutcome, HoldRecord, Owner, ReleaseOutcome, WaitStanding};
+use crate::domain::seats::{BestOutcome, HoldOutcome, HoldRecord, ReleaseOutcome, WaitStanding};
 use crate::domain::{HoldId, ShowId};
-use crate::error::{Error, Result, SeatList};
+use crate::error::{Error, Result};
 use crate::metrics as m;
 
 /// What a hold asks for: these seats, or the best block of this many.
@@ -196,28 +196,19 @@ impl Booking {
     }
 
     /// The 409 for a request that names a permanently unavailable seat: it
-    /// lists those and any seat another shopper has now.
+    /// lists those and any seat held or booked now, both read from this
+    /// node's replica of the show (as the conflict answer's `available` is),
+    /// so such a request costs the shared engine nothing.
     async fn unavailable_conflict(&self, req: &Request<'_>, seats: &[String]) -> Result<Error> {
-        let show = req.show.id.as_str();
-        let snap = track(self.locks.run(show, req.now_ms, &cmd::Snapshot).await?);
-        let mut conflicts = Vec::new();
-        for seat in seats {
-            let taken_by_other = match snap.taken.get(seat) {
-                Some(Owner::Hold(h)) => self
-                    .locks
-                    .hold_record(show, h)
-                    .await?
-                    .is_none_or(|r| r.user != req.user),
-                Some(_) => true,
-                None => false,
-            };
-            if req.layout.is_unavailable(seat) || taken_by_other {
-                conflicts.push(seat.clone());
-            }
-        }
+        let taken = self.board.taken_of(req.show, seats).await?;
+        let conflicts = seats
+            .iter()
+            .filter(|s| req.layout.is_unavailable(s) || taken.contains(s))
+            .cloned()
+            .collect();
         Ok(Error::SeatConflict {
             conflicts,
-            available: SeatList::new(&req.layout.free_seats(|s| snap.taken.contains_key(s))),
+            available: self.board.available(req.show).await?,
         })
     }
 

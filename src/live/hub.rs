@@ -122,4 +122,16 @@ impl SeatBoard for SeatHub {
         let snap = self.locks.snapshot(&show.id).await?;
         Ok(SeatList::new(&layout.free_seats(|s| snap.taken.contains_key(s))))
     }
+
+    /// From the feed's replica as `available` is; from the engine if the
+    /// replica does not catch up at once.
+    async fn taken_of(&self, show: &Show, seats: &[String]) -> Result<Vec<String>> {
+        let viewer = self.join(&show.id).await?;
+        let seen = self.locks.seen(&show.id);
+        if let Some(taken) = viewer.feed().taken_of(seen, REST_WAIT, seats).await {
+            return Ok(taken);
+        }
+        let snap = self.locks.snapshot(&show.id).await?;
+        Ok(seats.iter().filter(|s| snap.taken.contains_key(*s)).cloned().collect())
+    }
 }

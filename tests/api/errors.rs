@@ -310,3 +310,22 @@ async fn made_up_hold_ids_cost_redis_nothing() {
         .await;
     assert_eq!(real.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A hold naming an UNAVAILABLE seat is answered from this node's replica
+/// of the show, like a conflict's `available`: it costs the shared Redis
+/// nothing, so it still answers (409, the same conflicts) with Redis gone.
+#[tokio::test]
+async fn an_unavailable_seat_is_answered_from_the_replica() {
+    let mut redis = crate::helpers::common::own_redis::OwnRedis::start();
+    let url = redis.url();
+    let app = crate::helpers::spawn_app_with(|s| s.redis_url = Some(url)).await;
+    let show = app.a_show().await; // pvr-forum-1: A1 is unavailable
+    let (alice, bob) = (app.token("alice").await, app.token("bob").await);
+    assert_eq!(app.hold(&bob, &show, &["A3"]).await.status(), StatusCode::CREATED);
+    assert_eq!(app.seat_status(&show, "A3").await, "HELD", "the node follows the show");
+    redis.kill();
+    let body = assert_error(app.hold(&alice, &show, &["A1", "A2", "A3"]).await, 409, "SEAT_CONFLICT").await;
+    assert_eq!(body["error"]["conflicts"], json!(["A1", "A3"]));
+    let available = body["error"]["available"].as_array().unwrap();
+    assert!(available.contains(&json!("A2")) && !available.contains(&json!("A3")));
+}

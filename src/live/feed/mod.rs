@@ -207,6 +207,24 @@ impl Feed {
         .await
     }
 
+    /// Which of `seats` the replica shows held or booked, once it has
+    /// reached `at_least`; `None` if it does not within `wait`.
+    pub async fn taken_of(
+        &self,
+        at_least: Option<(String, u64)>,
+        wait: Duration,
+        seats: &[String],
+    ) -> Option<Vec<String>> {
+        self.when_current(at_least, wait, |st| {
+            seats
+                .iter()
+                .filter(|s| st.replica.taken.contains_key(s.as_str()))
+                .cloned()
+                .collect()
+        })
+        .await
+    }
+
     /// One delta frame for versions `from..=to` of the history (the net change
     /// per seat), shared by every socket that needs that range: built once.
     fn merged(&self, st: &State, from: u64, to: u64) -> Bytes {
