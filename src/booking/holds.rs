@@ -50,7 +50,8 @@ impl Booking {
             HoldAsk::Seats(seats) => seats.len(),
             HoldAsk::Best(quantity) => *quantity,
         };
-        self.check_seat_cap(user, &show.id, hold_id.as_str(), wanted).await?;
+        self.check_seat_cap_at_hold(user, &show.id, hold_id.as_str(), wanted)
+            .await?;
         let req = Request {
             show,
             layout: &layout,

@@ -317,6 +317,12 @@ async fn a_stalled_postgres_is_a_503_within_two_seconds_not_a_hang() {
     let hold_id = hold["holdId"].as_str().unwrap().to_owned();
 
     pg.delay_replies(Duration::from_secs(30));
+    // Holds live in Redis: a stalled Postgres does not stop them (the
+    // per-shopper cap is read within a short budget, then left to the order).
+    let kit = app.token("kit").await;
+    let started = Instant::now();
+    assert_eq!(app.hold(&kit, &show, &["E6"]).await.status(), StatusCode::CREATED);
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     let started = Instant::now();
     let res = app.order(&jo, &hold_id).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{:?}", res.text().await);
