@@ -8,8 +8,11 @@
 --                            for an order, "B:<orderId>" booked. Absent = available.
 --   KEYS[2] holds      HASH  holdId -> JSON {u, s, st, c, e, o?, oe?, t?}
 --   KEYS[3] users      HASH  userId -> holdId of the user's active, un-ordered hold
---   KEYS[4] deadlines  ZSET  holdId scored by the ms at which its seats must be freed
---   KEYS[5] gc         ZSET  holdId scored by the ms at which its record may be dropped
+--   KEYS[4] deadlines  ZSET  holdId scored by the ms at which its seats must be freed;
+--                            member "~gc" when a generation of tombstones is due
+--   KEYS[5] ended      HASH  holdId -> tombstone JSON of holds that ended (released,
+--                            expired, or their order settled), this generation;
+--                            field "~" = the ms the generation began
 --   KEYS[6] version    STRING the show's seat-change counter
 --   KEYS[7] epoch      STRING which rebuild of the show's state this is; absent
 --                            means the state is missing (Redis lost it, or the
@@ -31,21 +34,34 @@
 --   KEYS[13] the waiting room's admitted ZSET user -> admission expiry (ms):
 --                            on a gated show an offer is its waiter's
 --                            admission, so the offered count in `active`
+--   KEYS[14] ended:old HASH  the retired generation of tombstones; field "~" = the
+--                            ms it was retired
+--   KEYS[15] budget    STRING (only when the call is charged) the caller's budget
+--                            of seat-changing calls on this show: its GCRA
+--                            theoretical arrival time (µs), expiring with it
 -- (Redis answers a missing key or field as false, not nil.)
 -- Common ARGV:
 --   ARGV[1] showId, ARGV[2] channel, ARGV[3] "PUBLISH" or "SPUBLISH",
---   ARGV[4] now (ms since the epoch), ARGV[5] record retention (ms)
+--   ARGV[4] now (ms since the epoch), ARGV[5] tombstone retention (ms)
+--   With KEYS[15], the last two ARGV are the budget's interval (µs) and
+--   burst; they are taken off ARGV here, so a script's own ARGV keep their
+--   places whether or not it is charged.
 -- Every script replies {expiredHolds, version, epoch, ...}: how many holds its
 -- in-line sweep expired, and the show's version and epoch after the script.
 
 local K = {
   seats = KEYS[1], holds = KEYS[2], users = KEYS[3],
-  deadlines = KEYS[4], gc = KEYS[5], version = KEYS[6],
+  deadlines = KEYS[4], ended = KEYS[5], version = KEYS[6],
   epoch_key = KEYS[7], stamps = KEYS[8], waiters = KEYS[9], waitlist = KEYS[10],
   by_quantity = KEYS[11], room_config = KEYS[12], admitted = KEYS[13],
+  ended_old = KEYS[14], budget = KEYS[15],
   show = ARGV[1], channel = ARGV[2], pubcmd = ARGV[3],
   now = tonumber(ARGV[4]), retention = tonumber(ARGV[5]),
 }
+if K.budget then
+  K.burst = tonumber(table.remove(ARGV))
+  K.interval = tonumber(table.remove(ARGV))
+end
 K.epoch = redis.call('GET', K.epoch_key)
 -- The error every script but seats_rebuild answers while the state is missing.
 local NOSTATE = 'NOSTATE show ' .. K.show .. ' has no seat state; rebuild it from the record'
@@ -58,14 +74,96 @@ local function change(seat, status)
   changes.status[seat] = status
 end
 
+-- Charges the caller's budget of seat-changing calls (a GCRA across every
+-- node: src/domain/seats/budget.rs is its specification). Answers the
+-- error to return, or nil; called before the script changes anything, so a
+-- refused call writes nothing.
+local function charge()
+  if not K.budget then return nil end
+  local now = K.now * 1000
+  local tat = math.max(tonumber(redis.call('GET', K.budget) or '0'), now)
+  local early = tat - now - (K.burst - 1) * K.interval
+  if early > 0 then
+    return redis.error_reply('LIMITED ' .. math.ceil(early / 1000))
+  end
+  tat = tat + K.interval
+  redis.call('SET', K.budget, string.format('%d', tat), 'PXAT', math.ceil(tat / 1000))
+  return nil
+end
+
+-- A hold's record as stored (JSON), live or a tombstone; false if none.
+local function hold_raw(id)
+  return redis.call('HGET', K.holds, id) or redis.call('HGET', K.ended, id)
+    or redis.call('HGET', K.ended_old, id)
+end
+
 local function hold_get(id)
-  local raw = redis.call('HGET', K.holds, id)
+  local raw = hold_raw(id)
   if raw then return cjson.decode(raw) end
   return nil
 end
 
 local function hold_put(id, rec)
   redis.call('HSET', K.holds, id, cjson.encode(rec))
+end
+
+-- Tombstones: an ended hold's record shrinks to what its reads still need
+-- (user, seats, status, times, its order's) and moves to the current generation.
+-- A generation is retired once it is `retention` old and a retired one is
+-- dropped whole `retention` after that: every tombstone is kept at least
+-- `retention` and about twice that at most, and dropping them costs one
+-- UNLINK (freed off the main thread), not a command per record. The next
+-- step of this is due at the deadline "~gc".
+local GC = '~gc'
+
+local function gc_schedule()
+  local began = tonumber(redis.call('HGET', K.ended, '~'))
+  local retired = tonumber(redis.call('HGET', K.ended_old, '~'))
+  local next_at = nil
+  if began then next_at = began + K.retention end
+  if retired and (next_at == nil or retired + K.retention < next_at) then
+    next_at = retired + K.retention
+  end
+  if next_at then
+    redis.call('ZADD', K.deadlines, next_at, GC)
+  else
+    redis.call('ZREM', K.deadlines, GC)
+  end
+end
+
+-- Retires the current generation and drops the retired one, as they come due.
+local function gc()
+  local began = tonumber(redis.call('HGET', K.ended, '~'))
+  if began and K.now - began >= K.retention then
+    -- The retired generation was retired before this one began: it is due too.
+    redis.call('UNLINK', K.ended_old)
+    redis.call('RENAME', K.ended, K.ended_old)
+    redis.call('HSET', K.ended_old, '~', K.now)
+  end
+  local retired = tonumber(redis.call('HGET', K.ended_old, '~'))
+  if retired and K.now - retired >= K.retention then
+    redis.call('UNLINK', K.ended_old)
+  end
+  gc_schedule()
+end
+
+local function tomb_put(id, rec)
+  rec.p, rec.w = nil, nil
+  redis.call('HDEL', K.holds, id)
+  redis.call('HSET', K.ended, id, cjson.encode(rec))
+  if redis.call('HSETNX', K.ended, '~', K.now) == 1 then
+    -- A new generation: it retires `retention` from now, unless the retired
+    -- one is dropped sooner.
+    redis.call('ZADD', K.deadlines, 'LT', K.now + K.retention, GC)
+  end
+end
+
+-- The record decided an order: its lock needs no deadline, and the hold's
+-- record becomes a tombstone.
+local function settled(hold_id)
+  redis.call('ZREM', K.deadlines, hold_id)
+  local raw = redis.call('HGET', K.holds, hold_id)
+  if raw then tomb_put(hold_id, cjson.decode(raw)) end
 end
 
 -- Ends an un-ordered hold: frees the seats it still owns, records the terminal
@@ -78,15 +176,14 @@ local function hold_end(id, rec, status, at)
       change(seat, 'AVAILABLE')
     end
   end
-  rec.st = status
-  rec.t = at
-  hold_put(id, rec)
-  if redis.call('HGET', K.users, rec.u) == id then redis.call('HDEL', K.users, rec.u) end
-  redis.call('ZREM', K.deadlines, id)
-  redis.call('ZADD', K.gc, K.now + K.retention, id)
   if rec.w then
     redis.call('HINCRBY', K.waitlist, status == 'EXPIRED' and 'expired' or 'declined', 1)
   end
+  rec.st = status
+  rec.t = at
+  if redis.call('HGET', K.users, rec.u) == id then redis.call('HDEL', K.users, rec.u) end
+  redis.call('ZREM', K.deadlines, id)
+  tomb_put(id, rec)
 end
 
 -- With anyone on the waiting list, one script's sweep frees at most this many
@@ -112,8 +209,10 @@ local function sweep()
       sweep_more = true
       break
     end
-    local rec = hold_get(id)
-    if rec == nil then
+    local rec = id ~= GC and hold_get(id)
+    if id == GC then
+      gc()
+    elseif not rec then
       redis.call('ZREM', K.deadlines, id)
     elseif rec.o then
       local owner = 'O:' .. rec.o
@@ -125,7 +224,7 @@ local function sweep()
         end
       end
       redis.call('ZREM', K.deadlines, id)
-      redis.call('ZADD', K.gc, K.now + K.retention, id)
+      tomb_put(id, rec)
     elseif rec.st == 'HELD' then
       freed = freed + #rec.s
       hold_end(id, rec, 'EXPIRED', rec.e)

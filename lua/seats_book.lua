@@ -1,7 +1,7 @@
 -- seats_book.lua: an order's payment succeeded; its seats are BOOKED for good.
 -- Runs after the order store committed the sale, so it books the seats even if
 -- the lock was lost meanwhile: the order store is the record, Redis follows it.
--- KEYS: the common thirteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
+-- KEYS: the common fourteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
 --       ARGV[8] the order state's stamp (updated_at, µs), ARGV[9..] seatIds.
 -- Reply: {expired, version, epoch, applied (1|0)}: 0 when a newer (or this)
 -- state of the order was applied already, and nothing changed.
@@ -16,7 +16,5 @@ for i = 9, #ARGV do
   if not current or string.sub(current, 1, 2) ~= 'B:' then change(seat, 'BOOKED') end
   redis.call('HSET', K.seats, seat, owner)
 end
-redis.call('ZREM', K.deadlines, hold_id)
--- The hold record has served its purpose; it goes with the retention.
-redis.call('ZADD', K.gc, K.now + K.retention, hold_id)
+settled(hold_id)
 return { expired, announce(), K.epoch, 1 }

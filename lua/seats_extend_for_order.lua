@@ -2,7 +2,7 @@
 -- The seats stay HELD until the order ends (the order store then runs
 -- seats_book or seats_release_order); the lock is freed by the sweep at
 -- orderExpiresAt + grace only if the order store never does.
--- KEYS: the common thirteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
+-- KEYS: the common fourteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
 --       ARGV[8] orderId, ARGV[9] order ttl (ms), ARGV[10] grace (ms).
 -- Reply: {expired, version, epoch, "ATTACHED", orderId, orderExpiresAt, createdAt}
 --      | {expired, version, epoch, "EXISTING", orderId, orderExpiresAt, createdAt}

@@ -4,7 +4,7 @@
 -- strands no single free seat first, then the one nearest the middle, then
 -- the leftmost) and locks them for the user, in one step: two concurrent
 -- picks never get the same seat and never conflict.
--- KEYS: the common thirteen (common.lua).
+-- KEYS: the common fourteen (fifteen when charged) (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 --       ARGV[9] quantity, then per row in preference order: label, seats,
 --       unavailable seat numbers ("3,7" or "").
@@ -16,13 +16,15 @@
 -- seats and changes nothing.
 local user, hold_id, ttl, quantity = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 if not K.epoch then return redis.error_reply(NOSTATE) end
+local limited = charge()
+if limited then return limited end
 local expired = sweep()
 -- What the sweep freed goes to waiters before this request takes a seat.
 serve_caller = user
 serve()
 local again = hold_get(hold_id)
 if again and again.u == user then
-  return { expired, announce(), K.epoch, 1, redis.call('HGET', K.holds, hold_id) }
+  return { expired, announce(), K.epoch, 1, hold_raw(hold_id) }
 end
 local prev = redis.call('HGET', K.users, user)
 local mine = prev and ('H:' .. prev) or nil
@@ -45,7 +47,7 @@ for i = 10, #ARGV, 3 do
     local seats = {}
     for k = start, start + quantity - 1 do seats[#seats + 1] = ids[k] end
     local v = take_seats(user, hold_id, ttl, seats, prev)
-    return { expired, v, K.epoch, 1, redis.call('HGET', K.holds, hold_id) }
+    return { expired, v, K.epoch, 1, hold_raw(hold_id) }
   end
 end
 return { expired, announce(), K.epoch, 2, largest }

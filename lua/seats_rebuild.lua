@@ -6,7 +6,7 @@
 -- is BOOKED for its order and every pending order's seats are HELD for it; a
 -- hold that lived only in Redis and stands on one of those seats is released
 -- whole; a BOOKED seat the record does not know is freed. Other holds stay.
--- KEYS: the common thirteen.
+-- KEYS: the common fourteen.
 -- ARGV: common five, then ARGV[6] the epoch the caller saw ("" for none),
 --       ARGV[7] the new epoch, ARGV[8] order-lock grace (ms), ARGV[9] JSON
 --       {"booked": [[seatId, orderId, stamp], ..],
@@ -54,8 +54,10 @@ for _, p in ipairs(state.pending) do
   if not newer(p.o, p.t) then
     for _, seat in ipairs(p.s) do claim(seat, 'O:' .. p.o) end
     stamp(p.o, p.t)
-    local rec = hold_get(p.h)
-    if rec == nil or rec.o ~= p.o then
+    -- The live record only: a tombstone of it is not the order's lock.
+    local raw = redis.call('HGET', K.holds, p.h)
+    local rec = raw and cjson.decode(raw)
+    if not rec or rec.o ~= p.o then
       hold_put(p.h, { u = p.u, s = p.s, st = 'HELD', c = p.c, e = p.c, o = p.o, oc = p.c, oe = p.e })
       if redis.call('HGET', K.users, p.u) == p.h then redis.call('HDEL', K.users, p.u) end
     end

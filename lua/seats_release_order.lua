@@ -1,6 +1,6 @@
 -- seats_release_order.lua: an order failed, expired or was cancelled; the seats
 -- it held or booked become available. Seats owned by anyone else are left alone.
--- KEYS: the common thirteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
+-- KEYS: the common fourteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
 --       ARGV[8] the order state's stamp (updated_at, µs), ARGV[9..] seatIds.
 -- Reply: {expired, version, epoch, applied (1|0)}: 0 when a newer (or this)
 -- state of the order was applied already, and nothing changed.
@@ -17,6 +17,5 @@ for i = 9, #ARGV do
     change(seat, 'AVAILABLE')
   end
 end
-redis.call('ZREM', K.deadlines, hold_id)
-redis.call('ZADD', K.gc, K.now + K.retention, hold_id)
+settled(hold_id)
 return { expired, announce(), K.epoch, 1 }

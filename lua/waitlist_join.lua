@@ -1,6 +1,6 @@
 -- waitlist_join.lua: join the show's waiting list for returned seats
 -- (src/domain/seats/waitlist.rs, `wait_join`, is its specification).
--- KEYS: the common thirteen (common.lua).
+-- KEYS: the common fourteen (fifteen when charged) (common.lua).
 -- ARGV: common five, then ARGV[6] userId, ARGV[7] quantity, ARGV[8] the hold
 --       id the waiter's offer will have, ARGV[9] an offer's TTL (ms),
 --       ARGV[10] the show's plan (JSON [[label, seats, "3,7"], ...], rows in
@@ -13,6 +13,8 @@
 local user, quantity, offer_id, ttl, plan_json =
   ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9], ARGV[10]
 if not K.epoch then return redis.error_reply(NOSTATE) end
+local limited = charge()
+if limited then return limited end
 local expired = sweep()
 redis.call('HSETNX', K.waitlist, 'plan', plan_json)
 redis.call('HSET', K.waitlist, 'ttl', ttl)

@@ -1,7 +1,7 @@
 -- waitlist_leave.lua: leave the show's waiting list (`wait_leave` in
 -- src/domain/seats/waitlist.rs). A waiter gives up their place; a live offer
 -- is given back, and its seats go to the next waiter in the same step.
--- KEYS: the common thirteen. ARGV: common five, then ARGV[6] userId.
+-- KEYS: the common fourteen. ARGV: common five, then ARGV[6] userId.
 -- Reply: {expired, version, epoch, standing...}: where the user stood
 --        (common.lua's `standing`), {"NONE"} when neither waiting nor offered.
 local user = ARGV[6]

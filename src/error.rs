@@ -116,6 +116,13 @@ pub const CODES: &[&str] = &[
 ];
 
 impl Error {
+    /// 429 with `Retry-After` in whole seconds (at least 1) for a wait in ms.
+    pub fn rate_limited_ms(wait_ms: i64) -> Self {
+        Self::RateLimited {
+            retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "BAD_REQUEST",
@@ -251,6 +258,11 @@ impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         if e.code() == Some("NOSTATE") {
             return Self::StateMissing(e.detail().unwrap_or_default().to_owned());
+        }
+        if e.code() == Some("LIMITED") {
+            // A seat script refused the caller's budget: "LIMITED <ms>".
+            let wait_ms = e.detail().and_then(|d| d.trim().parse().ok()).unwrap_or(1000);
+            return Self::rate_limited_ms(wait_ms);
         }
         let outage = e.code().is_some_and(|c| REDIS_OUTAGE_CODES.contains(&c));
         if outage

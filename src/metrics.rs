@@ -28,6 +28,9 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const WAITLIST_JOINS: &str = "waitlist_joins_total";
 pub const WAITLIST_LENGTH: &str = "waitlist_length";
 pub const WAITLIST_OFFERS: &str = "waitlist_offers_total";
+pub const HOLD_TOMBSTONES: &str = "hold_tombstones";
+pub const SWEEP_OVERDUE: &str = "seat_sweep_overdue_seconds";
+pub const SWEEP_SHOWS: &str = "seat_sweep_shows_total";
 
 /// Latency buckets from 0.5 ms to 10 s: seat locks live in the low
 /// milliseconds, a stalled dependency in seconds.
@@ -120,6 +123,16 @@ fn describe() {
         "Waiting-list offers per show by outcome (made, taken, expired, declined), counted by the engine: the same on every node."
     );
     metrics::counter!(WAITLIST_JOINS).increment(0);
+    metrics::describe_gauge!(
+        HOLD_TOMBSTONES,
+        "Ended holds' records kept per show (read by the sweeper; bounded by the per-user budget times twice the retention)."
+    );
+    metrics::describe_gauge!(
+        SWEEP_OVERDUE,
+        "How long the most overdue show has waited for the sweeper (expiry and tombstone collection) at the end of its last pass: the sweeper's backlog."
+    );
+    metrics::describe_counter!(SWEEP_SHOWS, "Shows the sweeper looked at, by why (due, changed, scan).");
+    metrics::gauge!(SWEEP_OVERDUE).set(0.0);
     for status in crate::domain::order::OrderStatus::ALL {
         metrics::counter!(ORDERS, "status" => status.as_str()).increment(0);
     }

@@ -333,30 +333,21 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         .query_async(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    let args = [
-        "EVALSHA",
-        &sha,
-        "10",
-        keys[0],
-        keys[1],
-        keys[2],
-        keys[3],
-        keys[4],
-        keys[5],
-        keys[6],
-        keys[7],
-        keys[8],
-        keys[9],
+    // Every common key (lua/common.lua), then the common and own ARGV.
+    let count = keys.len().to_string();
+    let mut args: Vec<&str> = vec!["EVALSHA", &sha, &count];
+    args.extend(keys.iter().copied());
+    args.extend([
         "bench",
         &k.channel,
         "PUBLISH",
         &now,
-        "3600000",
+        "900000",
         "user:__rand_int__",
         "hold:__rand_int__",
         "300000",
         "A__rand_int__",
-    ];
+    ]);
     let (raw_rps, raw_p50, raw_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &args).await?;
     println!("holds, ceilings (redis-benchmark, 50 clients, {space} seats and shoppers):");
     println!(

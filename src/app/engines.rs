@@ -22,7 +22,7 @@ use crate::catalog::postgres::PgCatalog;
 use crate::catalog::store::{CatalogStore, MemoryCatalog};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::seats::{LockTimes, Owner, SeatDelta, SeatSnapshot};
+use crate::domain::seats::{Budget, LockTimes, Owner, SeatDelta, SeatSnapshot};
 use crate::error::Result;
 use crate::live::source::SeatSource;
 use crate::redis::RedisHandle;
@@ -32,8 +32,9 @@ use crate::waitroom::redis::RedisWaitingRooms;
 use crate::waitroom::store::{PgRooms, RoomStore};
 use crate::waitroom::{SeatCount, WaitingRooms};
 
-/// How long ended hold records stay readable (GET /holds/{id}).
-pub const HOLD_RECORD_RETENTION: Duration = Duration::from_secs(3600);
+/// How long ended hold records stay readable (GET /holds/{id}), at least;
+/// at most about twice this (they are dropped a generation at a time).
+pub const HOLD_RECORD_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// How long an order's seat lock outlives the order's expiry when the record
 /// never releases it (a crash between the lock and the order row).
 pub const ORDER_LOCK_GRACE: Duration = Duration::from_secs(60);
@@ -41,6 +42,7 @@ pub const ORDER_LOCK_GRACE: Duration = Duration::from_secs(60);
 pub const LOCK_TIMES: LockTimes = LockTimes {
     retention_ms: HOLD_RECORD_RETENTION.as_millis() as i64,
     order_grace_ms: ORDER_LOCK_GRACE.as_millis() as i64,
+    budget: None,
 };
 
 /// The engines: seat locks (rebuilt from the record when Redis loses them),
@@ -127,11 +129,19 @@ impl OfferAdmissions for RoomAdmissions {
     }
 }
 
+/// The engine's times, with each user's budget of seat-changing calls.
+fn lock_times(settings: &Settings) -> LockTimes {
+    LockTimes {
+        budget: Budget::per_sec(settings.rate_limit_user_per_sec),
+        ..LOCK_TIMES
+    }
+}
+
 /// The seat locks, the waiting rooms and the event stream, on Redis (one
 /// shared connection) or in process. The seat locks rebuild from `records`.
 pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records>) -> Result<Engines, StartError> {
     if !settings.uses_redis() {
-        let (_, locks, waitrooms) = in_process(LOCK_TIMES, records, clock);
+        let (_, locks, waitrooms) = in_process(lock_times(settings), records, clock);
         return Ok(Engines {
             waitrooms,
             locks,
@@ -153,7 +163,7 @@ pub async fn engines(settings: &Settings, clock: Clock, records: Arc<dyn Records
         .map_err(unreachable)?;
     let handle = Arc::new(handle);
     let keys = Keys::new(settings.redis_key_prefix.clone());
-    let locks = SeatEngine::Redis(RedisSeatLocks::new(handle.clone(), keys.clone(), LOCK_TIMES));
+    let locks = SeatEngine::Redis(RedisSeatLocks::new(handle.clone(), keys.clone(), lock_times(settings)));
     locks.ping().await.map_err(unreachable)?;
     Ok(Engines {
         locks: Arc::new(Recovering::new(Arc::new(locks), records, clock)),

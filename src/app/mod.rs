@@ -193,6 +193,7 @@ impl Features {
         stop: &CancellationToken,
     ) -> Result<Self, StartError> {
         let catalog = load_catalog(settings, clock, stores, engines).await?;
+        engines.locks.only_for(catalog.clone());
         let tokens = Arc::new(Tokens::new(settings.jwt_secret()));
         let rooms = Rooms::new(
             engines.waitrooms.clone(),
@@ -276,10 +277,13 @@ fn limits(settings: &Settings) -> Limits {
 
 /// How long after it is minted a hold can still have a record: a hold (or
 /// an offer) that becomes an order at its last moment, the order's lock to
-/// its end, then the record's retention.
+/// its end, then the record's retention (its tombstone's generation is
+/// dropped within twice that).
 fn hold_id_lifetime(settings: &Settings) -> Duration {
     let hold = settings.hold_ttl_seconds.max(settings.waitlist_offer_seconds);
-    Duration::from_secs(hold + settings.order_ttl_seconds) + engines::ORDER_LOCK_GRACE + engines::HOLD_RECORD_RETENTION
+    Duration::from_secs(hold + settings.order_ttl_seconds)
+        + engines::ORDER_LOCK_GRACE
+        + 2 * engines::HOLD_RECORD_RETENTION
 }
 
 /// What every route shares.

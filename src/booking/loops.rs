@@ -156,7 +156,8 @@ impl Loops {
                     if reply.expired > 0 {
                         metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
                     }
-                    if !reply.out {
+                    metrics::gauge!(m::HOLD_TOMBSTONES, "show" => show.to_owned()).set(reply.out.tombstones as f64);
+                    if !reply.out.more {
                         return;
                     }
                 }

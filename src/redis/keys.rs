@@ -9,7 +9,10 @@ pub struct ShowKeys {
     pub holds: String,
     pub users: String,
     pub deadlines: String,
-    pub gc: String,
+    /// Ended hold records (tombstones), by generation: the current one and
+    /// the retired one, each dropped whole (see `lua/common.lua`).
+    pub ended: String,
+    pub ended_old: String,
     pub version: String,
     pub epoch: String,
     pub stamps: String,
@@ -23,24 +26,25 @@ pub struct ShowKeys {
     pub room_config: String,
     pub room_admitted: String,
     pub channel: String,
+    budget_prefix: String,
 }
 
 impl ShowKeys {
     /// The keys the seat engine owns (all but the waiting room's two):
     /// what forgetting a show drops.
-    pub fn own_keys(&self) -> [&str; 11] {
+    pub fn own_keys(&self) -> [&str; 12] {
         let k = self.script_keys();
-        [k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10]]
+        [k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[13]]
     }
 
-    /// KEYS[1..13] of every seat script (see `lua/common.lua`).
-    pub fn script_keys(&self) -> [&str; 13] {
+    /// KEYS[1..14] of every seat script (see `lua/common.lua`).
+    pub fn script_keys(&self) -> [&str; 14] {
         [
             &self.seats,
             &self.holds,
             &self.users,
             &self.deadlines,
-            &self.gc,
+            &self.ended,
             &self.version,
             &self.epoch,
             &self.stamps,
@@ -49,7 +53,14 @@ impl ShowKeys {
             &self.waiters_by_quantity,
             &self.room_config,
             &self.room_admitted,
+            &self.ended_old,
         ]
+    }
+
+    /// A user's budget of seat-changing calls on this show (KEYS[15] of a
+    /// charged script): one short-lived key, gone once the budget is full again.
+    pub fn budget(&self, user: &str) -> String {
+        format!("{}{user}", self.budget_prefix)
     }
 }
 
@@ -178,7 +189,8 @@ impl Keys {
             holds: format!("{tag}:holds"),
             users: format!("{tag}:users"),
             deadlines: format!("{tag}:deadlines"),
-            gc: format!("{tag}:gc"),
+            ended: format!("{tag}:ended"),
+            ended_old: format!("{tag}:ended:old"),
             version: format!("{tag}:version"),
             epoch: format!("{tag}:epoch"),
             stamps: format!("{tag}:stamps"),
@@ -188,6 +200,7 @@ impl Keys {
             room_config: format!("{tag}:wr:config"),
             room_admitted: format!("{tag}:wr:admitted"),
             channel: format!("{tag}:events"),
+            budget_prefix: format!("{tag}:budget:"),
         }
     }
 

@@ -24,6 +24,7 @@ use sqlx::Connection;
 pub const TIMES: LockTimes = LockTimes {
     retention_ms: 3_600_000,
     order_grace_ms: 60_000,
+    budget: None,
 };
 
 pub fn redis_url() -> String {
@@ -64,24 +65,32 @@ pub async fn fresh_database() -> String {
 }
 
 pub async fn redis_locks(prefix: &str) -> Arc<SeatEngine> {
+    redis_locks_with(prefix, TIMES).await
+}
+
+pub async fn redis_locks_with(prefix: &str, times: LockTimes) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(Some(&redis_url()), &[])
         .await
         .expect("Redis must run at TEST_REDIS_URL");
     Arc::new(SeatEngine::Redis(RedisSeatLocks::new(
         Arc::new(handle),
         Keys::new(prefix),
-        TIMES,
+        times,
     )))
 }
 
 pub async fn cluster_locks(prefix: &str) -> Arc<SeatEngine> {
+    cluster_locks_with(prefix, TIMES).await
+}
+
+pub async fn cluster_locks_with(prefix: &str, times: LockTimes) -> Arc<SeatEngine> {
     let handle = RedisHandle::connect(None, &redis_cluster_nodes())
         .await
         .expect("the Redis Cluster must run at TEST_REDIS_CLUSTER_NODES (scripts/services.sh starts one)");
     Arc::new(SeatEngine::Redis(RedisSeatLocks::new(
         Arc::new(handle),
         Keys::new(prefix),
-        TIMES,
+        times,
     )))
 }
 
@@ -113,7 +122,11 @@ pub async fn memory_rooms() -> (Arc<SeatEngine>, Arc<dyn showgate::waitroom::Wai
 }
 
 pub fn memory_locks() -> Arc<SeatEngine> {
-    Arc::new(SeatEngine::Memory(MemorySeatLocks::new(TIMES)))
+    memory_locks_with(TIMES)
+}
+
+pub fn memory_locks_with(times: LockTimes) -> Arc<SeatEngine> {
+    Arc::new(SeatEngine::Memory(MemorySeatLocks::new(times)))
 }
 
 /// A fresh, migrated database.

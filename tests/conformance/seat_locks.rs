@@ -242,12 +242,18 @@ async fn holds_expire_at_their_deadline(locks: Arc<SeatEngine>) {
         .await
         .unwrap();
     assert!(matches!(r.out, HoldOutcome::Held { version: 3, .. }));
-    // The record is dropped once retention runs out.
-    locks
-        .run(SHOW, T0 + TTL + common::TIMES.retention_ms + 1, &cmd::Expire)
-        .await
-        .unwrap();
+    // The record is kept for the retention (as a tombstone), and dropped
+    // within twice it.
+    let r = common::TIMES.retention_ms;
+    let swept = locks.run(SHOW, T0 + TTL + r - 1, &cmd::Expire).await.unwrap().out;
+    assert_eq!(swept.tombstones, 2, "h1's and bob's, which expired since");
+    assert!(locks.hold_record(SHOW, "h1").await.unwrap().is_some());
+    locks.run(SHOW, T0 + TTL + r, &cmd::Expire).await.unwrap();
+    let rec = locks.hold_record(SHOW, "h1").await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.user.as_str()), (HoldStatus::Expired, "alice"));
+    let swept = locks.run(SHOW, T0 + TTL + 2 * r, &cmd::Expire).await.unwrap().out;
     assert!(locks.hold_record(SHOW, "h1").await.unwrap().is_none());
+    assert_eq!(swept.tombstones, 0);
 }
 
 async fn an_expired_hold_cannot_become_an_order(locks: Arc<SeatEngine>) {

@@ -366,7 +366,7 @@ async fn a_burst_of_expiries_is_offered_in_turns_and_no_offered_seat_shows_avail
         let r = locks.run(SHOW, due, &cmd::Expire).await.unwrap();
         calls += 1;
         expired += r.expired;
-        if !r.out {
+        if !r.out.more {
             break;
         }
         assert!(calls < 20, "the sweep ends");

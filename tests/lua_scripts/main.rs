@@ -89,9 +89,24 @@ impl Fixture {
     }
 
     async fn invoke(&self, script: &Script, now: i64, args: &[&str]) -> redis::RedisResult<Value> {
+        self.invoke_as(script, now, args, None).await
+    }
+
+    /// Invokes a script, charging `charged`'s budget (user, interval µs,
+    /// burst) when given: KEYS[15] and the last two ARGV.
+    pub async fn invoke_as(
+        &self,
+        script: &Script,
+        now: i64,
+        args: &[&str],
+        charged: Option<(&str, i64, i64)>,
+    ) -> redis::RedisResult<Value> {
         let mut inv = script.prepare_invoke();
         for k in self.keys.script_keys() {
             inv.key(k);
+        }
+        if let Some((user, _, _)) = charged {
+            inv.key(self.keys.budget(user));
         }
         inv.arg("s1")
             .arg(&self.keys.channel)
@@ -100,6 +115,9 @@ impl Fixture {
             .arg(RETENTION);
         for a in args {
             inv.arg(*a);
+        }
+        if let Some((_, interval, burst)) = charged {
+            inv.arg(interval).arg(burst);
         }
         let mut conn = self.conn.clone();
         inv.invoke_async(&mut conn).await
@@ -116,20 +134,29 @@ impl Fixture {
         ReplyReader::new(self.name(script), reply).unwrap()
     }
 
-    /// Everything the scripts keep for the show, for before/after comparisons.
+    /// Everything the scripts keep for the show's live holds, for
+    /// before/after comparisons.
     pub async fn state(&self) -> State {
         let mut c = self.conn.clone();
         let seats: BTreeMap<String, String> = c.hgetall(&self.keys.seats).await.unwrap();
         let holds: BTreeMap<String, String> = c.hgetall(&self.keys.holds).await.unwrap();
-        let deadlines: Vec<(String, f64)> = c.zrange_withscores(&self.keys.deadlines, 0, -1).await.unwrap();
+        let mut deadlines: Vec<(String, f64)> = c.zrange_withscores(&self.keys.deadlines, 0, -1).await.unwrap();
+        // The holds' deadlines; the tombstones' next step ("~gc") is not a hold's.
+        deadlines.retain(|(id, _)| id != "~gc");
         let version: Option<i64> = c.get(&self.keys.version).await.unwrap();
         (seats, holds, deadlines, version)
     }
 
+    /// A hold's record, live or a tombstone of either generation.
     pub async fn hold_json(&self, id: &str) -> serde_json::Value {
         let mut c = self.conn.clone();
-        let raw: String = c.hget(&self.keys.holds, id).await.unwrap();
-        serde_json::from_str(&raw).unwrap()
+        for key in [&self.keys.holds, &self.keys.ended, &self.keys.ended_old] {
+            let raw: Option<String> = c.hget(key, id).await.unwrap();
+            if let Some(raw) = raw {
+                return serde_json::from_str(&raw).unwrap();
+            }
+        }
+        panic!("hold {id} has no record");
     }
 }
 

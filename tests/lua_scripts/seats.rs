@@ -3,12 +3,13 @@
 //! `seats_snapshot` and `seats_rebuild`; their retries, their refusal of a
 //! show with no state, and the hash tag of every key they write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::AsyncCommands;
 use showgate::error::Result;
+use showgate::redis::reply::ReplyReader;
 
 use crate::{Fixture, NOW, RETENTION, head};
 
@@ -101,37 +102,74 @@ async fn seats_hold_by_the_same_user_moves_the_hold_in_one_step() -> Result<()> 
 }
 
 #[tokio::test]
-async fn seats_expire_frees_due_holds_then_drops_their_records_after_retention() -> Result<()> {
+async fn seats_expire_frees_due_holds_then_drops_their_tombstones_a_generation_at_a_time() -> Result<()> {
     let f = Fixture::new().await;
     f.run(&f.scripts.hold, NOW, &["alice", "h1", "1000", "A1"]).await;
     f.run(&f.scripts.hold, NOW, &["bob", "h2", "5000", "B1"]).await;
-    let mut reply = f.run(&f.scripts.expire, NOW + 999, &["100"]).await;
-    let (expired, version, _) = head(&mut reply)?;
-    let (_dropped, _more) = (reply.next_int()?, reply.next_int()?);
-    reply.finish()?;
-    assert_eq!((expired, version), (0, 2), "nothing is due before the deadline");
-    let mut reply = f.run(&f.scripts.expire, NOW + 1000, &["100"]).await;
-    let (expired, version, _) = head(&mut reply)?;
-    let (dropped, _more) = (reply.next_int()?, reply.next_int()?);
-    reply.finish()?;
-    assert_eq!((expired, version, dropped), (1, 3, 0));
-    let (seats, _, _, _) = f.state().await;
+    let f = &f;
+    let expire = |now: i64| async move {
+        let mut reply = f.run(&f.scripts.expire, now, &[]).await;
+        let (expired, version, _) = head(&mut reply).unwrap();
+        let swept = (
+            reply.next_int().unwrap(),
+            reply.next_int().unwrap(),
+            reply.next_int().unwrap(),
+        );
+        reply.finish().unwrap();
+        (expired, version, swept)
+    };
+    assert_eq!(
+        expire(NOW + 999).await,
+        (0, 2, (0, NOW + 1000, 0)),
+        "nothing is due before the deadline, which it names"
+    );
+    assert_eq!(
+        expire(NOW + 1000).await,
+        (1, 3, (0, NOW + 5000, 1)),
+        "one expired: its tombstone is kept"
+    );
+    let (seats, holds, _, _) = f.state().await;
     assert_eq!(seats, BTreeMap::from([("B1".into(), "H:h2".into())]));
+    assert!(!holds.contains_key("h1"), "the live records are the live holds'");
     let rec = f.hold_json("h1").await;
     assert_eq!(
-        (rec["st"].as_str(), rec["t"].as_i64()),
-        (Some("EXPIRED"), Some(NOW + 1000))
+        (
+            rec["st"].as_str(),
+            rec["t"].as_i64(),
+            rec["u"].as_str(),
+            rec["s"].clone()
+        ),
+        (
+            Some("EXPIRED"),
+            Some(NOW + 1000),
+            Some("alice"),
+            serde_json::json!(["A1"])
+        )
     );
     let mut c = f.conn.clone();
     let active: Option<String> = c.hget(&f.keys.users, "alice").await.unwrap();
     assert_eq!(active, None);
-    let mut reply = f.run(&f.scripts.expire, NOW + 1000 + RETENTION, &["100"]).await;
-    head(&mut reply)?;
-    let (dropped, _more) = (reply.next_int()?, reply.next_int()?);
-    reply.finish()?;
-    assert_eq!(dropped, 1, "one expired record dropped");
-    let holds: HashMap<String, String> = c.hgetall(&f.keys.holds).await.unwrap();
-    assert!(!holds.contains_key("h1"));
+    // bob's hold expires too; both tombstones are in the generation that
+    // began with alice's, which retires one retention on and is dropped
+    // one retention after that.
+    assert_eq!(expire(NOW + 5000).await, (1, 4, (0, NOW + 1000 + RETENTION, 2)));
+    assert_eq!(
+        expire(NOW + 1000 + RETENTION).await,
+        (0, 4, (0, NOW + 1000 + 2 * RETENTION, 2))
+    );
+    assert_eq!(
+        f.hold_json("h2").await["st"].as_str(),
+        Some("EXPIRED"),
+        "retired, still read"
+    );
+    let retired: bool = c.exists(&f.keys.ended_old).await.unwrap();
+    assert!(retired);
+    assert_eq!(expire(NOW + 1000 + 2 * RETENTION).await, (0, 4, (0, -1, 0)));
+    let left: i64 = c
+        .exists(&[&f.keys.ended, &f.keys.ended_old, &f.keys.deadlines][..])
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no tombstone, generation or deadline is left");
     Ok(())
 }
 
@@ -282,14 +320,14 @@ async fn every_key_a_script_writes_is_under_the_shows_hash_tag() {
     .await;
     f.run(&f.scripts.book, NOW, &["o1", "h1", "1", "A1"]).await;
     f.run(&f.scripts.release_order, NOW, &["o1", "h1", "2", "A1"]).await;
-    f.run(&f.scripts.expire, NOW + 1, &["10"]).await;
+    f.run(&f.scripts.expire, NOW + 1, &[]).await;
     f.run(&f.scripts.hold, NOW + 2, &["bob", "h2", "300000", "B1"]).await;
     let mut c = f.conn.clone();
     let keys: Vec<String> = c.keys(format!("{}*", f.prefix)).await.unwrap();
     assert_eq!(
         keys.len(),
         8,
-        "seats, holds, users, deadlines, gc, version, epoch, stamps: {keys:?}"
+        "seats, holds, users, deadlines, ended, version, epoch, stamps: {keys:?}"
     );
     let tag = format!("{}{{show:s1}}:", f.prefix);
     for k in &keys {
@@ -421,5 +459,47 @@ async fn a_script_run_twice_changes_nothing_the_second_time() -> Result<()> {
     assert_eq!(late.next_int()?, 0);
     late.finish()?;
     assert!(!f.state().await.0.contains_key("A1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_charged_call_spends_the_callers_budget_and_a_refused_one_writes_nothing() -> Result<()> {
+    let f = Fixture::new().await;
+    // A burst of two, then one call a second.
+    let budget = Some(("mallory", 1_000_000, 2));
+    for (i, seat) in ["A1", "A2"].into_iter().enumerate() {
+        let id = format!("h{i}");
+        let reply = f
+            .invoke_as(&f.scripts.hold, NOW, &["mallory", &id, "300000", seat], budget)
+            .await?;
+        let mut reply = ReplyReader::new("seats_hold", reply)?;
+        head(&mut reply)?;
+        assert_eq!(reply.next_int()?, 1, "held");
+        let rec: serde_json::Value = serde_json::from_str(&reply.next_text()?).unwrap();
+        assert_eq!(rec["s"], serde_json::json!([seat]), "the budget's ARGV are not seats");
+        reply.finish()?;
+    }
+    let before = f.state().await;
+    let refused = f
+        .invoke_as(&f.scripts.hold, NOW + 400, &["mallory", "h9", "300000", "B1"], budget)
+        .await
+        .expect_err("over budget");
+    assert_eq!(refused.code(), Some("LIMITED"));
+    assert_eq!(refused.detail(), Some("600"), "ms until a call passes");
+    assert_eq!(f.state().await, before, "nothing written");
+    let mut c = f.conn.clone();
+    let at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(f.keys.budget("mallory"))
+        .query_async(&mut c)
+        .await?;
+    assert_eq!(at, NOW + 2_000, "the budget key goes once the budget is full again");
+    // Uncharged (the service's budget off), the same call passes.
+    let mut reply = f
+        .run(&f.scripts.hold, NOW + 400, &["mallory", "h9", "300000", "B1"])
+        .await;
+    head(&mut reply)?;
+    assert_eq!(reply.next_int()?, 1);
+    reply.next_text()?;
+    reply.finish()?;
     Ok(())
 }

@@ -83,6 +83,11 @@ impl MemorySeatLocks {
             now,
             times: self.times,
         };
+        if let Some(user) = cmd.charged() {
+            seats
+                .charge(at, user)
+                .map_err(|wait_ms| Error::rate_limited_ms(wait_ms))?;
+        }
         let (out, fx) = cmd.step(&mut seats, at);
         if let Some(delta) = fx.delta {
             // No receiver is fine: nobody is watching this show.

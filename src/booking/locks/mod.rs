@@ -38,9 +38,6 @@ impl<T> Reply<T> {
     }
 }
 
-/// How many ended hold records one sweeper pass drops per show.
-pub const GC_BATCH: usize = 500;
-
 /// Deltas a subscriber of the memory engine may fall behind by before it
 /// misses some; it then sees a version gap and re-reads a snapshot.
 pub const EVENT_BUFFER: usize = 1024;

@@ -16,7 +16,7 @@
 //! the epoch (`lua/seats_rebuild.lua` only runs for the epoch it saw).
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use tokio::sync::Mutex;
@@ -25,6 +25,7 @@ use super::cmd::{Rebuild, Snapshot};
 use super::{Reply, SeatCommand, SeatEngine};
 use crate::booking::store::Records;
 use crate::clock::Clock;
+use crate::domain::catalog::Catalog;
 use crate::domain::seats::RecordState;
 use crate::error::{Error, Result};
 use crate::metrics as m;
@@ -41,6 +42,10 @@ pub struct Recovering {
     /// Per show: held while this node rebuilds it (a tokio mutex: the
     /// rebuild awaits Postgres and the engine under it).
     rebuilding: DashMap<String, Arc<Mutex<()>>>,
+    /// The shows a rebuild may build (set once the catalog is loaded): a
+    /// request naming any other show must not make Redis build state, mint
+    /// an epoch key or grow the maps above.
+    catalog: OnceLock<Arc<Catalog>>,
 }
 
 /// Why a show was rebuilt, for the metric.
@@ -72,12 +77,21 @@ impl Recovering {
             clock,
             seen: DashMap::new(),
             rebuilding: DashMap::new(),
+            catalog: OnceLock::new(),
         }
+    }
+
+    /// From now on, only shows of `catalog` are rebuilt; any other is 404.
+    pub fn only_for(&self, catalog: Arc<Catalog>) {
+        let _ = self.catalog.set(catalog);
     }
 
     /// Rebuilds the show's state from the record, if its epoch is still the
     /// one this node knows (another node's rebuild makes this one a no-op).
     pub async fn rebuild(&self, show: &str, why: Why) -> Result<()> {
+        if self.catalog.get().is_some_and(|c| c.show(show).is_none()) {
+            return Err(Error::not_found("show"));
+        }
         let gate = self.rebuilding.entry(show.to_owned()).or_default().clone();
         let _one_at_a_time = gate.lock().await;
         let seen = match why {
@@ -185,5 +199,31 @@ impl Deref for Recovering {
 
     fn deref(&self) -> &SeatEngine {
         &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::booking::locks::memory::MemorySeatLocks;
+    use crate::booking::store::memory::MemoryRecords;
+    use crate::domain::catalog::demo;
+
+    #[tokio::test]
+    async fn a_show_the_catalog_does_not_know_is_never_built() {
+        let clock = Clock::system();
+        let catalog = Arc::new(Catalog::new(demo(clock.now().date_naive())).unwrap());
+        let known = catalog.shows()[0].id.clone();
+        let engine = Arc::new(SeatEngine::Memory(MemorySeatLocks::new(
+            crate::app::engines::LOCK_TIMES,
+        )));
+        let locks = Recovering::new(engine, Arc::new(MemoryRecords::new()), clock);
+        locks.only_for(catalog);
+        let unknown = locks.run("no-such-show", clock.now_ms(), &Snapshot).await;
+        assert!(matches!(unknown, Err(Error::NotFound(_))), "{unknown:?}");
+        assert_eq!(locks.seen("no-such-show"), None);
+        assert!(locks.rebuilding.is_empty(), "nothing kept for it");
+        let built = locks.run(&known, clock.now_ms(), &Snapshot).await.unwrap();
+        assert_eq!(locks.seen(&known), Some((built.epoch, built.version)));
     }
 }

@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use redis::{AsyncCommands, Value};
+use redis::Value;
 use std::sync::Arc;
 
 use super::cmd::Head;
@@ -43,6 +43,10 @@ impl RedisSeatLocks {
         for key in k.script_keys() {
             inv.key(key);
         }
+        let charged = cmd.charged().zip(self.times.budget);
+        if let Some((user, _)) = charged {
+            inv.key(k.budget(user));
+        }
         let publish = if self.redis.cluster { "SPUBLISH" } else { "PUBLISH" };
         inv.arg(show)
             .arg(&k.channel)
@@ -50,6 +54,9 @@ impl RedisSeatLocks {
             .arg(now)
             .arg(self.times.retention_ms);
         cmd.args(&mut inv, self.times);
+        if let Some((_, budget)) = charged {
+            inv.arg(budget.interval_us).arg(budget.burst);
+        }
         let mut conn = self.redis.conn.clone();
         let reply: Value = inv.invoke_async(&mut conn).await?;
         let mut reply = ReplyReader::new(cmd.name(), reply)?;
@@ -101,13 +108,12 @@ impl RedisSeatLocks {
         let k = self.keys.show(show);
         let mut conn = self.redis.conn.clone();
         // One round trip; the keys share the show's slot.
-        let (has_state, deadline, gc): (bool, Vec<String>, Vec<String>) = redis::pipe()
+        let (has_state, deadline): (bool, Vec<String>) = redis::pipe()
             .exists(&k.epoch)
             .zrangebyscore_limit(&k.deadlines, "-inf", now, 0, 1)
-            .zrangebyscore_limit(&k.gc, "-inf", now, 0, 1)
             .query_async(&mut conn)
             .await?;
-        Ok(!has_state || !deadline.is_empty() || !gc.is_empty())
+        Ok(!has_state || !deadline.is_empty())
     }
 
     pub async fn wait_stats(&self, show: &str) -> Result<WaitStats> {
@@ -130,10 +136,21 @@ impl RedisSeatLocks {
         })
     }
 
+    /// A hold's record, live or a tombstone (`hold_get` in `lua/common.lua`):
+    /// one round trip, the keys share the show's slot.
     pub async fn hold_record(&self, show: &str, hold_id: &str) -> Result<Option<HoldRecord>> {
+        let k = self.show_keys(show);
         let mut conn = self.redis.conn.clone();
-        let raw: Option<String> = conn.hget(self.show_keys(show).holds, hold_id).await?;
-        raw.map(|r| serde_json::from_str(&r).map_err(Error::from)).transpose()
+        let (live, ended, old): (Option<String>, Option<String>, Option<String>) = redis::pipe()
+            .hget(&k.holds, hold_id)
+            .hget(&k.ended, hold_id)
+            .hget(&k.ended_old, hold_id)
+            .query_async(&mut conn)
+            .await?;
+        live.or(ended)
+            .or(old)
+            .map(|r| serde_json::from_str(&r).map_err(Error::from))
+            .transpose()
     }
 
     pub async fn forget(&self, show: &str) -> Result<()> {

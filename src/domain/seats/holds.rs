@@ -3,7 +3,7 @@
 
 use super::{
     At, BestOutcome, Effects, HoldOutcome, HoldRecord, HoldStatus, Op, Owner, ReleaseOutcome, SeatSnapshot, ShowSeats,
-    status_name,
+    Swept, status_name,
 };
 use crate::domain::best::{self, RowPlan};
 
@@ -93,13 +93,15 @@ impl ShowSeats {
     /// the sweeper's garbage collection does, past the retention), so the
     /// hold it just made or found is there.
     fn stored(&self, hold_id: &str) -> HoldRecord {
-        self.holds[hold_id].clone()
+        self.record(hold_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("hold {hold_id} has no record"))
     }
 
     /// The owner gives a hold back (`lua/seats_release.lua`).
     pub fn release(&mut self, at: At<'_>, user: &str, hold_id: &str) -> (ReleaseOutcome, Effects) {
         let mut op = Op::begin(self, at);
-        let outcome = match op.state.holds.get(hold_id) {
+        let outcome = match op.state.record(hold_id) {
             None => ReleaseOutcome::NotFound,
             Some(rec) if rec.user != user => ReleaseOutcome::NotFound,
             Some(rec) if rec.order_id.is_some() => ReleaseOutcome::NotActive("ORDERED".into()),
@@ -114,17 +116,21 @@ impl ShowSeats {
     }
 
     /// The sweeper's call (`lua/seats_expire.lua`): expiry, the waiting
-    /// list served, record clean-up. Answers whether holds are still due
-    /// (the sweep's budget stopped it: call again).
-    pub fn expire(&mut self, at: At<'_>, gc_limit: usize) -> (bool, Effects) {
+    /// list served, tombstones retired and dropped as they come due.
+    pub fn expire(&mut self, at: At<'_>) -> (Swept, Effects) {
         let mut op = Op::begin(self, at);
         op.serve_always = true;
-        for id in op.state.gc.due(at.now, gc_limit) {
-            op.state.holds.remove(&id);
-            op.state.gc.remove(&id);
-        }
         let more = op.more_due;
-        (more, op.finish().1)
+        let fx = op.finish().1;
+        // The budgets of users who have not called for a while are full again.
+        let now_us = at.now * 1000;
+        self.budgets.retain(|_, tat| *tat > now_us);
+        let swept = Swept {
+            more,
+            next_due: self.next_due(),
+            tombstones: self.ended.len() as u64,
+        };
+        (swept, fx)
     }
 
     /// The state as of one version, after sweeping (`lua/seats_snapshot.lua`).
@@ -140,6 +146,6 @@ impl Op<'_> {
     /// Whether the user has a hold under this id: a retried request,
     /// answered as the first run did.
     fn retried(&self, user: &str, hold_id: &str) -> bool {
-        self.state.holds.get(hold_id).is_some_and(|r| r.user == user)
+        self.state.record(hold_id).is_some_and(|r| r.user == user)
     }
 }

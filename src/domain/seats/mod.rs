@@ -10,17 +10,20 @@
 //! what is due, then acts, then reports its seat changes as one delta with
 //! the version bumped once (or not at all when nothing changed).
 
+mod budget;
 mod holds;
 mod orders;
 mod rebuild;
+mod tombstones;
 mod vocabulary;
 mod waitlist;
 
 use std::collections::{BTreeSet, HashMap};
 
+pub use budget::Budget;
 pub use vocabulary::{
     At, BestOutcome, Effects, ExtendOutcome, HoldOutcome, HoldRecord, HoldStatus, LockTimes, OrderLock, Owner,
-    PendingLock, RecordState, ReleaseOutcome, SeatChange, SeatDelta, SeatSnapshot, SeatStatus,
+    PendingLock, RecordState, ReleaseOutcome, SeatChange, SeatDelta, SeatSnapshot, SeatStatus, Swept,
 };
 pub use waitlist::{
     MAX_OFFERS_PER_STEP, OfferEnd, SWEEP_BUDGET_WITH_WAITERS, WaitJoin, WaitStanding, WaitStats, Waitlist,
@@ -45,10 +48,11 @@ impl Changes {
 #[derive(Debug, Default)]
 pub struct ShowSeats {
     owners: HashMap<String, Owner>,
+    /// Live holds' records; ended ones are `ended`'s.
     holds: HashMap<String, HoldRecord>,
+    ended: tombstones::Tombstones,
     users: HashMap<String, String>,
     deadlines: Deadlines,
-    gc: Deadlines,
     version: u64,
     /// `None` until the state is built from the record: every operation but
     /// `rebuild` is then refused (the engine answers "state missing").
@@ -56,6 +60,8 @@ pub struct ShowSeats {
     /// Order → stamp of the last seat change applied for it.
     stamps: HashMap<String, i64>,
     waitlist: Waitlist,
+    /// Each user's budget of seat-changing calls: its arrival time (µs).
+    budgets: HashMap<String, i64>,
 }
 
 /// A sorted set of ids by time, like a Redis ZSET.
@@ -66,6 +72,12 @@ struct Deadlines {
 }
 
 impl Deadlines {
+    /// Like `ZADD LT`: a member already due sooner keeps its time.
+    fn add_lt(&mut self, at: i64, id: &str) {
+        if self.of.get(id).is_none_or(|t| at < *t) {
+            self.add(at, id);
+        }
+    }
     fn add(&mut self, at: i64, id: &str) {
         self.remove(id);
         self.by_time.insert((at, id.to_owned()));
@@ -151,12 +163,26 @@ impl<'a> Op<'a> {
         if self.state.users.get(&rec.user).map(String::as_str) == Some(id) {
             self.state.users.remove(&rec.user);
         }
-        let offer = rec.offer;
-        self.state.holds.insert(id.to_owned(), rec);
-        self.state.deadlines.remove(id);
-        self.state.gc.add(self.now + self.times.retention_ms, id);
-        if offer {
+        if rec.offer {
             self.offer_ended(status);
+        }
+        self.state.deadlines.remove(id);
+        self.tomb(id, rec);
+    }
+
+    /// An ended hold's record becomes a tombstone (`tomb_put`).
+    fn tomb(&mut self, id: &str, rec: HoldRecord) {
+        self.state.holds.remove(id);
+        if let Some(at) = self.state.ended.put(id, rec, self.now, self.times.retention_ms) {
+            self.state.deadlines.add_lt(at, tombstones::GC);
+        }
+    }
+
+    /// Retires and drops generations of tombstones as they come due (`gc`).
+    fn collect(&mut self) {
+        match self.state.ended.collect(self.now, self.times.retention_ms) {
+            Some(at) => self.state.deadlines.add(at, tombstones::GC),
+            None => self.state.deadlines.remove(tombstones::GC),
         }
     }
 
@@ -233,6 +259,10 @@ impl<'a> Op<'a> {
                 self.more_due = true;
                 break;
             }
+            if id == tombstones::GC {
+                self.collect();
+                continue;
+            }
             let Some(rec) = self.state.holds.get(&id).cloned() else {
                 self.state.deadlines.remove(&id);
                 continue;
@@ -247,7 +277,7 @@ impl<'a> Op<'a> {
                     }
                 }
                 self.state.deadlines.remove(&id);
-                self.state.gc.add(self.now + self.times.retention_ms, &id);
+                self.tomb(&id, rec);
             } else if rec.status == HoldStatus::Held {
                 freed += rec.seats.len();
                 self.hold_end(&id, HoldStatus::Expired, rec.expires_ms);
@@ -322,7 +352,29 @@ impl ShowSeats {
     }
 
     pub fn hold_record(&self, hold_id: &str) -> Option<HoldRecord> {
-        self.holds.get(hold_id).cloned()
+        self.record(hold_id).cloned()
+    }
+
+    /// Charges `user`'s budget of seat-changing calls (`charge` in
+    /// `lua/common.lua`), before the step: refused with the ms until a call
+    /// would pass, and nothing changes.
+    pub fn charge(&mut self, at: At<'_>, user: &str) -> Result<(), i64> {
+        let Some(budget) = at.times.budget else {
+            return Ok(());
+        };
+        let tat = budget.charge(self.budgets.get(user).copied(), at.now)?;
+        self.budgets.insert(user.to_owned(), tat);
+        Ok(())
+    }
+
+    /// A hold's record, live or a tombstone (`hold_get`).
+    fn record(&self, hold_id: &str) -> Option<&HoldRecord> {
+        self.holds.get(hold_id).or_else(|| self.ended.get(hold_id))
+    }
+
+    /// The earliest deadline (ms), tombstone steps included.
+    fn next_due(&self) -> Option<i64> {
+        self.deadlines.by_time.first().map(|(at, _)| *at)
     }
 
     /// Test and invariant access: every held or booked seat and its owner.

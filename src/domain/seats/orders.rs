@@ -15,7 +15,7 @@ impl ShowSeats {
     ) -> (ExtendOutcome, Effects) {
         let mut op = Op::begin(self, at);
         op.give_back_if_lost(user, hold_id);
-        let outcome = match op.state.holds.get(hold_id) {
+        let outcome = match op.state.record(hold_id) {
             None => ExtendOutcome::NotFound,
             Some(rec) if rec.user != user => ExtendOutcome::NotFound,
             Some(rec) if rec.order_id.is_some() => ExtendOutcome::Existing(OrderLock {
@@ -125,6 +125,8 @@ impl Op<'_> {
     /// hold record goes after the retention.
     fn settled(&mut self, hold_id: &str) {
         self.state.deadlines.remove(hold_id);
-        self.state.gc.add(self.now + self.times.retention_ms, hold_id);
+        if let Some(rec) = self.state.holds.remove(hold_id) {
+            self.tomb(hold_id, rec);
+        }
     }
 }

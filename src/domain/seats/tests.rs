@@ -6,6 +6,7 @@ use proptest::prelude::*;
 const T: LockTimes = LockTimes {
     retention_ms: 3_600_000,
     order_grace_ms: 60_000,
+    budget: None,
 };
 const TTL: i64 = 300_000;
 
@@ -87,7 +88,7 @@ fn a_new_hold_replaces_the_users_previous_one_atomically() {
 }
 
 #[test]
-fn expiry_frees_seats_at_the_deadline_and_keeps_the_record() {
+fn expiry_frees_seats_at_the_deadline_and_keeps_the_record_for_the_retention() {
     let mut s = ShowSeats::default();
     s.hold(at(0), "u1", "h1", &seats(&["A1"]), TTL);
     assert_eq!(s.hold_record("h1").unwrap().status_at(TTL - 1), HoldStatus::Held);
@@ -97,9 +98,24 @@ fn expiry_frees_seats_at_the_deadline_and_keeps_the_record() {
     assert_eq!(fx.expired_holds, 1);
     assert_eq!(snap.version, 2);
     assert_eq!(s.hold_record("h1").unwrap().status, HoldStatus::Expired);
-    let (_, fx) = s.expire(at(TTL + T.retention_ms), 100);
+    let (swept, fx) = s.expire(at(TTL + T.retention_ms - 1));
     assert!(fx.delta.is_none());
+    assert_eq!(
+        swept.next_due,
+        Some(TTL + T.retention_ms),
+        "its generation retires then"
+    );
+    assert_eq!(swept.tombstones, 1);
+    let (swept, _) = s.expire(at(TTL + T.retention_ms));
+    assert_eq!(
+        s.hold_record("h1").unwrap().status,
+        HoldStatus::Expired,
+        "retired, still read"
+    );
+    assert_eq!(swept.next_due, Some(TTL + 2 * T.retention_ms));
+    let (swept, _) = s.expire(at(TTL + 2 * T.retention_ms));
     assert!(s.hold_record("h1").is_none());
+    assert_eq!((swept.next_due, swept.tombstones), (None, 0), "nothing left to do");
 }
 
 #[test]
@@ -293,7 +309,7 @@ proptest! {
                     Some((o, h, ss)) => { stamp += 1; s.release_order(at(now), &o, &h, stamp, &ss).1 }
                     None => Effects::default(),
                 },
-                Action::Tick(ms) => { now += ms as i64; s.expire(at(now), 1000).1 }
+                Action::Tick(ms) => { now += ms as i64; s.expire(at(now)).1 }
             };
             if let Some(d) = fx.delta {
                 prop_assert_eq!(d.version, version + 1);

@@ -181,6 +181,18 @@ pub enum BestOutcome {
     NotEnough { largest_block: usize },
 }
 
+/// What the sweeper's call did and found (`lua/seats_expire.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Holds are still due (the sweep's budget stopped it): call again.
+    pub more: bool,
+    /// The show's next deadline (ms), tombstone steps included: when the
+    /// sweeper must come back, if ever.
+    pub next_due: Option<i64>,
+    /// Ended holds' records kept.
+    pub tombstones: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseOutcome {
     Released,
@@ -228,11 +240,14 @@ pub struct Effects {
 /// Timing knobs the operations need; the same values go to the Lua scripts.
 #[derive(Debug, Clone, Copy)]
 pub struct LockTimes {
-    /// How long ended hold records stay readable.
+    /// How long ended hold records (tombstones) stay readable, at least:
+    /// they go in generations, each kept between this and twice this.
     pub retention_ms: i64,
     /// How long an order's lock outlives the order's expiry if the order
     /// store never releases it.
     pub order_grace_ms: i64,
+    /// Each user's budget of seat-changing calls per show, across nodes.
+    pub budget: Option<super::Budget>,
 }
 
 /// Where and when a step runs: the show, the time (ms since the epoch, from

@@ -208,7 +208,7 @@ impl ShowSeats {
         let Some(hold_id) = wl.offers.get(user) else {
             return WaitStanding::None;
         };
-        let Some(rec) = self.holds.get(hold_id) else {
+        let Some(rec) = self.record(hold_id) else {
             return WaitStanding::None;
         };
         let (hold_id, seats) = (hold_id.clone(), rec.seats.clone());

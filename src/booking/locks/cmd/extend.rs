@@ -1,7 +1,7 @@
 //! `lua/seats_extend_for_order.lua`: turn an active hold into an order's lock.
 //!
 //! ```text
-//! KEYS: the common thirteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
+//! KEYS: the common fourteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId,
 //!       ARGV[8] orderId, ARGV[9] order ttl (ms), ARGV[10] grace (ms).
 //! Reply: {expired, version, epoch, "ATTACHED", orderId, orderExpiresAt, createdAt}
 //!      | {expired, version, epoch, "EXISTING", orderId, orderExpiresAt, createdAt}

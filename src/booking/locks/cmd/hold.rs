@@ -1,7 +1,7 @@
 //! `lua/seats_hold.lua`: lock every requested seat for one user, or none.
 //!
 //! ```text
-//! KEYS: the common thirteen (common.lua).
+//! KEYS: the common fourteen (fifteen when charged) (common.lua).
 //! ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 //!       ARGV[9..] seatIds (validated, distinct, on the map, not UNAVAILABLE).
 //! Reply: {expired, version, epoch, 1, hold record JSON (as stored, after the
@@ -32,6 +32,10 @@ impl SeatCommand for Hold<'_> {
 
     fn name(&self) -> &'static str {
         "seats_hold"
+    }
+
+    fn charged(&self) -> Option<&str> {
+        Some(self.user)
     }
 
     fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {

@@ -1,7 +1,7 @@
 //! `lua/seats_hold_best.lua`: best available, picked and locked in one step.
 //!
 //! ```text
-//! KEYS: the common thirteen (common.lua).
+//! KEYS: the common fourteen (fifteen when charged) (common.lua).
 //! ARGV: common five, then ARGV[6] userId, ARGV[7] holdId, ARGV[8] ttl (ms),
 //!       ARGV[9] quantity, then per row in preference order: label, seats,
 //!       unavailable seat numbers ("3,7" or "").
@@ -35,6 +35,10 @@ impl SeatCommand for HoldBest<'_> {
 
     fn name(&self) -> &'static str {
         "seats_hold_best"
+    }
+
+    fn charged(&self) -> Option<&str> {
+        Some(self.user)
     }
 
     fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {

@@ -72,6 +72,13 @@ pub trait SeatCommand: Sync {
 
     fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script;
 
+    /// The user whose budget of seat-changing calls this spends, if any
+    /// (holds, releases, waiting-list joins): charged in the same script,
+    /// before it changes anything.
+    fn charged(&self) -> Option<&str> {
+        None
+    }
+
     /// The ARGV after the common five, in the header's order.
     fn args(&self, argv: &mut ScriptInvocation<'_>, times: LockTimes);
 

@@ -2,7 +2,7 @@
 //! new epoch, fenced by the epoch the caller saw.
 //!
 //! ```text
-//! KEYS: the common thirteen.
+//! KEYS: the common fourteen.
 //! ARGV: common five, then ARGV[6] the epoch the caller saw ("" for none),
 //!       ARGV[7] the new epoch, ARGV[8] order-lock grace (ms), ARGV[9] JSON
 //!       {"booked": [[seatId, orderId, stamp], ..],

@@ -1,7 +1,7 @@
 //! `lua/seats_release.lua`: the owner gives a hold back before it expires.
 //!
 //! ```text
-//! KEYS: the common thirteen. ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
+//! KEYS: the common fourteen (fifteen when charged). ARGV: common five, then ARGV[6] userId, ARGV[7] holdId.
 //! Reply: {expired, version, epoch, "RELEASED"} | {expired, version, epoch, "NOT_FOUND"}
 //!        | {expired, version, epoch, "NOT_ACTIVE", status} where status is the hold's
 //!        status, or "ORDERED" when it has become an order.
@@ -26,6 +26,10 @@ impl SeatCommand for Release<'_> {
 
     fn name(&self) -> &'static str {
         "seats_release"
+    }
+
+    fn charged(&self) -> Option<&str> {
+        Some(self.user)
     }
 
     fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {

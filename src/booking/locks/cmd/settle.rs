@@ -2,7 +2,7 @@
 //! verdict on an order applied to its seats, fenced by the order state's stamp.
 //!
 //! ```text
-//! KEYS: the common thirteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
+//! KEYS: the common fourteen. ARGV: common five, then ARGV[6] orderId, ARGV[7] holdId,
 //!       ARGV[8] the order state's stamp (updated_at, µs), ARGV[9..] seatIds.
 //! Reply: {expired, version, epoch, applied (1|0)}: 0 when a newer (or this)
 //! state of the order was applied already, and nothing changed.

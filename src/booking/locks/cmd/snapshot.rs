@@ -1,7 +1,7 @@
 //! `lua/seats_snapshot.lua`: the show's seats as of one version (sweeps first).
 //!
 //! ```text
-//! KEYS: the common thirteen (common.lua). ARGV: common five.
+//! KEYS: the common fourteen (common.lua). ARGV: common five.
 //! Reply: {expired, version, epoch, {seatId, owner, seatId, owner, ...}}
 //! ```
 

@@ -2,7 +2,7 @@
 //! `lua/waitlist_leave.lua` and `lua/waitlist_standing.lua`.
 //!
 //! ```text
-//! KEYS: the common thirteen (common.lua).
+//! KEYS: the common fourteen (common.lua).
 //! waitlist_join     ARGV: common five, then ARGV[6] userId, ARGV[7] quantity,
 //!                   ARGV[8] the hold id the waiter's offer will have, ARGV[9] an
 //!                   offer's TTL (ms), ARGV[10] the show's plan (JSON
@@ -56,6 +56,10 @@ impl SeatCommand for JoinWaitlist<'_> {
 
     fn name(&self) -> &'static str {
         "waitlist_join"
+    }
+
+    fn charged(&self) -> Option<&str> {
+        Some(self.user)
     }
 
     fn script<'s>(&self, scripts: &'s Scripts) -> &'s Script {
