@@ -357,6 +357,7 @@ fn spawn_loops(
         catalog,
         locks: engines.locks,
         events: engines.events,
+        sweeper: Arc::default(),
     };
     let mut tasks = loops.spawn(Duration::from_millis(settings.sweep_interval_ms), stop.clone());
     tasks.push(tokio::spawn(cleanup.run(stop.clone())));

@@ -1,16 +1,18 @@
 //! Booking's background loops, one task each, all stopped by one
 //! cancellation token:
-//! - seat expiry: every show's deadline set, through the expire script (not
-//!   keyspace notifications, which are lazy and node-local in a cluster);
+//! - seat expiry (`sweeper`): through the expire script (not keyspace
+//!   notifications, which are lazy and node-local in a cluster), on the
+//!   shows that are due;
+//! - changes: this node announces the shows it changed, and hears the
+//!   others', so the sweeper and the figures look only at those;
 //! - order expiry: PAYMENT_PENDING orders past `expiresAt`;
 //! - reconciliation: orders whose seat change Redis has not been told of;
 //! - the outbox relay to the event stream.
 //!
 //! Every node runs them; each step is atomic and idempotent, so nodes racing
 //! over the same show or order is harmless. Seat expiry is swept by one node
-//! at a time (a lease), and only for shows with something due (found without
-//! a script), so its cost does not grow with nodes × shows; one show that
-//! fails never stops the pass for the others.
+//! at a time (a lease), so its cost does not grow with nodes × shows; one
+//! show that fails never stops the pass for the others.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Booking;
 use super::events::{EventSink, RELAY_BATCH};
-use super::locks::cmd;
+use super::sweeper::Sweeper;
 use super::locks::recovering::Recovering;
 use crate::domain::catalog::Catalog;
 use crate::domain::order::effect_for;
@@ -42,9 +44,6 @@ const FIGURES_EVERY_PASSES: u32 = 10;
 /// Shows whose due-check (and pass) run at once.
 const SWEEP_CONCURRENCY: usize = 16;
 
-/// Expiry calls per show and pass, at most: with waiters each frees up to
-/// `SWEEP_BUDGET_WITH_WAITERS` seats, so a pass frees at least 512.
-const EXPIRE_CALLS_PER_PASS: usize = 32;
 /// Shows that started longer ago than this are no longer swept (holds on
 /// them still expire on read).
 const SWEEP_SHOWS_STARTED_WITHIN: TimeDelta = TimeDelta::days(2);
@@ -58,6 +57,7 @@ pub struct Loops {
     pub catalog: Arc<Catalog>,
     pub locks: Arc<Recovering>,
     pub events: Arc<dyn EventSink>,
+    pub sweeper: Arc<Sweeper>,
 }
 
 impl Loops {
@@ -66,6 +66,8 @@ impl Loops {
     pub fn spawn(self, every: Duration, stop: CancellationToken) -> Vec<JoinHandle<()>> {
         vec![
             tokio::spawn(run(stop.clone(), every, self.clone(), move |l| l.expire_seats(every))),
+            tokio::spawn(run(stop.clone(), every, self.clone(), Self::announce_changes)),
+            tokio::spawn(hear_changes(self.locks.clone(), stop.clone())),
             tokio::spawn(run(stop.clone(), every, self.clone(), Self::expire_orders)),
             tokio::spawn(run(stop.clone(), every * 4, self.clone(), Self::reconcile)),
             tokio::spawn(run(stop.clone(), every, self.clone(), Self::relay_events)),
@@ -83,11 +85,14 @@ impl Loops {
             .collect()
     }
 
-    /// Refreshes the waiting-list metrics of every show that has had one.
-    /// The figures are the engine's (the scripts count offers wherever they
-    /// are made), so every node reports the same: aggregate with max.
+    /// Refreshes the waiting-list metrics of the shows that changed since
+    /// the last refresh (anywhere: the nodes announce their changes). The
+    /// figures are the engine's (the scripts count offers wherever they are
+    /// made), so every node reports the same: aggregate with max.
     pub async fn waitlist_figures(self) {
-        let shows = self.live_shows(self.booking.clock().now());
+        let changed = self.locks.changed().take_for_figures();
+        let mut shows = self.live_shows(self.booking.clock().now());
+        shows.retain(|s| changed.contains(s));
         let this = &self;
         futures::stream::iter(shows)
             .for_each_concurrent(SWEEP_CONCURRENCY, |show| async move {
@@ -112,60 +117,32 @@ impl Loops {
             .await;
     }
 
-    /// One pass of seat expiry over every show that can still sell, if
-    /// this node is the sweeper this round.
+    /// One pass of seat expiry, if this node is the sweeper this round.
     pub async fn expire_seats(self, every: Duration) {
         let ttl_ms = (every * SWEEP_LEASE_PASSES).as_millis() as i64;
         match self.locks.sweep_turn(&self.node, ttl_ms).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => return self.sweeper.step_down(),
             Err(e) => {
                 tracing::warn!(error = %e, "seat sweeper lease failed");
-                return;
+                return self.sweeper.step_down();
             }
         }
         let now = self.booking.clock().now();
-        let now_ms = now.timestamp_millis();
         let live = self.live_shows(now);
-        let this = &self;
-        futures::stream::iter(live)
-            .for_each_concurrent(
-                SWEEP_CONCURRENCY,
-                |show| async move { this.sweep_show(&show, now_ms).await },
-            )
-            .await;
+        self.sweeper.pass(&self.locks, &live, now.timestamp_millis()).await;
     }
 
-    async fn sweep_show(&self, show: &str, now_ms: i64) {
-        let due = match self.locks.sweep_due(show, now_ms).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(%show, error = %e, "seat sweeper could not read the show");
-                return;
-            }
-        };
-        if !due {
+    /// Announces the shows this node changed since the last pass (one
+    /// message), for the sweeper and the other nodes' figures.
+    pub async fn announce_changes(self) {
+        let mine = self.locks.changed().take_mine();
+        if mine.is_empty() {
             return;
         }
-        // With waiters, a call frees a bounded number of seats (each must
-        // be offered in the call that frees it): call again while holds are
-        // due, up to a bound per pass; the next pass goes on.
-        for _ in 0..EXPIRE_CALLS_PER_PASS {
-            match self.locks.run(show, now_ms, &cmd::Expire).await {
-                Ok(reply) => {
-                    if reply.expired > 0 {
-                        metrics::counter!(crate::metrics::HOLDS_EXPIRED).increment(reply.expired as u64);
-                    }
-                    metrics::gauge!(m::HOLD_TOMBSTONES, "show" => show.to_owned()).set(reply.out.tombstones as f64);
-                    if !reply.out.more {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%show, error = %e, "seat sweeper pass failed for the show");
-                    return;
-                }
-            }
+        if let Err(e) = self.locks.announce_changed(&mine).await {
+            // The sweeper's next full scan finds what this loses.
+            tracing::debug!(error = %e, "could not announce changed shows");
         }
     }
 
@@ -214,6 +191,33 @@ impl Loops {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Hears the shows other nodes changed, for this node's sweeper and
+/// figures; takes the subscription again when it is lost.
+async fn hear_changes(locks: Arc<Recovering>, stop: CancellationToken) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match locks.changed_elsewhere().await {
+            Ok(mut heard) => {
+                wait = Duration::from_millis(100);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        next = heard.next() => match next {
+                            Some(shows) => locks.changed().heard(shows),
+                            None => break,
+                        },
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not hear changed shows"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(5)),
         }
     }
 }

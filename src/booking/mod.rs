@@ -28,6 +28,7 @@ pub mod loops;
 pub mod order_routes;
 mod orders;
 pub mod store;
+pub mod sweeper;
 pub mod views;
 pub mod waitlist;
 

@@ -3,6 +3,7 @@
 //! each engine's housekeeping (sweeper lease, records, subscriptions) is
 //! answered by the engine that keeps it.
 
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::memory::MemorySeatLocks;
@@ -10,6 +11,17 @@ use super::redis::RedisSeatLocks;
 use super::{Reply, SeatCommand};
 use crate::domain::seats::{HoldRecord, SeatDelta, WaitStats};
 use crate::error::Result;
+
+/// When a show next needs the sweeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Its state is missing: now (the pass rebuilds it).
+    Now,
+    /// At this time (ms).
+    At(i64),
+    /// Nothing will come due until something changes.
+    Never,
+}
 
 pub enum SeatEngine {
     Memory(MemorySeatLocks),
@@ -39,14 +51,31 @@ impl SeatEngine {
         }
     }
 
-    /// Whether the show needs the sweeper's pass: a hold past its deadline,
-    /// a record past its retention, or no state at all (which the pass
-    /// rebuilds). Answered without running a script; in process, a pass
-    /// over a show with nothing due costs next to nothing, so always.
-    pub async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
+    /// When the show next needs the sweeper: its earliest deadline (a
+    /// hold's, an order lock's, or the tombstones' next step), or at once
+    /// when it has no state (the pass rebuilds it). Read without a script.
+    pub async fn next_due(&self, show: &str) -> Result<Due> {
         match self {
-            Self::Memory(_) => Ok(true),
-            Self::Redis(r) => r.sweep_due(show, now).await,
+            Self::Memory(m) => Ok(m.next_due(show)),
+            Self::Redis(r) => r.next_due(show).await,
+        }
+    }
+
+    /// Tells the other nodes these shows changed here (one message).
+    pub async fn announce_changed(&self, shows: &[String]) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(r) => r.announce_changed(shows).await,
+        }
+    }
+
+    /// The shows other nodes announce as changed; a stream that ends means
+    /// the subscription was lost and must be taken again. In process there
+    /// are no other nodes: it never yields.
+    pub async fn changed_elsewhere(&self) -> Result<BoxStream<'static, Vec<String>>> {
+        match self {
+            Self::Memory(_) => Ok(futures::stream::pending().boxed()),
+            Self::Redis(r) => r.changed_elsewhere().await,
         }
     }
 

@@ -109,6 +109,15 @@ impl MemorySeatLocks {
         Ok(reply)
     }
 
+    pub fn next_due(&self, show: &str) -> super::Due {
+        let show = self.show(show);
+        let seats = show.seats();
+        if !seats.has_state() {
+            return super::Due::Now;
+        }
+        seats.next_due().map_or(super::Due::Never, super::Due::At)
+    }
+
     pub fn wait_stats(&self, show: &str) -> WaitStats {
         self.show(show).seats().wait_stats()
     }

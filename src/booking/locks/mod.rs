@@ -7,6 +7,7 @@
 //! Engines own the lock state and publish every change; they know nothing of
 //! orders, catalogs or HTTP.
 
+pub mod changed;
 pub mod cmd;
 mod engine;
 pub mod memory;
@@ -14,7 +15,7 @@ pub mod recovering;
 pub mod redis;
 
 pub use cmd::SeatCommand;
-pub use engine::SeatEngine;
+pub use engine::{Due, SeatEngine};
 
 /// An engine's answer: the outcome, the show's version and epoch after the
 /// operation, and how many holds its in-line sweep expired.

@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use tokio::sync::Mutex;
 
+use super::changed::ChangedShows;
 use super::cmd::{Rebuild, Snapshot};
 use super::{Reply, SeatCommand, SeatEngine};
 use crate::booking::store::Records;
@@ -46,6 +47,8 @@ pub struct Recovering {
     /// request naming any other show must not make Redis build state, mint
     /// an epoch key or grow the maps above.
     catalog: OnceLock<Arc<Catalog>>,
+    /// Shows this node's commands changed, for the sweeper and the figures.
+    changed: ChangedShows,
 }
 
 /// Why a show was rebuilt, for the metric.
@@ -78,6 +81,7 @@ impl Recovering {
             seen: DashMap::new(),
             rebuilding: DashMap::new(),
             catalog: OnceLock::new(),
+            changed: ChangedShows::default(),
         }
     }
 
@@ -130,7 +134,13 @@ impl Recovering {
             }
         }
         self.seen.insert(show.to_owned(), (reply.epoch, reply.version));
+        self.changed.note(show);
         Ok(())
+    }
+
+    /// Shows whose seats changed, here or (as announced) elsewhere.
+    pub fn changed(&self) -> &ChangedShows {
+        &self.changed
     }
 
     /// The clock its rebuilds read the record by.
@@ -150,6 +160,13 @@ impl Recovering {
     /// requests in flight together may arrive in any order: those are no
     /// evidence.)
     fn went_back<T>(&self, show: &str, floor: Option<(String, u64)>, reply: &Reply<T>) -> bool {
+        if floor
+            .as_ref()
+            .is_none_or(|(epoch, version)| *epoch != reply.epoch || reply.version > *version)
+        {
+            // It may have new deadlines: the sweeper looks at it.
+            self.changed.note(show);
+        }
         let back = floor.is_some_and(|(epoch, version)| epoch == reply.epoch && reply.version < version);
         let mut entry = self
             .seen

@@ -9,7 +9,7 @@ use redis::Value;
 use std::sync::Arc;
 
 use super::cmd::Head;
-use super::{Reply, SeatCommand};
+use super::{Due, Reply, SeatCommand};
 use crate::domain::seats::{HoldRecord, LockTimes, SeatDelta, WaitStats};
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
@@ -104,16 +104,38 @@ impl RedisSeatLocks {
         Ok(false)
     }
 
-    pub async fn sweep_due(&self, show: &str, now: i64) -> Result<bool> {
+    pub async fn next_due(&self, show: &str) -> Result<Due> {
         let k = self.keys.show(show);
         let mut conn = self.redis.conn.clone();
         // One round trip; the keys share the show's slot.
-        let (has_state, deadline): (bool, Vec<String>) = redis::pipe()
+        let (has_state, first): (bool, Vec<(String, f64)>) = redis::pipe()
             .exists(&k.epoch)
-            .zrangebyscore_limit(&k.deadlines, "-inf", now, 0, 1)
+            .zrange_withscores(&k.deadlines, 0, 0)
             .query_async(&mut conn)
             .await?;
-        Ok(!has_state || !deadline.is_empty())
+        Ok(match first.first() {
+            _ if !has_state => Due::Now,
+            Some((_, at)) => Due::At(*at as i64),
+            None => Due::Never,
+        })
+    }
+
+    pub async fn announce_changed(&self, shows: &[String]) -> Result<()> {
+        let mut conn = self.redis.conn.clone();
+        let publish = if self.redis.cluster { "SPUBLISH" } else { "PUBLISH" };
+        let _: () = redis::cmd(publish)
+            .arg(self.keys.ops("changed"))
+            .arg(serde_json::to_string(shows)?)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn changed_elsewhere(&self) -> Result<BoxStream<'static, Vec<String>>> {
+        let payloads = self.redis.subscriptions.subscribe(&self.keys.ops("changed")).await?;
+        Ok(payloads
+            .filter_map(|p| async move { serde_json::from_str::<Vec<String>>(&p).ok() })
+            .boxed())
     }
 
     pub async fn wait_stats(&self, show: &str) -> Result<WaitStats> {

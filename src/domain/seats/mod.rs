@@ -373,7 +373,7 @@ impl ShowSeats {
     }
 
     /// The earliest deadline (ms), tombstone steps included.
-    fn next_due(&self) -> Option<i64> {
+    pub fn next_due(&self) -> Option<i64> {
         self.deadlines.by_time.first().map(|(at, _)| *at)
     }
 
