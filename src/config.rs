@@ -129,6 +129,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=5_000))]
     pub seat_stream_batch_ms: u64,
 
+    /// Seat feeds (one per followed show) a node keeps at most; over it, a
+    /// new one ends the feed idle longest (one with sockets never).
+    #[arg(long, global = true, env = "SEAT_FEEDS_MAX", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub seat_feeds_max: u64,
+
     /// Open WebSockets per node; more are refused with 503 at the handshake.
     #[arg(long, global = true, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub ws_max_connections: usize,

@@ -85,6 +85,10 @@ impl SeatSource for Recovering {
         Ok(self.run(show, self.clock().now_ms(), &Snapshot).await?.out)
     }
 
+    async fn position(&self, show: &str) -> Result<Option<(String, u64)>> {
+        SeatEngine::position(self, show).await
+    }
+
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
         SeatEngine::subscribe(self, show).await
     }

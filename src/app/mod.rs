@@ -259,6 +259,7 @@ fn feed_tuning(settings: &Settings) -> FeedTuning {
     FeedTuning {
         batch_window: Duration::from_millis(settings.seat_stream_batch_ms),
         history_batches: settings.ws_queue_frames as usize,
+        max_feeds: settings.seat_feeds_max as usize,
     }
 }
 

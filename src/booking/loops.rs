@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Booking;
 use super::events::{EventSink, RELAY_BATCH};
-use super::sweeper::Sweeper;
 use super::locks::recovering::Recovering;
+use super::sweeper::Sweeper;
 use crate::domain::catalog::Catalog;
 use crate::domain::order::effect_for;
 use crate::metrics as m;

@@ -83,7 +83,10 @@ impl Sweeper {
         };
         metrics::counter!(m::SWEEP_SHOWS, "why" => "due").increment(due.len() as u64);
         futures::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |show| async move { self.sweep(locks, &show, now_ms).await })
+            .for_each_concurrent(
+                CONCURRENCY,
+                |show| async move { self.sweep(locks, &show, now_ms).await },
+            )
             .await;
         let overdue = self.state().due.values().min().map_or(0, |at| (now_ms - at).max(0));
         metrics::gauge!(m::SWEEP_OVERDUE).set(overdue as f64 / 1000.0);

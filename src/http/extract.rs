@@ -125,6 +125,31 @@ where
     }
 }
 
+/// The caller of a seat-socket handshake, which counts against the request
+/// limits as a request does: the client address's, and the user's when a
+/// token comes with it (`Authorization` or `?access_token=`). 429 over
+/// either; a token that comes and is bad is 401. Taken before anything
+/// else of the handshake, so a loop of handshakes costs a node nothing more.
+pub struct HandshakeCaller(pub Option<User>);
+
+impl<S: Send + Sync> FromRequestParts<S> for HandshakeCaller
+where
+    AuthState: FromRef<S>,
+    Arc<Limiter<std::net::IpAddr>>: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        if let Some(ip) = super::client::client_ip(&parts.extensions) {
+            Arc::<Limiter<std::net::IpAddr>>::from_ref(state).check(&ip)?;
+        }
+        match bearer(parts).or_else(|| query_token(parts)) {
+            None => Ok(Self(None)),
+            token => authenticate(&AuthState::from_ref(state), token).map(|u| Self(Some(u))),
+        }
+    }
+}
+
 fn authenticate(auth: &AuthState, token: Option<String>) -> Result<User, Error> {
     let token = token.ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
     let user = auth.tokens.verify(&token)?;

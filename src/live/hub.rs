@@ -39,6 +39,9 @@ pub struct FeedTuning {
     pub batch_window: Duration,
     /// Batches of history kept for catching slow sockets up.
     pub history_batches: usize,
+    /// `SEAT_FEEDS_MAX`: feeds kept on this node at most; over it a new
+    /// one ends the longest idle.
+    pub max_feeds: usize,
 }
 
 impl SeatHub {
@@ -51,7 +54,7 @@ impl SeatHub {
         Arc::new(Self {
             catalog,
             locks,
-            feeds: Registry::new(linger),
+            feeds: Registry::capped(linger, tuning.max_feeds),
             batch_window: tuning.batch_window,
             history_batches: tuning.history_batches,
             shards,

@@ -1,6 +1,7 @@
 //! The live seat stream's routes: the socket, and the REST seat map served
 //! from the same feed.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
@@ -15,8 +16,9 @@ use super::views::SeatMapView;
 use crate::domain::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::http::client::ClientAddr;
-use crate::http::extract::KnownShow;
+use crate::http::extract::{AuthState, HandshakeCaller, KnownShow};
 use crate::http::openapi::ErrorBody;
+use crate::http::ratelimit::Limiter;
 use crate::ws::upgrade::{Handshake, Upgrade};
 use crate::ws::{SocketKind, Sockets};
 
@@ -26,6 +28,8 @@ where
     Arc<SeatHub>: FromRef<S>,
     Arc<Catalog>: FromRef<S>,
     Sockets: FromRef<S>,
+    AuthState: FromRef<S>,
+    Arc<Limiter<IpAddr>>: FromRef<S>,
 {
     OpenApiRouter::new().routes(routes!(seats))
 }
@@ -42,13 +46,17 @@ where
 
 /// The live seat stream (protocol: docs/seat-stream.md).
 #[utoipa::path(get, path = "/api/v1/shows/{show_id}/seats/ws", operation_id = "seatStream", tag = "catalog",
-    params(Handshake, ("show_id" = String, Path, description = "A show's id")),
+    params(Handshake, ("show_id" = String, Path, description = "A show's id"),
+        ("access_token" = Option<String>, Query, description = "Optional: a signed-in viewer's token (or `Authorization: Bearer`); the handshake then counts against the user's rate limit too")),
     responses(
         (status = 101, description = "Upgraded: a `snapshot`, then batched `delta` messages (docs/seat-stream.md)"),
         (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "A token came with the handshake and is not valid", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
+        (status = 429, description = "Over the client address's handshake rate (`RATE_LIMIT_IP_PER_SEC`), the signed-in user's (`RATE_LIMIT_USER_PER_SEC`), or the address's open sockets (`WS_MAX_PER_IP`); see `Retry-After`", body = ErrorBody),
     ))]
 async fn seats(
+    _limits: HandshakeCaller,
     State(hub): State<Arc<SeatHub>>,
     State(sockets): State<Sockets>,
     KnownShow(show): KnownShow,

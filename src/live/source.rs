@@ -13,6 +13,11 @@ pub trait SeatSource: Send + Sync + 'static {
     /// Every taken seat of the show as of one version, read now.
     async fn snapshot(&self, show: &str) -> Result<SeatSnapshot>;
 
+    /// The show's epoch and version now, one light read (no script): what a
+    /// feed compares its replica with while nothing changes. `None` when the
+    /// show has no state (a snapshot rebuilds it).
+    async fn position(&self, show: &str) -> Result<Option<(String, u64)>>;
+
     /// The show's deltas from now on, in version order; a stream that ends
     /// means the subscription was lost and must be taken again.
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>>;

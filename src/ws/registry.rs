@@ -43,6 +43,8 @@ pub struct Registry<F> {
     /// others wait for it.
     slots: DashMap<String, Arc<OnceCell<Arc<Slot<F>>>>>,
     linger: Duration,
+    /// Feeds kept at most: a new one lets the longest idle go first.
+    cap: usize,
     began: tokio::time::Instant,
 }
 
@@ -88,11 +90,33 @@ impl<F: Send + Sync + 'static> Drop for Viewer<F> {
 
 impl<F: Send + Sync + 'static> Registry<F> {
     pub fn new(linger: Duration) -> Arc<Self> {
+        Self::capped(linger, usize::MAX)
+    }
+
+    /// At most `cap` feeds: over it, starting one ends the feed that has
+    /// been idle longest (one with viewers is never ended for room).
+    pub fn capped(linger: Duration, cap: usize) -> Arc<Self> {
         Arc::new(Self {
             slots: DashMap::new(),
             linger,
+            cap: cap.max(1),
             began: tokio::time::Instant::now(),
         })
+    }
+
+    /// Ends the longest-idle feed but `show`'s while there are more than the cap.
+    fn make_room(&self, show: &str) {
+        while self.slots.len() > self.cap {
+            let idlest = self
+                .slots
+                .iter()
+                .filter(|e| e.key() != show)
+                .filter_map(|e| e.value().get().cloned())
+                .filter(|slot| slot.viewers() == 0)
+                .min_by_key(|slot| slot.left_ms.load(Ordering::Acquire));
+            let Some(slot) = idlest else { return };
+            self.drop_if_idle(&slot.show);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -109,6 +133,9 @@ impl<F: Send + Sync + 'static> Registry<F> {
     {
         loop {
             let cell = self.slots.entry(show.to_owned()).or_default().clone();
+            if cell.get().is_none() {
+                self.make_room(show);
+            }
             let started = cell
                 .get_or_try_init(|| async {
                     let stop = CancellationToken::new();
@@ -192,6 +219,34 @@ mod tests {
         assert!(registry.slots().is_empty());
         let d = registry.join("s", start).await.unwrap();
         assert_eq!(*d.feed(), 1, "a new viewer starts a new feed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_the_cap_a_new_feed_lets_the_longest_idle_one_go() {
+        let registry: Arc<Registry<u32>> = Registry::capped(Duration::from_secs(60), 2);
+        let start = |_stop| async { Ok(0) };
+        let a = registry.join("a", start).await.unwrap();
+        let (a_stop, _) = (a.slot.stop.clone(), ());
+        drop(a);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = registry.join("b", start).await.unwrap();
+        let b_stop = b.slot.stop.clone();
+        drop(b);
+        let watched = registry.join("w", start).await.unwrap();
+        assert!(a_stop.is_cancelled(), "a, idle longest, made room");
+        assert!(!b_stop.is_cancelled());
+        let _d = registry.join("d", start).await.unwrap();
+        assert!(b_stop.is_cancelled(), "then b");
+        let _e = registry.join("e", start).await.unwrap();
+        assert!(
+            !watched.slot.stop.is_cancelled(),
+            "a feed with viewers is never ended for room"
+        );
+        assert_eq!(
+            registry.slots().len(),
+            3,
+            "over the cap only while every feed is watched"
+        );
     }
 
     #[tokio::test]

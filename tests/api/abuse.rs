@@ -79,7 +79,10 @@ async fn one_accounts_holds_are_limited_once_across_nodes_not_once_per_node() {
     // requests took a fifth of a second each).
     assert!((10..=12).contains(&held), "{held} holds passed");
     assert_eq!(held + limited.len(), 20);
-    assert!(limited.iter().all(|r| *r >= 1), "Retry-After in whole seconds: {limited:?}");
+    assert!(
+        limited.iter().all(|r| *r >= 1),
+        "Retry-After in whole seconds: {limited:?}"
+    );
     // Honest shoppers are not refused with mallory.
     let alice = token(&http, &nodes[1], "alice").await;
     let res = http
@@ -135,7 +138,10 @@ async fn holds_made_on_any_node_are_expired_by_the_one_sweeper() {
         if left == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{left} seats still held 4 s after expiry");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} seats still held 4 s after expiry"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();

@@ -244,3 +244,51 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_while_others_
         "the second header was cut after {closed:?}"
     );
 }
+
+/// A seat-socket handshake counts against the request limits: the address's
+/// rate (a loop of handshakes from one address, each sending a snapshot, is
+/// refused), and the user's when it comes signed in, whatever the address.
+#[tokio::test]
+async fn seat_socket_handshakes_count_against_the_addresss_and_the_users_rate() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit_ip_per_sec = 2; // a burst of 4
+        s.rate_limit_user_per_sec = 1; // a burst of 2
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let show = app.a_show().await;
+    let seats = format!("/api/v1/shows/{show}/seats/ws");
+    let mallory = Some("203.0.113.30");
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let (status, ws) = handshake(&app, &seats, mallory).await;
+        assert_eq!(status, 101);
+        open.push(ws);
+    }
+    assert_eq!(
+        handshake(&app, &seats, mallory).await.0,
+        429,
+        "the address's burst is spent"
+    );
+    assert_eq!(
+        handshake(&app, &seats, Some("203.0.113.31")).await.0,
+        101,
+        "another address is not"
+    );
+    // Signed in, the user's rate counts too, from any address.
+    let token = app.token("alice").await;
+    let signed = format!("{seats}?access_token={token}");
+    assert_eq!(handshake(&app, &signed, Some("203.0.113.32")).await.0, 101);
+    assert_eq!(handshake(&app, &signed, Some("203.0.113.33")).await.0, 101);
+    assert_eq!(
+        handshake(&app, &signed, Some("203.0.113.34")).await.0,
+        429,
+        "the user's burst is spent"
+    );
+    assert_eq!(
+        handshake(&app, &format!("{seats}?access_token=forged"), Some("203.0.113.35"))
+            .await
+            .0,
+        401
+    );
+}

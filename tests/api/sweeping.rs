@@ -58,7 +58,9 @@ async fn idle_per_second(n: usize) -> (f64, f64) {
 async fn an_idle_node_costs_redis_at_most_50_commands_a_second_and_no_script() {
     let (all_1, scripts_1) = idle_per_second(1).await;
     let (all_3, scripts_3) = idle_per_second(3).await;
-    println!("idle, Redis commands/s: 1 node: {all_1:.1} ({scripts_1:.2} scripts); 3 nodes: {all_3:.1} ({scripts_3:.2} scripts)");
+    println!(
+        "idle, Redis commands/s: 1 node: {all_1:.1} ({scripts_1:.2} scripts); 3 nodes: {all_3:.1} ({scripts_3:.2} scripts)"
+    );
     assert!(all_1 > 0.0, "the node's loops ran");
     assert!(all_1 <= 50.0, "one idle node: {all_1:.1}/s");
     assert!(all_3 <= 3.0 * 50.0, "three idle nodes: {all_3:.1}/s");
@@ -124,4 +126,58 @@ async fn a_failing_show_does_not_stop_the_sweep_of_the_others() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+/// A followed show that is not changing costs Redis at most one light
+/// command per feed per 5 s (its epoch and version in one MGET), and no
+/// script; a snapshot only when they differ.
+#[tokio::test]
+async fn idle_feeds_cost_one_light_command_per_feed_per_five_seconds_and_no_script() {
+    let redis = OwnRedis::start();
+    let node = Node::start(&[("REDIS_URL", redis.url())]).await;
+    let http = reqwest::Client::new();
+    let shows: serde_json::Value = http
+        .get(node.url("/api/v1/movies/dune-3/shows"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = shows["shows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sockets = Vec::new();
+    for id in &ids {
+        let mut ws = crate::helpers::ws_connect(node.addr, &format!("/api/v1/shows/{id}/seats/ws")).await;
+        assert_eq!(crate::helpers::next_json(&mut ws).await["type"], "snapshot");
+        sockets.push(ws);
+    }
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let window = 15.0;
+    tokio::time::sleep(Duration::from_secs_f64(window)).await;
+    let c = calls(&mut conn).await;
+    let feeds = ids.len() as f64;
+    let per_feed_per_5s = *c.get("mget").unwrap_or(&0) as f64 / feeds / (window / 5.0);
+    let scripts = c.get("evalsha").unwrap_or(&0) + c.get("eval").unwrap_or(&0);
+    let snapshots = c.get("hgetall").unwrap_or(&0);
+    println!(
+        "{feeds} idle feeds over {window} s: {per_feed_per_5s:.2} probes per feed per 5 s, {scripts} scripts: {c:?}"
+    );
+    assert!(per_feed_per_5s > 0.0, "the feeds do probe");
+    assert!(per_feed_per_5s <= 1.0, "{per_feed_per_5s}");
+    assert_eq!((scripts, *snapshots), (0, 0), "no script, no snapshot");
+    drop(sockets);
 }

@@ -74,7 +74,11 @@ mod tests {
         c.note("a");
         c.note("a");
         c.heard(vec!["b".into()]);
-        assert_eq!(c.take_mine(), vec!["a".to_owned()], "only what changed here is announced");
+        assert_eq!(
+            c.take_mine(),
+            vec!["a".to_owned()],
+            "only what changed here is announced"
+        );
         assert!(c.take_mine().is_empty());
         assert_eq!(c.take_for_sweep(), HashSet::from(["a".to_owned(), "b".to_owned()]));
         assert!(c.take_for_sweep().is_empty());

@@ -61,6 +61,15 @@ impl SeatEngine {
         }
     }
 
+    /// The show's epoch and version, read together in one light command
+    /// (no script, no sweep); `None` when it has no state.
+    pub async fn position(&self, show: &str) -> Result<Option<(String, u64)>> {
+        match self {
+            Self::Memory(m) => Ok(m.position(show)),
+            Self::Redis(r) => r.position(show).await,
+        }
+    }
+
     /// Tells the other nodes these shows changed here (one message).
     pub async fn announce_changed(&self, shows: &[String]) -> Result<()> {
         match self {

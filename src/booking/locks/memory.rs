@@ -109,6 +109,12 @@ impl MemorySeatLocks {
         Ok(reply)
     }
 
+    pub fn position(&self, show: &str) -> Option<(String, u64)> {
+        let show = self.show(show);
+        let seats = show.seats();
+        seats.has_state().then(|| (seats.epoch().to_owned(), seats.version()))
+    }
+
     pub fn next_due(&self, show: &str) -> super::Due {
         let show = self.show(show);
         let seats = show.seats();

@@ -120,6 +120,18 @@ impl RedisSeatLocks {
         })
     }
 
+    pub async fn position(&self, show: &str) -> Result<Option<(String, u64)>> {
+        let k = self.keys.show(show);
+        let mut conn = self.redis.conn.clone();
+        // One MGET: the keys share the show's slot.
+        let (epoch, version): (Option<String>, Option<u64>) = redis::cmd("MGET")
+            .arg(&k.epoch)
+            .arg(&k.version)
+            .query_async(&mut conn)
+            .await?;
+        Ok(epoch.map(|e| (e, version.unwrap_or(0))))
+    }
+
     pub async fn announce_changed(&self, shows: &[String]) -> Result<()> {
         let mut conn = self.redis.conn.clone();
         let publish = if self.redis.cluster { "SPUBLISH" } else { "PUBLISH" };

@@ -144,6 +144,8 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
     // The engine's version seen ahead of ours at the last probe: resync only
     // if we are still behind it one probe later (deltas may be in flight).
     let mut ahead: Option<u64> = None;
+    // Deltas arriving are the proof the subscription lives: no probe then.
+    let mut last_delta: Option<Instant> = None;
     loop {
         let due = feed.batch_due();
         tokio::select! {
@@ -154,6 +156,7 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
             }
             next = stream.next() => match next {
                 Some(delta) => {
+                    last_delta = Some(Instant::now());
                     if !feed.apply(delta) {
                         feed.emit();
                         feed.resync().await;
@@ -166,7 +169,13 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
                     feed.resync().await;
                 }
             },
-            _ = probe.tick() => ahead = probe_once(feed, ahead).await,
+            _ = probe.tick() => {
+                ahead = if last_delta.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+                    None
+                } else {
+                    probe_once(feed, ahead).await
+                };
+            }
         }
     }
 }
@@ -190,9 +199,10 @@ async fn resubscribe(feed: &Feed, stop: &CancellationToken) -> Option<BoxStream<
     }
 }
 
-/// One probe of the engine: resyncs when the show was rebuilt, went back,
-/// or stayed ahead of the replica since the last probe; answers the
-/// version to check against at the next one.
+/// One probe of the engine, one light read of its epoch and version (a
+/// snapshot only on a mismatch): resyncs when the show was rebuilt, went
+/// back, lost its state, or stayed ahead of the replica since the last
+/// probe; answers the version to check against at the next one.
 async fn probe_once(feed: &Feed, ahead: Option<u64>) -> Option<u64> {
     let (epoch, ours) = feed.position();
     if ahead.is_some_and(|v| ours < v) {
@@ -200,14 +210,19 @@ async fn probe_once(feed: &Feed, ahead: Option<u64>) -> Option<u64> {
         feed.resync().await;
         return None;
     }
-    match feed.read().await {
-        // Rebuilt, or gone back: resync now, whatever the version.
-        Ok(theirs) if theirs.epoch != epoch || theirs.version < ours => {
+    match feed.locks.position(&feed.show).await {
+        // Rebuilt, gone back, or lost: resync now (the read rebuilds it).
+        Ok(None) => {
             feed.emit();
             feed.resync().await;
             None
         }
-        Ok(theirs) if theirs.version > ours => Some(theirs.version),
+        Ok(Some((e, v))) if e != epoch || v < ours => {
+            feed.emit();
+            feed.resync().await;
+            None
+        }
+        Ok(Some((_, v))) if v > ours => Some(v),
         _ => None,
     }
 }
