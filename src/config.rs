@@ -68,6 +68,14 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hold_ttl_seconds: u64,
 
+    /// How long an ended hold's record (its tombstone) stays readable, at
+    /// least (`GET /holds/{id}`, the 409 of an order on it); at most about
+    /// twice this. The contract's 15 minutes is the default: lower it only
+    /// to watch the records go in a test or a load test.
+    #[arg(long, global = true, env = "HOLD_RECORD_RETENTION_SECONDS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_record_retention_seconds: u64,
+
     #[arg(long, global = true, env = "ORDER_TTL_SECONDS", default_value_t = DEFAULT_ORDER_TTL_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub order_ttl_seconds: u64,
@@ -283,6 +291,11 @@ mod tests {
         assert_eq!(s.hold_ttl_seconds, DEFAULT_HOLD_TTL_SECONDS);
         assert_eq!(s.bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
         assert_eq!((s.ws_queue_frames, s.sweep_interval_ms), (256, 500));
+        assert_eq!(
+            (s.hold_record_retention_seconds, s.seat_feeds_max),
+            (15 * 60, 1_000),
+            "the contract's 15 minutes"
+        );
         assert!(s.redis_url.is_none() && s.redis_cluster_nodes.is_empty());
     }
 

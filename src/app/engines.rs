@@ -32,8 +32,9 @@ use crate::waitroom::redis::RedisWaitingRooms;
 use crate::waitroom::store::{PgRooms, RoomStore};
 use crate::waitroom::{SeatCount, WaitingRooms};
 
-/// How long ended hold records stay readable (GET /holds/{id}), at least;
-/// at most about twice this (they are dropped a generation at a time).
+/// How long ended hold records stay readable (GET /holds/{id}), at least,
+/// unless `HOLD_RECORD_RETENTION_SECONDS` says otherwise; at most about
+/// twice this (they are dropped a generation at a time).
 pub const HOLD_RECORD_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// How long an order's seat lock outlives the order's expiry when the record
 /// never releases it (a crash between the lock and the order row).
@@ -136,6 +137,7 @@ impl OfferAdmissions for RoomAdmissions {
 /// The engine's times, with each user's budget of seat-changing calls.
 fn lock_times(settings: &Settings) -> LockTimes {
     LockTimes {
+        retention_ms: settings.hold_record_retention_seconds as i64 * 1000,
         budget: Budget::per_sec(settings.rate_limit_user_per_sec),
         ..LOCK_TIMES
     }

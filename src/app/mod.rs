@@ -282,9 +282,8 @@ fn limits(settings: &Settings) -> Limits {
 /// dropped within twice that).
 fn hold_id_lifetime(settings: &Settings) -> Duration {
     let hold = settings.hold_ttl_seconds.max(settings.waitlist_offer_seconds);
-    Duration::from_secs(hold + settings.order_ttl_seconds)
-        + engines::ORDER_LOCK_GRACE
-        + 2 * engines::HOLD_RECORD_RETENTION
+    let retention = Duration::from_secs(settings.hold_record_retention_seconds);
+    Duration::from_secs(hold + settings.order_ttl_seconds) + engines::ORDER_LOCK_GRACE + 2 * retention
 }
 
 /// What every route shares.
