@@ -79,6 +79,17 @@ impl WaitingRooms for RedisWaitingRooms {
             .query_async(&mut conn)
             .await?;
         let _: () = conn.sadd(self.keys.room_index(), show).await?;
+        self.rooms_changed().await
+    }
+
+    async fn rooms_version(&self) -> Result<Option<u64>> {
+        let mut conn = self.redis.conn.clone();
+        Ok(conn.get(self.keys.ops("rooms-version")).await?)
+    }
+
+    async fn rooms_changed(&self) -> Result<()> {
+        let mut conn = self.redis.conn.clone();
+        let _: u64 = conn.incr(self.keys.ops("rooms-version"), 1).await?;
         Ok(())
     }
 
@@ -122,7 +133,7 @@ impl WaitingRooms for RedisWaitingRooms {
         for key in k.all() {
             let _: () = conn.del(key).await?;
         }
-        Ok(())
+        self.rooms_changed().await
     }
 
     /// Through the batcher: the show's joins that arrive while its

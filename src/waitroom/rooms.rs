@@ -1,5 +1,7 @@
 //! The node's side of the waiting room: the config cache every request
-//! reads (refreshed twice a second, so changes reach every node within one),
+//! reads (checked twice a second with one light read of the rooms' version,
+//! and re-read whole only when it moved, so changes reach every node within
+//! one check and idle rooms cost nothing; a full re-read every 10 s besides),
 //! one admission leader per gated show (`leader`), sockets' liveness, and
 //! the room operations of the routes.
 
@@ -23,8 +25,11 @@ use crate::domain::catalog::{Catalog, Show};
 use crate::domain::waitroom::{self, RoomPatch};
 use crate::error::{Error, Result};
 
-/// How often nodes re-read every room's config.
+/// How often nodes check the rooms' version (re-reading them if it moved).
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
+/// How often nodes re-read every room whatever the version says: the
+/// observed admission rate of rooms another node leads is at most this old.
+pub const FULL_REFRESH_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Rooms {
     pub engine: Arc<dyn WaitingRooms>,
@@ -259,13 +264,31 @@ impl Rooms {
 
     async fn refresh_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(REFRESH_EVERY);
+        // The version the cache was read at, and when it was read whole.
+        let mut read_at: Option<Option<u64>> = None;
+        let mut full_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "waiting-room refresh failed");
+            let version = match self.engine.rooms_version().await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting-room version unreadable");
+                    continue;
+                }
+            };
+            let stale = read_at != Some(version) || full_at.elapsed() >= FULL_REFRESH_EVERY;
+            if !stale {
+                continue;
+            }
+            match self.refresh().await {
+                Ok(()) => {
+                    read_at = Some(version);
+                    full_at = tokio::time::Instant::now();
+                }
+                Err(e) => tracing::warn!(error = %e, "waiting-room refresh failed"),
             }
         }
     }
@@ -407,8 +430,14 @@ impl Rooms {
             if let Some((t, observed)) = leader.tick(&room).await
                 && let Some(mut cached) = self.cache.get_mut(&show)
             {
+                let flipped = cached.sold_out != t.sold_out;
                 cached.sold_out = t.sold_out;
                 cached.observed_rate = observed;
+                drop(cached);
+                if flipped && let Err(e) = self.engine.rooms_changed().await {
+                    // The other nodes' next full re-read sees it.
+                    tracing::warn!(%show, error = %e, "could not tell the nodes the room's sold-out flag flipped");
+                }
             }
             let wanted = tick_period(room.config.admit_rate_per_second, room.config.burst);
             if wanted != period {

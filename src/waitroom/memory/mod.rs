@@ -27,6 +27,8 @@ pub struct MemoryWaitingRooms {
     seats: Arc<dyn SeatCount>,
     /// Lease expiry reads it, as the Redis scripts read Redis `TIME`.
     clock: Clock,
+    /// See `WaitingRooms::rooms_version`.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryWaitingRooms {
@@ -34,6 +36,7 @@ impl MemoryWaitingRooms {
         Self {
             rooms: Mutex::new(HashMap::new()),
             events: dashmap::DashMap::new(),
+            version: std::sync::atomic::AtomicU64::new(0),
             seats,
             clock,
         }
@@ -79,7 +82,7 @@ impl WaitingRooms for MemoryWaitingRooms {
                 ..room.clone()
             });
         });
-        Ok(())
+        self.rooms_changed().await
     }
 
     async fn load(&self, show: &str) -> Result<Option<StoredRoom>> {
@@ -96,6 +99,15 @@ impl WaitingRooms for MemoryWaitingRooms {
 
     async fn remove(&self, show: &str) -> Result<()> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner()).remove(show);
+        self.rooms_changed().await
+    }
+
+    async fn rooms_version(&self) -> Result<Option<u64>> {
+        Ok(Some(self.version.load(std::sync::atomic::Ordering::Acquire)))
+    }
+
+    async fn rooms_changed(&self) -> Result<()> {
+        self.version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 
