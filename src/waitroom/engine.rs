@@ -166,12 +166,13 @@ pub trait WaitingRooms: Send + Sync + 'static {
     async fn all(&self) -> Result<Vec<(String, StoredRoom)>>;
     /// Ungates the show and forgets its queue.
     async fn remove(&self, show: &str) -> Result<()>;
-    /// A counter that every save, removal and sold-out flip of any room
-    /// bumps: nodes poll it (one light read) and re-read the rooms only
-    /// when it moved. `None` when the engine has none (Redis lost it):
-    /// re-read then too.
-    async fn rooms_version(&self) -> Result<Option<u64>>;
-    /// Bumps it (a leader saw its room's sold-out flag flip).
+    /// A version that every save, removal and sold-out flip of any room
+    /// replaces with a new random one (never a counter: a Redis that lost
+    /// it and counted again from 1 would look unchanged): nodes poll it (one
+    /// light read) and re-read the rooms only when it moved. `None` when the
+    /// engine has none (Redis lost it): re-read then too.
+    async fn rooms_version(&self) -> Result<Option<String>>;
+    /// Replaces it (a leader saw its room's sold-out flag flip).
     async fn rooms_changed(&self) -> Result<()>;
 
     /// Joins (`create`) or reads a shopper's standing, marking them seen

@@ -82,14 +82,15 @@ impl WaitingRooms for RedisWaitingRooms {
         self.rooms_changed().await
     }
 
-    async fn rooms_version(&self) -> Result<Option<u64>> {
+    async fn rooms_version(&self) -> Result<Option<String>> {
         let mut conn = self.redis.conn.clone();
         Ok(conn.get(self.keys.ops("rooms-version")).await?)
     }
 
     async fn rooms_changed(&self) -> Result<()> {
         let mut conn = self.redis.conn.clone();
-        let _: u64 = conn.incr(self.keys.ops("rooms-version"), 1).await?;
+        let version = uuid::Uuid::new_v4().simple().to_string();
+        let _: () = conn.set(self.keys.ops("rooms-version"), version).await?;
         Ok(())
     }
 

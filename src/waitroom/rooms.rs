@@ -265,7 +265,7 @@ impl Rooms {
     async fn refresh_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(REFRESH_EVERY);
         // The version the cache was read at, and when it was read whole.
-        let mut read_at: Option<Option<u64>> = None;
+        let mut read_at: Option<Option<String>> = None;
         let mut full_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
@@ -279,7 +279,10 @@ impl Rooms {
                     continue;
                 }
             };
-            let stale = read_at != Some(version) || full_at.elapsed() >= FULL_REFRESH_EVERY;
+            // No version while rooms are known: Redis lost it (and maybe
+            // the rooms), whatever this node last read.
+            let lost = version.is_none() && !self.cache.is_empty();
+            let stale = lost || read_at.as_ref() != Some(&version) || full_at.elapsed() >= FULL_REFRESH_EVERY;
             if !stale {
                 continue;
             }

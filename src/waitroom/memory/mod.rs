@@ -102,8 +102,9 @@ impl WaitingRooms for MemoryWaitingRooms {
         self.rooms_changed().await
     }
 
-    async fn rooms_version(&self) -> Result<Option<u64>> {
-        Ok(Some(self.version.load(std::sync::atomic::Ordering::Acquire)))
+    async fn rooms_version(&self) -> Result<Option<String>> {
+        // One process never loses it: a counter will do.
+        Ok(Some(self.version.load(std::sync::atomic::Ordering::Acquire).to_string()))
     }
 
     async fn rooms_changed(&self) -> Result<()> {
