@@ -77,7 +77,11 @@ impl PhaseCost {
 type Tally = Arc<Mutex<BTreeMap<(&'static str, u16), u64>>>;
 
 fn count(tally: &Tally, who: &'static str, status: u16) {
-    *tally.lock().unwrap_or_else(|p| p.into_inner()).entry((who, status)).or_default() += 1;
+    *tally
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((who, status))
+        .or_default() += 1;
 }
 
 pub async fn run(p: Params) -> Result<(), String> {
@@ -108,12 +112,18 @@ pub async fn run(p: Params) -> Result<(), String> {
     );
     // Every show's state built, the nodes settled.
     for show in &shows {
-        let _ = http.get(format!("{}/api/v1/shows/{show}/seatmap", bases[0])).send().await;
+        let _ = http
+            .get(format!("{}/api/v1/shows/{show}/seatmap", bases[0]))
+            .send()
+            .await;
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let idle_secs = 5.0;
-    let idle = measure(&mut conn, "idle", || tokio::time::sleep(Duration::from_secs_f64(idle_secs))).await?;
+    let idle = measure(&mut conn, "idle", || {
+        tokio::time::sleep(Duration::from_secs_f64(idle_secs))
+    })
+    .await?;
     let junk_count = 600;
     let junk_started = Instant::now();
     let junk = measure(&mut conn, "junk ids", || async {
@@ -136,7 +146,9 @@ pub async fn run(p: Params) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut abusers = Vec::new();
     for a in 0..p.accounts {
-        let token = tokens.issue(&format!("abuser-{a:02}"), false, 3600).map_err(|e| e.to_string())?;
+        let token = tokens
+            .issue(&format!("abuser-{a:02}"), false, 3600)
+            .map_err(|e| e.to_string())?;
         abusers.push(tokio::spawn(hold_loop(
             http.clone(),
             bases.clone(),
@@ -147,9 +159,19 @@ pub async fn run(p: Params) -> Result<(), String> {
             tally.clone(),
         )));
     }
-    abusers.push(tokio::spawn(probe_loop(bases.clone(), shows.clone(), stop.clone(), tally.clone())));
+    abusers.push(tokio::spawn(probe_loop(
+        bases.clone(),
+        shows.clone(),
+        stop.clone(),
+        tally.clone(),
+    )));
     for node in &nodes {
-        abusers.push(tokio::spawn(handshake_loop(node.addr, sale.clone(), stop.clone(), tally.clone())));
+        abusers.push(tokio::spawn(handshake_loop(
+            node.addr,
+            sale.clone(),
+            stop.clone(),
+            tally.clone(),
+        )));
     }
     let beside = honest(&bases, &sale, &tokens, p.honest_rate, p.seconds, &tally).await;
     let abuse = measure(&mut conn, "abuse + honest", || async {
@@ -209,8 +231,14 @@ pub async fn run(p: Params) -> Result<(), String> {
 /// them off for the other scenarios).
 fn with_default_limits(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
     let d = |v: u32| v.to_string();
-    env.push(("RATE_LIMIT_USER_PER_SEC".into(), d(showgate::config::DEFAULT_RATE_LIMIT_USER_PER_SEC)));
-    env.push(("RATE_LIMIT_IP_PER_SEC".into(), d(showgate::config::DEFAULT_RATE_LIMIT_IP_PER_SEC)));
+    env.push((
+        "RATE_LIMIT_USER_PER_SEC".into(),
+        d(showgate::config::DEFAULT_RATE_LIMIT_USER_PER_SEC),
+    ));
+    env.push((
+        "RATE_LIMIT_IP_PER_SEC".into(),
+        d(showgate::config::DEFAULT_RATE_LIMIT_IP_PER_SEC),
+    ));
     env.push(("WS_MAX_PER_IP".into(), "50".into()));
     env
 }
@@ -507,7 +535,16 @@ impl OwnRedis {
         let dir = std::env::temp_dir().join(format!("sg-load-abuse-{port}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(std::process::Stdio::null())

@@ -412,7 +412,8 @@ async fn main() {
             watch_fallback,
             server_bin,
         } => {
-            if !(1..=3_600).contains(&seconds) || !(1..=10).contains(&accounts) || !(0.1..=500.0).contains(&honest_rate) {
+            if !(1..=3_600).contains(&seconds) || !(1..=10).contains(&accounts) || !(0.1..=500.0).contains(&honest_rate)
+            {
                 Err("abuse takes 1 to 3,600 seconds, 1 to 10 accounts and 0.1 to 500 honest holds a second".into())
             } else {
                 abuse::run(abuse::Params {

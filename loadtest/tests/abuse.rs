@@ -29,7 +29,14 @@ fn figure(report: &str, prefix: &str) -> Option<f64> {
 fn the_abuse_budget_holds_across_two_nodes() {
     let seconds = 8;
     let out = Command::new(env!("CARGO_BIN_EXE_sg-load"))
-        .args(["abuse", "--seconds", &seconds.to_string(), "--retention-seconds", "5", "--watch-fallback"])
+        .args([
+            "abuse",
+            "--seconds",
+            &seconds.to_string(),
+            "--retention-seconds",
+            "5",
+            "--watch-fallback",
+        ])
         .arg("--server-bin")
         .arg(showgate_bin())
         .output()
@@ -47,9 +54,15 @@ fn the_abuse_budget_holds_across_two_nodes() {
     assert!(figure(&report, "abuser     429:").is_some_and(|n| n > 0.0), "{report}");
     // Made-up ids: nothing over the idle window's background (a few
     // commands of slack for the nodes' own timers).
-    let junk = figure(&report, "junk ids: 600 requests (unknown shows, malformed and too old hold ids) cost Redis")
-        .expect("the junk line");
+    let junk = figure(
+        &report,
+        "junk ids: 600 requests (unknown shows, malformed and too old hold ids) cost Redis",
+    )
+    .expect("the junk line");
     assert!(junk <= 10.0, "junk ids cost Redis {junk} commands: {report}");
-    assert!(!report.contains("honest     429"), "an honest shopper was refused: {report}");
+    assert!(
+        !report.contains("honest     429"),
+        "an honest shopper was refused: {report}"
+    );
     assert!(report.contains("after: used_memory back"), "{report}");
 }

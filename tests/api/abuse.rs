@@ -10,36 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Node, common};
 
-async fn token(http: &reqwest::Client, node: &Node, user: &str) -> String {
-    let v: Value = http
-        .post(node.url("/api/v1/dev/token"))
-        .json(&json!({"userId": user}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["token"].as_str().unwrap().to_owned()
-}
-
-/// Two shows still on sale whatever the hour (the last of the week).
-async fn shows(http: &reqwest::Client, node: &Node) -> Vec<String> {
-    let v: Value = http
-        .get(node.url("/api/v1/movies/dune-3/shows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let all = v["shows"].as_array().unwrap();
-    all[all.len() - 2..]
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn one_accounts_holds_are_limited_once_across_nodes_not_once_per_node() {
     let env = vec![
@@ -51,8 +21,9 @@ async fn one_accounts_holds_are_limited_once_across_nodes_not_once_per_node() {
     ];
     let nodes = [Node::start(&env).await, Node::start(&env).await];
     let http = reqwest::Client::new();
-    let mallory = token(&http, &nodes[0], "mallory").await;
-    let show = &shows(&http, &nodes[0]).await[0];
+    let mallory = nodes[0].token("mallory").await;
+    let all = nodes[0].shows().await;
+    let show = &all[all.len() - 2];
     let mut held = 0;
     let mut limited = Vec::new();
     // Ten holds on each node: each node's own limit lets all ten through.
@@ -84,7 +55,7 @@ async fn one_accounts_holds_are_limited_once_across_nodes_not_once_per_node() {
         "Retry-After in whole seconds: {limited:?}"
     );
     // Honest shoppers are not refused with mallory.
-    let alice = token(&http, &nodes[1], "alice").await;
+    let alice = nodes[1].token("alice").await;
     let res = http
         .post(nodes[1].url("/api/v1/holds"))
         .bearer_auth(&alice)
@@ -106,11 +77,12 @@ async fn holds_made_on_any_node_are_expired_by_the_one_sweeper() {
     ];
     let nodes = [Node::start(&env).await, Node::start(&env).await];
     let http = reqwest::Client::new();
-    let shows = shows(&http, &nodes[0]).await;
+    let all = nodes[0].shows().await;
+    let shows = &all[all.len() - 2..];
     // One hold through each node, on a show of its own: whichever node
     // sweeps, one of them was made on the other.
     for (i, node) in nodes.iter().enumerate() {
-        let t = token(&http, node, &format!("shopper-{i}")).await;
+        let t = node.token(&format!("shopper-{i}")).await;
         let res = http
             .post(node.url("/api/v1/holds"))
             .bearer_auth(&t)

@@ -353,6 +353,36 @@ impl Node {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A GET's JSON body.
+    pub async fn read_json(&self, path: &str) -> Value {
+        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
+    }
+
+    /// A development token for `user`, minted by this node.
+    pub async fn token(&self, user: &str) -> String {
+        let v: Value = reqwest::Client::new()
+            .post(self.url("/api/v1/dev/token"))
+            .json(&serde_json::json!({"userId": user}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The ids of the flash-sale movie's shows, in time order (the last of
+    /// the week is on sale whatever the hour).
+    pub async fn shows(&self) -> Vec<String> {
+        self.read_json("/api/v1/movies/dune-3/shows").await["shows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Sends SIGTERM, as an orchestrator would.
     pub fn terminate(&self) {
         let pid = self._child.id().expect("the node runs").to_string();

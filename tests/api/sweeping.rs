@@ -135,21 +135,7 @@ async fn a_failing_show_does_not_stop_the_sweep_of_the_others() {
 async fn idle_feeds_cost_one_light_command_per_feed_per_five_seconds_and_no_script() {
     let redis = OwnRedis::start();
     let node = Node::start(&[("REDIS_URL", redis.url())]).await;
-    let http = reqwest::Client::new();
-    let shows: serde_json::Value = http
-        .get(node.url("/api/v1/movies/dune-3/shows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<String> = shows["shows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = node.shows().await;
     let mut sockets = Vec::new();
     for id in &ids {
         let mut ws = crate::helpers::ws_connect(node.addr, &format!("/api/v1/shows/{id}/seats/ws")).await;

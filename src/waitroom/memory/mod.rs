@@ -104,7 +104,9 @@ impl WaitingRooms for MemoryWaitingRooms {
 
     async fn rooms_version(&self) -> Result<Option<String>> {
         // One process never loses it: a counter will do.
-        Ok(Some(self.version.load(std::sync::atomic::Ordering::Acquire).to_string()))
+        Ok(Some(
+            self.version.load(std::sync::atomic::Ordering::Acquire).to_string(),
+        ))
     }
 
     async fn rooms_changed(&self) -> Result<()> {
