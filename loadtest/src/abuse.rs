@@ -32,16 +32,24 @@ use showgate::config::DEV_JWT_SECRET;
 
 use crate::server::Server;
 
+#[derive(clap::Args)]
 pub struct Params {
-    /// Seconds of the abuse (and of the honest phase alone).
+    /// Seconds of the abuse, and of the honest shoppers alone before it.
+    #[arg(long, default_value_t = 60)]
     pub seconds: u64,
-    /// Honest holds a second, all shoppers together.
+    /// Honest holds a second (20 shoppers from 127.0.0.2-21 together).
+    #[arg(long, default_value_t = 20.0)]
     pub honest_rate: f64,
     /// Abusing accounts (at most 10: each holds six seats of its own).
+    #[arg(long, default_value_t = 10)]
     pub accounts: usize,
-    /// The nodes' `HOLD_RECORD_RETENTION_SECONDS`.
+    /// The nodes' HOLD_RECORD_RETENTION_SECONDS.
+    #[arg(long, default_value_t = 900)]
     pub retention_seconds: u64,
+    /// After the abuse, wait until Redis gives its memory back (up to twice the retention).
+    #[arg(long)]
     pub watch_fallback: bool,
+    #[arg(long, default_value = "target/release/showgate")]
     pub server_bin: PathBuf,
 }
 

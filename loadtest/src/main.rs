@@ -191,24 +191,7 @@ enum Command {
     /// Abuse: ten accounts holding as fast as they are let on two nodes, anonymous probes of
     /// every show on every node and a handshake loop, beside honest shoppers; reports what it
     /// costs Redis (memory, commands, CPU) and the honest shoppers' hold p99 alone and beside it.
-    Abuse {
-        /// Seconds of the abuse, and of the honest shoppers alone before it.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        /// Honest holds a second (20 shoppers from 127.0.0.2-21 together).
-        #[arg(long, default_value_t = 20.0)]
-        honest_rate: f64,
-        #[arg(long, default_value_t = 10)]
-        accounts: usize,
-        /// The nodes' HOLD_RECORD_RETENTION_SECONDS.
-        #[arg(long, default_value_t = 900)]
-        retention_seconds: u64,
-        /// After the abuse, wait until Redis gives its memory back (up to twice the retention).
-        #[arg(long)]
-        watch_fallback: bool,
-        #[arg(long, default_value = "target/release/showgate")]
-        server_bin: PathBuf,
-    },
+    Abuse(abuse::Params),
     /// Server memory per idle seat-map socket: RSS before and after opening N sockets.
     WsIdle {
         /// Sockets to open (one process holds at most ~19,900).
@@ -404,27 +387,14 @@ async fn main() {
                 }
             }
         }
-        Command::Abuse {
-            seconds,
-            honest_rate,
-            accounts,
-            retention_seconds,
-            watch_fallback,
-            server_bin,
-        } => {
-            if !(1..=3_600).contains(&seconds) || !(1..=10).contains(&accounts) || !(0.1..=500.0).contains(&honest_rate)
+        Command::Abuse(p) => {
+            if !(1..=3_600).contains(&p.seconds)
+                || !(1..=10).contains(&p.accounts)
+                || !(0.1..=500.0).contains(&p.honest_rate)
             {
                 Err("abuse takes 1 to 3,600 seconds, 1 to 10 accounts and 0.1 to 500 honest holds a second".into())
             } else {
-                abuse::run(abuse::Params {
-                    seconds,
-                    honest_rate,
-                    accounts,
-                    retention_seconds,
-                    watch_fallback,
-                    server_bin,
-                })
-                .await
+                abuse::run(p).await
             }
         }
         Command::WsIdle {
