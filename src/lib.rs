@@ -28,7 +28,8 @@
 //!   the per-show feed registry both socket hubs use.
 //! - `http`: extractors that parse ids and known shows at the edge and turn
 //!   every rejection into the contract's error; rate limits; time formats.
-//! - `auth`, `config`, `error`, `metrics`, `clock`, `broadcast`.
+//! - `auth`, `config`, `error`, `metrics`, `clock`, `broadcast`, `supervise`
+//!   (background tasks restarted after a panic).
 //!
 //! # Dependency rule
 //! app → features → floor → domain. Between features only booking →
@@ -54,5 +55,6 @@ pub mod live;
 pub mod metrics;
 pub mod postgres;
 pub mod redis;
+pub mod supervise;
 pub mod waitroom;
 pub mod ws;

@@ -31,6 +31,7 @@ pub const WAITLIST_OFFERS: &str = "waitlist_offers_total";
 pub const HOLD_TOMBSTONES: &str = "hold_tombstones";
 pub const SWEEP_OVERDUE: &str = "seat_sweep_overdue_seconds";
 pub const SWEEP_SHOWS: &str = "seat_sweep_shows_total";
+pub const TASK_PANICS: &str = "background_task_panics_total";
 
 /// Latency buckets from 0.5 ms to 10 s: seat locks live in the low
 /// milliseconds, a stalled dependency in seconds.
@@ -133,6 +134,10 @@ fn describe() {
     );
     metrics::describe_counter!(SWEEP_SHOWS, "Shows the sweeper looked at, by why (due, changed, scan).");
     metrics::gauge!(SWEEP_OVERDUE).set(0.0);
+    metrics::describe_counter!(
+        TASK_PANICS,
+        "Background tasks that panicked, by task; each is started again after a backoff."
+    );
     for status in crate::domain::order::OrderStatus::ALL {
         metrics::counter!(ORDERS, "status" => status.as_str()).increment(0);
     }

@@ -34,6 +34,7 @@ use crate::domain::catalog::{Catalog, CatalogData};
 use crate::http::extract::AuthState;
 use crate::http::ratelimit::{self, Limiter};
 use crate::live::hub::{FeedTuning, LINGER, SeatHub};
+use crate::supervise;
 use crate::waitroom::rooms::Rooms;
 use crate::ws::{Budgets, SocketTimes, Sockets};
 use engines::{Engines, Stores};
@@ -146,9 +147,9 @@ impl Application {
             std::future::IntoFuture::into_future(axum::serve(listener, service).with_graceful_shutdown(shutdown));
         let result = finish_within(grace, server, began_rx).await;
         stop.cancel();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-        }
+        // Together, within one bound: a task slow to stop does not delay
+        // the others' ends (nor the exit) by its own timeout each.
+        let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(tasks)).await;
         result
     }
 }
@@ -360,18 +361,30 @@ fn spawn_loops(
         sweeper: Arc::default(),
     };
     let mut tasks = loops.spawn(Duration::from_millis(settings.sweep_interval_ms), stop.clone());
-    tasks.push(tokio::spawn(cleanup.run(stop.clone())));
+    tasks.push(supervise::supervised("cleanup", stop.clone(), {
+        let stop = stop.clone();
+        move || cleanup.clone().run(stop.clone())
+    }));
     let saturation = saturation::Saturation {
         pool: stores.pool.clone(),
         redis: engines.redis.clone(),
         keys: crate::redis::keys::Keys::new(settings.redis_key_prefix.clone()),
         node,
     };
-    tasks.push(tokio::spawn(saturation.run(stop.clone())));
+    tasks.push(supervise::supervised("saturation figures", stop.clone(), {
+        let stop = stop.clone();
+        move || saturation.clone().run(stop.clone())
+    }));
     if let Some(redis) = engines.redis {
-        tasks.push(tokio::spawn(upkeep::clock_loop(redis, stop.clone())));
+        tasks.push(supervise::supervised("clock check", stop.clone(), {
+            let stop = stop.clone();
+            move || upkeep::clock_loop(redis.clone(), stop.clone())
+        }));
     }
-    tasks.push(tokio::spawn(forget_idle_callers(auth, per_ip, stop.clone())));
+    tasks.push(supervise::supervised("idle callers forgotten", stop.clone(), {
+        let stop = stop.clone();
+        move || forget_idle_callers(auth.clone(), per_ip.clone(), stop.clone())
+    }));
     tasks.extend(rooms.spawn());
     tasks
 }

@@ -25,6 +25,7 @@ pub const EVERY: Duration = Duration::from_secs(15);
 const FIGURES_TTL: Duration = Duration::from_secs(60);
 
 /// What the loop watches.
+#[derive(Clone)]
 pub struct Saturation {
     pub pool: Option<PgPool>,
     pub redis: Option<Arc<RedisHandle>>,

@@ -63,6 +63,7 @@ pub async fn clock_loop(redis: Arc<RedisHandle>, stop: CancellationToken) {
 }
 
 /// What the clean-up works on.
+#[derive(Clone)]
 pub struct Cleanup {
     pub records: Arc<dyn Records>,
     pub locks: Arc<Recovering>,

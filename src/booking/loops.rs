@@ -30,6 +30,7 @@ use super::sweeper::Sweeper;
 use crate::domain::catalog::Catalog;
 use crate::domain::order::effect_for;
 use crate::metrics as m;
+use crate::supervise::supervised;
 
 /// Orders handled per pass of the order loops.
 const ORDER_BATCH: i64 = 200;
@@ -64,14 +65,23 @@ impl Loops {
     /// Starts every loop; seat and order expiry run `every`, reconciliation
     /// four times slower.
     pub fn spawn(self, every: Duration, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+        let (locks, heard) = (self.locks.clone(), stop.clone());
         vec![
-            tokio::spawn(run(stop.clone(), every, self.clone(), move |l| l.expire_seats(every))),
-            tokio::spawn(run(stop.clone(), every, self.clone(), Self::announce_changes)),
-            tokio::spawn(hear_changes(self.locks.clone(), stop.clone())),
-            tokio::spawn(run(stop.clone(), every, self.clone(), Self::expire_orders)),
-            tokio::spawn(run(stop.clone(), every * 4, self.clone(), Self::reconcile)),
-            tokio::spawn(run(stop.clone(), every, self.clone(), Self::relay_events)),
-            tokio::spawn(run(stop, every * FIGURES_EVERY_PASSES, self, Self::waitlist_figures)),
+            each("seat sweeper", &stop, every, &self, move |l| l.expire_seats(every)),
+            each("changed shows", &stop, every, &self, Self::announce_changes),
+            supervised("changed shows heard", stop.clone(), move || {
+                hear_changes(locks.clone(), heard.clone())
+            }),
+            each("order expiry", &stop, every, &self, Self::expire_orders),
+            each("reconciler", &stop, every * 4, &self, Self::reconcile),
+            each("outbox relay", &stop, every, &self, Self::relay_events),
+            each(
+                "waiting-list figures",
+                &stop,
+                every * FIGURES_EVERY_PASSES,
+                &self,
+                Self::waitlist_figures,
+            ),
         ]
     }
 
@@ -220,6 +230,18 @@ async fn hear_changes(locks: Arc<Recovering>, stop: CancellationToken) {
             _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(5)),
         }
     }
+}
+
+/// One loop, `pass` every `every`, restarted if it panics.
+fn each<F, Fut>(name: &'static str, stop: &CancellationToken, every: Duration, loops: &Loops, pass: F) -> JoinHandle<()>
+where
+    F: Fn(Loops) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop, loops) = (stop.clone(), loops.clone());
+    supervised(name, stop.clone(), move || {
+        run(stop.clone(), every, loops.clone(), pass.clone())
+    })
 }
 
 async fn run<F, Fut>(stop: CancellationToken, every: Duration, loops: Loops, pass: F)

@@ -7,6 +7,7 @@
 //! kept: a batch is sent in the order its joins arrived, and a show has one
 //! call in flight at a time.
 
+use crate::supervise::watched;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -81,22 +82,28 @@ impl JoinBatcher {
     /// The show's queue, and its worker the first time. The worker ends when
     /// the batcher is dropped (its sender goes with the map).
     fn queue(&self, show: &str) -> mpsc::Sender<Pending> {
-        if let Some(tx) = self.shows.get(show) {
+        if let Some(tx) = self.shows.get(show)
+            && !tx.is_closed()
+        {
             return tx.clone();
         }
-        self.shows
-            .entry(show.to_owned())
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(QUEUE);
-                let worker = Worker {
-                    redis: self.redis.clone(),
-                    keys: self.keys.room(show),
-                    script: self.script.clone(),
-                };
-                tokio::spawn(worker.run(rx));
-                tx
-            })
-            .clone()
+        // None yet, or its worker died (a panic, logged and counted): a new one.
+        let mut entry = self.shows.entry(show.to_owned()).or_insert_with(|| self.start(show));
+        if entry.is_closed() {
+            *entry = self.start(show);
+        }
+        entry.clone()
+    }
+
+    fn start(&self, show: &str) -> mpsc::Sender<Pending> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let worker = Worker {
+            redis: self.redis.clone(),
+            keys: self.keys.room(show),
+            script: self.script.clone(),
+        };
+        watched("join batcher", worker.run(rx));
+        tx
     }
 }
 

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
 use crate::domain::waitroom::{self, RoomPatch};
 use crate::error::{Error, Result};
+use crate::supervise::supervised;
 
 /// How often nodes check the rooms' version (re-reading them if it moved).
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
@@ -256,9 +257,14 @@ impl Rooms {
 
     /// Starts the background loops: config refresh and socket liveness.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let (refresh, liveness) = (self.clone(), self.clone());
         vec![
-            tokio::spawn(self.clone().refresh_loop()),
-            tokio::spawn(self.clone().liveness_loop()),
+            supervised("waiting-room refresh", self.stop.clone(), move || {
+                refresh.clone().refresh_loop()
+            }),
+            supervised("queue-socket liveness", self.stop.clone(), move || {
+                liveness.clone().liveness_loop()
+            }),
         ]
     }
 
@@ -397,7 +403,10 @@ impl Rooms {
         }
         let stop = self.stop.child_token();
         self.leaders.insert(show.to_owned(), stop.clone());
-        tokio::spawn(self.clone().lead(show.to_owned(), stop));
+        let (rooms, show) = (self.clone(), show.to_owned());
+        supervised("waiting-room leader", stop.clone(), move || {
+            rooms.clone().lead(show.clone(), stop.clone())
+        });
     }
 
     /// Runs the show's leader at the pace its config asks for.
