@@ -32,6 +32,8 @@ pub const HOLD_TOMBSTONES: &str = "hold_tombstones";
 pub const SWEEP_OVERDUE: &str = "seat_sweep_overdue_seconds";
 pub const SWEEP_SHOWS: &str = "seat_sweep_shows_total";
 pub const TASK_PANICS: &str = "background_task_panics_total";
+pub const PUBSUB_LOST: &str = "redis_pubsub_lost_total";
+pub const PUBSUB_UP: &str = "redis_pubsub_up";
 
 /// Latency buckets from 0.5 ms to 10 s: seat locks live in the low
 /// milliseconds, a stalled dependency in seconds.
@@ -134,6 +136,14 @@ fn describe() {
     );
     metrics::describe_counter!(SWEEP_SHOWS, "Shows the sweeper looked at, by why (due, changed, scan).");
     metrics::gauge!(SWEEP_OVERDUE).set(0.0);
+    metrics::describe_counter!(
+        PUBSUB_LOST,
+        "Redis pub/sub connections found lost (closed, or silent past a ping) and replaced."
+    );
+    metrics::describe_gauge!(
+        PUBSUB_UP,
+        "1 while this node's Redis pub/sub connection answers, 0 while it is being re-established."
+    );
     metrics::describe_counter!(
         TASK_PANICS,
         "Background tasks that panicked, by task; each is started again after a backoff."

@@ -307,6 +307,7 @@ fn app_state(settings: &Settings, stores: &Stores, engines: &Engines, features: 
             records: stores.records.clone(),
             rooms: features.rooms.clone(),
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            redis: engines.redis.clone(),
         },
         metrics: crate::metrics::install(),
         settings: Arc::new(settings.clone()),

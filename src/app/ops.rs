@@ -45,8 +45,12 @@ async fn health() -> JsonResponse<Health> {
 
 /// Each dependency: `ok`, `down`, or `not configured`.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 struct Checks {
     redis: &'static str,
+    /// The node's Redis subscription connection: `ok`, `reconnecting` (a
+    /// lost or silent one is being replaced) or `not configured`.
+    redis_pubsub: &'static str,
     postgres: &'static str,
     waitrooms: &'static str,
 }
@@ -92,11 +96,17 @@ async fn ready(State(app): State<AppState>) -> Response {
         None
     };
     let rooms = Some(health.rooms.loaded());
-    let down: Vec<&str> = [("redis", redis), ("postgres", postgres), ("waitrooms", rooms)]
-        .into_iter()
-        .filter(|(_, ok)| *ok == Some(false))
-        .map(|(name, _)| name)
-        .collect();
+    let pubsub = health.redis.as_ref().map(|r| r.subscriptions.status() == "ok");
+    let down: Vec<&str> = [
+        ("redis", redis),
+        ("redis-pubsub", pubsub),
+        ("postgres", postgres),
+        ("waitrooms", rooms),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| *ok == Some(false))
+    .map(|(name, _)| name)
+    .collect();
     let state = |ok: Option<bool>| match ok {
         None => "not configured",
         Some(true) => "ok",
@@ -107,6 +117,10 @@ async fn ready(State(app): State<AppState>) -> Response {
             status: "ready",
             checks: Checks {
                 redis: state(redis),
+                redis_pubsub: match &health.redis {
+                    None => "not configured",
+                    Some(r) => r.subscriptions.status(),
+                },
                 postgres: state(postgres),
                 waitrooms: state(rooms),
             },

@@ -88,4 +88,6 @@ pub struct Health {
     pub rooms: Arc<Rooms>,
     /// Set at SIGTERM: not ready from then on, so traffic moves elsewhere.
     pub draining: Arc<AtomicBool>,
+    /// Its pub/sub connection: not ready while a lost one is replaced.
+    pub redis: Option<Arc<crate::redis::RedisHandle>>,
 }

@@ -50,17 +50,34 @@ impl Single {
     }
 
     /// After a reply, replaces the manager if Redis said it is read-only
-    /// (an error reply arrives as a value and becomes an error later).
-    fn check(self: &Arc<Self>, readonly: bool) {
-        if !readonly || self.reconnecting.swap(true, Ordering::AcqRel) {
+    /// (an error reply arrives as a value and becomes an error later), or if
+    /// a command timed out and a `PING` on the same connection does too:
+    /// the manager reconnects only when its socket drops, and a connection
+    /// gone silent (a host gone behind a VIP, a partition) never drops.
+    fn check(self: &Arc<Self>, readonly: bool, timed_out: bool) {
+        if !(readonly || timed_out) || self.reconnecting.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::warn!("redis answered READONLY (a failover?); reconnecting");
         let this = self.clone();
         tokio::spawn(async move {
-            match ConnectionManager::new_with_config(this.client.clone(), this.config.clone()).await {
-                Ok(fresh) => *this.current.write().unwrap_or_else(|p| p.into_inner()) = fresh,
-                Err(e) => tracing::warn!(error = %e, "redis reconnect failed; the next READONLY retries"),
+            let silent = if readonly {
+                tracing::warn!("redis answered READONLY (a failover?); reconnecting");
+                true
+            } else {
+                let mut conn = this.manager();
+                let ping = redis::cmd("PING");
+                let answer = tokio::time::timeout(RESPONSE_TIMEOUT, ping.query_async::<Value>(&mut conn)).await;
+                let silent = !matches!(answer, Ok(Ok(_)));
+                if silent {
+                    tracing::warn!("redis connection stopped answering; reconnecting");
+                }
+                silent
+            };
+            if silent {
+                match ConnectionManager::new_with_config(this.client.clone(), this.config.clone()).await {
+                    Ok(fresh) => *this.current.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+                    Err(e) => tracing::warn!(error = %e, "redis reconnect failed; the next failure retries"),
+                }
             }
             this.reconnecting.store(false, Ordering::Release);
         });
@@ -82,7 +99,8 @@ impl ConnectionLike for RedisConn {
                 let (single, mut conn) = (single.clone(), single.manager());
                 Box::pin(async move {
                     let result = conn.send_packed_command(cmd).await;
-                    single.check(result.as_ref().map_or_else(is_readonly_error, is_readonly));
+                    let timed_out = result.as_ref().is_err_and(|e| e.is_timeout());
+                    single.check(result.as_ref().map_or_else(is_readonly_error, is_readonly), timed_out);
                     result
                 })
             }
@@ -105,7 +123,7 @@ impl ConnectionLike for RedisConn {
                         Ok(values) => values.iter().any(is_readonly),
                         Err(e) => is_readonly_error(e),
                     };
-                    single.check(readonly);
+                    single.check(readonly, result.as_ref().is_err_and(|e| e.is_timeout()));
                     result
                 })
             }

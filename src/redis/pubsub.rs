@@ -3,8 +3,16 @@
 //! messages stay on its slot's shard) on it, taken when the node's first
 //! local consumer arrives; payloads are routed to the channel's local
 //! broadcast and parsed by that one consumer.
+//!
+//! A subscription connection that stops answering without closing (a host
+//! gone behind a VIP, a partition) looks alive forever to a reader: the
+//! connection is pinged every few seconds, and one that does not answer is
+//! dropped like a closed one: every channel's stream ends, so each
+//! consumer subscribes again (on a new connection) and re-reads what it
+//! may have missed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
@@ -16,6 +24,14 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 
 use crate::error::{Error, Result};
+use crate::metrics as m;
+
+/// How often the subscription connection is pinged, and how long it has to
+/// answer: a silent one is replaced within about 5 s.
+const PING_EVERY: Duration = Duration::from_secs(3);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection lost stays "reconnecting" with no channel wanted.
+const RECONNECTING_FOR: Duration = Duration::from_secs(10);
 
 /// Messages a local receiver may fall behind by before it misses some (and
 /// sees a gap in the sequence numbers inside them).
@@ -42,6 +58,8 @@ pub struct Subscriptions {
     backend: Backend,
     /// Channel name → the show's local channel.
     routes: Routes,
+    /// When the last connection was found lost, until a new one is made.
+    lost_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 fn route(routes: &Routes, channel: &str, payload: &str) {
@@ -58,6 +76,17 @@ impl Subscriptions {
                 sink: Arc::new(Mutex::new(None)),
             },
             routes: Routes::default(),
+            lost_at: Arc::default(),
+        }
+    }
+
+    /// `ok`, or `reconnecting` while a lost subscription connection has not
+    /// been replaced (for `/readyz` and `redis_pubsub_up`).
+    pub fn status(&self) -> &'static str {
+        let lost = *self.lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        match lost {
+            Some(at) if !self.routes.is_empty() || at.elapsed() < RECONNECTING_FOR => "reconnecting",
+            _ => "ok",
         }
     }
 
@@ -91,6 +120,7 @@ impl Subscriptions {
         Self {
             backend: Backend::Cluster { conn },
             routes,
+            lost_at: Arc::default(),
         }
     }
 
@@ -98,24 +128,60 @@ impl Subscriptions {
         client: &redis::Client,
         slot: &Arc<Mutex<Option<PubSubSink>>>,
         routes: &Routes,
+        lost_at: &Arc<std::sync::Mutex<Option<Instant>>>,
     ) -> Result<PubSubSink> {
         let mut guard = slot.lock().await;
         if let Some(sink) = guard.as_ref() {
             return Ok(sink.clone());
         }
-        let (sink, mut stream) = client.get_async_pubsub().await?.split();
-        let (table, shared) = (routes.clone(), slot.clone());
+        let pubsub = tokio::time::timeout(super::CONNECT_TIMEOUT, client.get_async_pubsub())
+            .await
+            .map_err(|_| Error::Unavailable("redis pub/sub: connecting timed out".into()))??;
+        let (sink, mut stream) = pubsub.split();
+        let lost = tokio_util::sync::CancellationToken::new();
+        let (table, shared, gone) = (routes.clone(), slot.clone(), lost.clone());
+        let since = lost_at.clone();
         tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                if let Ok(payload) = msg.get_payload::<String>() {
-                    route(&table, msg.get_channel_name(), &payload);
+            loop {
+                tokio::select! {
+                    _ = gone.cancelled() => break,
+                    msg = stream.next() => match msg {
+                        Some(msg) => {
+                            if let Ok(payload) = msg.get_payload::<String>() {
+                                route(&table, msg.get_channel_name(), &payload);
+                            }
+                        }
+                        None => break,
+                    },
                 }
             }
             tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
+            metrics::counter!(m::PUBSUB_LOST).increment(1);
+            metrics::gauge!(m::PUBSUB_UP).set(0.0);
+            *since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            gone.cancel();
             *shared.lock().await = None;
             // Dropping the senders ends every subscriber's stream.
             table.clear();
         });
+        let mut pinger = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = lost.cancelled() => return,
+                    _ = tokio::time::sleep(PING_EVERY) => {}
+                }
+                // Any answer will do (subscribed, PING answers a list).
+                let answered = tokio::time::timeout(PING_TIMEOUT, pinger.ping::<Value>()).await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    tracing::warn!("redis pub/sub connection stopped answering; replacing it");
+                    lost.cancel();
+                    return;
+                }
+            }
+        });
+        *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        metrics::gauge!(m::PUBSUB_UP).set(1.0);
         *guard = Some(sink.clone());
         Ok(sink)
     }
@@ -133,10 +199,18 @@ impl Subscriptions {
             // The route exists before the subscription is sent, so no message
             // of the channel can arrive unrouted.
             let result = match &self.backend {
-                Backend::Single { client, sink } => match Self::single_sink(client, sink, &self.routes).await {
-                    Ok(mut sink) => sink.subscribe(channel).await.map_err(Error::from),
-                    Err(e) => Err(e),
-                },
+                Backend::Single { client, sink } => {
+                    match Self::single_sink(client, sink, &self.routes, &self.lost_at).await {
+                        // Bounded: on a connection gone silent the confirmation never comes.
+                        Ok(mut sink) => {
+                            match tokio::time::timeout(super::RESPONSE_TIMEOUT, sink.subscribe(channel)).await {
+                                Ok(r) => r.map_err(Error::from),
+                                Err(_) => Err(Error::Unavailable("redis pub/sub: subscribing timed out".into())),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 Backend::Cluster { conn } => conn.clone().ssubscribe(channel).await.map_err(Error::from),
             };
             if let Err(e) = result {

@@ -1,7 +1,8 @@
 //! A TCP proxy in front of a real service, for faults the service itself
-//! cannot show: cut every connection (and refuse new ones), point new
-//! connections elsewhere (a failover), or hold replies back (a script whose
-//! answer comes after the client gave up).
+//! cannot show: cut every connection (and refuse new ones), silence the
+//! open ones without closing them (a blackhole), point new connections
+//! elsewhere (a failover), or hold replies back (a script whose answer
+//! comes after the client gave up).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,9 @@ struct State {
     up: AtomicBool,
     /// Cancelled to drop every open connection; replaced on restore.
     conns: Mutex<CancellationToken>,
+    /// Cancelled to silence every open connection (kept open, nothing
+    /// forwarded: a host gone behind a VIP); replaced so new ones pass.
+    silence: Mutex<CancellationToken>,
     reply_delay_ms: AtomicU64,
 }
 
@@ -34,6 +38,7 @@ impl Proxy {
             target: Mutex::new(target.into()),
             up: AtomicBool::new(true),
             conns: Mutex::new(CancellationToken::new()),
+            silence: Mutex::new(CancellationToken::new()),
             reply_delay_ms: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
@@ -50,6 +55,7 @@ impl Proxy {
                 }
                 let target = st.target.lock().unwrap().clone();
                 let conn = st.conns.lock().unwrap().clone();
+                let silence = st.silence.lock().unwrap().clone();
                 let st = st.clone();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(&target).await else {
@@ -78,6 +84,9 @@ impl Proxy {
                     };
                     tokio::select! {
                         _ = conn.cancelled() => {}
+                        // Silenced: nothing more either way, and no FIN
+                        // either: the sockets stay open until cut.
+                        _ = silence.cancelled() => conn.cancelled().await,
                         _ = async { tokio::join!(up, down) } => {}
                     }
                 });
@@ -90,6 +99,15 @@ impl Proxy {
     pub fn cut(&self) {
         self.state.up.store(false, Ordering::Release);
         self.state.conns.lock().unwrap().cancel();
+    }
+
+    /// Stops forwarding on every open connection without closing it (no
+    /// FIN, no RST: a partition or a host gone behind a VIP); new
+    /// connections pass.
+    pub fn blackhole(&self) {
+        let mut silence = self.state.silence.lock().unwrap();
+        silence.cancel();
+        *silence = CancellationToken::new();
     }
 
     /// Accepts connections again.

@@ -1,0 +1,100 @@
+//! Faults that make no noise, with real processes: a Redis connection that
+//! stops answering without closing (a proxy that silences every open
+//! connection and lets new ones through, as a host gone behind a VIP does):
+//! the subscription is pinged and replaced, the command connection is
+//! replaced after a timeout its `PING` confirms, and the sockets are caught
+//! up without a reload.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::common;
+use crate::helpers::{Node, Proxy, next_json, ws_connect};
+
+#[tokio::test]
+async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
+    let proxy = Proxy::to("127.0.0.1:6379").await;
+    let prefix = common::unique_prefix();
+    let behind = Node::start(&[
+        ("REDIS_URL", format!("redis://{}", proxy.addr)),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+    ])
+    .await;
+    let direct = Node::start(&[("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix)]).await;
+    let all = direct.shows().await;
+    let show = &all[all.len() - 1];
+    let mut ws = ws_connect(behind.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
+    let snap = next_json(&mut ws).await;
+    assert_eq!(snap["type"], "snapshot");
+    let ready: Value = behind.read_json("/readyz").await;
+    assert_eq!(ready["checks"]["redisPubsub"], "ok", "{ready}");
+
+    // Every connection the node has to Redis goes silent; new ones pass.
+    proxy.blackhole();
+    let silenced = Instant::now();
+    let alice = direct.token("alice").await;
+    let res = reqwest::Client::new()
+        .post(direct.url("/api/v1/holds"))
+        .bearer_auth(&alice)
+        .json(&json!({"showId": show, "seatIds": ["C5"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // The socket on the silenced node is caught up, without a reload.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the silenced node's seat map caught up within 15 s")
+            .expect("the socket stays open")
+            .expect("a readable frame");
+        let Message::Text(text) = frame else { continue };
+        let msg: Value = serde_json::from_str(&text).unwrap();
+        let list = match msg["type"].as_str() {
+            Some("snapshot") => &msg["seats"],
+            Some("delta") => &msg["changes"],
+            _ => continue,
+        };
+        let held = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| (s["id"] == "C5" || s["seatId"] == "C5") && s["status"] == "HELD");
+        if held {
+            break;
+        }
+    }
+    let took = silenced.elapsed();
+    println!(
+        "a silenced subscription: the seat map caught up {} ms after",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(10), "the contract's 10 s: {took:?}");
+    // Its command connection was replaced too: holds through it work.
+    let bob = behind.token("bob").await;
+    let res = reqwest::Client::new()
+        .post(behind.url("/api/v1/holds"))
+        .bearer_auth(&bob)
+        .json(&json!({"showId": show, "seatIds": ["C6"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let ready: Value = behind.read_json("/readyz").await;
+    assert_eq!(ready["checks"]["redisPubsub"], "ok", "replaced: {ready}");
+    let metrics = reqwest::get(behind.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lost = metrics
+        .lines()
+        .find(|l| l.starts_with("redis_pubsub_lost_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
+    assert!(lost.is_some_and(|n| n >= 1.0), "{metrics}");
+}
