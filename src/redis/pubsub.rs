@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use redis::aio::PubSubSink;
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
@@ -30,8 +30,9 @@ use crate::metrics as m;
 /// answer: a silent one is replaced within about 5 s.
 const PING_EVERY: Duration = Duration::from_secs(3);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a connection lost stays "reconnecting" with no channel wanted.
-const RECONNECTING_FOR: Duration = Duration::from_secs(10);
+/// Backoff bounds of reconnecting a lost subscription connection.
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_millis(500);
 
 /// Messages a local receiver may fall behind by before it misses some (and
 /// sees a gap in the sequence numbers inside them).
@@ -83,10 +84,9 @@ impl Subscriptions {
     /// `ok`, or `reconnecting` while a lost subscription connection has not
     /// been replaced (for `/readyz` and `redis_pubsub_up`).
     pub fn status(&self) -> &'static str {
-        let lost = *self.lost_at.lock().unwrap_or_else(|p| p.into_inner());
-        match lost {
-            Some(at) if !self.routes.is_empty() || at.elapsed() < RECONNECTING_FOR => "reconnecting",
-            _ => "ok",
+        match *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(_) => "reconnecting",
+            None => "ok",
         }
     }
 
@@ -124,66 +124,81 @@ impl Subscriptions {
         }
     }
 
-    async fn single_sink(
-        client: &redis::Client,
-        slot: &Arc<Mutex<Option<PubSubSink>>>,
-        routes: &Routes,
-        lost_at: &Arc<std::sync::Mutex<Option<Instant>>>,
-    ) -> Result<PubSubSink> {
-        let mut guard = slot.lock().await;
-        if let Some(sink) = guard.as_ref() {
-            return Ok(sink.clone());
-        }
-        let pubsub = tokio::time::timeout(super::CONNECT_TIMEOUT, client.get_async_pubsub())
-            .await
-            .map_err(|_| Error::Unavailable("redis pub/sub: connecting timed out".into()))??;
-        let (sink, mut stream) = pubsub.split();
-        let lost = tokio_util::sync::CancellationToken::new();
-        let (table, shared, gone) = (routes.clone(), slot.clone(), lost.clone());
-        let since = lost_at.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = gone.cancelled() => break,
-                    msg = stream.next() => match msg {
-                        Some(msg) => {
-                            if let Ok(payload) = msg.get_payload::<String>() {
-                                route(&table, msg.get_channel_name(), &payload);
+    /// The connection, made if there is none (boxed: a lost one's reader
+    /// makes the next).
+    fn single_sink(
+        client: redis::Client,
+        slot: Arc<Mutex<Option<PubSubSink>>>,
+        routes: Routes,
+        lost_at: Arc<std::sync::Mutex<Option<Instant>>>,
+    ) -> futures::future::BoxFuture<'static, Result<PubSubSink>> {
+        async move {
+            let mut guard = slot.lock().await;
+            if let Some(sink) = guard.as_ref() {
+                return Ok(sink.clone());
+            }
+            let pubsub = tokio::time::timeout(super::CONNECT_TIMEOUT, client.get_async_pubsub())
+                .await
+                .map_err(|_| Error::Unavailable("redis pub/sub: connecting timed out".into()))??;
+            let (sink, mut stream) = pubsub.split();
+            let lost = tokio_util::sync::CancellationToken::new();
+            let (table, shared, gone) = (routes.clone(), slot.clone(), lost.clone());
+            let (since, again) = (lost_at.clone(), client.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = gone.cancelled() => break,
+                        msg = stream.next() => match msg {
+                            Some(msg) => {
+                                if let Ok(payload) = msg.get_payload::<String>() {
+                                    route(&table, msg.get_channel_name(), &payload);
+                                }
                             }
-                        }
-                        None => break,
-                    },
+                            None => break,
+                        },
+                    }
                 }
-            }
-            tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
-            metrics::counter!(m::PUBSUB_LOST).increment(1);
-            metrics::gauge!(m::PUBSUB_UP).set(0.0);
-            *since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-            gone.cancel();
-            *shared.lock().await = None;
-            // Dropping the senders ends every subscriber's stream.
-            table.clear();
-        });
-        let mut pinger = sink.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = lost.cancelled() => return,
-                    _ = tokio::time::sleep(PING_EVERY) => {}
+                tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
+                metrics::counter!(m::PUBSUB_LOST).increment(1);
+                metrics::gauge!(m::PUBSUB_UP).set(0.0);
+                *since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                gone.cancel();
+                *shared.lock().await = None;
+                // Dropping the senders ends every subscriber's stream.
+                table.clear();
+                // A new connection at once, not when the next consumer asks:
+                // "reconnecting" lasts as long as Redis cannot be reached.
+                let mut wait = RECONNECT_MIN;
+                while Self::single_sink(again.clone(), shared.clone(), table.clone(), since.clone())
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECONNECT_MAX);
                 }
-                // Any answer will do (subscribed, PING answers a list).
-                let answered = tokio::time::timeout(PING_TIMEOUT, pinger.ping::<Value>()).await;
-                if !matches!(answered, Ok(Ok(_))) {
-                    tracing::warn!("redis pub/sub connection stopped answering; replacing it");
-                    lost.cancel();
-                    return;
+            });
+            let mut pinger = sink.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = lost.cancelled() => return,
+                        _ = tokio::time::sleep(PING_EVERY) => {}
+                    }
+                    // Any answer will do (subscribed, PING answers a list).
+                    let answered = tokio::time::timeout(PING_TIMEOUT, pinger.ping::<Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        tracing::warn!("redis pub/sub connection stopped answering; replacing it");
+                        lost.cancel();
+                        return;
+                    }
                 }
-            }
-        });
-        *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        metrics::gauge!(m::PUBSUB_UP).set(1.0);
-        *guard = Some(sink.clone());
-        Ok(sink)
+            });
+            *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            metrics::gauge!(m::PUBSUB_UP).set(1.0);
+            *guard = Some(sink.clone());
+            Ok(sink)
+        }
+        .boxed()
     }
 
     pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Payload>> {
@@ -200,7 +215,9 @@ impl Subscriptions {
             // of the channel can arrive unrouted.
             let result = match &self.backend {
                 Backend::Single { client, sink } => {
-                    match Self::single_sink(client, sink, &self.routes, &self.lost_at).await {
+                    match Self::single_sink(client.clone(), sink.clone(), self.routes.clone(), self.lost_at.clone())
+                        .await
+                    {
                         // Bounded: on a connection gone silent the confirmation never comes.
                         Ok(mut sink) => {
                             match tokio::time::timeout(super::RESPONSE_TIMEOUT, sink.subscribe(channel)).await {

@@ -51,10 +51,16 @@ impl QueueHub {
 
     pub(super) async fn apply(&self, show: &str, st: &mut FeedState, event: RoomEvent) {
         let seq = event.seq();
-        if seq == st.last_seq {
-            return; // seen already
+        let reset = matches!(event, RoomEvent::Reset { .. });
+        // Applied already, or part of a re-read that came after it (events
+        // buffered while ranks were read): never a reason to read again,
+        // or a re-read outlasting a tick would feed itself for the rest of
+        // the sale. A room whose counters restarted (Redis lost it) comes
+        // back under a new generation, which re-reads (`requeue`).
+        if seq <= st.last_seq && !reset {
+            return;
         }
-        if seq != st.last_seq + 1 || matches!(event, RoomEvent::Reset { .. }) {
+        if seq != st.last_seq + 1 || reset {
             self.restart(show, st, &event).await;
             return;
         }
@@ -70,9 +76,8 @@ impl QueueHub {
         self.tell_positions(show, st, targets);
     }
 
-    /// A gap, a reset, or a sequence that went back (Redis lost the room's
-    /// counters and they started again): every position is re-read, never
-    /// frozen behind the old number.
+    /// A gap or a reset: every position is re-read, never frozen behind
+    /// the old number.
     async fn restart(&self, show: &str, st: &mut FeedState, event: &RoomEvent) {
         let seq = event.seq();
         if seq != st.last_seq + 1 {
