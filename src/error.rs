@@ -75,6 +75,9 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client took too long to send its request's body (rev 3).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// The show's seat state is missing from the lock engine (Redis lost it,
@@ -110,6 +113,7 @@ pub const CODES: &[&str] = &[
     "SHOW_STARTED",
     "IDEMPOTENCY_MISMATCH",
     "PAYLOAD_TOO_LARGE",
+    "REQUEST_TIMEOUT",
     "RATE_LIMITED",
     "SERVICE_UNAVAILABLE",
     "INTERNAL",
@@ -143,6 +147,7 @@ impl Error {
             Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) | Self::StateMissing(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -169,6 +174,7 @@ impl Error {
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::StateMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -372,6 +378,7 @@ mod tests {
             Error::IdempotencyMismatch,
             Error::MethodNotAllowed(String::new()),
             Error::PayloadTooLarge(String::new()),
+            Error::RequestTimeout(String::new()),
             Error::RateLimited { retry_after_secs: 1 },
             Error::StateMissing(String::new()),
             Error::Unavailable(String::new()),

@@ -27,7 +27,10 @@ pub fn app(state: AppState) -> Router {
         .append_index_html_on_directories(true)
         .not_found_service(ServeFile::new(dir.join("404.html")));
     Router::new()
-        .merge(api.layer(middleware::from_fn(crate::http::deadline)))
+        .merge(api.layer(middleware::from_fn_with_state(
+            state.settings.max_body_bytes,
+            crate::http::deadline,
+        )))
         // Unknown API paths are JSON 404s; everything else may be a page.
         .route(
             "/api/{*rest}",

@@ -13,7 +13,7 @@ pub mod time;
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -29,8 +29,45 @@ use crate::metrics as m;
 /// idempotent order creation), so the request is cut at the deadline.
 pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1900);
 
-/// Answers 503 `SERVICE_UNAVAILABLE` for a request not done by the deadline.
-pub async fn deadline(req: Request, next: Next) -> Response {
+/// Whether reading a body stopped at its size limit (`http_body_util`'s
+/// `LengthLimitError`, somewhere in the chain), not at a broken stream.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// How long a client may take to send its request's body.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The request's body first, in the client's own time (up to
+/// `BODY_DEADLINE`, then 408 `REQUEST_TIMEOUT`; larger than `max_body` is
+/// 413), then the handler under the server's own deadline, counted from the
+/// complete request: 503 `SERVICE_UNAVAILABLE` when a dependency makes it
+/// miss that. A phone on a congested network is never told a dependency
+/// failed, and a body still arriving at SIGTERM finishes in the drain.
+pub async fn deadline(State(max_body): State<usize>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, max_body)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if is_too_large(&e) => {
+            return Error::PayloadTooLarge("request body too large".into()).into_response();
+        }
+        Ok(Err(_)) => return Error::BadRequest("the request's body could not be read".into()).into_response(),
+        Err(_) => {
+            return Error::RequestTimeout(format!(
+                "the request's body did not arrive within {} s",
+                BODY_DEADLINE.as_secs()
+            ))
+            .into_response();
+        }
+    };
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
     match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
         Ok(res) => res,
         Err(_) => Error::Unavailable("a dependency did not answer in time; retry shortly".into()).into_response(),

@@ -144,6 +144,7 @@ fn add_to(op: &mut Operation) {
     if has_body {
         add("400", "Malformed JSON, a wrong type or a missing field");
         add("413", "The body is larger than the server takes");
+        add("408", "The body did not arrive within 10 s of the request");
     }
     add("429", "Rate limited; retry after `Retry-After` seconds");
     add("500", "A bug (the message never carries internals)");

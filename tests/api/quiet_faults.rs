@@ -98,3 +98,63 @@ async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
         .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
     assert!(lost.is_some_and(|n| n >= 1.0), "{metrics}");
 }
+
+/// Sends a hold's headers and the first half of its body, waits `pause`,
+/// then the rest unless `finish` is false; answers the response's status
+/// line and body.
+async fn slow_hold(app: &crate::helpers::TestApp, pause: Duration, finish: bool) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let token = app.token("slowpoke").await;
+    let show = app.a_show().await;
+    let body = json!({"showId": show, "seatIds": ["D4"]}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/holds HTTP/1.1\r\nHost: showgate\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(pause).await;
+    if finish {
+        tcp.write_all(rest.as_bytes()).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 15 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// The request deadline is the server's wait on its dependencies, counted
+/// from a complete request: a phone that takes 2.6 s to send a small body
+/// still gets its hold, not a 503 blaming a dependency.
+#[tokio::test]
+async fn a_slow_body_is_the_clients_time_not_a_dependency_failure() {
+    let app = crate::helpers::spawn_app().await;
+    let (status, body) = slow_hold(&app, Duration::from_millis(2_600), true).await;
+    assert!(status.contains(" 201 "), "{status}: {body}");
+}
+
+/// A body that never completes is 408 `REQUEST_TIMEOUT` after 10 s.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_after_ten_seconds() {
+    let app = crate::helpers::spawn_app().await;
+    let started = Instant::now();
+    let (status, body) = slow_hold(&app, Duration::from_secs(12), false).await;
+    assert!(status.contains(" 408 "), "{status}: {body}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+    let body: Value = serde_json::from_str(body.trim()).unwrap_or_else(|_| {
+        // A chunked body: the JSON is between the chunk sizes.
+        let start = body.find('{').unwrap();
+        let end = body.rfind('}').unwrap();
+        serde_json::from_str(&body[start..=end]).unwrap()
+    });
+    assert_eq!(body["error"]["code"], "REQUEST_TIMEOUT");
+}
