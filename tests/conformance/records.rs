@@ -216,6 +216,72 @@ async fn outbox_events_are_relayed_once_in_order_and_kept_when_the_sink_fails(re
     assert_eq!(events[1].payload["status"], "CONFIRMED");
 }
 
+/// A sink that takes its time (a stream a little far away) and keeps what
+/// it was given, in the order appends finished.
+#[derive(Default)]
+struct SlowSink(std::sync::Mutex<Vec<showgate::booking::events::OutboxEvent>>);
+
+#[async_trait::async_trait]
+impl showgate::booking::events::EventSink for SlowSink {
+    async fn append(&self, events: &[showgate::booking::events::OutboxEvent]) -> showgate::error::Result<()> {
+        tokio::time::sleep(std::time::Duration::from_millis(3 + events[0].id as u64 % 5)).await;
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// Four nodes relay one Postgres outbox at once (each its own pool): every
+/// event reaches the stream once, and each order's in the order they happened.
+#[tokio::test]
+async fn several_relays_keep_each_orders_events_in_order() {
+    let database = common::fresh_database().await;
+    let mut nodes: Vec<Arc<dyn Records>> = Vec::new();
+    for _ in 0..4 {
+        let pool = showgate::postgres::connect_and_migrate(&database).await.unwrap();
+        nodes.push(Arc::new(showgate::booking::store::postgres::PgRecords::new(pool)));
+    }
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let o = order(&format!("u{i}"), &format!("h{i}"), &[&format!("A{}", i + 1)], now);
+        nodes[0].create_order(&o).await.unwrap();
+        nodes[0]
+            .apply(o.id, OrderEvent::PaymentSucceeded, now, None)
+            .await
+            .unwrap();
+        ids.push(o.id);
+    }
+    let sink = Arc::new(SlowSink::default());
+    let relays = nodes.iter().map(|records| {
+        let (records, sink) = (records.clone(), sink.clone());
+        tokio::spawn(async move {
+            // Small batches, as fast as they go, until a pass finds nothing
+            // three times running.
+            let mut idle = 0;
+            while idle < 3 {
+                match records.relay_outbox(1, sink.as_ref()).await.unwrap() {
+                    0 => {
+                        idle += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    _ => idle = 0,
+                }
+            }
+        })
+    });
+    futures::future::join_all(relays).await;
+    let events = sink.0.lock().unwrap().clone();
+    assert_eq!(events.len(), 40, "every event once");
+    for id in ids {
+        let topics: Vec<&str> = events
+            .iter()
+            .filter(|e| e.payload["orderId"] == serde_json::json!(id))
+            .map(|e| e.topic.as_str())
+            .collect();
+        assert_eq!(topics, vec!["order.created", "booking.confirmed"], "order {id}");
+    }
+}
+
 macro_rules! record_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_records {
