@@ -90,6 +90,12 @@ impl SeatSource for Recovering {
         SeatEngine::position(self, show).await
     }
 
+    async fn went_back(&self, show: &str) -> Result<()> {
+        tracing::warn!(%show, "a seat feed found the show at a version below its own (a lagging replica?)");
+        self.rebuild(show, crate::booking::locks::recovering::Why::WentBack)
+            .await
+    }
+
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>> {
         SeatEngine::subscribe(self, show).await
     }

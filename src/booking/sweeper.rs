@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::locks::recovering::Recovering;
+use super::locks::recovering::{Recovering, Why};
 use super::locks::{Due, cmd};
 use crate::metrics as m;
 
@@ -26,6 +26,9 @@ const EXPIRE_CALLS_PER_PASS: usize = 32;
 /// Every show's due time is read again this often (one light command per
 /// show), in case an announcement of a change was lost.
 pub const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
+/// How often the sweeper compares Redis's replication identity with the one
+/// the seat state was checked under.
+pub const IDENTITY_EVERY: Duration = Duration::from_secs(1);
 
 /// The sweeper's knowledge, kept while this node holds the lease.
 #[derive(Default)]
@@ -40,6 +43,8 @@ struct State {
     /// When every show was last read; `None` when this node was not the
     /// sweeper at its last pass (it knows nothing yet).
     scanned: Option<Instant>,
+    /// When Redis's replication identity was last checked.
+    identified: Option<Instant>,
 }
 
 impl Sweeper {
@@ -52,10 +57,48 @@ impl Sweeper {
         let mut st = self.state();
         st.due.clear();
         st.scanned = None;
+        st.identified = None;
+    }
+
+    /// A failover to a replica that lagged loses writes no live node may
+    /// remember (a restarted node, a show nobody follows): no version tells.
+    /// Redis's replication identity does: the seat state is checked under
+    /// one (kept in Redis, so a replica carries the old master's), and a
+    /// master with another identity rebuilds every show from the record.
+    async fn check_identity(&self, locks: &Recovering, live: &[String]) {
+        let due = self.state().identified.is_none_or(|at| at.elapsed() >= IDENTITY_EVERY);
+        if !due {
+            return;
+        }
+        self.state().identified = Some(Instant::now());
+        let (now, stored) = match locks.identity().await {
+            Ok(Some(identity)) => identity,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(error = %e, "could not read Redis's replication identity"),
+        };
+        if let Some(old) = stored.as_deref().filter(|old| *old != now) {
+            tracing::warn!(%old, new = %now, shows = live.len(), "Redis's replication identity changed (a failover?); rebuilding every show from the record");
+            let failed = futures::stream::iter(live.to_vec())
+                .map(|show: String| async move { locks.rebuild(&show, Why::Failover).await.is_err() })
+                .buffer_unordered(CONCURRENCY)
+                .filter(|failed| futures::future::ready(*failed))
+                .count()
+                .await;
+            if failed > 0 {
+                // Checked again next time: the identity is kept until all are done.
+                return tracing::warn!(failed, "some shows could not be rebuilt after the failover; retrying");
+            }
+        }
+        if stored.as_deref() != Some(now.as_str())
+            && let Err(e) = locks.set_identity(&now).await
+        {
+            tracing::warn!(error = %e, "could not record Redis's replication identity");
+        }
     }
 
     /// One pass over `live` (the shows that can still sell), at `now_ms`.
     pub async fn pass(&self, locks: &Recovering, live: &[String], now_ms: i64) {
+        self.check_identity(locks, live).await;
         let changed = locks.changed().take_for_sweep();
         let full = self.state().scanned.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
         let look: Vec<&String> = if full {

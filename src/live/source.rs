@@ -18,6 +18,11 @@ pub trait SeatSource: Send + Sync + 'static {
     /// show has no state (a snapshot rebuilds it).
     async fn position(&self, show: &str) -> Result<Option<(String, u64)>>;
 
+    /// The show answered a version below one this node's feed applied, in
+    /// the same epoch: Redis went back (a failover to a replica that
+    /// lagged). Rebuilds it from the record.
+    async fn went_back(&self, show: &str) -> Result<()>;
+
     /// The show's deltas from now on, in version order; a stream that ends
     /// means the subscription was lost and must be taken again.
     async fn subscribe(&self, show: &str) -> Result<BoxStream<'static, SeatDelta>>;

@@ -70,6 +70,22 @@ impl SeatEngine {
         }
     }
 
+    /// Redis's replication identity and the one the seat state was last
+    /// checked under (see `RedisSeatLocks::identity`); `None` in process.
+    pub async fn identity(&self) -> Result<Option<(String, Option<String>)>> {
+        match self {
+            Self::Memory(_) => Ok(None),
+            Self::Redis(r) => r.identity().await,
+        }
+    }
+
+    pub async fn set_identity(&self, replid: &str) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(r) => r.set_identity(replid).await,
+        }
+    }
+
     /// Tells the other nodes these shows changed here (one message).
     pub async fn announce_changed(&self, shows: &[String]) -> Result<()> {
         match self {

@@ -60,6 +60,10 @@ pub enum Why {
     WentBack,
     /// A payment found its seat sold to another order.
     SeatsTaken,
+    /// Redis's replication identity changed (a failover, to a replica that
+    /// may have lagged): every show is rebuilt, whether or not a live node
+    /// saw what the old master lost.
+    Failover,
 }
 
 impl Why {
@@ -68,6 +72,7 @@ impl Why {
             Self::Missing => "missing",
             Self::WentBack => "went_back",
             Self::SeatsTaken => "seats_taken",
+            Self::Failover => "failover",
         }
     }
 }
@@ -98,15 +103,16 @@ impl Recovering {
         }
         let gate = self.rebuilding.entry(show.to_owned()).or_default().clone();
         let _one_at_a_time = gate.lock().await;
-        let seen = match why {
-            Why::Missing => String::new(),
-            Why::WentBack | Why::SeatsTaken => match self.seen.get(show) {
-                Some(s) => s.0.clone(),
-                None => match self.inner.run(show, self.clock.now_ms(), &Snapshot).await {
-                    Ok(r) => r.epoch,
-                    Err(Error::StateMissing(_)) => String::new(),
-                    Err(e) => return Err(e),
-                },
+        // The epoch to fence the rebuild by: after a failover, the one the
+        // new master has (what this node saw may be from the old one).
+        let known = self.seen.get(show).map(|s| s.0.clone());
+        let seen = match (why, known) {
+            (Why::Missing, _) => String::new(),
+            (Why::WentBack | Why::SeatsTaken, Some(epoch)) => epoch,
+            _ => match self.inner.run(show, self.clock.now_ms(), &Snapshot).await {
+                Ok(r) => r.epoch,
+                Err(Error::StateMissing(_)) => String::new(),
+                Err(e) => return Err(e),
             },
         };
         // Changes that commit while the record is read are newer than it;

@@ -120,6 +120,38 @@ impl RedisSeatLocks {
         })
     }
 
+    /// Redis's replication identity now (`master_replid`) and the one the
+    /// seat state was last checked under; `None` on a Cluster (each master
+    /// has its own: a failover there is found by the versions alone).
+    pub async fn identity(&self) -> Result<Option<(String, Option<String>)>> {
+        if self.redis.cluster {
+            return Ok(None);
+        }
+        let mut conn = self.redis.conn.clone();
+        let (info, stored): (String, Option<String>) = redis::pipe()
+            .cmd("INFO")
+            .arg("replication")
+            .get(self.keys.ops("redis-identity"))
+            .query_async(&mut conn)
+            .await?;
+        let replid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_replid:"))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| Error::Internal("INFO replication without master_replid".into()))?;
+        Ok(Some((replid, stored)))
+    }
+
+    pub async fn set_identity(&self, replid: &str) -> Result<()> {
+        let mut conn = self.redis.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.ops("redis-identity"))
+            .arg(replid)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     pub async fn position(&self, show: &str) -> Result<Option<(String, u64)>> {
         let k = self.keys.show(show);
         let mut conn = self.redis.conn.clone();

@@ -218,6 +218,11 @@ async fn probe_once(feed: &Feed, ahead: Option<u64>) -> Option<u64> {
             None
         }
         Ok(Some((e, v))) if e != epoch || v < ours => {
+            if e == epoch
+                && let Err(err) = feed.locks.went_back(&feed.show).await
+            {
+                tracing::warn!(show = %feed.show, error = %err, "rebuilding a show that went back failed");
+            }
             feed.emit();
             feed.resync().await;
             None
