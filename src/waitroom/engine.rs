@@ -216,6 +216,12 @@ pub trait WaitingRooms: Send + Sync + 'static {
         challenge: &Spend,
     ) -> Result<Stand>;
 
+    /// The room's event sequence number now: what a queue feed that heard
+    /// nothing for a while compares with what it applied.
+    async fn event_seq(&self, show: &str) -> Result<u64> {
+        Ok(self.ranks(show, &[]).await?.0)
+    }
+
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;
     /// The shopper's admission is used up (their order was confirmed, or

@@ -301,6 +301,13 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(Some((moved as u64, left)))
     }
 
+    /// One `GET`, no script.
+    async fn event_seq(&self, show: &str) -> Result<u64> {
+        let mut conn = self.redis.conn.clone();
+        let seq: Option<u64> = conn.get(self.k(show).events).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)> {
         let k = self.k(show);
         let reply = self.run(&self.scripts.ranks, &k.ranks_keys(), users).await?;

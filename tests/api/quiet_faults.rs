@@ -244,3 +244,71 @@ async fn a_failover_nobody_saw_is_found_by_the_replication_identity() {
         started.elapsed().as_millis()
     );
 }
+
+/// A queue socket on a node whose Redis connections went silent is still
+/// told it was admitted (on another node's tick), without a reload.
+#[tokio::test]
+async fn a_queue_socket_behind_a_silent_connection_is_still_admitted() {
+    let proxy = Proxy::to("127.0.0.1:6379").await;
+    let prefix = common::unique_prefix();
+    let behind = Node::start(&[
+        ("REDIS_URL", format!("redis://{}", proxy.addr)),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+    ])
+    .await;
+    let direct = Node::start(&[("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix)]).await;
+    let all = direct.shows().await;
+    let show = &all[all.len() - 1];
+    let ops: Value = reqwest::Client::new()
+        .post(direct.url("/api/v1/dev/token"))
+        .json(&json!({"userId": "ops", "admin": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put_room = |body: Value| {
+        let (url, token) = (
+            direct.url(&format!("/api/v1/admin/waitrooms/{show}")),
+            ops["token"].as_str().unwrap().to_owned(),
+        );
+        async move {
+            let res = reqwest::Client::new()
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    };
+    put_room(json!({"admitRatePerSecond": 5, "paused": true})).await;
+    // Both nodes know the room before the socket opens.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let kim = behind.token("kim").await;
+    let mut ws = ws_connect(behind.addr, &format!("/api/v1/waitrooms/{show}/ws?access_token={kim}")).await;
+    assert_eq!(next_json(&mut ws).await["position"], 1);
+
+    proxy.blackhole();
+    let silenced = Instant::now();
+    put_room(json!({"paused": false})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("admitted within 15 s of the silence")
+            .expect("the socket stays open")
+            .expect("a readable frame");
+        let Message::Text(text) = frame else { continue };
+        let msg: Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] == "admitted" {
+            break;
+        }
+    }
+    println!(
+        "a silenced queue socket: admitted {} ms after the silence",
+        silenced.elapsed().as_millis()
+    );
+}

@@ -15,6 +15,10 @@ use crate::waitroom::engine::{RoomEvent, Standing};
 
 /// Users per rank re-read (one script call each).
 const REREAD_CHUNK: usize = 1000;
+/// With no event for this long, the feed asks the room's sequence (one
+/// `GET`): events lost on the way are found, as the seat feed's probe finds
+/// lost deltas.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl QueueHub {
     /// The feed's life: events in, in sequence order; resubscribe and re-read
@@ -25,6 +29,9 @@ impl QueueHub {
         mut events: BoxStream<'static, RoomEvent>,
         stop: CancellationToken,
     ) {
+        let mut probe = tokio::time::interval(PROBE_EVERY);
+        probe.tick().await;
+        let mut last_event = tokio::time::Instant::now();
         loop {
             let event = tokio::select! {
                 _ = stop.cancelled() => {
@@ -32,7 +39,14 @@ impl QueueHub {
                     return;
                 }
                 e = events.next() => e,
+                _ = probe.tick() => {
+                    if last_event.elapsed() >= PROBE_EVERY {
+                        self.probe(&feed).await;
+                    }
+                    continue;
+                }
             };
+            last_event = tokio::time::Instant::now();
             let Some(event) = event else {
                 // The subscription was lost: resubscribe, then re-read.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -46,6 +60,19 @@ impl QueueHub {
             };
             let mut st = feed.state.lock().await;
             self.apply(&feed.show, &mut st, event).await;
+        }
+    }
+
+    /// The room's sequence now: ahead of what the feed applied means events
+    /// were lost (a subscription gone quiet): every position is re-read.
+    async fn probe(&self, feed: &QueueFeed) {
+        let Ok(seq) = self.engine.event_seq(&feed.show).await else {
+            return;
+        };
+        let mut st = feed.state.lock().await;
+        if seq > st.last_seq {
+            tracing::info!(show = %feed.show, have = st.last_seq, room = seq, "queue feed behind the room; re-reading positions");
+            self.reread(&feed.show, &mut st, false).await;
         }
     }
 
