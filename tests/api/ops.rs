@@ -13,7 +13,7 @@ async fn health_readiness_and_metrics_answer() {
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
     assert_eq!(
         ready["checks"],
-        json!({"redis": "ok", "postgres": "ok", "waitrooms": "ok"})
+        json!({"redis": "ok", "redisPubsub": "ok", "postgres": "ok", "waitrooms": "ok"})
     );
     let show = app.a_show().await;
     let alice = app.token("alice").await;
@@ -74,6 +74,6 @@ async fn the_memory_app_reports_no_external_dependencies() {
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
     assert_eq!(
         ready["checks"],
-        json!({"redis": "not configured", "postgres": "not configured", "waitrooms": "ok"})
+        json!({"redis": "not configured", "redisPubsub": "not configured", "postgres": "not configured", "waitrooms": "ok"})
     );
 }
