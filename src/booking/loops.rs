@@ -66,7 +66,16 @@ impl Loops {
     /// four times slower.
     pub fn spawn(self, every: Duration, stop: CancellationToken) -> Vec<JoinHandle<()>> {
         let (locks, heard) = (self.locks.clone(), stop.clone());
+        let (handover, node, stopping) = (self.locks.clone(), self.node.clone(), stop.clone());
         vec![
+            // At shutdown the sweeper's lease goes back at once: another
+            // node sweeps from its next pass, not the lease's TTL later.
+            tokio::spawn(async move {
+                stopping.cancelled().await;
+                if let Err(e) = handover.sweep_release(&node).await {
+                    tracing::warn!(error = %e, "could not hand the sweeper's lease back");
+                }
+            }),
             each("seat sweeper", &stop, every, &self, move |l| l.expire_seats(every)),
             each("changed shows", &stop, every, &self, Self::announce_changes),
             supervised("changed shows heard", stop.clone(), move || {

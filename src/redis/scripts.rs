@@ -32,6 +32,13 @@ pub struct RoomScripts {
     pub open_begin: Script,
     pub open: Script,
     pub ranks: Script,
+    /// Shared with the seat sweeper's lease (`lua/lease_release.lua`).
+    pub lease_release: Script,
+}
+
+/// `lua/lease_release.lua`.
+pub fn lease_release() -> Script {
+    Script::new(include_str!("../../lua/lease_release.lua"))
 }
 
 impl RoomScripts {
@@ -44,6 +51,7 @@ impl RoomScripts {
             open_begin: opening_script!("wr_open_begin.lua"),
             open: Script::new(include_str!("../../lua/wr_open.lua")),
             ranks: Script::new(include_str!("../../lua/wr_ranks.lua")),
+            lease_release: lease_release(),
         }
     }
 }

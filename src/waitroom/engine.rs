@@ -189,6 +189,8 @@ pub trait WaitingRooms: Send + Sync + 'static {
 
     /// Acquires or renews the admission lease; answers the token if ours.
     async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>>;
+    /// Hands the admission lease back, if `node` holds it (at shutdown).
+    async fn release_lease(&self, show: &str, node: &str) -> Result<()>;
     /// One admission tick; `None` when `token` no longer holds the lease.
     async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>>;
 

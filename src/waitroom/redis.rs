@@ -212,6 +212,19 @@ impl WaitingRooms for RedisWaitingRooms {
         redis::from_redis_value(v).map_err(|e| Error::Internal(format!("wr_lease reply: {e}")))
     }
 
+    async fn release_lease(&self, show: &str, node: &str) -> Result<()> {
+        let k = self.k(show);
+        let mut conn = self.redis.conn.clone();
+        let _: i64 = self
+            .scripts
+            .lease_release
+            .key(&k.lease)
+            .arg(format!("{node}/"))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn admit(&self, show: &str, token: &str, p: TickParams) -> Result<Option<Tick>> {
         let k = self.k(show);
         let args = [

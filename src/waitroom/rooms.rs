@@ -257,8 +257,19 @@ impl Rooms {
 
     /// Starts the background loops: config refresh and socket liveness.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let (refresh, liveness) = (self.clone(), self.clone());
+        let (refresh, liveness, handover) = (self.clone(), self.clone(), self.clone());
         vec![
+            // At shutdown each admission lease this node holds goes back at
+            // once: admission pauses for a tick, not for the lease's TTL.
+            tokio::spawn(async move {
+                handover.stop.cancelled().await;
+                let shows: Vec<String> = handover.leaders.iter().map(|e| e.key().clone()).collect();
+                for show in shows {
+                    if let Err(e) = handover.engine.release_lease(&show, &handover.node).await {
+                        tracing::warn!(%show, error = %e, "could not hand the admission lease back");
+                    }
+                }
+            }),
             supervised("waiting-room refresh", self.stop.clone(), move || {
                 refresh.clone().refresh_loop()
             }),

@@ -312,3 +312,73 @@ async fn a_queue_socket_behind_a_silent_connection_is_still_admitted() {
         silenced.elapsed().as_millis()
     );
 }
+
+/// A node that is drained hands its sweeper's and admission leases back as
+/// it stops: the next node takes over at its next pass, not the leases'
+/// TTL later (a rolling restart does not pause expiry or admission).
+#[tokio::test]
+async fn a_drained_node_hands_its_leases_back() {
+    let prefix = common::unique_prefix();
+    let env = vec![("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix.clone())];
+    let mut first = Node::start(&env).await;
+    let keys = showgate::redis::keys::Keys::new(prefix);
+    let sweeper = keys.ops("seat-sweeper");
+    let all = first.shows().await;
+    let show = &all[all.len() - 1];
+    let ops: Value = reqwest::Client::new()
+        .post(first.url("/api/v1/dev/token"))
+        .json(&json!({"userId": "ops", "admin": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = reqwest::Client::new()
+        .put(first.url(&format!("/api/v1/admin/waitrooms/{show}")))
+        .bearer_auth(ops["token"].as_str().unwrap())
+        .json(&json!({"admitRatePerSecond": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let room_lease = keys.room(show).lease;
+    let mut conn = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let get = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    // Both leases are the first node's before the second starts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (sweeping, leading) = loop {
+        if let (Some(s), Some(l)) = (get(sweeper.clone()).await, get(room_lease.clone()).await) {
+            break (s, l);
+        }
+        assert!(Instant::now() < deadline, "the first node never took its leases");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _second = Node::start(&env).await;
+    first.terminate();
+    assert!(first.exited_within(Duration::from_secs(25)).await);
+    assert_ne!(
+        get(sweeper.clone()).await,
+        Some(sweeping),
+        "the sweeper's lease was handed back"
+    );
+    assert_ne!(
+        get(room_lease.clone()).await,
+        Some(leading),
+        "the admission lease was handed back"
+    );
+    let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+}

@@ -385,3 +385,32 @@ async fn wr_join_spends_a_challenge_only_with_the_place_it_makes() -> Result<()>
     assert!(!exists, "a join that made no new place spent nothing");
     Ok(())
 }
+
+#[tokio::test]
+async fn lease_release_drops_only_the_callers_lease() -> Result<()> {
+    let f = Fixture::bare().await;
+    let scripts = RoomScripts::load();
+    let lease = Keys::new(f.prefix.clone()).room("s1").lease;
+    let mut c = f.conn.clone();
+    let _: () = c.set(&lease, "node-1/7").await.unwrap();
+    let conn = f.conn.clone();
+    let released = |prefix: &'static str| {
+        let (lease, mut c) = (lease.clone(), conn.clone());
+        let script = scripts.lease_release.clone();
+        async move {
+            let n: i64 = script.key(lease).arg(prefix).invoke_async(&mut c).await.unwrap();
+            n
+        }
+    };
+    assert_eq!(released("node-2/").await, 0, "another node's release changes nothing");
+    let held: Option<String> = c.get(&lease).await.unwrap();
+    assert_eq!(held.as_deref(), Some("node-1/7"));
+    assert_eq!(released("node-1/").await, 1);
+    let held: Option<String> = c.get(&lease).await.unwrap();
+    assert_eq!(held, None, "handed back");
+    assert_eq!(released("node-1/").await, 0, "nothing to release twice");
+    // The sweeper's lease holds the node id itself.
+    let _: () = c.set(&lease, "node-1").await.unwrap();
+    assert_eq!(released("node-1").await, 1);
+    Ok(())
+}

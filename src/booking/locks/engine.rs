@@ -51,6 +51,14 @@ impl SeatEngine {
         }
     }
 
+    /// Hands the sweeper's lease back at shutdown, if `node` holds it.
+    pub async fn sweep_release(&self, node: &str) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(r) => r.sweep_release(node).await,
+        }
+    }
+
     /// When the show next needs the sweeper: its earliest deadline (a
     /// hold's, an order lock's, or the tombstones' next step), or at once
     /// when it has no state (the pass rebuilds it). Read without a script.

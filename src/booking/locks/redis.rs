@@ -104,6 +104,17 @@ impl RedisSeatLocks {
         Ok(false)
     }
 
+    /// Hands the sweeper's lease back, if this node holds it.
+    pub async fn sweep_release(&self, node: &str) -> Result<()> {
+        let mut conn = self.redis.conn.clone();
+        let _: i64 = crate::redis::scripts::lease_release()
+            .key(self.keys.ops("seat-sweeper"))
+            .arg(node)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     pub async fn next_due(&self, show: &str) -> Result<Due> {
         let k = self.keys.show(show);
         let mut conn = self.redis.conn.clone();

@@ -186,6 +186,16 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(())
     }
 
+    async fn release_lease(&self, show: &str, node: &str) -> Result<()> {
+        let mine = format!("{node}/");
+        self.with(show, |r| {
+            if r.lease.as_ref().is_some_and(|(token, _)| token.starts_with(&mine)) {
+                r.lease = None;
+            }
+        });
+        Ok(())
+    }
+
     async fn lease(&self, show: &str, node: &str, ttl_ms: i64) -> Result<Option<String>> {
         let now = self.clock.now_ms();
         Ok(self.with(show, |r| match &r.lease {
