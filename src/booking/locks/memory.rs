@@ -84,9 +84,7 @@ impl MemorySeatLocks {
             times: self.times,
         };
         if let Some(user) = cmd.charged() {
-            seats
-                .charge(at, user)
-                .map_err(|wait_ms| Error::rate_limited_ms(wait_ms))?;
+            seats.charge(at, user).map_err(Error::rate_limited_ms)?;
         }
         let (out, fx) = cmd.step(&mut seats, at);
         if let Some(delta) = fx.delta {
