@@ -382,3 +382,63 @@ async fn a_drained_node_hands_its_leases_back() {
     );
     let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
 }
+
+/// A delta below the version a feed applied, long after it read the show,
+/// means Redis went back and counts again (a failover to a replica that
+/// lagged): the show is rebuilt from the record, and its sockets get the
+/// new state, not a map frozen until the count passes the old one.
+#[tokio::test]
+async fn a_delta_from_before_is_taken_for_a_rollback_and_the_show_rebuilt() {
+    let prefix = common::unique_prefix();
+    let node = Node::start(&[("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix.clone())]).await;
+    let all = node.shows().await;
+    let show = &all[all.len() - 1];
+    let mut ws = ws_connect(node.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
+    let snap = next_json(&mut ws).await;
+    let epoch = snap["epoch"].as_str().unwrap().to_owned();
+    let t = node.token("alice").await;
+    let (status, _) = post(&node, "/api/v1/holds", &t, json!({"showId": show, "seatIds": ["B7"]})).await;
+    assert_eq!(status, 201);
+    assert_eq!(next_json(&mut ws).await["type"], "delta");
+    // Long after the feed read the show, a delta from before arrives.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let channel = showgate::redis::keys::Keys::new(prefix).show(show).channel;
+    let stale = json!({"showId": show, "epoch": epoch, "version": 1, "changes": []}).to_string();
+    let mut conn = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(stale)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a snapshot of the rebuilt show within 5 s")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = frame else { continue };
+        let msg: Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] == "snapshot" && msg["epoch"] != json!(epoch) {
+            let held = msg["seats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == "B7" && s["status"] == "HELD");
+            assert!(held, "the rebuild keeps what Redis has: {msg}");
+            break;
+        }
+    }
+    let metrics = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("seat_state_rebuilds_total{reason=\"went_back\"}")),
+        "{metrics}"
+    );
+}

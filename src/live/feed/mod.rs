@@ -41,6 +41,22 @@ const MERGED_CACHE: usize = 64;
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
+/// How long after a (re)sync a delta at or below the replica's version is
+/// taken for one the snapshot already had, not for Redis going back.
+const STALE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a delta did to the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DeltaFate {
+    Applied,
+    /// One the snapshot had already (just after a read).
+    Stale,
+    /// A gap or another epoch: read the show again.
+    Resync,
+    /// Below the replica's version, long after its read: Redis went back.
+    WentBack,
+}
+
 /// The show's seats as of `version` of `epoch`.
 #[derive(Debug, Clone)]
 pub struct Replica {
@@ -69,6 +85,8 @@ struct Batch {
 
 struct State {
     replica: Replica,
+    /// When the replica was last read whole.
+    synced_at: Instant,
     generation: u64,
     batch: Option<Batch>,
     /// When the last batch went out: the next goes out at once if the
@@ -288,17 +306,24 @@ impl Feed {
         (now, snapshot, true)
     }
 
-    /// Applies one delta, or says the feed must resync (a gap, a new epoch).
-    fn apply(&self, delta: SeatDelta) -> bool {
+    /// Applies one delta, or says what it shows instead.
+    fn apply(&self, delta: SeatDelta) -> DeltaFate {
         let mut st = self.lock();
         if delta.epoch != st.replica.epoch {
-            return false;
+            return DeltaFate::Resync;
         }
         if delta.version <= st.replica.version {
-            return true;
+            // Pub/sub delivers each message once: a delta at or below the
+            // replica's version is one read with the snapshot (it arrives
+            // just after a (re)sync), or Redis went back and counts again.
+            return if st.synced_at.elapsed() < STALE_GRACE {
+                DeltaFate::Stale
+            } else {
+                DeltaFate::WentBack
+            };
         }
         if delta.version != st.replica.version + 1 {
-            return false;
+            return DeltaFate::Resync;
         }
         let batch = st.batch.get_or_insert_with(|| Batch {
             from: delta.version,
@@ -324,7 +349,7 @@ impl Feed {
         st.available = None;
         drop(st);
         self.applied.notify_waiters();
-        true
+        DeltaFate::Applied
     }
 
     /// When the open batch goes out, if one is open: at once after a quiet
@@ -386,6 +411,7 @@ impl Feed {
                     epoch_changed = fresh.epoch != st.replica.epoch, "seat feed resynced"
                 );
                 st.replica = fresh;
+                st.synced_at = Instant::now();
                 st.generation += 1;
                 st.batch = None;
                 st.history.clear();

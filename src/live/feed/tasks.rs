@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Feed, PROBE_EVERY, RESUBSCRIBE_MAX, RESUBSCRIBE_MIN, Replica, Shard, State};
+use super::{DeltaFate, Feed, PROBE_EVERY, RESUBSCRIBE_MAX, RESUBSCRIBE_MIN, Replica, Shard, State};
 use crate::domain::catalog::Layout;
 use crate::domain::seats::{Owner, SeatDelta};
 use crate::error::Result;
@@ -62,6 +62,7 @@ pub async fn start(parts: FeedParts, stop: CancellationToken) -> Result<Arc<Feed
         layout: parts.layout,
         state: Mutex::new(State {
             replica,
+            synced_at: Instant::now(),
             generation: 1,
             batch: None,
             last_emit: None,
@@ -155,13 +156,23 @@ async fn follow(feed: &Feed, mut stream: BoxStream<'static, SeatDelta>, stop: &C
                 feed.emit();
             }
             next = stream.next() => match next {
-                Some(delta) => {
-                    last_delta = Some(Instant::now());
-                    if !feed.apply(delta) {
+                Some(delta) => match feed.apply(delta) {
+                    // Only a delta that moved the replica is proof the feed
+                    // follows the show (no probe needed meanwhile).
+                    DeltaFate::Applied => last_delta = Some(Instant::now()),
+                    DeltaFate::Stale => {}
+                    DeltaFate::Resync => {
                         feed.emit();
                         feed.resync().await;
                     }
-                }
+                    DeltaFate::WentBack => {
+                        if let Err(e) = feed.locks.went_back(&feed.show).await {
+                            tracing::warn!(show = %feed.show, error = %e, "rebuilding a show that went back failed");
+                        }
+                        feed.emit();
+                        feed.resync().await;
+                    }
+                },
                 None => {
                     let Some(again) = resubscribe(feed, stop).await else { return };
                     stream = again;
