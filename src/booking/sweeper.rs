@@ -89,6 +89,11 @@ impl Sweeper {
                 return tracing::warn!(failed, "some shows could not be rebuilt after the failover; retrying");
             }
         }
+        if stored.is_none() {
+            // Redis lost the key, so maybe everything (restarted empty):
+            // every show is read this pass, and a lost one rebuilt.
+            self.state().scanned = None;
+        }
         if stored.as_deref() != Some(now.as_str())
             && let Err(e) = locks.set_identity(&now).await
         {
