@@ -46,10 +46,7 @@ type Routes = Arc<DashMap<String, broadcast::Sender<Payload>>>;
 enum Backend {
     /// A dedicated RESP2 pub/sub connection; `None` until first use and
     /// after it is lost. A tokio mutex: connecting awaits under it.
-    Single {
-        client: redis::Client,
-        sink: Arc<Mutex<Option<PubSubSink>>>,
-    },
+    Single(Link),
     /// The cluster connection itself (RESP3): sharded subscriptions, pushes
     /// arrive on the channel given to the client builder.
     Cluster { conn: ClusterConnection },
@@ -71,13 +68,16 @@ fn route(routes: &Routes, channel: &str, payload: &str) {
 
 impl Subscriptions {
     pub fn single(client: redis::Client) -> Self {
+        let (routes, lost_at) = (Routes::default(), Arc::default());
         Self {
-            backend: Backend::Single {
+            backend: Backend::Single(Link {
                 client,
-                sink: Arc::new(Mutex::new(None)),
-            },
-            routes: Routes::default(),
-            lost_at: Arc::default(),
+                slot: Arc::default(),
+                routes: Arc::clone(&routes),
+                lost_at: Arc::clone(&lost_at),
+            }),
+            routes,
+            lost_at,
         }
     }
 
@@ -124,83 +124,6 @@ impl Subscriptions {
         }
     }
 
-    /// The connection, made if there is none (boxed: a lost one's reader
-    /// makes the next).
-    fn single_sink(
-        client: redis::Client,
-        slot: Arc<Mutex<Option<PubSubSink>>>,
-        routes: Routes,
-        lost_at: Arc<std::sync::Mutex<Option<Instant>>>,
-    ) -> futures::future::BoxFuture<'static, Result<PubSubSink>> {
-        async move {
-            let mut guard = slot.lock().await;
-            if let Some(sink) = guard.as_ref() {
-                return Ok(sink.clone());
-            }
-            let pubsub = tokio::time::timeout(super::CONNECT_TIMEOUT, client.get_async_pubsub())
-                .await
-                .map_err(|_| Error::Unavailable("redis pub/sub: connecting timed out".into()))??;
-            let (sink, mut stream) = pubsub.split();
-            let lost = tokio_util::sync::CancellationToken::new();
-            let (table, shared, gone) = (routes.clone(), slot.clone(), lost.clone());
-            let (since, again) = (lost_at.clone(), client.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = gone.cancelled() => break,
-                        msg = stream.next() => match msg {
-                            Some(msg) => {
-                                if let Ok(payload) = msg.get_payload::<String>() {
-                                    route(&table, msg.get_channel_name(), &payload);
-                                }
-                            }
-                            None => break,
-                        },
-                    }
-                }
-                tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
-                metrics::counter!(m::PUBSUB_LOST).increment(1);
-                metrics::gauge!(m::PUBSUB_UP).set(0.0);
-                *since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                gone.cancel();
-                *shared.lock().await = None;
-                // Dropping the senders ends every subscriber's stream.
-                table.clear();
-                // A new connection at once, not when the next consumer asks:
-                // "reconnecting" lasts as long as Redis cannot be reached.
-                let mut wait = RECONNECT_MIN;
-                while Self::single_sink(again.clone(), shared.clone(), table.clone(), since.clone())
-                    .await
-                    .is_err()
-                {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(RECONNECT_MAX);
-                }
-            });
-            let mut pinger = sink.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = lost.cancelled() => return,
-                        _ = tokio::time::sleep(PING_EVERY) => {}
-                    }
-                    // Any answer will do (subscribed, PING answers a list).
-                    let answered = tokio::time::timeout(PING_TIMEOUT, pinger.ping::<Value>()).await;
-                    if !matches!(answered, Ok(Ok(_))) {
-                        tracing::warn!("redis pub/sub connection stopped answering; replacing it");
-                        lost.cancel();
-                        return;
-                    }
-                }
-            });
-            *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            metrics::gauge!(m::PUBSUB_UP).set(1.0);
-            *guard = Some(sink.clone());
-            Ok(sink)
-        }
-        .boxed()
-    }
-
     pub async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Payload>> {
         let (rx, fresh) = match self.routes.entry(channel.to_owned()) {
             Entry::Occupied(e) => (e.get().subscribe(), false),
@@ -214,20 +137,16 @@ impl Subscriptions {
             // The route exists before the subscription is sent, so no message
             // of the channel can arrive unrouted.
             let result = match &self.backend {
-                Backend::Single { client, sink } => {
-                    match Self::single_sink(client.clone(), sink.clone(), self.routes.clone(), self.lost_at.clone())
-                        .await
-                    {
-                        // Bounded: on a connection gone silent the confirmation never comes.
-                        Ok(mut sink) => {
-                            match tokio::time::timeout(super::RESPONSE_TIMEOUT, sink.subscribe(channel)).await {
-                                Ok(r) => r.map_err(Error::from),
-                                Err(_) => Err(Error::Unavailable("redis pub/sub: subscribing timed out".into())),
-                            }
+                Backend::Single(link) => match link.sink().await {
+                    // Bounded: on a connection gone silent the confirmation never comes.
+                    Ok(mut sink) => {
+                        match tokio::time::timeout(super::RESPONSE_TIMEOUT, sink.subscribe(channel)).await {
+                            Ok(r) => r.map_err(Error::from),
+                            Err(_) => Err(Error::Unavailable("redis pub/sub: subscribing timed out".into())),
                         }
-                        Err(e) => Err(e),
                     }
-                }
+                    Err(e) => Err(e),
+                },
                 Backend::Cluster { conn } => conn.clone().ssubscribe(channel).await.map_err(Error::from),
             };
             if let Err(e) = result {
@@ -243,8 +162,8 @@ impl Subscriptions {
             return Ok(());
         }
         match &self.backend {
-            Backend::Single { sink, .. } => {
-                if let Some(mut sink) = sink.lock().await.clone() {
+            Backend::Single(link) => {
+                if let Some(mut sink) = link.slot.lock().await.clone() {
                     sink.unsubscribe(channel).await?;
                 }
             }
@@ -256,5 +175,94 @@ impl Subscriptions {
     /// Channels this node is subscribed to.
     pub fn channels(&self) -> usize {
         self.routes.len()
+    }
+}
+
+/// The single Redis's subscription connection: made on first use, read by
+/// one task, pinged by another, and made again at once when lost.
+#[derive(Clone)]
+struct Link {
+    client: redis::Client,
+    /// `None` until first use and after it is lost. A tokio mutex:
+    /// connecting awaits under it.
+    slot: Arc<Mutex<Option<PubSubSink>>>,
+    routes: Routes,
+    lost_at: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl Link {
+    /// The connection, made if there is none (boxed: a lost one's reader
+    /// makes the next).
+    fn sink(&self) -> futures::future::BoxFuture<'static, Result<PubSubSink>> {
+        let link = self.clone();
+        async move {
+            let mut guard = link.slot.lock().await;
+            if let Some(sink) = guard.as_ref() {
+                return Ok(sink.clone());
+            }
+            let pubsub = tokio::time::timeout(super::CONNECT_TIMEOUT, link.client.get_async_pubsub())
+                .await
+                .map_err(|_| Error::Unavailable("redis pub/sub: connecting timed out".into()))??;
+            let (sink, stream) = pubsub.split();
+            let lost = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(link.clone().read(stream, lost.clone()));
+            tokio::spawn(ping(sink.clone(), lost));
+            *link.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            metrics::gauge!(m::PUBSUB_UP).set(1.0);
+            *guard = Some(sink.clone());
+            Ok(sink)
+        }
+        .boxed()
+    }
+
+    /// Routes the connection's messages until it ends or `lost` says it
+    /// went silent; then ends every channel's stream (each consumer
+    /// subscribes again and re-reads) and makes a new connection at once:
+    /// "reconnecting" lasts only as long as Redis cannot be reached.
+    async fn read(self, mut stream: redis::aio::PubSubStream, lost: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = lost.cancelled() => break,
+                msg = stream.next() => match msg {
+                    Some(msg) => {
+                        if let Ok(payload) = msg.get_payload::<String>() {
+                            route(&self.routes, msg.get_channel_name(), &payload);
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        tracing::warn!("redis pub/sub connection lost; seat feeds will resubscribe");
+        metrics::counter!(m::PUBSUB_LOST).increment(1);
+        metrics::gauge!(m::PUBSUB_UP).set(0.0);
+        *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        lost.cancel();
+        *self.slot.lock().await = None;
+        // Dropping the senders ends every subscriber's stream.
+        self.routes.clear();
+        let mut wait = RECONNECT_MIN;
+        while self.sink().await.is_err() {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RECONNECT_MAX);
+        }
+    }
+}
+
+/// Pings the connection every few seconds; one that does not answer in
+/// time is declared lost (`lost`), as if it had closed.
+async fn ping(mut sink: PubSubSink, lost: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = lost.cancelled() => return,
+            _ = tokio::time::sleep(PING_EVERY) => {}
+        }
+        // Any answer will do (subscribed, PING answers a list).
+        let answered = tokio::time::timeout(PING_TIMEOUT, sink.ping::<Value>()).await;
+        if !matches!(answered, Ok(Ok(_))) {
+            tracing::warn!("redis pub/sub connection stopped answering; replacing it");
+            lost.cancel();
+            return;
+        }
     }
 }

@@ -360,9 +360,13 @@ impl Node {
 
     /// A development token for `user`, minted by this node.
     pub async fn token(&self, user: &str) -> String {
+        self.token_as(user, false).await
+    }
+
+    pub async fn token_as(&self, user: &str, admin: bool) -> String {
         let v: Value = reqwest::Client::new()
             .post(self.url("/api/v1/dev/token"))
-            .json(&serde_json::json!({"userId": user}))
+            .json(&serde_json::json!({"userId": user, "admin": admin}))
             .send()
             .await
             .unwrap()
@@ -370,6 +374,18 @@ impl Node {
             .await
             .unwrap();
         v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Puts the show's waiting room (as ops) through this node.
+    pub async fn put_room(&self, show: &str, body: Value) {
+        let res = reqwest::Client::new()
+            .put(self.url(&format!("/api/v1/admin/waitrooms/{show}")))
+            .bearer_auth(self.token_as("ops", true).await)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
     }
 
     /// The ids of the flash-sale movie's shows, in time order (the last of

@@ -14,8 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::common;
 use crate::helpers::{Node, Proxy, next_json, ws_connect};
 
-#[tokio::test]
-async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
+/// Two nodes on one Redis: one behind a proxy that can silence its
+/// connections, one straight to it.
+async fn behind_a_proxy() -> (Proxy, Node, Node) {
     let proxy = Proxy::to("127.0.0.1:6379").await;
     let prefix = common::unique_prefix();
     let behind = Node::start(&[
@@ -24,6 +25,12 @@ async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
     ])
     .await;
     let direct = Node::start(&[("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix)]).await;
+    (proxy, behind, direct)
+}
+
+#[tokio::test]
+async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
+    let (proxy, behind, direct) = behind_a_proxy().await;
     let all = direct.shows().await;
     let show = &all[all.len() - 1];
     let mut ws = ws_connect(behind.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
@@ -249,42 +256,12 @@ async fn a_failover_nobody_saw_is_found_by_the_replication_identity() {
 /// told it was admitted (on another node's tick), without a reload.
 #[tokio::test]
 async fn a_queue_socket_behind_a_silent_connection_is_still_admitted() {
-    let proxy = Proxy::to("127.0.0.1:6379").await;
-    let prefix = common::unique_prefix();
-    let behind = Node::start(&[
-        ("REDIS_URL", format!("redis://{}", proxy.addr)),
-        ("REDIS_KEY_PREFIX", prefix.clone()),
-    ])
-    .await;
-    let direct = Node::start(&[("REDIS_URL", common::redis_url()), ("REDIS_KEY_PREFIX", prefix)]).await;
+    let (proxy, behind, direct) = behind_a_proxy().await;
     let all = direct.shows().await;
     let show = &all[all.len() - 1];
-    let ops: Value = reqwest::Client::new()
-        .post(direct.url("/api/v1/dev/token"))
-        .json(&json!({"userId": "ops", "admin": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let put_room = |body: Value| {
-        let (url, token) = (
-            direct.url(&format!("/api/v1/admin/waitrooms/{show}")),
-            ops["token"].as_str().unwrap().to_owned(),
-        );
-        async move {
-            let res = reqwest::Client::new()
-                .put(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-        }
-    };
-    put_room(json!({"admitRatePerSecond": 5, "paused": true})).await;
+    direct
+        .put_room(show, json!({"admitRatePerSecond": 5, "paused": true}))
+        .await;
     // Both nodes know the room before the socket opens.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let kim = behind.token("kim").await;
@@ -293,7 +270,7 @@ async fn a_queue_socket_behind_a_silent_connection_is_still_admitted() {
 
     proxy.blackhole();
     let silenced = Instant::now();
-    put_room(json!({"paused": false})).await;
+    direct.put_room(show, json!({"paused": false})).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let frame = tokio::time::timeout_at(deadline, ws.next())
@@ -325,23 +302,7 @@ async fn a_drained_node_hands_its_leases_back() {
     let sweeper = keys.ops("seat-sweeper");
     let all = first.shows().await;
     let show = &all[all.len() - 1];
-    let ops: Value = reqwest::Client::new()
-        .post(first.url("/api/v1/dev/token"))
-        .json(&json!({"userId": "ops", "admin": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = reqwest::Client::new()
-        .put(first.url(&format!("/api/v1/admin/waitrooms/{show}")))
-        .bearer_auth(ops["token"].as_str().unwrap())
-        .json(&json!({"admitRatePerSecond": 5}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    first.put_room(show, json!({"admitRatePerSecond": 5})).await;
     let room_lease = keys.room(show).lease;
     let mut conn = redis::Client::open(common::redis_url())
         .unwrap()
