@@ -170,14 +170,7 @@ async fn a_master_killed_mid_sale_loses_no_sale_and_sells_no_seat_twice() {
         Node::start(&env).await,
     ];
     let http = reqwest::Client::new();
-    let shows: Value = http
-        .get(nodes[0].url("/api/v1/movies/dune-3/shows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shows = nodes[0].read_json("/api/v1/movies/dune-3/shows").await;
     // The last flash-sale show of the week: on sale whatever the hour.
     let show = shows["shows"]
         .as_array()

@@ -114,28 +114,11 @@ async fn a_client_on_node_b_sees_changes_made_through_node_a() {
     ];
     let (a, b) = (Node::start(&env).await, Node::start(&env).await);
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(a.url("/api/v1/dev/token"))
-        .json(&json!({"userId": "alice"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap();
-    let shows: Value = http
-        .get(a.url("/api/v1/movies/dune-3/shows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = a.token("alice").await;
+    let token = token.as_str();
     // The last show of the week: still on sale whatever the hour.
-    let show = shows["shows"].as_array().unwrap().last().unwrap()["id"]
-        .as_str()
-        .unwrap();
+    let shows = a.shows().await;
+    let show = shows.last().unwrap().as_str();
     let mut on_b = ws_connect(b.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
     let snap = next_json(&mut on_b).await;
     let v0 = snap["version"].as_u64().unwrap();
