@@ -4,6 +4,7 @@
 mod abuse;
 mod bench;
 mod bots;
+mod chaos;
 mod churn;
 mod flash;
 mod journey;
@@ -12,6 +13,17 @@ mod rawhttp;
 mod server;
 mod stampede;
 mod swarm;
+// The test suite's real-process helpers (a TCP proxy that can cut, silence
+// and pause, a Redis and a Cluster of one's own), shared with the soak.
+#[allow(dead_code)]
+#[path = "../../tests/common/own_cluster.rs"]
+mod own_cluster;
+#[allow(dead_code)]
+#[path = "../../tests/common/own_redis.rs"]
+mod own_redis;
+#[allow(dead_code)]
+#[path = "../../tests/common/proxy.rs"]
+mod proxy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -192,6 +204,11 @@ enum Command {
     /// every show on every node and a handshake loop, beside honest shoppers; reports what it
     /// costs Redis (memory, commands, CPU) and the honest shoppers' hold p99 alone and beside it.
     Abuse(abuse::Params),
+    /// Chaos soak: a flash sale on 2-3 gateways, Redis (or a Cluster) and Postgres while faults
+    /// are injected in turn (Redis killed, restarted empty, failed over to a lagging replica,
+    /// connections silenced, Postgres paused, a gateway SIGKILLed or drained); checks that
+    /// nothing is sold twice or lost and every seat map ends equal to Postgres.
+    Chaos(chaos::Params),
     /// Server memory per idle seat-map socket: RSS before and after opening N sockets.
     WsIdle {
         /// Sockets to open (one process holds at most ~19,900).
@@ -397,6 +414,7 @@ async fn main() {
                 abuse::run(p).await
             }
         }
+        Command::Chaos(p) => chaos::run(p).await,
         Command::WsIdle {
             sockets,
             server_bin,

@@ -48,8 +48,35 @@ impl Server {
         .await
         .map_err(|_| "the server did not listen within 60 s".to_owned())?
         .ok_or("the server exited before listening")?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // SG_LOAD_SERVER_LOGS=<dir>: each server's log kept as <dir>/<pid>.log.
+        let keep = std::env::var_os("SG_LOAD_SERVER_LOGS")
+            .map(|dir| PathBuf::from(dir).join(format!("{}.log", child.id().unwrap_or_default())));
+        tokio::spawn(async move {
+            use std::io::Write;
+            let mut file = keep.and_then(|p| std::fs::File::create(p).ok());
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
         Ok(Server { addr, child })
+    }
+
+    /// SIGTERM: the node drains (readiness 503, sockets told 4500, in-flight
+    /// requests finish) and exits; answers once it has.
+    pub async fn terminate(mut self) -> Result<std::process::ExitStatus, String> {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await;
+        if !sent.is_ok_and(|s| s.success()) {
+            return Err(format!("could not SIGTERM {pid}"));
+        }
+        self.child.wait().await.map_err(|e| e.to_string())
+    }
+
+    /// SIGKILL: gone at once, nothing handed back.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
     }
 
     pub fn pid(&self) -> u32 {

@@ -477,10 +477,8 @@ async fn confirm_and_cancel_racing_never_leave_a_cancelled_order_booked() {
     }
 }
 
-#[tokio::test]
-async fn queue_sockets_are_placed_again_not_frozen_when_redis_loses_the_room() {
-    let redis = OwnRedis::start();
-    let app = app_on(redis.url()).await;
+/// Two shoppers on queue sockets of a paused room: kim first, lee second.
+async fn two_queued(app: &TestApp) -> (String, [crate::helpers::Ws; 2]) {
     let show = app.big_show().await;
     app.put_room(&show, json!({"admitRatePerSecond": 5, "paused": true}))
         .await;
@@ -489,31 +487,54 @@ async fn queue_sockets_are_placed_again_not_frozen_when_redis_loses_the_room() {
     assert_eq!(next_json(&mut kim_ws).await["position"], 1);
     let mut lee_ws = app.ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={lee}")).await;
     assert_eq!(next_json(&mut lee_ws).await["position"], 2);
+    (show, [kim_ws, lee_ws])
+}
 
-    assert!(redis.command("FLUSHALL").unwrap().starts_with("+OK"));
-    // The room comes back from Postgres; its counters start again from 1,
-    // which the node takes as a reset: both sockets are placed again.
+/// After Redis lost the room: both sockets are told their new places (1
+/// and 2), and once the room is unpaused, both are admitted.
+async fn placed_again_then_admitted(app: &TestApp, show: &str, sockets: &mut [crate::helpers::Ws; 2]) {
     let mut positions = Vec::new();
-    for ws in [&mut kim_ws, &mut lee_ws] {
+    for ws in sockets.iter_mut() {
         let msg = next_json(ws).await;
         assert_eq!(msg["type"], "position", "{msg}");
         positions.push(msg["position"].as_u64().unwrap());
     }
     positions.sort();
     assert_eq!(positions, [1, 2]);
-    // And admission goes on from there.
-    app.put_room(&show, json!({"paused": false})).await;
+    app.put_room(show, json!({"paused": false})).await;
     let started = Instant::now();
-    let mut admitted = 0;
-    for ws in [&mut kim_ws, &mut lee_ws] {
+    for ws in sockets.iter_mut() {
         loop {
             let msg = next_json(ws).await;
             if msg["type"] == "admitted" {
-                admitted += 1;
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(5), "{msg}");
         }
     }
-    assert_eq!(admitted, 2);
+}
+
+#[tokio::test]
+async fn queue_sockets_are_placed_again_not_frozen_when_redis_loses_the_room() {
+    let redis = OwnRedis::start();
+    let app = app_on(redis.url()).await;
+    let (show, mut sockets) = two_queued(&app).await;
+    assert!(redis.command("FLUSHALL").unwrap().starts_with("+OK"));
+    // The room comes back from Postgres; its counters start again from 1,
+    // which the node takes as a reset: both sockets are placed again.
+    placed_again_then_admitted(&app, &show, &mut sockets).await;
+}
+
+#[tokio::test]
+async fn queue_sockets_outlive_a_redis_that_was_away_for_seconds() {
+    // While Redis is away every resubscription fails; the queue feed must
+    // keep trying (it once polled its ended stream again and died, leaving
+    // its sockets waiting for good; found by `sg-load chaos`).
+    let mut redis = OwnRedis::start();
+    let app = app_on(redis.url()).await;
+    let (show, mut sockets) = two_queued(&app).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart();
+    placed_again_then_admitted(&app, &show, &mut sockets).await;
 }

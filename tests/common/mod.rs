@@ -2,6 +2,7 @@
 //! test with its own key prefix and its own database.
 #![allow(dead_code)]
 
+pub mod own_cluster;
 pub mod own_redis;
 pub mod proxy;
 

@@ -116,6 +116,14 @@ impl OwnRedis {
         }
     }
 
+    /// Starts it again on the same port and directory: its data is gone
+    /// (nothing is persisted) but a cluster node keeps its `nodes.conf`, so
+    /// it rejoins its cluster, as a replica of whoever took over its slots.
+    pub fn revive(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();

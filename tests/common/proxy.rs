@@ -1,8 +1,9 @@
 //! A TCP proxy in front of a real service, for faults the service itself
 //! cannot show: cut every connection (and refuse new ones), silence the
 //! open ones without closing them (a blackhole), point new connections
-//! elsewhere (a failover), or hold replies back (a script whose answer
-//! comes after the client gave up).
+//! elsewhere (a failover), hold replies back (a script whose answer
+//! comes after the client gave up), or hold everything back for a while
+//! (a server stopped with SIGSTOP: connections open, nothing answered).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,9 @@ struct State {
     /// forwarded: a host gone behind a VIP); replaced so new ones pass.
     silence: Mutex<CancellationToken>,
     reply_delay_ms: AtomicU64,
+    /// While true nothing is forwarded either way (bytes wait, as in a
+    /// stopped server's socket buffers); new connections are accepted.
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Proxy {
@@ -40,6 +44,7 @@ impl Proxy {
             conns: Mutex::new(CancellationToken::new()),
             silence: Mutex::new(CancellationToken::new()),
             reply_delay_ms: AtomicU64::new(0),
+            paused: tokio::sync::watch::Sender::new(false),
         });
         let stop = CancellationToken::new();
         let (st, token) = (state.clone(), stop.clone());
@@ -63,31 +68,17 @@ impl Proxy {
                     };
                     let (mut ci, mut co) = inbound.into_split();
                     let (mut si, mut so) = outbound.into_split();
-                    let up = async {
-                        let _ = tokio::io::copy(&mut ci, &mut so).await;
-                    };
-                    let down = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = match si.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            let delay = st.reply_delay_ms.load(Ordering::Acquire);
-                            if delay > 0 {
-                                tokio::time::sleep(Duration::from_millis(delay)).await;
-                            }
-                            if co.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
+                    let up = pump(&mut ci, &mut so, &st, false);
+                    let down = pump(&mut si, &mut co, &st, true);
                     tokio::select! {
                         _ = conn.cancelled() => {}
                         // Silenced: nothing more either way, and no FIN
                         // either: the sockets stay open until cut.
                         _ = silence.cancelled() => conn.cancelled().await,
-                        _ = async { tokio::join!(up, down) } => {}
+                        // Either side gone (a killed server, a closed
+                        // client): the other side sees the close at once.
+                        _ = up => {}
+                        _ = down => {}
                     }
                 });
             }
@@ -110,6 +101,16 @@ impl Proxy {
         *silence = CancellationToken::new();
     }
 
+    /// Forwards nothing either way until `resume` (a SIGSTOPped server:
+    /// connections open and accepted, nothing answered).
+    pub fn pause(&self) {
+        self.state.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.state.paused.send_replace(false);
+    }
+
     /// Accepts connections again.
     pub fn restore(&self) {
         *self.state.conns.lock().unwrap() = CancellationToken::new();
@@ -126,6 +127,31 @@ impl Proxy {
         self.state
             .reply_delay_ms
             .store(delay.as_millis() as u64, Ordering::Release);
+    }
+}
+
+/// Copies one direction until either end closes; replies wait out the
+/// delay, and everything waits while the proxy is paused.
+async fn pump(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    st: &State,
+    replies: bool,
+) {
+    let mut paused = st.paused.subscribe();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let delay = st.reply_delay_ms.load(Ordering::Acquire);
+        if replies && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if paused.wait_for(|p| !*p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -19,6 +19,8 @@ const REREAD_CHUNK: usize = 1000;
 /// `GET`): events lost on the way are found, as the seat feed's probe finds
 /// lost deltas.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(200);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
 
 impl QueueHub {
     /// The feed's life: events in, in sequence order; resubscribe and re-read
@@ -48,18 +50,37 @@ impl QueueHub {
             };
             last_event = tokio::time::Instant::now();
             let Some(event) = event else {
-                // The subscription was lost: resubscribe, then re-read.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                match self.engine.subscribe(&feed.show).await {
-                    Ok(s) => events = s,
-                    Err(e) => tracing::warn!(show = %feed.show, error = %e, "queue feed resubscribe failed"),
-                }
+                // The subscription was lost: resubscribe (an ended stream is
+                // never polled again), then re-read.
+                let Some(again) = self.resubscribe(&feed.show, &stop).await else {
+                    return;
+                };
+                events = again;
                 let mut st = feed.state.lock().await;
                 self.reread(&feed.show, &mut st, false).await;
                 continue;
             };
             let mut st = feed.state.lock().await;
             self.apply(&feed.show, &mut st, event).await;
+        }
+    }
+
+    /// Takes the room's events again, backing off between tries while
+    /// Redis is away; `None` when the feed stops first.
+    pub(super) async fn resubscribe(&self, show: &str, stop: &CancellationToken) -> Option<BoxStream<'static, RoomEvent>> {
+        let mut wait = RESUBSCRIBE_MIN;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.engine.subscribe(show).await {
+                Ok(events) => return Some(events),
+                Err(e) => {
+                    tracing::warn!(%show, error = %e, "queue feed resubscribe failed");
+                    wait = (wait * 2).min(RESUBSCRIBE_MAX);
+                }
+            }
         }
     }
 

@@ -257,7 +257,29 @@ impl QueueHub {
                 sold_out: false,
             }),
         });
-        tokio::spawn(self.clone().run(feed.clone(), events, stop));
+        // Supervised: a feed that died would leave its sockets waiting
+        // forever. After a panic it follows the room again from a fresh read.
+        let first = Arc::new(std::sync::Mutex::new(Some(events)));
+        let (hub, followed, halt) = (self.clone(), feed.clone(), stop.clone());
+        crate::supervise::supervised("queue feed", stop, move || {
+            let (hub, feed, stop) = (hub.clone(), followed.clone(), halt.clone());
+            let first = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            async move {
+                let events = match first {
+                    Some(events) => events,
+                    None => {
+                        let Some(events) = hub.resubscribe(&feed.show, &stop).await else {
+                            return;
+                        };
+                        let mut st = feed.state.lock().await;
+                        hub.reread(&feed.show, &mut st, false).await;
+                        drop(st);
+                        events
+                    }
+                };
+                hub.run(feed, events, stop).await
+            }
+        });
         Ok(feed)
     }
 

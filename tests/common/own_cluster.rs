@@ -1,0 +1,90 @@
+//! A Redis Cluster of a test's own (three masters, three replicas, each a
+//! real `redis-server` on a free port), whose masters a test can kill.
+
+use std::time::{Duration, Instant};
+
+use super::own_redis::OwnRedis;
+
+/// Six servers, three masters and three replicas, on ports of their own.
+pub struct OwnCluster {
+    pub nodes: Vec<OwnRedis>,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<OwnRedis> = (0..6)
+            .map(|_| {
+                OwnRedis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(OwnRedis::addr).collect();
+        let out = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let cluster = Self { nodes };
+        cluster.wait_ok(&cluster.nodes.iter().collect::<Vec<_>>());
+        cluster
+    }
+
+    pub fn wait_ok(&self, nodes: &[&OwnRedis]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if nodes.iter().all(|n| {
+                n.command("CLUSTER INFO")
+                    .is_some_and(|i| i.contains("cluster_state:ok"))
+            }) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the cluster is not ok");
+    }
+
+    pub fn seeds(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://{}", n.addr()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        let slot: u16 = self.nodes[0]
+            .command(&format!("CLUSTER KEYSLOT {key}"))
+            .unwrap()
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        let table = self.nodes[0].command("CLUSTER NODES").unwrap();
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") {
+                continue;
+            }
+            let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+            let serves = fields[8..].iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                lo.parse::<u16>()
+                    .is_ok_and(|lo| hi.parse::<u16>().is_ok_and(|hi| (lo..=hi).contains(&slot)))
+            });
+            if serves {
+                return self.nodes.iter().position(|n| n.port == port).unwrap();
+            }
+        }
+        panic!("no master for slot {slot}");
+    }
+}
