@@ -96,10 +96,18 @@ mod tests {
 
     #[test]
     fn a_cluster_has_no_single_address_to_move_or_silence() {
-        let on_cluster: Vec<Fault> = Fault::ALL.into_iter().filter(|f| f.applies_to(Backend::Cluster)).collect();
+        let on_cluster: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|f| f.applies_to(Backend::Cluster))
+            .collect();
         assert_eq!(
             on_cluster,
-            [Fault::RedisKilled, Fault::PostgresPaused, Fault::GatewayKilled, Fault::GatewayDrained]
+            [
+                Fault::RedisKilled,
+                Fault::PostgresPaused,
+                Fault::GatewayKilled,
+                Fault::GatewayDrained
+            ]
         );
         assert!(Fault::ALL.iter().all(|f| f.applies_to(Backend::Redis)));
     }

@@ -82,7 +82,11 @@ pub struct Params {
     #[arg(long, default_value_t = 5.0)]
     pub admit_rate: f64,
     /// The Postgres server (a database of the run's own is made and dropped).
-    #[arg(long, env = "TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    #[arg(
+        long,
+        env = "TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
     pub postgres: String,
     #[arg(long, default_value = "target/release/showgate")]
     pub server_bin: PathBuf,
@@ -158,7 +162,14 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
     let room = json!({"admitRatePerSecond": p.admit_rate, "burst": p.admit_rate.ceil() as u64,
         "maxActive": p.shoppers.div_ceil(2).max(2), "admissionTtlSeconds": ADMISSION_TTL_SECONDS});
     let (s, v) = api
-        .call(0, Method::PUT, &format!("/api/v1/admin/waitrooms/{SALE}"), Some(&admin), None, Some(&room))
+        .call(
+            0,
+            Method::PUT,
+            &format!("/api/v1/admin/waitrooms/{SALE}"),
+            Some(&admin),
+            None,
+            Some(&room),
+        )
         .await?;
     if s != 200 {
         return Err(format!("configuring the room: {s} {v}"));
@@ -178,7 +189,13 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
             let v = viewers::follow(rig.nodes.clone(), slot, SALE.into(), ledger.clone(), stop_views.clone());
             sale_views.push((slot, v));
         }
-        let v = viewers::follow(rig.nodes.clone(), slot, PROBE.into(), ledger.clone(), stop_views.clone());
+        let v = viewers::follow(
+            rig.nodes.clone(),
+            slot,
+            PROBE.into(),
+            ledger.clone(),
+            stop_views.clone(),
+        );
         probe_views.push((slot, v));
     }
     let probe_seats = seat_ids(&api, PROBE).await?;
@@ -196,7 +213,11 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
         .map(|i| tokio::spawn(sale.clone().shop(i % p.gateways)))
         .collect();
 
-    let plan = faults::schedule(kinds, Duration::from_secs(p.seconds), Duration::from_secs(p.fault_every));
+    let plan = faults::schedule(
+        kinds,
+        Duration::from_secs(p.seconds),
+        Duration::from_secs(p.fault_every),
+    );
     let mut runs = Vec::new();
     let mut probe_round = 0usize;
     for (n, (at, fault)) in plan.into_iter().enumerate() {
@@ -218,7 +239,10 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
             "  {:>6.1} s  {fault:?}: {what}; {}; shoppers saw {shopper_failures} failed tries ({unanswered} unanswered)",
             at.as_secs_f64(),
             match recovered {
-                Some(d) => format!("seat held through every gateway, on every seat map, {:.1} s after", d.as_secs_f64()),
+                Some(d) => format!(
+                    "seat held through every gateway, on every seat map, {:.1} s after",
+                    d.as_secs_f64()
+                ),
                 None => "NOT recovered within 60 s".to_owned(),
             }
         );
@@ -239,8 +263,13 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
         let _ = tokio::time::timeout(Duration::from_secs(60), s).await;
     }
     let end_ms = wall_ms();
-    println!("  sale over at {:.0} s; settling (holds, offers and unpaid orders end)", started.elapsed().as_secs_f64());
-    let pool = sqlx::PgPool::connect(&rig.database_url).await.map_err(|e| e.to_string())?;
+    println!(
+        "  sale over at {:.0} s; settling (holds, offers and unpaid orders end)",
+        started.elapsed().as_secs_f64()
+    );
+    let pool = sqlx::PgPool::connect(&rig.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     let settled = settle(&api, &pool, &sale_views).await?;
     stop_views.store(true, Ordering::Relaxed);
 
@@ -304,9 +333,14 @@ async fn probe_round(
     for (slot, _) in live {
         *round += 1;
         let seat = &seats[*round % seats.len()];
-        let Ok(token) = tokens.issue(&format!("chaos-probe-{slot}"), false, 600) else { return false };
+        let Ok(token) = tokens.issue(&format!("chaos-probe-{slot}"), false, 600) else {
+            return false;
+        };
         let body = json!({"showId": PROBE, "seatIds": [seat]});
-        let Ok((201, hold)) = api.call(slot, Method::POST, "/api/v1/holds", Some(&token), None, Some(&body)).await else {
+        let Ok((201, hold)) = api
+            .call(slot, Method::POST, "/api/v1/holds", Some(&token), None, Some(&body))
+            .await
+        else {
             return false;
         };
         let shown = async {
@@ -324,7 +358,14 @@ async fn probe_round(
         .await;
         let id = hold["holdId"].as_str().unwrap_or_default();
         let _ = api
-            .call(slot, Method::DELETE, &format!("/api/v1/holds/{id}"), Some(&token), None, None)
+            .call(
+                slot,
+                Method::DELETE,
+                &format!("/api/v1/holds/{id}"),
+                Some(&token),
+                None,
+                None,
+            )
             .await;
         if !shown {
             return false;
@@ -364,10 +405,19 @@ async fn settle(api: &Api, pool: &sqlx::PgPool, views: &[(usize, SharedView)]) -
                         .into_iter()
                         .flatten()
                         .filter(|s| s["status"].as_str() != Some(want(s["id"].as_str().unwrap_or_default())))
-                        .map(|s| format!("{}={}", s["id"].as_str().unwrap_or("?"), s["status"].as_str().unwrap_or("?")))
+                        .map(|s| {
+                            format!(
+                                "{}={}",
+                                s["id"].as_str().unwrap_or("?"),
+                                s["status"].as_str().unwrap_or("?")
+                            )
+                        })
                         .collect();
                     if !wrong.is_empty() {
-                        broken.push(format!("gateway {slot} ({addr}) seat map differs from Postgres: {}", head(&wrong)));
+                        broken.push(format!(
+                            "gateway {slot} ({addr}) seat map differs from Postgres: {}",
+                            head(&wrong)
+                        ));
                     }
                 }
                 other => broken.push(format!("gateway {slot}: seat map answered {other:?}")),
@@ -384,7 +434,10 @@ async fn settle(api: &Api, pool: &sqlx::PgPool, views: &[(usize, SharedView)]) -
             if !v.in_sync {
                 broken.push(format!("seat socket {i} on gateway {slot} is not in step"));
             } else if !wrong.is_empty() || v.seats.len() < booked.len() {
-                broken.push(format!("seat socket {i} on gateway {slot} differs from Postgres: {}", head(&wrong)));
+                broken.push(format!(
+                    "seat socket {i} on gateway {slot} differs from Postgres: {}",
+                    head(&wrong)
+                ));
             }
         }
         if broken.is_empty() || t0.elapsed() > limit {
@@ -415,7 +468,10 @@ async fn sold_twice(pool: &sqlx::PgPool) -> Result<Vec<String>, String> {
     .fetch_all(pool)
     .await
     .map_err(|e| e.to_string())?;
-    Ok(doubles.into_iter().map(|s| format!("seat {s} is in two confirmed orders")).collect())
+    Ok(doubles
+        .into_iter()
+        .map(|s| format!("seat {s} is in two confirmed orders"))
+        .collect())
 }
 
 /// Every order a shopper was told is confirmed is still confirmed with the
@@ -429,13 +485,16 @@ async fn orders_kept(pool: &sqlx::PgPool, ledger: &Ledger) -> Result<Vec<String>
             .fetch_all(pool)
             .await
             .map_err(|e| e.to_string())?;
-    let found: HashMap<String, (String, Vec<String>)> =
-        rows.into_iter().map(|(id, status, seats)| (id.to_string(), (status, seats))).collect();
-    let booked: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT order_id, seat_id FROM booked_seats WHERE show_id = $1")
-        .bind(SALE)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| e.to_string())?;
+    let found: HashMap<String, (String, Vec<String>)> = rows
+        .into_iter()
+        .map(|(id, status, seats)| (id.to_string(), (status, seats)))
+        .collect();
+    let booked: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT order_id, seat_id FROM booked_seats WHERE show_id = $1")
+            .bind(SALE)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| e.to_string())?;
     let mut owner: HashMap<String, String> = HashMap::new();
     for (order, seat) in booked {
         owner.insert(seat, order.to_string());
@@ -452,7 +511,10 @@ async fn orders_kept(pool: &sqlx::PgPool, ledger: &Ledger) -> Result<Vec<String>
             Expect::ConfirmedOrCancelled => status == "CONFIRMED" || status == "CANCELLED",
         };
         if !fine {
-            out.push(format!("order {id} is {status}, the shopper was told {:?}", order.expect));
+            out.push(format!(
+                "order {id} is {status}, the shopper was told {:?}",
+                order.expect
+            ));
         }
         let (mut told, mut kept) = (order.seats.clone(), seats.clone());
         told.sort();
@@ -469,7 +531,14 @@ async fn orders_kept(pool: &sqlx::PgPool, ledger: &Ledger) -> Result<Vec<String>
 
 async fn seat_ids(api: &Api, show: &str) -> Result<Vec<String>, String> {
     let (s, map) = api
-        .call(0, Method::GET, &format!("/api/v1/shows/{show}/seatmap"), None, None, None)
+        .call(
+            0,
+            Method::GET,
+            &format!("/api/v1/shows/{show}/seatmap"),
+            None,
+            None,
+            None,
+        )
         .await?;
     let seats: Vec<String> = map["seats"]
         .as_array()
@@ -521,7 +590,10 @@ fn report(p: &Params, runs: &[FaultRun], ledger: &Ledger, settled: &Settled, vio
             println!("  {what:<48} {n}");
         }
         let cancelled = b.paid.values().filter(|o| o.expect == Expect::Cancelled).count();
-        println!("  orders paid {} (cancelled later by their shopper: {cancelled})", b.paid.len());
+        println!(
+            "  orders paid {} (cancelled later by their shopper: {cancelled})",
+            b.paid.len()
+        );
     });
     println!(
         "  end: {} seats booked in Postgres; every gateway's map and {} seat sockets agreed with it {}",

@@ -10,10 +10,10 @@ use std::time::Duration;
 use sqlx::Connection;
 
 use super::faults::Fault;
-use crate::server::Server;
 use crate::own_cluster::OwnCluster;
 use crate::own_redis::{OwnRedis, free_port};
 use crate::proxy::Proxy;
+use crate::server::Server;
 
 /// Which Redis the gateways run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,7 +59,11 @@ impl Nodes {
 
     pub fn live(&self) -> Vec<(usize, SocketAddr)> {
         let slots = self.slots.read().unwrap();
-        slots.iter().enumerate().filter_map(|(i, a)| a.map(|a| (i, a))).collect()
+        slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.map(|a| (i, a)))
+            .collect()
     }
 
     fn set(&self, i: usize, addr: Option<SocketAddr>) {
@@ -237,8 +241,13 @@ impl Rig {
                 let victim = tokio::task::block_in_place(|| c.master_of(&self.show_key));
                 tokio::task::block_in_place(|| {
                     c.nodes[victim].kill();
-                    let others: Vec<&OwnRedis> =
-                        c.nodes.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, n)| n).collect();
+                    let others: Vec<&OwnRedis> = c
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != victim)
+                        .map(|(_, n)| n)
+                        .collect();
                     c.wait_ok(&others);
                 });
                 tokio::task::block_in_place(|| {
@@ -285,7 +294,11 @@ fn postgres_parts(url: &str) -> Result<(String, String), String> {
     if host.contains('/') {
         return Err(format!("{url}: give the server only, without a database"));
     }
-    let host = if host.contains(':') { host.to_owned() } else { format!("{host}:5432") };
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
     Ok((user, host))
 }
 

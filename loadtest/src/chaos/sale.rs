@@ -47,7 +47,9 @@ impl Sale {
         while !self.stop.load(Ordering::Relaxed) {
             let n = self.next_user.fetch_add(1, Ordering::Relaxed);
             let user = format!("chaos-{n}");
-            let Ok(token) = self.tokens.issue(&user, false, 3_600) else { return };
+            let Ok(token) = self.tokens.issue(&user, false, 3_600) else {
+                return;
+            };
             if let Err(e) = self.one(slot, &user, &token).await {
                 self.ledger.count("shopper gave up (no answer for 30 s)");
                 tracing_line(&format!("{user}: {e}"));
@@ -58,7 +60,10 @@ impl Sale {
     async fn one(&self, slot: usize, user: &str, token: &str) -> Result<(), String> {
         let path = format!("/api/v1/waitrooms/{}/join", self.show);
         let started_ms = wall_ms();
-        let (status, _) = self.api.call(slot, Method::POST, &path, Some(token), None, None).await?;
+        let (status, _) = self
+            .api
+            .call(slot, Method::POST, &path, Some(token), None, None)
+            .await?;
         if status != 200 && status != 201 {
             self.ledger.count("join refused");
             return Ok(());
@@ -73,7 +78,9 @@ impl Sale {
         match self.wait_admitted(slot, user, token).await? {
             Waited::GaveUp => {
                 let me = format!("/api/v1/waitrooms/{}/me", self.show);
-                self.api.call(slot, Method::DELETE, &me, Some(token), None, None).await?;
+                self.api
+                    .call(slot, Method::DELETE, &me, Some(token), None, None)
+                    .await?;
                 self.ledger.with(|b| b.left.insert(user.to_owned(), wall_ms()));
                 self.ledger.count("left the queue unadmitted");
                 Ok(())
@@ -83,7 +90,9 @@ impl Sale {
                 if !bought {
                     // Gives the room its place back for the next shopper.
                     let me = format!("/api/v1/waitrooms/{}/me", self.show);
-                    self.api.call(slot, Method::DELETE, &me, Some(token), None, None).await?;
+                    self.api
+                        .call(slot, Method::DELETE, &me, Some(token), None, None)
+                        .await?;
                 }
                 Ok(())
             }
@@ -166,7 +175,9 @@ impl Sale {
                 _ => {
                     self.ledger.count("joined again (place lost)");
                     let join = format!("/api/v1/waitrooms/{}/join", self.show);
-                    self.api.call(slot, Method::POST, &join, Some(token), None, None).await?;
+                    self.api
+                        .call(slot, Method::POST, &join, Some(token), None, None)
+                        .await?;
                 }
             }
         }
@@ -202,7 +213,14 @@ impl Sale {
             let body = json!({"showId": self.show, "quantity": quantity});
             let (status, v) = self
                 .api
-                .call(slot, Method::POST, "/api/v1/holds", Some(token), Some(admission), Some(&body))
+                .call(
+                    slot,
+                    Method::POST,
+                    "/api/v1/holds",
+                    Some(token),
+                    Some(admission),
+                    Some(&body),
+                )
                 .await?;
             match (status, v["error"]["code"].as_str()) {
                 (201, _) => {
@@ -241,7 +259,10 @@ impl Sale {
         let hold_id = hold["holdId"].as_str().unwrap_or_default().to_owned();
         if choice < 10 {
             let path = format!("/api/v1/holds/{hold_id}");
-            let (s, v) = self.api.call(slot, Method::DELETE, &path, Some(token), None, None).await?;
+            let (s, v) = self
+                .api
+                .call(slot, Method::DELETE, &path, Some(token), None, None)
+                .await?;
             self.count_or_flag("release", s, &v, &[200, 409]);
             return Ok(false);
         }
@@ -271,7 +292,10 @@ impl Sale {
         let outcome = if pay < 75 { "SUCCESS" } else { "FAILURE" };
         let path = format!("/api/v1/orders/{order_id}/confirm-payment");
         let body = json!({"outcome": outcome, "paymentReference": format!("chaos-{order_id}")});
-        let (s, paid) = self.api.call(slot, Method::POST, &path, Some(token), None, Some(&body)).await?;
+        let (s, paid) = self
+            .api
+            .call(slot, Method::POST, &path, Some(token), None, Some(&body))
+            .await?;
         if s == 409 {
             // The seats went to someone else while Redis was rebuilt, or
             // the order expired during the fault: failed whole.
@@ -310,7 +334,10 @@ impl Sale {
                     o.expect = Expect::ConfirmedOrCancelled;
                 }
             });
-            let (s, v) = self.api.call(slot, Method::POST, &path, Some(token), None, None).await?;
+            let (s, v) = self
+                .api
+                .call(slot, Method::POST, &path, Some(token), None, None)
+                .await?;
             if s == 200 && v["status"] == "CANCELLED" {
                 self.ledger.count("order cancelled");
                 self.ledger.with(|b| {
@@ -327,7 +354,13 @@ impl Sale {
 
     /// On the waiting list until an offer comes (answered as the hold it
     /// is) or 20 s pass; None: try holding again, or give up.
-    async fn wait_listed(&self, slot: usize, token: &str, admission: &str, quantity: u64) -> Result<Option<Value>, String> {
+    async fn wait_listed(
+        &self,
+        slot: usize,
+        token: &str,
+        admission: &str,
+        quantity: u64,
+    ) -> Result<Option<Value>, String> {
         let path = format!("/api/v1/shows/{}/waitlist", self.show);
         let body = json!({"quantity": quantity});
         let (s, v) = self
@@ -359,7 +392,9 @@ impl Sale {
                 return Ok(Some(v));
             }
         }
-        self.api.call(slot, Method::DELETE, &me, Some(token), None, None).await?;
+        self.api
+            .call(slot, Method::DELETE, &me, Some(token), None, None)
+            .await?;
         // An offer made as we left is still ours: it expires unclaimed.
         Ok(None)
     }
@@ -388,7 +423,9 @@ impl Sale {
 }
 
 fn parse_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn tracing_line(line: &str) {

@@ -46,7 +46,9 @@ pub fn queue_breaks(
     let mut by_start: Vec<&Join> = joins.iter().collect();
     by_start.sort_by_key(|j| j.started_ms);
     for b in &by_start {
-        let Some(&tb) = first.get(b.user.as_str()) else { continue };
+        let Some(&tb) = first.get(b.user.as_str()) else {
+            continue;
+        };
         for a in by_start.iter().take_while(|a| a.started_ms < b.started_ms) {
             if a.done_ms >= b.started_ms || a.user == b.user {
                 continue; // not strictly ahead: the two joins overlapped

@@ -87,10 +87,7 @@ pub fn apply(view: &mut View, v: &Value) -> Result<(), String> {
         Some("delta") if view.in_sync => {
             let from = v["fromVersion"].as_u64().unwrap_or(version);
             if epoch != view.epoch || from != view.version + 1 {
-                let broken = format!(
-                    "delta {epoch}:{from}..{version} after {}:{}",
-                    view.epoch, view.version
-                );
+                let broken = format!("delta {epoch}:{from}..{version} after {}:{}", view.epoch, view.version);
                 view.in_sync = false;
                 return Err(broken);
             }

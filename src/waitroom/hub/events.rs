@@ -67,7 +67,11 @@ impl QueueHub {
 
     /// Takes the room's events again, backing off between tries while
     /// Redis is away; `None` when the feed stops first.
-    pub(super) async fn resubscribe(&self, show: &str, stop: &CancellationToken) -> Option<BoxStream<'static, RoomEvent>> {
+    pub(super) async fn resubscribe(
+        &self,
+        show: &str,
+        stop: &CancellationToken,
+    ) -> Option<BoxStream<'static, RoomEvent>> {
         let mut wait = RESUBSCRIBE_MIN;
         loop {
             tokio::select! {
