@@ -19,6 +19,8 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
+use crate::ws::frame::Shared;
+
 /// Where a socket's bytes go.
 pub type Sink = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -53,6 +55,9 @@ pub enum Offered {
 }
 
 pub struct Conn {
+    /// The socket agreed `permessage-deflate`: it is written the feed's
+    /// compressed frames.
+    pub deflate: bool,
     out: Mutex<Out>,
     /// Wakes the socket's task: something to write or to catch up on.
     pub wake: Notify,
@@ -75,9 +80,11 @@ fn write_now(sink: &mut Sink, bytes: &[u8]) -> io::Result<usize> {
 }
 
 impl Conn {
-    /// A socket at `at` whose first frame (its snapshot) is `first`.
-    pub fn new(sink: Sink, at: Position, first: Bytes) -> Self {
+    /// A socket at `at` whose first frame (its snapshot) is `first`;
+    /// `deflate`: it takes compressed frames.
+    pub fn new(sink: Sink, at: Position, first: Bytes, deflate: bool) -> Self {
         Self {
+            deflate,
             out: Mutex::new(Out {
                 sink: Some(sink),
                 pending: VecDeque::from([first]),
@@ -113,7 +120,7 @@ impl Conn {
     }
 
     /// The feed's offer of the frame covering `from..=to` in `generation`.
-    pub fn offer(&self, generation: u64, from: u64, to: u64, frame: &Bytes) -> Offered {
+    pub fn offer(&self, generation: u64, from: u64, to: u64, frame: &Shared) -> Offered {
         if self.is_closed() {
             return Offered::Skipped;
         }
@@ -135,7 +142,8 @@ impl Conn {
         let Some(sink) = out.sink.as_mut() else {
             return Offered::Skipped;
         };
-        match write_now(sink, frame) {
+        let frame = frame.for_socket(self.deflate);
+        match write_now(sink, &frame) {
             Ok(n) if n == frame.len() => Offered::Written,
             Ok(n) => {
                 out.pending.push_back(frame.slice(n..));
@@ -210,7 +218,7 @@ mod tests {
             generation: 1,
             version: 10,
         };
-        let conn = Conn::new(Box::new(server), at, Bytes::from_static(b"snap"));
+        let conn = Conn::new(Box::new(server), at, Bytes::from_static(b"snap"), false);
         // The snapshot is the task's to write.
         let (mut sink, frames) = conn.take().unwrap();
         for f in frames {
@@ -221,13 +229,13 @@ mod tests {
         client.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"snap");
         // Contiguous: written whole.
-        assert_eq!(conn.offer(1, 11, 12, &Bytes::from_static(b"d1")), Offered::Written);
-        assert_eq!(conn.offer(1, 12, 12, &Bytes::from_static(b"d1")), Offered::Skipped);
+        assert_eq!(conn.offer(1, 11, 12, &Shared::text(b"d1")), Offered::Written);
+        assert_eq!(conn.offer(1, 12, 12, &Shared::text(b"d1")), Offered::Skipped);
         // The pipe holds 64 bytes: a big frame goes in part, the rest is queued.
-        let big = Bytes::from(vec![b'x'; 100]);
+        let big = Shared::text(&[b'x'; 100]);
         assert_eq!(conn.offer(1, 13, 14, &big), Offered::Queued);
         // While it waits, the next batch is not queued behind it: catch up later.
-        assert_eq!(conn.offer(1, 15, 15, &Bytes::from_static(b"d3")), Offered::Queued);
+        assert_eq!(conn.offer(1, 15, 15, &Shared::text(b"d3")), Offered::Queued);
         assert_eq!(
             conn.behind(),
             Some(Position {
@@ -236,7 +244,7 @@ mod tests {
             })
         );
         // A new generation is never contiguous.
-        assert_eq!(conn.offer(2, 1, 1, &Bytes::from_static(b"d4")), Offered::Queued);
+        assert_eq!(conn.offer(2, 1, 1, &Shared::text(b"d4")), Offered::Queued);
         assert!(conn.behind().is_some());
     }
 }

@@ -68,11 +68,13 @@ async fn seats(
     // Joined before the upgrade: a feed that cannot start is an HTTP 503,
     // not a socket that opens and dies.
     let viewer = hub.join(&show.id).await?;
-    Ok(ws.respond_raw(move |raw| async move {
+    // Compressed where the client asks (rev 3): each batch is deflated once
+    // per show and node, and the same bytes go to every such socket.
+    Ok(ws.respond_raw(true, move |raw, deflate| async move {
         let _open = permit.opened("seats");
         let (reader, writer) = tokio::io::split(raw);
         let feed = viewer.feed().clone();
-        let conn = feed.add(Box::new(writer));
+        let conn = feed.add(Box::new(writer), deflate);
         let stop = viewer.slot.stop.clone();
         let end = session::run(conn, reader, feed, sockets.times, sockets.shutdown.clone(), stop).await;
         tracing::debug!(?end, "seat socket ended");

@@ -73,7 +73,7 @@ impl Session<'_> {
                 metrics::counter!(m::SEAT_STREAM_SNAPSHOTS).increment(1);
             }
             if !catch_up.is_empty() {
-                self.conn.caught_up(to, catch_up);
+                self.conn.caught_up(to, catch_up.for_socket(self.conn.deflate));
             }
         }
     }
@@ -144,7 +144,7 @@ where
         feed: &feed,
         times,
         last_snapshot: Some(Instant::now()), // the first snapshot counts
-        inbound: frame::Reader::new(MAX_INBOUND_BYTES),
+        inbound: frame::Reader::new(MAX_INBOUND_BYTES, conn.deflate),
         last_heard: Instant::now(),
     };
     let end = serve(&mut s, &mut reader, &shutdown, &feed_stop).await;

@@ -4,11 +4,17 @@
 //!
 //! The reader keeps no message: the seat stream acts on control frames only
 //! (ping, pong, close), so data frames are skipped as they arrive, counted
-//! against the inbound limit.
+//! against the inbound limit (compressed ones by their inflated size).
+
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::deflate::{self, Inflate, Inflater};
+
 const FIN: u8 = 0x80;
+/// Set on the first frame of a compressed message (RFC 7692 6).
+const RSV1: u8 = 0x40;
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
@@ -18,8 +24,8 @@ const OP_PONG: u8 = 0xA;
 /// Control frames carry at most this much (RFC 6455 5.5).
 const MAX_CONTROL: usize = 125;
 
-fn header(out: &mut BytesMut, opcode: u8, len: usize) {
-    out.put_u8(FIN | opcode);
+fn header(out: &mut BytesMut, first: u8, len: usize) {
+    out.put_u8(FIN | first);
     if len < 126 {
         out.put_u8(len as u8);
     } else if len <= u16::MAX as usize {
@@ -41,6 +47,42 @@ fn frame(opcode: u8, payload: &[u8]) -> Bytes {
 /// A complete text frame: header and payload in one buffer.
 pub fn text(payload: &[u8]) -> Bytes {
     frame(OP_TEXT, payload)
+}
+
+/// A text message for every socket of a show: its plain frame, and its
+/// compressed frame (`permessage-deflate`), deflated the first time a
+/// socket that negotiated compression needs it and shared from then on.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    plain: Bytes,
+    /// Where the payload starts in `plain`.
+    head: usize,
+    deflated: Arc<OnceLock<Bytes>>,
+}
+
+impl Shared {
+    pub fn text(payload: &[u8]) -> Self {
+        let plain = text(payload);
+        Self {
+            head: plain.len() - payload.len(),
+            plain,
+            deflated: Arc::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty()
+    }
+
+    /// The frame as a socket gets it.
+    pub fn for_socket(&self, deflate: bool) -> Bytes {
+        if !deflate || self.plain.is_empty() {
+            return self.plain.clone();
+        }
+        self.deflated
+            .get_or_init(|| frame(RSV1 | OP_TEXT, &deflate::compress(&self.plain[self.head..])))
+            .clone()
+    }
 }
 
 pub fn ping() -> Bytes {
@@ -82,8 +124,14 @@ pub enum Violation {
 enum State {
     /// Reading a header.
     Header,
-    /// Skipping a data frame's payload.
-    Skip { left: u64 },
+    /// Skipping a data frame's payload (unmasked and inflated if the
+    /// message is compressed; `at` is the offset into the frame's payload).
+    Skip {
+        left: u64,
+        mask: [u8; 4],
+        at: usize,
+        fin: bool,
+    },
     /// Reading a control frame's payload.
     Control(Control),
 }
@@ -97,22 +145,38 @@ struct Control {
 }
 
 /// An incremental reader of client frames.
-#[derive(Debug)]
 pub struct Reader {
     state: State,
     buf: BytesMut,
     /// Bytes of the current data message so far.
     message: u64,
     limit: u64,
+    /// With `permessage-deflate` agreed: measures compressed messages.
+    inflater: Option<Box<Inflater>>,
+    /// The current data message is compressed.
+    compressed: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("state", &self.state)
+            .field("message", &self.message)
+            .field("deflate", &self.inflater.is_some())
+            .finish()
+    }
 }
 
 impl Reader {
-    pub fn new(limit: usize) -> Self {
+    /// `deflate`: `permessage-deflate` was agreed for this socket.
+    pub fn new(limit: usize, deflate: bool) -> Self {
         Self {
             state: State::Header,
             buf: BytesMut::new(),
             message: 0,
             limit: limit as u64,
+            inflater: deflate.then(Box::default),
+            compressed: false,
         }
     }
 
@@ -123,7 +187,7 @@ impl Reader {
         while at < input.len() {
             let rest = &input[at..];
             at += match self.state {
-                State::Skip { left } => self.skip(left, rest),
+                State::Skip { left, mask, at, fin } => self.skip(left, mask, at, fin, rest)?,
                 State::Control(frame) => self.read_control(frame, rest, &mut out),
                 State::Header => self.read_header(rest, &mut out)?,
             };
@@ -131,13 +195,46 @@ impl Reader {
         Ok(out)
     }
 
-    /// Skips what `input` holds of a data frame's payload; answers the
-    /// bytes used.
-    fn skip(&mut self, left: u64, input: &[u8]) -> usize {
+    /// Skips what `input` holds of a data frame's payload (inflating it
+    /// to measure, if compressed); answers the bytes used.
+    fn skip(&mut self, left: u64, mask: [u8; 4], at: usize, fin: bool, input: &[u8]) -> Result<usize, Violation> {
         let n = left.min(input.len() as u64) as usize;
+        if self.compressed
+            && let Some(inflater) = self.inflater.as_mut()
+        {
+            let plain: Vec<u8> = input[..n]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[(at + i) % 4])
+                .collect();
+            inflater.feed(&plain, self.limit).map_err(violation)?;
+        }
         let left = left - n as u64;
-        self.state = if left == 0 { State::Header } else { State::Skip { left } };
-        n
+        if left == 0 {
+            self.state = State::Header;
+            if fin {
+                self.end_message()?;
+            }
+        } else {
+            self.state = State::Skip {
+                left,
+                mask,
+                at: at + n,
+                fin,
+            };
+        }
+        Ok(n)
+    }
+
+    /// The last frame of a data message is in: a compressed one is measured whole.
+    fn end_message(&mut self) -> Result<(), Violation> {
+        self.message = 0;
+        if std::mem::take(&mut self.compressed)
+            && let Some(inflater) = self.inflater.as_mut()
+        {
+            inflater.finish(self.limit).map_err(violation)?;
+        }
+        Ok(())
     }
 
     /// Reads what `input` holds of a control frame's payload, and the frame
@@ -178,21 +275,36 @@ impl Reader {
     /// Starts the frame a complete header announces: a data frame counts
     /// against the message limit and is skipped; a control frame without a
     /// payload is answered at once.
-    fn start_frame(&mut self, (fin, opcode, masked, len, mask): Header) -> Result<Option<Inbound>, Violation> {
+    fn start_frame(&mut self, (fin, rsv, opcode, masked, len, mask): Header) -> Result<Option<Inbound>, Violation> {
         if !masked {
+            return Err(Violation::Protocol);
+        }
+        // RSV1 marks a compressed message, on its first frame only, and only
+        // where compression was agreed; RSV2 and RSV3 mean nothing here.
+        let starts = matches!(opcode, OP_TEXT | OP_BINARY);
+        if rsv & !RSV1 != 0 || (rsv == RSV1 && !(starts && self.inflater.is_some())) {
             return Err(Violation::Protocol);
         }
         match opcode {
             OP_TEXT | OP_BINARY | OP_CONTINUATION => {
+                if starts {
+                    self.compressed = rsv == RSV1;
+                }
+                // On the wire too: a compressed message is never allowed
+                // more bytes than an inflated one.
                 self.message += len;
                 if self.message > self.limit {
                     return Err(Violation::TooBig);
                 }
-                if fin {
-                    self.message = 0;
-                }
                 if len > 0 {
-                    self.state = State::Skip { left: len };
+                    self.state = State::Skip {
+                        left: len,
+                        mask,
+                        at: 0,
+                        fin,
+                    };
+                } else if fin {
+                    self.end_message()?;
                 }
                 Ok(Some(Inbound::Alive))
             }
@@ -220,7 +332,15 @@ fn control(opcode: u8, payload: Vec<u8>) -> Inbound {
     }
 }
 
-type Header = (bool, u8, bool, u64, [u8; 4]);
+fn violation(e: Inflate) -> Violation {
+    match e {
+        Inflate::TooBig => Violation::TooBig,
+        Inflate::Corrupt => Violation::Protocol,
+    }
+}
+
+/// FIN, the RSV bits, opcode, masked, payload length, mask.
+type Header = (bool, u8, u8, bool, u64, [u8; 4]);
 
 /// A complete header at the start of `b`, and its length.
 fn parse_header(b: &[u8]) -> Result<Option<(usize, Header)>, Violation> {
@@ -228,9 +348,7 @@ fn parse_header(b: &[u8]) -> Result<Option<(usize, Header)>, Violation> {
         return Ok(None);
     }
     let fin = b[0] & FIN != 0;
-    if b[0] & 0x70 != 0 {
-        return Err(Violation::Protocol); // no extensions were agreed
-    }
+    let rsv = b[0] & 0x70;
     let opcode = b[0] & 0x0F;
     let masked = b[1] & 0x80 != 0;
     let (len, at) = match b[1] & 0x7F {
@@ -247,7 +365,7 @@ fn parse_header(b: &[u8]) -> Result<Option<(usize, Header)>, Violation> {
     if masked {
         mask.copy_from_slice(&b[at..at + 4]);
     }
-    Ok(Some((used, (fin, opcode, masked, len, mask))))
+    Ok(Some((used, (fin, rsv, opcode, masked, len, mask))))
 }
 
 #[cfg(test)]
@@ -297,7 +415,7 @@ mod tests {
             Inbound::Close,
         ];
         for chunk in [1, 2, 3, 7, 13, 500, bytes.len()] {
-            let mut r = Reader::new(64 * 1024);
+            let mut r = Reader::new(64 * 1024, false);
             let mut got = Vec::new();
             for part in bytes.chunks(chunk) {
                 got.extend(r.feed(part).unwrap());
@@ -308,13 +426,80 @@ mod tests {
 
     #[test]
     fn a_message_over_the_limit_and_an_unmasked_frame_are_violations() {
-        let mut r = Reader::new(1024);
+        let mut r = Reader::new(1024, false);
         let mut bytes = client(OP_TEXT, false, &[b'a'; 600]);
         bytes.extend(client(OP_CONTINUATION, true, &[b'a'; 600]));
         assert_eq!(r.feed(&bytes), Err(Violation::TooBig));
-        let mut r = Reader::new(1024);
+        let mut r = Reader::new(1024, false);
         assert_eq!(r.feed(&[0x81, 1, b'x']), Err(Violation::Protocol));
-        let mut r = Reader::new(1024);
+        let mut r = Reader::new(1024, false);
         assert_eq!(r.feed(&client(OP_PING, true, &[0; 126])), Err(Violation::Protocol));
+    }
+
+    /// A client's compressed text message in one frame.
+    fn deflated(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = client(OP_TEXT, true, &deflate::compress(payload));
+        bytes[0] |= RSV1;
+        bytes
+    }
+
+    #[test]
+    fn a_shared_frame_is_deflated_once_with_rsv1_and_inflates_back() {
+        let json = br#"{"type":"delta","changes":[{"seatId":"A1","status":"HELD"}]}"#.repeat(10);
+        let shared = Shared::text(&json);
+        assert_eq!(shared.for_socket(false), text(&json));
+        let once = shared.for_socket(true);
+        // The same bytes for the next socket, not a second compression.
+        assert_eq!(once.as_ptr(), shared.clone().for_socket(true).as_ptr());
+        assert_eq!(once[0], FIN | RSV1 | OP_TEXT);
+        let (used, (_, _, _, masked, len, _)) = parse_header(&once).unwrap().unwrap();
+        assert!(!masked);
+        assert_eq!(len as usize, once.len() - used);
+        let mut inflater = Inflater::default();
+        inflater.feed(&once[used..], 1 << 20).unwrap();
+        assert_eq!(inflater.finish(1 << 20).unwrap(), json.len() as u64);
+        assert!(Shared::default().for_socket(true).is_empty());
+    }
+
+    #[test]
+    fn compressed_messages_are_read_in_any_split_where_compression_was_agreed() {
+        let mut bytes = deflated(&vec![b'a'; 5_000]);
+        bytes.extend(client(OP_PING, true, b"hi"));
+        bytes.extend(deflated(b"{}"));
+        let want = vec![Inbound::Alive, Inbound::Ping(Bytes::from_static(b"hi")), Inbound::Alive];
+        for chunk in [1, 3, 11, bytes.len()] {
+            let mut r = Reader::new(64 * 1024, true);
+            let mut got = Vec::new();
+            for part in bytes.chunks(chunk) {
+                got.extend(r.feed(part).unwrap());
+            }
+            assert_eq!(got, want, "in chunks of {chunk}");
+        }
+        // Without the extension agreed, RSV1 is a protocol error.
+        assert_eq!(Reader::new(64 * 1024, false).feed(&bytes), Err(Violation::Protocol));
+    }
+
+    #[test]
+    fn the_limit_counts_inflated_bytes_and_stray_rsv_bits_are_refused() {
+        // 1 MiB of one letter deflates to about a kilobyte.
+        let bomb = deflated(&vec![b'a'; 1 << 20]);
+        assert!(bomb.len() < 2_000);
+        assert_eq!(Reader::new(64 * 1024, true).feed(&bomb), Err(Violation::TooBig));
+        // RSV1 on a continuation or a control frame, RSV2 anywhere.
+        let mut cont = client(OP_TEXT, false, b"a");
+        let mut second = client(OP_CONTINUATION, true, b"b");
+        second[0] |= RSV1;
+        cont.extend(second);
+        assert_eq!(Reader::new(1024, true).feed(&cont), Err(Violation::Protocol));
+        let mut ping = client(OP_PING, true, b"");
+        ping[0] |= RSV1;
+        assert_eq!(Reader::new(1024, true).feed(&ping), Err(Violation::Protocol));
+        let mut rsv2 = client(OP_TEXT, true, b"x");
+        rsv2[0] |= 0x20;
+        assert_eq!(Reader::new(1024, true).feed(&rsv2), Err(Violation::Protocol));
+        // Garbage flagged as compressed.
+        let mut junk = client(OP_TEXT, true, &[0xff; 32]);
+        junk[0] |= RSV1;
+        assert_eq!(Reader::new(1024, true).feed(&junk), Err(Violation::Protocol));
     }
 }

@@ -5,6 +5,7 @@
 //! seat or a queue is.
 
 pub mod close;
+pub mod deflate;
 pub mod frame;
 pub mod registry;
 pub mod session;

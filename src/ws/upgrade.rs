@@ -29,6 +29,8 @@ pub type RawSocket = TokioIo<hyper::upgrade::Upgraded>;
 pub struct Upgrade {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
+    /// The client offered `permessage-deflate` on terms we can take.
+    deflate_offered: bool,
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -83,7 +85,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             .extensions
             .remove::<OnUpgrade>()
             .ok_or_else(|| bad("this connection cannot be upgraded"))?;
-        Ok(Self { key, on_upgrade })
+        let deflate_offered = super::deflate::offered(
+            parts
+                .headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        Ok(Self {
+            key,
+            on_upgrade,
+            deflate_offered,
+        })
     }
 }
 
@@ -94,27 +107,31 @@ impl Upgrade {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.respond_raw(move |raw| async move {
+        self.respond_raw(false, move |raw, _| async move {
             let socket = WebSocketStream::from_raw_socket(raw, Role::Server, Some(config)).await;
             session(socket).await;
         })
     }
 
-    /// Answers 101 and runs `session` on the upgraded bytes once the client has them.
-    pub fn respond_raw<F, Fut>(self, session: F) -> Response
+    /// Answers 101 and runs `session` on the upgraded bytes once the client
+    /// has them. With `deflate`, a client that offered `permessage-deflate`
+    /// is answered it (`ws::deflate::ACCEPTED`); `session` is told whether
+    /// it was agreed.
+    pub fn respond_raw<F, Fut>(self, deflate: bool, session: F) -> Response
     where
-        F: FnOnce(RawSocket) -> Fut + Send + 'static,
+        F: FnOnce(RawSocket, bool) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let accept = derive_accept_key(self.key.as_bytes());
+        let agreed = deflate && self.deflate_offered;
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => session(TokioIo::new(upgraded)).await,
+                Ok(upgraded) => session(TokioIo::new(upgraded), agreed).await,
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
         });
-        (
+        let mut response = (
             StatusCode::SWITCHING_PROTOCOLS,
             [
                 (header::CONNECTION, HeaderValue::from_static("upgrade")),
@@ -125,7 +142,14 @@ impl Upgrade {
                 ),
             ],
         )
-            .into_response()
+            .into_response();
+        if agreed {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                HeaderValue::from_static(super::deflate::ACCEPTED),
+            );
+        }
+        response
     }
 }
 

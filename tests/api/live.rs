@@ -396,14 +396,140 @@ async fn on_a_redis_cluster_holds_and_bookings_reach_the_stream_over_sharded_pub
 
 /// A raw client of a seat socket: the handshake written, nothing else.
 async fn raw_seat_socket(app: &crate::helpers::TestApp, show: &str) -> tokio::net::TcpStream {
+    raw_seat_socket_with(app, show, "").await
+}
+
+/// The same, with `headers` (each ending in CRLF) added to the handshake.
+async fn raw_seat_socket_with(app: &crate::helpers::TestApp, show: &str, headers: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = format!(
         "GET /api/v1/shows/{show}/seats/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{headers}\r\n"
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
     tcp
+}
+
+/// The 101 answer's head, read byte by byte (nothing after it).
+async fn handshake_answer(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// The next frame from the server: its first byte (FIN, RSV, opcode) and payload.
+async fn next_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let first = tcp.read_u8().await.unwrap();
+        let len = match tcp.read_u8().await.unwrap() & 0x7f {
+            126 => tcp.read_u16().await.unwrap() as usize,
+            127 => tcp.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        tcp.read_exact(&mut payload).await.unwrap();
+        (first, payload)
+    })
+    .await
+    .expect("a frame in time")
+}
+
+/// A compressed payload inflated by an implementation of its own (flate2's
+/// reader), with the flush tail put back.
+fn inflate(payload: &[u8]) -> Value {
+    use std::io::Read;
+    let mut framed = payload.to_vec();
+    framed.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut json = Vec::new();
+    let _ = flate2::read::DeflateDecoder::new(&framed[..]).read_to_end(&mut json);
+    serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)))
+}
+
+/// A client's masked frame.
+fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [9, 8, 7, 6];
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+#[tokio::test]
+async fn a_client_offering_permessage_deflate_gets_the_same_json_compressed() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    // As a browser offers it.
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let mut tcp = raw_seat_socket_with(&app, &show, offer).await;
+    let head = handshake_answer(&mut tcp).await.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains(
+            "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        ),
+        "{head}"
+    );
+    // The snapshot: RSV1 set, and the JSON a plain socket gets.
+    let (first, payload) = next_frame(&mut tcp).await;
+    assert_eq!(first, 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+    let snapshot = inflate(&payload);
+    let mut plain = app.ws(&format!("/api/v1/shows/{show}/seats/ws")).await;
+    assert_eq!(next_json(&mut plain).await, snapshot);
+    // A hold's delta, compressed alike.
+    let user = app.token("deflate-fan").await;
+    let seat = snapshot["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "AVAILABLE")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.hold(&user, &show, &[&seat]).await.status(), 201);
+    let (first, payload) = next_frame(&mut tcp).await;
+    assert_eq!(first & 0x40, 0x40);
+    let delta = inflate(&payload);
+    assert_eq!(delta["type"], "delta");
+    assert_eq!(delta["changes"][0], json!({"seatId": seat, "status": "HELD"}));
+    assert_eq!(next_json(&mut plain).await, delta, "the same message on a plain socket");
+    // A small compressed message that inflates past 64 KiB closes the socket with 1009.
+    let bomb = showgate::ws::deflate::compress(&vec![b' '; 100 * 1024]);
+    assert!(bomb.len() < 1_000);
+    tcp.write_all(&client_frame(0x80 | 0x40 | 0x1, &bomb)).await.unwrap();
+    let frames = server_frames_after_head(&mut tcp).await;
+    assert_eq!(close_code(&frames), Some(showgate::ws::close::MESSAGE_TOO_BIG));
+}
+
+#[tokio::test]
+async fn an_offer_the_server_cannot_honour_gets_plain_frames() {
+    let app = spawn_app().await;
+    let show = app.a_show().await;
+    // A smaller server window than the one frames are deflated with.
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n";
+    let mut tcp = raw_seat_socket_with(&app, &show, offer).await;
+    let head = handshake_answer(&mut tcp).await.to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101") && !head.contains("sec-websocket-extensions"),
+        "{head}"
+    );
+    let (first, payload) = next_frame(&mut tcp).await;
+    assert_eq!(first, 0x81, "FIN, text, no RSV1");
+    let snapshot: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
 }
 
 /// Everything the server sends until it ends the connection, as its
@@ -429,6 +555,19 @@ async fn server_frames(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
         at += header + len;
     }
     frames
+}
+
+/// Like `server_frames`, once the 101 answer has been read already.
+async fn server_frames_after_head(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = next_frame(tcp).await;
+        let close = frame.0 & 0x0f == 0x8;
+        frames.push((frame.0 & 0x0f, frame.1));
+        if close {
+            return frames;
+        }
+    }
 }
 
 /// The code of the close frame among `frames`.

@@ -24,9 +24,18 @@ test("shopper B's seat map shows A's hold live, then A's booking, and A gets a t
   const errors = [];
   for (const p of [a, b]) p.on("pageerror", (e) => errors.push(e.message));
 
-  // B is just watching the show.
+  // B is just watching the show, over a compressed seat socket: Chromium
+  // offers permessage-deflate, and the server takes it (API rev 3).
+  const cdp = await b.context().newCDPSession(b);
+  await cdp.send("Network.enable");
+  const extensions = [];
+  cdp.on("Network.webSocketHandshakeResponseReceived", ({ response }) => {
+    const h = Object.entries(response.headers).find(([k]) => k.toLowerCase() === "sec-websocket-extensions");
+    extensions.push(h ? h[1] : "");
+  });
   await b.goto(`${server.base}/#/show/${show}`);
   await waitStatus(b, "C5", "AVAILABLE");
+  assert.ok(extensions.some((e) => e.startsWith("permessage-deflate")), `seat socket extensions: ${extensions}`);
   assert.equal(await seat(b, "A1").getAttribute("data-status"), "UNAVAILABLE");
 
   // A browses to the same show through the pages, signs in and picks two seats.

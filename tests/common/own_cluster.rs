@@ -60,31 +60,57 @@ impl OwnCluster {
             .join(",")
     }
 
-    /// The index of the master serving `key`'s slot.
+    /// The index of the master serving `key`'s slot, as the first node that
+    /// answers sees it (a master it has marked failed does not count).
     pub fn master_of(&self, key: &str) -> usize {
-        let slot: u16 = self.nodes[0]
-            .command(&format!("CLUSTER KEYSLOT {key}"))
-            .unwrap()
+        self.nodes
+            .iter()
+            .find_map(|observer| self.master_seen_by(observer, key))
+            .unwrap_or_else(|| panic!("no node names a live master for {key}"))
+    }
+
+    fn master_seen_by(&self, observer: &OwnRedis, key: &str) -> Option<usize> {
+        let slot: u16 = observer
+            .command(&format!("CLUSTER KEYSLOT {key}"))?
             .trim()
             .trim_start_matches(':')
             .parse()
-            .unwrap();
-        let table = self.nodes[0].command("CLUSTER NODES").unwrap();
+            .ok()?;
+        let table = observer.command("CLUSTER NODES")?;
         for line in table.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 9 || !fields[2].contains("master") {
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
                 continue;
             }
-            let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+            let port: u16 = fields[1].split(['@', ':']).nth(1)?.parse().ok()?;
             let serves = fields[8..].iter().any(|range| {
                 let (lo, hi) = range.split_once('-').unwrap_or((range, range));
                 lo.parse::<u16>()
                     .is_ok_and(|lo| hi.parse::<u16>().is_ok_and(|hi| (lo..=hi).contains(&slot)))
             });
             if serves {
-                return self.nodes.iter().position(|n| n.port == port).unwrap();
+                return self.nodes.iter().position(|n| n.port == port);
             }
         }
-        panic!("no master for slot {slot}");
+        None
+    }
+
+    /// Waits until a node other than `old` serves `key`'s slot (its replica
+    /// was promoted), up to 20 s.
+    pub fn wait_failover(&self, key: &str, old: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let promoted = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != old)
+                .find_map(|(_, observer)| self.master_seen_by(observer, key));
+            if promoted.is_some_and(|m| m != old) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no replica took over {key}'s slot from node {old}");
     }
 }

@@ -241,6 +241,9 @@ impl Rig {
                 let victim = tokio::task::block_in_place(|| c.master_of(&self.show_key));
                 tokio::task::block_in_place(|| {
                     c.nodes[victim].kill();
+                    // The cluster says "ok" until it has marked the master
+                    // failed: wait for the promotion itself.
+                    c.wait_failover(&self.show_key, victim);
                     let others: Vec<&OwnRedis> = c
                         .nodes
                         .iter()

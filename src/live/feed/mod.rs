@@ -31,7 +31,7 @@ use crate::domain::seats::{SeatChange, SeatDelta, SeatStatus};
 use crate::error::{Result, SeatList};
 use crate::live::source::SeatSource;
 use crate::metrics as m;
-use crate::ws::frame;
+use crate::ws::frame::Shared;
 
 /// How often a feed compares its version with the engine's.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -72,7 +72,7 @@ pub struct Sent {
     pub to: u64,
     /// The net change per seat, in first-touched order.
     changes: Vec<SeatChange>,
-    pub frame: Bytes,
+    pub frame: Shared,
 }
 
 /// Changes collected for the next frame.
@@ -96,7 +96,7 @@ struct State {
     history: VecDeque<Arc<Sent>>,
     /// The snapshot frame and the REST seat map of the current version,
     /// built on first need.
-    snapshot: Option<Bytes>,
+    snapshot: Option<Shared>,
     rest: Option<Bytes>,
     /// The available seats of the current version (a conflict's answer),
     /// built on first need.
@@ -121,7 +121,7 @@ pub struct Feed {
     history_batches: usize,
     /// Merged frames by (generation, from, to): sockets and shards at the
     /// same version share one.
-    merged: Mutex<HashMap<(u64, u64, u64), Bytes>>,
+    merged: Mutex<HashMap<(u64, u64, u64), Shared>>,
     /// Wakes REST readers waiting for the replica to reach a version.
     applied: tokio::sync::Notify,
 }
@@ -144,14 +144,14 @@ impl Feed {
 
     /// Registers a socket: it starts at the current version with the
     /// current snapshot, and is offered every batch after it.
-    pub fn add(&self, sink: Sink) -> Arc<Conn> {
+    pub fn add(&self, sink: Sink, deflate: bool) -> Arc<Conn> {
         let mut st = self.lock();
         let snapshot = self.snapshot_of(&mut st);
         let at = Position {
             generation: st.generation,
             version: st.replica.version,
         };
-        let conn = Arc::new(Conn::new(sink, at, snapshot));
+        let conn = Arc::new(Conn::new(sink, at, snapshot.for_socket(deflate), deflate));
         let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         // Under the state lock: no batch is emitted between the snapshot and this.
         self.shards[shard]
@@ -164,12 +164,12 @@ impl Feed {
         conn
     }
 
-    fn snapshot_of(&self, st: &mut State) -> Bytes {
+    fn snapshot_of(&self, st: &mut State) -> Shared {
         if let Some(s) = &st.snapshot {
             return s.clone();
         }
         let json = views::snapshot(&self.show, &self.layout, &st.replica);
-        let frame = frame::text(json.as_bytes());
+        let frame = Shared::text(json.as_bytes());
         st.snapshot = Some(frame.clone());
         frame
     }
@@ -245,7 +245,7 @@ impl Feed {
 
     /// One delta frame for versions `from..=to` of the history (the net change
     /// per seat), shared by every socket that needs that range: built once.
-    fn merged(&self, st: &State, from: u64, to: u64) -> Bytes {
+    fn merged(&self, st: &State, from: u64, to: u64) -> Shared {
         let key = (st.generation, from, to);
         let mut cache = self.merged.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = cache.get(&key) {
@@ -267,7 +267,7 @@ impl Feed {
                 seat_id: seat,
             })
             .collect();
-        let frame = frame::text(views::delta(&st.replica.epoch, from, to, &changes).as_bytes());
+        let frame = Shared::text(views::delta(&st.replica.epoch, from, to, &changes).as_bytes());
         if cache.len() >= MERGED_CACHE {
             cache.clear();
         }
@@ -278,7 +278,7 @@ impl Feed {
     /// A frame that brings a socket at `at` to the current version: one
     /// merged delta from the history, or a snapshot if the history does not
     /// reach back far enough (or the generation changed).
-    pub fn catch_up(&self, at: Position) -> (Position, Bytes, bool) {
+    pub fn catch_up(&self, at: Position) -> (Position, Shared, bool) {
         let mut st = self.lock();
         let now = Position {
             generation: st.generation,
@@ -299,7 +299,7 @@ impl Feed {
         }
         if at.generation == st.generation && at.version >= sent_to {
             // Current with what was sent; the open batch comes with its frame.
-            return (at, Bytes::new(), false);
+            return (at, Shared::default(), false);
         }
         // A snapshot is at the replica's version, open batch included.
         let snapshot = self.snapshot_of(&mut st);
@@ -383,7 +383,7 @@ impl Feed {
             from: batch.from,
             to,
             changes,
-            frame: frame::text(json.as_bytes()),
+            frame: Shared::text(json.as_bytes()),
         });
         st.history.push_back(sent.clone());
         while st.history.len() > self.history_batches {
@@ -423,7 +423,7 @@ impl Feed {
                     from: 0,
                     to: st.replica.version,
                     changes: Vec::new(),
-                    frame: Bytes::new(),
+                    frame: Shared::default(),
                 });
                 for shard in &self.shards {
                     shard.latest.send_replace(Some(reset.clone()));
