@@ -17,6 +17,7 @@ use showgate::auth::Tokens;
 use showgate::config::DEV_JWT_SECRET;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::cost::{self, Meter};
 use crate::flash::Step;
 use crate::rawhttp;
 use crate::server::Server;
@@ -82,6 +83,8 @@ async fn redis_benchmark(
 struct Load {
     /// Answers (below 500) a second.
     rps: f64,
+    /// Requests sent (answered or not), for costs per request.
+    sent: u64,
     step: Arc<Step>,
     errors: u64,
     /// Share of the answers that were 409.
@@ -149,10 +152,36 @@ where
     let done = done.load(Ordering::Relaxed);
     Load {
         rps: done as f64 / secs,
+        sent: done + errors.load(Ordering::Relaxed),
         step,
         errors: errors.load(Ordering::Relaxed),
         conflict_share: conflicts.load(Ordering::Relaxed) as f64 / done.max(1) as f64,
     }
+}
+
+/// The gateway's floor: `GET /healthz` (a bare route: no token, no
+/// Redis) closed loop; its rate and CPU per request.
+struct Floor {
+    rps: f64,
+    gateway_us: f64,
+}
+
+async fn healthz_cost(meter: &mut Meter, addr: SocketAddr, ctx: &Ctx) -> Result<Floor, String> {
+    let health = rawhttp::request("GET", &addr.to_string(), "/healthz", "-", None);
+    let r0 = meter.read().await?;
+    let load = http_load(addr, ctx.connections, ctx.seconds.min(5), None, move |_, _| {
+        health.clone()
+    })
+    .await;
+    let c = cost::per_op(r0, meter.read().await?, load.sent);
+    println!(
+        "  GET /healthz floor: {:.0} req/s, gateway {:.1} µs per request",
+        load.rps, c.gateway_us
+    );
+    Ok(Floor {
+        rps: load.rps,
+        gateway_us: c.gateway_us,
+    })
 }
 
 async fn imax_shows(base: &str) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -282,6 +311,7 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
     }
     let space = shows[0].1.len();
     let requests = 100_000;
+    let mut meter = Meter::new(&ctx.redis_url, Some(_server.pid())).await?;
 
     // Ceiling 1: the seed document's lock script (a GET and a SET per seat),
     // one random seat of the show per call, as many shoppers as seats.
@@ -296,7 +326,9 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         "hold__rand_int__",
         "300",
     ];
+    let r0 = meter.read().await?;
     let (seed_rps, seed_p50, seed_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &seed_args).await?;
+    let seed_cost = cost::per_op(r0, meter.read().await?, requests as u64);
     // The same script when every lock succeeds (a seat among ten million,
     // so always free): a GET and a SET EX each, the ceiling of a mix that
     // mostly succeeds.
@@ -310,8 +342,10 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         "hold__rand_int__",
         "300",
     ];
+    let r0 = meter.read().await?;
     let (fresh_rps, fresh_p50, fresh_p99) =
         redis_benchmark(&ctx.redis_url, 50, requests, 10_000_000, &fresh_args).await?;
+    let fresh_cost = cost::per_op(r0, meter.read().await?, requests as u64);
 
     // Ceiling 2: this project's own hold script, the same shape.
     let source = concat!(
@@ -348,7 +382,9 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         "300000",
         "A__rand_int__",
     ]);
+    let r0 = meter.read().await?;
     let (raw_rps, raw_p50, raw_p99) = redis_benchmark(&ctx.redis_url, 50, requests, space, &args).await?;
+    let raw_cost = cost::per_op(r0, meter.read().await?, requests as u64);
     println!("holds, ceilings (redis-benchmark, 50 clients, {space} seats and shoppers):");
     println!(
         "  the seed's lock script (GET + SET EX per seat): {seed_rps:.0} req/s, p50 {seed_p50:.2} ms, p99 {seed_p99:.2} ms"
@@ -357,15 +393,26 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
         "  the seed's lock script, every lock succeeding: {fresh_rps:.0} req/s, p50 {fresh_p50:.2} ms, p99 {fresh_p99:.2} ms"
     );
     println!("  seats_hold.lua: {raw_rps:.0} req/s, p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms");
+    println!(
+        "  Redis CPU per call: the seed's script {:.1} µs ({:.1} µs when every lock succeeds), seats_hold.lua {:.1} µs",
+        seed_cost.redis_us, fresh_cost.redis_us, raw_cost.redis_us
+    );
 
-    // showgate: POST /holds over HTTP, one fresh show per mix.
+    // The gateway's own floor: a bare route, the same client and connections.
     let addr = _server.addr;
     let host = addr.to_string();
+    let healthz = healthz_cost(&mut meter, addr, ctx).await?;
+
+    // showgate: POST /holds over HTTP, one fresh show per mix.
     let mut flash_rps = 0.0;
     for (i, (name, shoppers)) in MIXES.iter().enumerate() {
         let (show, seats) = shows[i].clone();
         let make = hold_requests(&host, show, seats, i, *shoppers);
+        let r0 = meter.read().await?;
         let load = http_load(addr, ctx.connections, ctx.seconds, None, make).await;
+        let c = cost::per_op(r0, meter.read().await?, load.sent);
+        // A mix that mostly succeeds is held against the seed's script when every lock succeeds.
+        let seed_floor = if i == 0 { seed_cost } else { fresh_cost };
         if i == 0 {
             flash_rps = load.rps;
         }
@@ -384,6 +431,12 @@ pub async fn holds(ctx: &Ctx) -> Result<(), String> {
             load.rps / raw_rps
         );
         println!("{}", load.step.line("POST /holds (closed loop)"));
+        println!(
+            "  cost per hold: gateway {} of its /healthz; Redis {} of the seed's script, {} of seats_hold.lua raw",
+            cost::against(c.gateway_us, healthz.gateway_us),
+            cost::against(c.redis_us, seed_floor.redis_us),
+            cost::against(c.redis_us, raw_cost.redis_us)
+        );
     }
 
     // Latency at half the flash-sale rate, open loop: the same show and
@@ -447,6 +500,8 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let zkey = format!("{prefix}raw:z");
+    let mut meter = Meter::new(&ctx.redis_url, Some(_server.pid())).await?;
+    let r0 = meter.read().await?;
     let (raw_rps, raw_p50, raw_p99) = redis_benchmark(
         &ctx.redis_url,
         50,
@@ -455,6 +510,7 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         &["ZADD", &zkey, "__rand_int__", "m:__rand_int__"],
     )
     .await?;
+    let zadd_cost = cost::per_op(r0, meter.read().await?, 300_000);
     // Every request a new shopper: their requests are built before the
     // clock starts (signing a token per request would be the load
     // generator's CPU taken from the server), more than the run can send.
@@ -465,7 +521,15 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
         let mine = &requests[c];
         mine[i as usize % mine.len()].clone()
     };
-    let Load { rps, step, errors, .. } = http_load(addr, ctx.connections, ctx.seconds, None, make).await;
+    let r0 = meter.read().await?;
+    let Load {
+        rps,
+        step,
+        errors,
+        sent,
+        ..
+    } = http_load(addr, ctx.connections, ctx.seconds, None, make).await;
+    let join_cost = cost::per_op(r0, meter.read().await?, sent);
     println!(
         "joins ({} connections, {} s, each a new shopper):",
         ctx.connections, ctx.seconds
@@ -478,15 +542,17 @@ pub async fn joins(ctx: &Ctx) -> Result<(), String> {
     println!("{}", step.line("POST join"));
     // The server's own HTTP ceiling in the same run: a route that does
     // nothing (no token, no Redis), the same client and connections.
-    let health = rawhttp::request("GET", &addr.to_string(), "/healthz", "-", None);
-    let trivial = http_load(addr, ctx.connections, ctx.seconds.min(5), None, move |_, _| {
-        health.clone()
-    })
-    .await;
+    let healthz = healthz_cost(&mut meter, addr, ctx).await?;
     println!(
         "  GET /healthz (the HTTP path alone): {:.0} req/s; joins = {:.2} of it",
-        trivial.rps,
-        rps / trivial.rps.max(1.0)
+        healthz.rps,
+        rps / healthz.rps.max(1.0)
+    );
+    println!(
+        "  cost per join: gateway {} of its /healthz; Redis {} of raw ZADD ({:.1} µs)",
+        cost::against(join_cost.gateway_us, healthz.gateway_us),
+        cost::against(join_cost.redis_us, zadd_cost.redis_us),
+        zadd_cost.redis_us
     );
     if rps > 0.0 {
         println!("  at this rate 1,000,000 joins take {:.0} s", 1_000_000.0 / rps);

@@ -39,20 +39,6 @@ fn now_us() -> i64 {
         .unwrap_or_default()
 }
 
-/// CPU seconds a process has used (user + system), from /proc.
-/// A process's CPU time so far, (user, kernel) seconds.
-fn cpu_seconds(pid: u32) -> (f64, f64) {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces).
-            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            Some((rest.get(11)?.parse::<u64>().ok()?, rest.get(12)?.parse::<u64>().ok()?))
-        })
-        .unwrap_or((0, 0));
-    (ticks.0 as f64 / 100.0, ticks.1 as f64 / 100.0)
-}
-
 pub async fn run(p: Params) -> Result<(), String> {
     let mut envs = vec![("WS_PING_SECONDS".to_owned(), "600".to_owned())];
     if let Some(url) = &p.redis_url {
@@ -124,8 +110,12 @@ pub async fn run(p: Params) -> Result<(), String> {
         Arc::new(AtomicU64::new(0)),
     );
     let step = Arc::new(Step::new());
-    let cpu0 = cpu_seconds(server.pid());
+    // Two more viewers that count bytes on the wire: one offering
+    // permessage-deflate as browsers do, one not.
     let started = Instant::now();
+    let (agreed, deflated) = crate::wire::watch(server.addr, &show, true, started).await?;
+    let (_, plain) = crate::wire::watch(server.addr, &show, false, started).await?;
+    let cpu0 = crate::cost::process_cpu(server.pid());
     // Open loop on a schedule, not a ticker: the timer's millisecond grain
     // would drop ticks at 1,000/s, so each wake-up sends every hold now due.
     let mut pace = tokio::time::interval(Duration::from_millis(1));
@@ -203,7 +193,7 @@ pub async fn run(p: Params) -> Result<(), String> {
             }
         }
     }
-    let cpu1 = cpu_seconds(server.pid());
+    let cpu1 = crate::cost::process_cpu(server.pid());
     let (user, kernel) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
     let cpu = user + kernel;
     drains.sort_unstable();
@@ -249,6 +239,19 @@ pub async fn run(p: Params) -> Result<(), String> {
         q(0.5),
         q(0.99),
         drains.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    // The snapshot came in the first second: counted from the second after.
+    let secs = churn_secs.ceil() as usize;
+    let (d, pl) = (deflated.seconds(1, secs), plain.seconds(1, secs));
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    println!(
+        "  bytes on the wire to one viewer: plain {:.0} B/s (busiest 10 s {:.0} B/s); offering permessage-deflate ({}) {:.0} B/s (busiest 10 s {:.0} B/s) = {:.2} of plain",
+        mean(&pl),
+        crate::wire::busiest(&pl, 10),
+        if agreed { "agreed" } else { "NOT agreed" },
+        mean(&d),
+        crate::wire::busiest(&d, 10),
+        mean(&d) / mean(&pl).max(1.0)
     );
     let per_frame = |s: f64| s * 1e6 / frames.max(1) as f64;
     println!(

@@ -6,6 +6,7 @@ mod bench;
 mod bots;
 mod chaos;
 mod churn;
+mod cost;
 mod flash;
 mod journey;
 mod peer;
@@ -13,6 +14,7 @@ mod rawhttp;
 mod server;
 mod stampede;
 mod swarm;
+mod wire;
 // The test suite's real-process helpers (a TCP proxy that can cut, silence
 // and pause, a Redis and a Cluster of one's own), shared with the soak.
 #[allow(dead_code)]
