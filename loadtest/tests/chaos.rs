@@ -73,13 +73,19 @@ fn a_sale_on_a_redis_cluster_survives_its_faults_with_nothing_lost() {
         "--backend",
         "cluster",
         "--seconds",
-        "45",
+        "55",
         "--fault-every",
         "10",
         "--shoppers",
         "30",
     ]);
-    for fault in ["RedisKilled", "PostgresPaused", "GatewayKilled", "GatewayDrained"] {
+    for fault in [
+        "RedisKilled",
+        "SubscriptionBlackholed",
+        "PostgresPaused",
+        "GatewayKilled",
+        "GatewayDrained",
+    ] {
         assert!(injected(&report, fault) >= 1, "{fault} never injected: {report}");
     }
     assert!(!report.contains("orders paid 0 "), "{report}");

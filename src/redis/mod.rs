@@ -29,7 +29,72 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub enum RedisConn {
     Single(Arc<Single>),
-    Cluster(ClusterConnection),
+    Cluster(Arc<Clustered>),
+}
+
+/// A Redis Cluster connection that is replaced when a master goes silent:
+/// the client re-learns the cluster from `MOVED` answers and closed
+/// sockets, and a master that stops answering without closing (a host
+/// gone behind a partition, a stopped process) gives neither, so without
+/// this its slots would answer 503 long after its replica took over.
+pub struct Clustered {
+    client: redis::cluster::ClusterClient,
+    /// A std lock: held only to clone or swap the connection.
+    current: RwLock<ClusterConnection>,
+    replacing: AtomicBool,
+    /// When the connection was last replaced: at most one replacement per
+    /// `REPLACE_EVERY` (a failover's timeouts come in bursts).
+    replaced_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Told after each replacement (the subscriptions move to the new one).
+    on_replaced: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+const REPLACE_EVERY: Duration = Duration::from_secs(2);
+
+impl Clustered {
+    pub fn conn(&self) -> ClusterConnection {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `f` after every replacement (set once).
+    pub fn on_replaced(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_replaced.set(Box::new(f));
+    }
+
+    /// Makes a new connection (a fresh view of the cluster, new sockets)
+    /// and puts it in place, unless one was made within `REPLACE_EVERY`.
+    pub async fn replace(&self) {
+        if self.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let recent = self
+            .replaced_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < REPLACE_EVERY);
+        if !recent {
+            match self.client.get_async_connection().await {
+                Ok(fresh) => {
+                    tracing::warn!("redis cluster connection replaced (a master stopped answering)");
+                    *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    *self.replaced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+                    if let Some(f) = self.on_replaced.get() {
+                        f();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "redis cluster reconnect failed; the next failure retries"),
+            }
+        }
+        self.replacing.store(false, Ordering::Release);
+    }
+
+    /// After a command: one that timed out may have met a silent master.
+    fn check(self: &Arc<Self>, timed_out: bool) {
+        if timed_out {
+            let this = self.clone();
+            tokio::spawn(async move { this.replace().await });
+        }
+    }
 }
 
 /// One Redis behind a connection manager that is replaced when the server
@@ -104,7 +169,14 @@ impl ConnectionLike for RedisConn {
                     result
                 })
             }
-            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Cluster(clustered) => {
+                let (clustered, mut conn) = (clustered.clone(), clustered.conn());
+                Box::pin(async move {
+                    let result = conn.req_packed_command(cmd).await;
+                    clustered.check(result.as_ref().is_err_and(|e| e.is_timeout()));
+                    result
+                })
+            }
         }
     }
 
@@ -127,14 +199,21 @@ impl ConnectionLike for RedisConn {
                     result
                 })
             }
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(clustered) => {
+                let (clustered, mut conn) = (clustered.clone(), clustered.conn());
+                Box::pin(async move {
+                    let result = conn.req_packed_commands(cmd, offset, count).await;
+                    clustered.check(result.as_ref().is_err_and(|e| e.is_timeout()));
+                    result
+                })
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(single) => single.manager().get_db(),
-            Self::Cluster(c) => c.get_db(),
+            Self::Cluster(clustered) => clustered.conn().get_db(),
         }
     }
 }
@@ -177,9 +256,16 @@ impl RedisHandle {
                 .get_async_connection()
                 .await
                 .map_err(|e| Error::Unavailable(format!("REDIS_CLUSTER_NODES: {e}")))?;
-            let subscriptions = Subscriptions::cluster(conn.clone(), push_rx);
+            let clustered = Arc::new(Clustered {
+                client,
+                current: RwLock::new(conn),
+                replacing: AtomicBool::new(false),
+                replaced_at: std::sync::Mutex::new(None),
+                on_replaced: std::sync::OnceLock::new(),
+            });
+            let subscriptions = Subscriptions::cluster(clustered.clone(), push_rx);
             return Ok(Self {
-                conn: RedisConn::Cluster(conn),
+                conn: RedisConn::Cluster(clustered),
                 subscriptions,
                 cluster: true,
             });

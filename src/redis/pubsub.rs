@@ -9,7 +9,10 @@
 //! connection is pinged every few seconds, and one that does not answer is
 //! dropped like a closed one: every channel's stream ends, so each
 //! consumer subscribes again (on a new connection) and re-reads what it
-//! may have missed.
+//! may have missed. On a Redis Cluster the subscriptions ride the cluster
+//! connection itself: every master is pinged through it, and a master that
+//! does not answer ends every channel's stream the same way (each consumer
+//! subscribes again once the cluster has moved on, and re-reads).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +22,6 @@ use dashmap::mapref::entry::Entry;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use redis::aio::PubSubSink;
-use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 
@@ -48,8 +50,9 @@ enum Backend {
     /// after it is lost. A tokio mutex: connecting awaits under it.
     Single(Link),
     /// The cluster connection itself (RESP3): sharded subscriptions, pushes
-    /// arrive on the channel given to the client builder.
-    Cluster { conn: ClusterConnection },
+    /// arrive on the channel given to the client builder (the same for a
+    /// connection made again).
+    Cluster { conn: Arc<super::Clustered> },
 }
 
 pub struct Subscriptions {
@@ -92,8 +95,15 @@ impl Subscriptions {
 
     /// Routes the cluster connection's pushes; `pushes` is the receiver of
     /// the push sender the cluster client was built with.
-    pub fn cluster(conn: ClusterConnection, mut pushes: mpsc::UnboundedReceiver<PushInfo>) -> Self {
+    pub fn cluster(conn: Arc<super::Clustered>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) -> Self {
         let routes = Routes::default();
+        // Subscriptions made on a replaced connection are gone with it:
+        // every stream ends, so each consumer subscribes on the new one.
+        let replaced = routes.clone();
+        conn.on_replaced(move || {
+            metrics::counter!(m::PUBSUB_LOST).increment(1);
+            replaced.clear();
+        });
         let table = routes.clone();
         tokio::spawn(async move {
             while let Some(push) = pushes.recv().await {
@@ -111,16 +121,19 @@ impl Subscriptions {
                         // Messages may have been lost: end every stream so
                         // each feed resubscribes and re-reads its show.
                         tracing::warn!("redis cluster connection dropped; seat feeds will resync");
+                        metrics::counter!(m::PUBSUB_LOST).increment(1);
                         table.clear();
                     }
                     _ => {}
                 }
             }
         });
+        let lost_at = Arc::default();
+        tokio::spawn(watch_cluster(Arc::clone(&conn), Arc::clone(&lost_at)));
         Self {
             backend: Backend::Cluster { conn },
             routes,
-            lost_at: Arc::default(),
+            lost_at,
         }
     }
 
@@ -147,7 +160,7 @@ impl Subscriptions {
                     }
                     Err(e) => Err(e),
                 },
-                Backend::Cluster { conn } => conn.clone().ssubscribe(channel).await.map_err(Error::from),
+                Backend::Cluster { conn } => conn.conn().ssubscribe(channel).await.map_err(Error::from),
             };
             if let Err(e) = result {
                 self.routes.remove(channel);
@@ -167,7 +180,7 @@ impl Subscriptions {
                     sink.unsubscribe(channel).await?;
                 }
             }
-            Backend::Cluster { conn } => conn.clone().sunsubscribe(channel).await?,
+            Backend::Cluster { conn } => conn.conn().sunsubscribe(channel).await?,
         }
         Ok(())
     }
@@ -263,6 +276,40 @@ async fn ping(mut sink: PubSubSink, lost: tokio_util::sync::CancellationToken) {
             tracing::warn!("redis pub/sub connection stopped answering; replacing it");
             lost.cancel();
             return;
+        }
+    }
+}
+
+/// The cluster connection's liveness: every master pinged through it every
+/// few seconds. One that does not answer in time (stopped, partitioned,
+/// failing over) may hold subscriptions that will never deliver, and the
+/// client would keep sending its slots there: the connection is made
+/// again, every channel's stream ends, so each consumer subscribes again
+/// on the new one and re-reads; "reconnecting" until every master answers.
+async fn watch_cluster(cluster: Arc<super::Clustered>, lost_at: Arc<std::sync::Mutex<Option<Instant>>>) {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+    metrics::gauge!(m::PUBSUB_UP).set(1.0);
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        let every_master =
+            RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::AllSucceeded)));
+        let mut conn = cluster.conn();
+        let answered = tokio::time::timeout(PING_TIMEOUT, conn.route_command(redis::cmd("PING"), every_master)).await;
+        let fine = matches!(answered, Ok(Ok(_)));
+        let was_lost = lost_at.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if !fine {
+            if !was_lost {
+                tracing::warn!("a redis cluster master stopped answering; replacing the connection");
+                metrics::gauge!(m::PUBSUB_UP).set(0.0);
+                *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
+            // A new connection learns the cluster afresh (the replica that
+            // took over); the subscriptions follow it (`on_replaced`).
+            cluster.replace().await;
+        } else if was_lost {
+            tracing::info!("every redis cluster master answers again");
+            metrics::gauge!(m::PUBSUB_UP).set(1.0);
+            *lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
 }

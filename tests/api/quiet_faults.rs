@@ -403,3 +403,100 @@ async fn a_delta_from_before_is_taken_for_a_rollback_and_the_show_rebuilt() {
         "{metrics}"
     );
 }
+
+/// The seat socket's next frame that shows `seat` as `status`, within `limit`.
+async fn until_shown(ws: &mut crate::helpers::Ws, seat: &str, status: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("{seat} {status} on the socket within {limit:?}"))
+            .expect("the socket stays open")
+            .expect("a readable frame");
+        let Message::Text(text) = frame else { continue };
+        let msg: Value = serde_json::from_str(&text).unwrap();
+        let list = match msg["type"].as_str() {
+            Some("snapshot") => &msg["seats"],
+            Some("delta") => &msg["changes"],
+            _ => continue,
+        };
+        let shown = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| (s["id"] == seat || s["seatId"] == seat) && s["status"] == status);
+        if shown {
+            return started.elapsed();
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_master_gone_silent_is_noticed_and_the_seat_map_goes_on_live() {
+    use crate::helpers::common::own_cluster::OwnCluster;
+    let cluster = OwnCluster::start();
+    let prefix = common::unique_prefix();
+    let node = Node::start(&[
+        ("REDIS_CLUSTER_NODES", cluster.seeds()),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+    ])
+    .await;
+    let all = node.shows().await;
+    let show = &all[all.len() - 1];
+    let mut ws = ws_connect(node.addr, &format!("/api/v1/shows/{show}/seats/ws")).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    // The show's master stops without closing anything (SIGSTOP): its
+    // sharded subscription will never deliver again.
+    let victim = cluster.master_of(&format!("{prefix}{{show:{show}}}:seats"));
+    cluster.nodes[victim].pause();
+    let stopped = Instant::now();
+    let lost = || async {
+        let metrics = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("redis_pubsub_lost_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    while lost().await < 1.0 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the silent master noticed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "cluster: a silent master noticed {} ms after it stopped",
+        stopped.elapsed().as_millis()
+    );
+    // Its replica takes over; holds go through again.
+    let alice = node.token("alice").await;
+    for (n, seat) in ["C5", "C6"].into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = post(
+                &node,
+                "/api/v1/holds",
+                &alice,
+                json!({"showId": show, "seatIds": [seat]}),
+            )
+            .await;
+            if status == 201 {
+                break;
+            }
+            assert!(status == 503 && Instant::now() < deadline, "{status} {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The first may come by a probe's re-read; the second must come
+        // live: the subscription was made again on the new master.
+        let limit = if n == 0 {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(2)
+        };
+        let took = until_shown(&mut ws, seat, "HELD", limit).await;
+        println!("cluster: {seat} held, on the socket {} ms later", took.as_millis());
+    }
+    cluster.nodes[victim].resume();
+}

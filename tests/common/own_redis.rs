@@ -108,6 +108,25 @@ impl OwnRedis {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Stops the process (SIGSTOP): connections stay open and nothing is
+    /// answered, a host gone silent; `resume` lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Kills the server (SIGKILL): everything it held is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

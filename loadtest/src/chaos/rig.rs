@@ -262,6 +262,24 @@ impl Rig {
                     c.nodes[victim].port
                 ))
             }
+            (Fault::SubscriptionBlackholed, RedisRig::Cluster(c)) => {
+                let victim = tokio::task::block_in_place(|| c.master_of(&self.show_key));
+                let port = c.nodes[victim].port;
+                let stopped = std::time::Instant::now();
+                tokio::task::block_in_place(|| {
+                    c.nodes[victim].pause();
+                    c.wait_failover(&self.show_key, victim);
+                });
+                // Silent for 5 s at least, as long as the promotion took if longer.
+                tokio::time::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed())).await;
+                tokio::task::block_in_place(|| {
+                    c.nodes[victim].resume();
+                    c.wait_ok(&c.nodes.iter().collect::<Vec<_>>());
+                });
+                Ok(format!(
+                    "the sale's Cluster master (:{port}) stopped (SIGSTOP) until its replica took over, then resumed"
+                ))
+            }
             (other, RedisRig::Cluster(_)) => Err(format!("{other:?} is not a Cluster fault")),
         }
     }
