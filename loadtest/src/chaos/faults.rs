@@ -38,13 +38,15 @@ impl Fault {
         Fault::GatewayDrained,
     ];
 
-    /// Whether the fault loses Redis data: the queue and the seats start a
-    /// new epoch, and orders across it are not compared.
-    pub fn loses_redis_data(self) -> bool {
-        matches!(
-            self,
-            Fault::RedisKilled | Fault::RedisRestartedEmpty | Fault::RedisFailoverLagging
-        )
+    /// Whether the fault may lose Redis data: the queue and the seats start
+    /// a new epoch, and orders across it are not compared. (On a Cluster a
+    /// silenced master is failed over, like a killed one.)
+    pub fn loses_redis_data(self, backend: Backend) -> bool {
+        match self {
+            Fault::RedisKilled | Fault::RedisRestartedEmpty | Fault::RedisFailoverLagging => true,
+            Fault::SubscriptionBlackholed => backend == Backend::Cluster,
+            _ => false,
+        }
     }
 
     /// What can be done to this backend: a Cluster announces its nodes'
@@ -103,11 +105,16 @@ mod tests {
             on_cluster,
             [
                 Fault::RedisKilled,
+                Fault::SubscriptionBlackholed,
                 Fault::PostgresPaused,
                 Fault::GatewayKilled,
                 Fault::GatewayDrained
             ]
         );
         assert!(Fault::ALL.iter().all(|f| f.applies_to(Backend::Redis)));
+        // A stopped Cluster master fails over: what it had not replicated is gone.
+        assert!(Fault::SubscriptionBlackholed.loses_redis_data(Backend::Cluster));
+        assert!(!Fault::SubscriptionBlackholed.loses_redis_data(Backend::Redis));
+        assert!(!Fault::PostgresPaused.loses_redis_data(Backend::Cluster));
     }
 }

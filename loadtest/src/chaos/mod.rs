@@ -279,7 +279,7 @@ async fn soak(p: &Params, kinds: &[Fault], rig: &mut Rig) -> Result<(), String> 
     violations.extend(orders_kept(&pool, &ledger).await?);
     let losses: Vec<(i64, i64)> = runs
         .iter()
-        .filter(|r| r.fault.loses_redis_data())
+        .filter(|r| r.fault.loses_redis_data(p.backend))
         .map(|r| r.window_ms)
         .collect();
     let queue = ledger.with(|b| verdict::queue_breaks(&b.joins, &b.admissions, &b.left, &losses, end_ms));
