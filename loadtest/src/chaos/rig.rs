@@ -292,7 +292,10 @@ impl Rig {
             }
         }
         drop(self.pg);
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+        // SG_LOAD_KEEP_DB=1: the run's database is left for a post-mortem.
+        if std::env::var_os("SG_LOAD_KEEP_DB").is_some() {
+            eprintln!("chaos: database kept: {}", self.database_url);
+        } else if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
                 .execute(&mut admin)
                 .await;
