@@ -12,6 +12,7 @@
 --       {"booked": [[seatId, orderId, stamp], ..],
 --        "pending": [{"o": orderId, "h": holdId, "u": userId, "s": [seatIds],
 --                     "c": createdMs, "e": expiresMs, "t": stamp}, ..],
+--        "ended": [[orderId, stamp], ..] (orders that ended lately),
 --        "asOf": when the record was read (µs)}
 -- The record was read a moment before this runs: an order whose seats
 -- changed since (its stamp here is newer) keeps what that change did.
@@ -80,14 +81,27 @@ for _, seat in ipairs(wanted) do
 end
 
 -- Booked seats the record does not know (a late message of an order since
--- cancelled), unless booked after the record was read; in seat order so
--- every engine reports them alike.
+-- cancelled), unless booked after the record was read and not ended since
+-- by the record (a replica that lost the release keeps the booking's
+-- stamp, which may be newer than the read); in seat order so every engine
+-- reports them alike.
+local ended = {}
+for _, e in ipairs(state.ended or {}) do ended[e[1]] = e[2] end
+local function ended_since(order_id)
+  local t = ended[order_id]
+  if not t then return false end
+  local last = redis.call('HGET', K.stamps, order_id)
+  return not last or tonumber(last) <= t
+end
 local stale = {}
 local all = redis.call('HGETALL', K.seats)
 for i = 1, #all, 2 do
   local owner = all[i + 1]
-  if string.sub(owner, 1, 2) == 'B:' and want[all[i]] == nil and not newer(string.sub(owner, 3), as_of) then
-    stale[#stale + 1] = all[i]
+  if string.sub(owner, 1, 2) == 'B:' and want[all[i]] == nil then
+    local order_id = string.sub(owner, 3)
+    if ended_since(order_id) or not newer(order_id, as_of) then
+      stale[#stale + 1] = all[i]
+    end
   end
 end
 table.sort(stale)

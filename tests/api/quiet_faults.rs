@@ -52,29 +52,7 @@ async fn a_silent_subscription_is_replaced_and_the_seat_map_catches_up() {
         .unwrap();
     assert_eq!(res.status(), 201);
     // The socket on the silenced node is caught up, without a reload.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("the silenced node's seat map caught up within 15 s")
-            .expect("the socket stays open")
-            .expect("a readable frame");
-        let Message::Text(text) = frame else { continue };
-        let msg: Value = serde_json::from_str(&text).unwrap();
-        let list = match msg["type"].as_str() {
-            Some("snapshot") => &msg["seats"],
-            Some("delta") => &msg["changes"],
-            _ => continue,
-        };
-        let held = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| (s["id"] == "C5" || s["seatId"] == "C5") && s["status"] == "HELD");
-        if held {
-            break;
-        }
-    }
+    until_shown(&mut ws, "C5", "HELD", Duration::from_secs(15)).await;
     let took = silenced.elapsed();
     println!(
         "a silenced subscription: the seat map caught up {} ms after",

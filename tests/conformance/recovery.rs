@@ -25,6 +25,7 @@ fn record() -> RecordState {
             expires_ms: T0 + 600_000,
             stamp: 8,
         }],
+        ended: vec![],
         as_of: 0,
     }
 }
@@ -234,6 +235,7 @@ async fn a_rebuild_keeps_what_changed_after_the_record_was_read(locks: Arc<SeatE
             expires_ms: T0 + 600_000,
             stamp: 8,
         }],
+        ended: vec![],
         as_of: 5,
     };
     assert!(
@@ -384,6 +386,55 @@ async fn a_retried_hold_answers_the_first_run_and_keeps_the_seats(locks: Arc<Sea
     );
 }
 
+async fn a_booking_a_lagging_replica_kept_is_freed_when_the_record_has_its_order_ended(locks: Arc<SeatEngine>) {
+    let locks = common::ready(locks).await;
+    // o1 booked (stamp 10) and since cancelled (stamp 20): the release was
+    // lost with a replica that lagged, which still books A1. The record was
+    // read with a margin (as of 5), so the booking looks newer than the
+    // read; the record's own word on o1 frees it (found by `sg-load chaos`).
+    // o3 booked (stamp 12) is not in the record at all: kept (booked after the read).
+    for (order, hold, seat, stamp) in [("o1", "h1", "A1", 10), ("o3", "h3", "A3", 12)] {
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::Settle {
+                    verdict: cmd::Verdict::Book,
+                    order_id: order,
+                    hold_id: hold,
+                    stamp,
+                    seats: &seats(&[seat]),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let record = RecordState {
+        booked: vec![],
+        pending: vec![],
+        ended: vec![("o1".into(), 20)],
+        as_of: 5,
+    };
+    assert!(
+        locks
+            .run(
+                SHOW,
+                T0,
+                &cmd::Rebuild {
+                    seen: "e1",
+                    epoch: "e2",
+                    record: &record
+                }
+            )
+            .await
+            .unwrap()
+            .out
+    );
+    let snap = locks.run(SHOW, T0, &cmd::Snapshot).await.unwrap().out;
+    assert_eq!(snap.taken.get("A1"), None, "ended since the booking: freed");
+    assert_eq!(snap.taken.get("A3"), Some(&Owner::Booked("o3".into())));
+}
+
 macro_rules! recovery_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_recovery {
@@ -407,5 +458,6 @@ recovery_cases!(
     a_rebuild_puts_the_record_back_over_holds_under_a_new_epoch,
     late_and_repeated_order_changes_change_nothing,
     a_rebuild_keeps_what_changed_after_the_record_was_read,
+    a_booking_a_lagging_replica_kept_is_freed_when_the_record_has_its_order_ended,
     a_retried_hold_answers_the_first_run_and_keeps_the_seats,
 );

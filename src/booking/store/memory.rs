@@ -223,7 +223,22 @@ impl Records for MemoryRecords {
             .filter(|o| o.show_id == show && o.status == OrderStatus::PaymentPending)
             .collect();
         pending.sort_by_key(|o| (o.created_at, o.id));
+        // Every ended order (the in-process store is small and short-lived).
+        let mut ended: Vec<(String, i64)> = s
+            .orders
+            .values()
+            .filter(|o| {
+                o.show_id == show
+                    && matches!(
+                        o.status,
+                        OrderStatus::Cancelled | OrderStatus::Failed | OrderStatus::Expired
+                    )
+            })
+            .map(|o| (o.id.to_string(), o.updated_at.timestamp_micros()))
+            .collect();
+        ended.sort();
         Ok(RecordState {
+            ended,
             booked,
             pending: pending.into_iter().map(super::pending_lock).collect(),
             as_of: 0,

@@ -119,14 +119,25 @@ impl Op<'_> {
         }
     }
 
-    /// Booked seats the record does not have, unless booked after it was read.
+    /// Whether the record has `order` ended in a state at least as new as
+    /// the one the locks follow.
+    fn ended_since(&self, order: &str, record: &RecordState) -> bool {
+        let locked = self.state.stamps.get(order).copied().unwrap_or(i64::MIN);
+        record.ended.iter().any(|(o, t)| o == order && *t >= locked)
+    }
+
+    /// Booked seats the record does not have, unless booked after it was
+    /// read (and not ended since, by the record).
     fn drop_stale_bookings(&mut self, record: &RecordState, wanted: &Wanted) {
         let mut stale: Vec<String> = self
             .state
             .owners
             .iter()
             .filter(|(seat, o)| match o {
-                Owner::Booked(order) => !wanted.owner.contains_key(*seat) && !self.newer(order, record.as_of),
+                Owner::Booked(order) => {
+                    !wanted.owner.contains_key(*seat)
+                        && (self.ended_since(order, record) || !self.newer(order, record.as_of))
+                }
                 _ => false,
             })
             .map(|(seat, _)| seat.clone())

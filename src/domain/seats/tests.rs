@@ -209,6 +209,7 @@ fn a_rebuild_puts_the_record_back_over_holds_and_starts_an_epoch() {
             expires_ms: 1_000,
             stamp: 8,
         }],
+        ended: vec![],
         // Read after "gone" was booked (stamp 5): its booking is stale.
         as_of: 6,
     };
@@ -230,6 +231,42 @@ fn a_rebuild_puts_the_record_back_over_holds_and_starts_an_epoch() {
     // is freed by the sweep after its expiry plus grace.
     assert!(!s.release_order(at(4), "o1", "", 7, &seats(&["A1"])).0);
     assert_eq!(s.snapshot(at(1_000 + T.order_grace_ms)).0.taken.get("D1"), None);
+}
+
+#[test]
+fn a_booking_a_lagging_replica_kept_is_freed_when_the_record_has_its_order_ended_since() {
+    // o1 was booked (stamp 10) and cancelled (stamp 20); the state rebuilt
+    // from a replica that lost the release still books it. The record was
+    // read with a margin (as_of 5), so the booking looks newer than the
+    // read: only the record's own word on o1 frees it.
+    let mut s = ShowSeats::default();
+    assert!(s.rebuild(at(0), "", "e1", &RecordState::default()).0);
+    s.book(at(1), "o1", "h1", 10, &seats(&["A1"]));
+    s.book(at(1), "o2", "h2", 10, &seats(&["A2"]));
+    let record = RecordState {
+        ended: vec![("o1".into(), 20)],
+        as_of: 5,
+        ..RecordState::default()
+    };
+    assert!(s.rebuild(at(2), "e1", "e2", &record).0);
+    let owners = s.owners();
+    assert_eq!(owners.get("A1"), None, "ended since: freed");
+    assert_eq!(
+        owners.get("A2"),
+        Some(&Owner::Booked("o2".into())),
+        "booked after the read: kept"
+    );
+    // An ended state older than the lock's (a newer booking of the order) does not free it.
+    let mut s = ShowSeats::default();
+    assert!(s.rebuild(at(0), "", "e1", &RecordState::default()).0);
+    s.book(at(1), "o3", "h3", 30, &seats(&["B1"]));
+    let record = RecordState {
+        ended: vec![("o3".into(), 20)],
+        as_of: 5,
+        ..RecordState::default()
+    };
+    assert!(s.rebuild(at(2), "e1", "e2", &record).0);
+    assert_eq!(s.owners().get("B1"), Some(&Owner::Booked("o3".into())));
 }
 
 #[test]

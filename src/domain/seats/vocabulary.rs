@@ -135,6 +135,11 @@ pub struct RecordState {
     pub booked: Vec<(String, String, i64)>,
     /// Every order still waiting for its payment.
     pub pending: Vec<PendingLock>,
+    /// (order, stamp) of the show's orders that ended lately (cancelled,
+    /// failed, expired): a booking of one of them that Redis kept from an
+    /// earlier state (a replica that lost the release) is freed whatever
+    /// `as_of` says.
+    pub ended: Vec<(String, i64)>,
     /// When the record was read (µs): a change applied to the locks after
     /// it (a newer stamp) is kept by the rebuild.
     #[serde(rename = "asOf")]
