@@ -7,6 +7,7 @@ pub mod ids;
 pub mod lua;
 pub mod money;
 pub mod order;
+pub mod outlook;
 pub mod pow;
 pub mod seats;
 pub mod waitroom;
