@@ -7,7 +7,9 @@
 -- ARGV: 1 lease token, 2 now (ms), 3 max to admit (tokens in hand),
 --       4 admission ttl (ms), 5 sellable seats, 6 maxActive, 7 paused (1/0),
 --       8 observed rate (per s), 9 channel, 10 "PUBLISH"|"SPUBLISH",
---       11 tick id (unique per tick of a leader)
+--       11 tick id (unique per tick of a leader), 12 the leader's outlook
+--       estimate (JSON; empty: none yet), kept in the config hash and
+--       published with the tick
 -- Reply: {-1} when the token is not the lease holder's (a stale leader);
 --        else {1, admitted, queueLength, active, available, soldOut, eventSeq, userIds...}
 -- Run twice with the same tick id (a client retry after a timeout), it
@@ -23,8 +25,11 @@ redis.call('HSET', stats, 'lastTick', ARGV[11])
 -- only what refilled since, so a handover never hands out an extra burst.
 if not repeated then redis.call('HSET', stats, 'lastTickAt', ARGV[2]) end
 
--- Admissions past their expiry are no longer active.
-redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now)
+-- Admissions past their expiry are no longer active: each lapsed without a
+-- purchase (a confirmed order ends its admission before), which the outlook
+-- counts as a shopper who bought nothing.
+local lapsed = redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now)
+if lapsed > 0 then redis.call('HINCRBY', stats, 'walked', lapsed) end
 local active = redis.call('ZCARD', admitted)
 local available = sellable - redis.call('HLEN', seats)
 local sold_out = false
@@ -59,8 +64,15 @@ if repeated then
 else
   redis.call('HSET', config, 'soldOut', sold_out and '1' or '0', 'rate', ARGV[8])
   ev = redis.call('INCR', events)
-  redis.call(ARGV[10], ARGV[9], cjson.encode({ seq = ev, type = 'tick', admitted = users, expiresAt = expires,
-    queueLength = length, active = active, soldOut = sold_out, paused = paused, rate = tonumber(ARGV[8]) }))
+  local event = cjson.encode({ seq = ev, type = 'tick', admitted = users, expiresAt = expires,
+    queueLength = length, active = active, soldOut = sold_out, paused = paused, rate = tonumber(ARGV[8]) })
+  local outlook = ARGV[12] or ''
+  if outlook ~= '' then
+    redis.call('HSET', config, 'outlook', outlook)
+    -- Spliced in as it came: the leader wrote it as JSON already.
+    event = string.sub(event, 1, -2) .. ',"outlook":' .. outlook .. '}'
+  end
+  redis.call(ARGV[10], ARGV[9], event)
 end
 local reply = { 1, #users, length, active, available, sold_out and 1 or 0, ev }
 for _, u in ipairs(users) do reply[#reply + 1] = u end

@@ -12,6 +12,11 @@ pub const ORDERS: &str = "orders_total";
 pub const WAITROOM_QUEUE_LENGTH: &str = "waitroom_queue_length";
 pub const WAITROOM_ACTIVE: &str = "waitroom_active";
 pub const WAITROOM_ADMITTED: &str = "waitroom_admitted_total";
+pub const WAITROOM_FUNNEL: &str = "waitroom_funnel";
+pub const WAITROOM_SEATS_LEFT: &str = "waitroom_seats_left";
+pub const WAITROOM_SOLD_OUT_AT: &str = "waitroom_sold_out_at_seconds";
+pub const WAITROOM_OUTLOOK_SHARE: &str = "waitroom_outlook_share";
+pub const WAITROOM_ADMITTED_HOLDS: &str = "waitroom_admitted_holds_total";
 pub const WS_CONNECTIONS: &str = "ws_connections";
 pub const SEAT_FEEDS: &str = "seat_feeds";
 pub const SEAT_FEED_LAG: &str = "seat_feed_lag_seconds";
@@ -116,6 +121,23 @@ fn describe() {
         metrics::describe_gauge!(gauge, "Waiting-room figures per show.");
     }
     metrics::describe_counter!(WAITROOM_ADMITTED, "Shoppers admitted per show.");
+    metrics::describe_gauge!(
+        WAITROOM_FUNNEL,
+        "A gated sale's funnel per show and step (queued, admitted, held, ordered, paid, abandoned): shoppers in total, set by the node leading the show's admission (aggregate with max)."
+    );
+    metrics::describe_gauge!(WAITROOM_SEATS_LEFT, "Seats neither held nor booked, per gated show.");
+    metrics::describe_gauge!(
+        WAITROOM_SOLD_OUT_AT,
+        "Projected sell-out of a gated show (unix seconds); 0 when the queue is not projected to sell it out."
+    );
+    metrics::describe_gauge!(
+        WAITROOM_OUTLOOK_SHARE,
+        "Share of a gated show's queue in each outlook band (LIKELY, POSSIBLE, UNLIKELY, SOLD_OUT)."
+    );
+    metrics::describe_counter!(
+        WAITROOM_ADMITTED_HOLDS,
+        "Hold attempts on gated shows by admitted shoppers, by result (held, conflict, not_enough_seats)."
+    );
     metrics::describe_counter!(WAITLIST_JOINS, "Shoppers this node put on a waiting list.");
     metrics::describe_gauge!(
         WAITLIST_LENGTH,

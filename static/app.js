@@ -84,6 +84,7 @@ function toast(text) {
 
 const fmtTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const fmtDate = (d) => new Date(`${d}T00:00:00Z`).toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+const fmtDay = (iso) => new Date(iso).toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" });
 const money = (amount, currency) => `${currency === "INR" ? "₹" : currency + " "}${amount}`;
 
 // ---- routing ---------------------------------------------------------------
@@ -171,14 +172,17 @@ async function queuePage(showId) {
   const eta = h("p", { id: "eta" }, "");
   const bar = h("progress", { id: "progress", max: 1, value: 0 });
   const live = h("span", { class: "live", "data-state": "connecting" }, "connecting");
+  const outlook = outlookBox();
+  const others = otherShowsPanel(show, movie);
   view.replaceChildren(
     h("h1", {}, movie.title),
     h("p", { class: "muted" }, `${show.theatreName} · ${show.screenName} · ${new Date(show.startTime).toLocaleString()} `, live),
     h("section", { class: "card queue", id: "queue" },
       h("h2", {}, "You're in the queue"),
       h("p", { class: "muted" }, "Keep this page open: your place is kept while you're here (and for a minute if you drop out)."),
-      h("p", {}, "Your place in line"), pos, bar, eta, status,
+      h("p", {}, "Your place in line"), pos, bar, eta, outlook.el, status,
       h("button", { class: "secondary", id: "leave", onclick: leave }, "Leave the queue")),
+    others.el,
   );
   if (!session.token) {
     status.textContent = "Sign in (top right) to join the queue.";
@@ -193,13 +197,26 @@ async function queuePage(showId) {
     pos.textContent = "🎟";
     bar.value = 1;
     status.textContent = "";
+    outlook.hide();
+    others.show(false);
     eta.replaceChildren(h("strong", { id: "admitted" }, "You're in!"), " Pick your seats before ", new Date(expiresAt).toLocaleTimeString(), ".");
     setTimeout(() => { if (!left) location.hash = `#/show/${encodeURIComponent(showId)}`; }, 1500);
   };
   const render = (m) => {
     if (m.type === "admitted") { stopped = true; admitted(m.admissionToken, m.expiresAt); return; }
-    if (m.type === "left") { stopped = true; pos.textContent = "—"; live.dataset.state = "closed"; live.textContent = "left"; status.replaceChildren(h("strong", { id: "left-queue" }, "You left this queue"), " (from another tab?). Open the show again to rejoin at the back."); return; }
-    if (m.type === "soldOut") { pos.textContent = "—"; status.replaceChildren(h("strong", { id: "sold-out" }, "Sold out."), " Every seat is booked; we'll let you know if seats come back."); return; }
+    if (m.type === "left") { stopped = true; pos.textContent = "—"; live.dataset.state = "closed"; live.textContent = "left"; outlook.hide(); status.replaceChildren(h("strong", { id: "left-queue" }, "You left this queue"), " (from another tab?). Open the show again to rejoin at the back."); return; }
+    // The outlook rides on every standing; an older server sends none.
+    const soldOut = m.type === "soldOut" || m.state === "SOLD_OUT";
+    const band = outlook.show(m.outlook) ?? (soldOut ? "SOLD_OUT" : null);
+    others.show(band === "UNLIKELY" || band === "SOLD_OUT");
+    if (soldOut) {
+      pos.textContent = "—";
+      eta.textContent = "";
+      // The outlook says it in words when the server sends one.
+      if (band && m.outlook) status.textContent = "";
+      else status.replaceChildren(h("strong", { id: "sold-out" }, "Sold out."), " Every seat is booked; we'll let you know if seats come back.");
+      return;
+    }
     if (m.position === null) {
       pos.textContent = "🎲";
       eta.textContent = `${m.queueLength} in the draw. Places are drawn by lottery when the sale opens.`;
@@ -259,6 +276,129 @@ async function queuePage(showId) {
     status.replaceChildren(h("strong", { id: "join-failed" }, "Could not join the queue: "), err.message);
   }
   cleanup = () => { stopped = true; left = true; clearTimeout(timer); ws?.close(1000); };
+}
+
+// ---- the outlook: will there be a seat when my turn comes? ----------------
+
+/** The outlook's chance as a person says it ("about 9 in 10", "about 1 in
+ *  5"): tenths down to 0.35, then "1 in N", where "in 10" would round off
+ *  what matters. */
+function odds(chance) {
+  const c = Math.max(0, Math.min(1, Number(chance) || 0));
+  if (c >= 0.35) return `about ${Math.round(c * 10)} in 10`;
+  return `about 1 in ${Math.max(2, Math.round(1 / Math.max(c, 0.01)))}`;
+}
+
+/** The outlook's band in words, so it never rests on colour alone:
+ *  `[headline, icon]`, or null for a band this page does not know. */
+function outlookWords(o) {
+  const c = Number(o.chance) || 0;
+  switch (o.band) {
+    case "LIKELY": return [c >= 0.95 ? "Good chance of seats — almost certain" : `Good chance of seats — ${odds(c)}`, "✓"];
+    case "POSSIBLE": return [`Seats are going fast — ${odds(c)}`, "◔"];
+    case "UNLIKELY": return [c < 0.03 ? "Very unlikely — the seats will probably be gone before your turn" : `Unlikely — ${odds(c)}`, "!"];
+    case "SOLD_OUT": return ["Sold out: you keep your place if seats come back, or pick another show", "✕"];
+    default: return null;
+  }
+}
+
+/** The queue page's outlook: the band in words, seats left, the people
+ *  ahead, the projected sell-out and what the estimate rests on. The box
+ *  itself is not a live region (the chance moves with every tick); a
+ *  hidden status line says the band again only when the band changes, so a
+ *  screen reader hears "Seats are going fast" once, not every new figure.
+ *  `show(outlook)` answers the band shown (null: none, the box hidden). */
+function outlookBox() {
+  const headline = h("span", { id: "outlook-band" });
+  const icon = h("span", { class: "band-icon", "aria-hidden": "true" });
+  const facts = h("p", { class: "facts", id: "outlook-facts" });
+  const basis = h("p", { class: "basis", id: "outlook-basis" });
+  const said = h("p", { class: "sr-only", id: "outlook-said", role: "status", "aria-live": "polite" });
+  const box = h("div", { class: "outlook", id: "outlook", hidden: true, "aria-live": "off" },
+    h("p", { class: "band" }, icon, headline), facts, basis);
+  let band = null;
+  return {
+    el: h("div", {}, box, said),
+    show(o) {
+      const words = o && outlookWords(o);
+      if (!words) { box.hidden = true; return null; }
+      const [text, glyph] = words;
+      box.hidden = false;
+      box.dataset.band = o.band;
+      icon.textContent = glyph;
+      headline.textContent = text;
+      const left = Number.isFinite(o.seatsLeft) ? o.seatsLeft : null;
+      const parts = [];
+      if (left !== null) parts.push(left === 0 ? "No seats left" : `${left.toLocaleString()} seat${left === 1 ? "" : "s"} left`);
+      if (o.band !== "SOLD_OUT" && Number.isFinite(o.aheadOfYou) && o.aheadOfYou > 0) parts.push(`${o.aheadOfYou.toLocaleString()} ahead of you`);
+      facts.replaceChildren(parts.join(" · "));
+      if (o.band !== "SOLD_OUT" && o.soldOutAt) facts.append(h("br"), h("span", { id: "outlook-soldout-at" }, `Projected to sell out around ${fmtTime(o.soldOutAt)}`));
+      // Sold out is a fact, not an estimate.
+      basis.textContent = o.band === "SOLD_OUT" ? "" : o.basis === "prior" ? "Estimate from typical sales" : o.basis === "observed" ? "Estimate from this sale so far" : "";
+      if (o.band !== band) said.textContent = text;
+      band = o.band;
+      return band;
+    },
+    hide() { box.hidden = true; band = null; },
+  };
+}
+
+/** Upcoming shows of the same film (any date the catalog lists) with seats
+ *  free now, nearest in time to `show` first: the catalog's list, then each
+ *  candidate's seat map, a few at a time, until `want` are found or `most`
+ *  were looked at. */
+async function otherShowsWithSeats(show, { want = 4, most = 12 } = {}) {
+  const { shows } = await api("GET", `/api/v1/movies/${encodeURIComponent(show.movieId)}/shows`, undefined, { auth: false });
+  const at = Date.parse(show.startTime);
+  const candidates = shows
+    .filter((s) => s.id !== show.id && Date.parse(s.startTime) > Date.now())
+    .sort((a, b) => Math.abs(Date.parse(a.startTime) - at) - Math.abs(Date.parse(b.startTime) - at))
+    .slice(0, most);
+  const found = [];
+  for (let i = 0; i < candidates.length && found.length < want; i += 4) {
+    const batch = await Promise.all(candidates.slice(i, i + 4).map(async (s) => {
+      try {
+        const map = await api("GET", `/api/v1/shows/${encodeURIComponent(s.id)}/seatmap`, undefined, { auth: false });
+        return { ...s, free: map.seats.filter((x) => x.status === "AVAILABLE").length };
+      } catch { return { ...s, free: 0 }; }
+    }));
+    found.push(...batch.filter((s) => s.free > 0));
+  }
+  return found.slice(0, want).sort((a, b) => Date.parse(a.startTime) - Date.parse(b.startTime));
+}
+
+/** The queue page's "other shows" card, shown while the outlook is
+ *  UNLIKELY or SOLD_OUT: each show one tap away. Looked up when it turns
+ *  from hidden to shown, at most once in 5 minutes (a whole queue can turn
+ *  UNLIKELY together: each shopper costs a show list and a few seat maps),
+ *  after a random wait of up to 2 s so that they do not ask at once. */
+function otherShowsPanel(show, movie) {
+  const list = h("div", { class: "shows", id: "other-shows-list" }, h("p", { class: "muted" }, "Looking for other shows with seats…"));
+  const el = h("section", { class: "card others", id: "other-shows", hidden: true },
+    h("h2", {}, `Other shows of ${movie.title} with seats`), list);
+  let asked = 0;
+  const load = async () => {
+    asked = Date.now();
+    await new Promise((r) => setTimeout(r, Math.random() * 2000));
+    try {
+      const found = await otherShowsWithSeats(show);
+      list.replaceChildren(...(found.length === 0 ? [h("p", { class: "muted", id: "no-other-shows" }, "No other show of this film has seats right now.")] :
+        found.map((s) => h("a", { class: "card show", href: `#/show/${encodeURIComponent(s.id)}`, dataset: { show: s.id } },
+          h("div", {}, h("strong", {}, `${fmtDay(s.startTime)} · ${fmtTime(s.startTime)}`),
+            h("p", {}, [s.theatreName, s.screenName].filter(Boolean).join(" · "))),
+          h("div", { class: "free" }, `${s.free.toLocaleString()} seat${s.free === 1 ? "" : "s"} left`)))));
+    } catch {
+      list.replaceChildren(h("p", { class: "muted" }, "Could not list other shows just now."));
+    }
+  };
+  return {
+    el,
+    show(v) {
+      const was = !el.hidden;
+      el.hidden = !v;
+      if (v && !was && (asked === 0 || Date.now() - asked > 300000)) load();
+    },
+  };
 }
 
 /** Finds a nonce for a waiting room's proof of work in `pow-worker.js`. */

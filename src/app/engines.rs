@@ -71,10 +71,10 @@ pub struct LockedSeats(pub Arc<Recovering>);
 
 #[async_trait]
 impl SeatCount for LockedSeats {
-    async fn taken(&self, show: &str, now: i64) -> Result<(u64, bool)> {
+    async fn taken(&self, show: &str, now: i64) -> Result<(u64, u64)> {
         let snap = self.0.run(show, now, &Snapshot).await?.out;
-        let all_booked = snap.taken.values().all(|o| matches!(o, Owner::Booked(_)));
-        Ok((snap.taken.len() as u64, all_booked))
+        let booked = snap.taken.values().filter(|o| matches!(o, Owner::Booked(_))).count();
+        Ok((snap.taken.len() as u64, booked as u64))
     }
 }
 

@@ -7,6 +7,16 @@ use async_trait::async_trait;
 use crate::domain::ShowId;
 use crate::error::Result;
 
+/// A step of the sale a shopper took, told to the gate: the waiting room
+/// counts its funnel and learns how many seats an admitted shopper buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Held,
+    Ordered,
+    /// The order was confirmed: the shopper's admission is used up.
+    Paid { seats: u64 },
+}
+
 #[async_trait]
 pub trait AdmissionGate: Send + Sync + 'static {
     /// Whether `user` may hold seats of `show` now, given the admission
@@ -18,8 +28,8 @@ pub trait AdmissionGate: Send + Sync + 'static {
     /// included, go only to shoppers it admitted.
     fn gated(&self, show: &str) -> bool;
 
-    /// The shopper's order was confirmed: their admission is used up.
-    async fn order_confirmed(&self, show: &str, user: &str);
+    /// The shopper took a step on a show (only gated shows count it).
+    async fn progressed(&self, show: &str, user: &str, step: Progress);
 }
 
 /// No waiting room anywhere: every shopper may hold.
@@ -35,5 +45,5 @@ impl AdmissionGate for OpenGate {
         false
     }
 
-    async fn order_confirmed(&self, _show: &str, _user: &str) {}
+    async fn progressed(&self, _show: &str, _user: &str, _step: Progress) {}
 }

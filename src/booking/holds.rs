@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::gate::Progress;
 use super::locks::cmd;
 use super::{Booking, Hold, track};
 use crate::domain::catalog::{Layout, Show};
@@ -68,7 +69,26 @@ impl Booking {
         let started = Instant::now();
         let locked = self.lock(&req, &ask).await;
         metrics::histogram!(m::SEAT_LOCK_DURATION).record(started.elapsed().as_secs_f64());
-        self.answer(&req, locked).await
+        let answered = self.answer(&req, locked).await;
+        if self.gate.gated(&show.id) {
+            self.count_admitted(&show.id, user, &answered).await;
+        }
+        answered
+    }
+
+    /// An admitted shopper's hold, for the sale's funnel and the alert that
+    /// admission outpaces the seats (most admitted holds finding none).
+    async fn count_admitted(&self, show: &str, user: &str, answered: &Result<Hold>) {
+        let result = match answered {
+            Ok(_) => "held",
+            Err(Error::SeatConflict { .. }) => "conflict",
+            Err(Error::NotEnoughSeats { .. }) => "not_enough_seats",
+            Err(_) => return,
+        };
+        metrics::counter!(m::WAITROOM_ADMITTED_HOLDS, "show" => show.to_owned(), "result" => result).increment(1);
+        if answered.is_ok() {
+            self.gate.progressed(show, user, Progress::Held).await;
+        }
     }
 
     /// The show, if it is on sale and the user may buy: admitted by the

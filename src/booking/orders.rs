@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::locks::cmd;
 use super::locks::recovering::Why;
 use super::store::{Applied, Cursor, Order};
+use super::gate::Progress;
 use super::{Booking, track};
 use crate::clock::from_ms;
 use crate::domain::HoldId;
@@ -66,6 +67,7 @@ impl Booking {
         }
         if created {
             metrics::counter!(m::ORDERS, "status" => OrderStatus::PaymentPending.as_str()).increment(1);
+            self.gate.progressed(&show.id, user, Progress::Ordered).await;
         }
         Ok((order, created))
     }
@@ -142,7 +144,10 @@ impl Booking {
                 metrics::counter!(m::ORDERS, "status" => order.status.as_str()).increment(1);
                 self.sync_locks(&order, effect).await;
                 if order.status == OrderStatus::Confirmed {
-                    self.gate.order_confirmed(&order.show_id, &order.user_id).await;
+                    let seats = order.seat_ids.len() as u64;
+                    self.gate
+                        .progressed(&order.show_id, &order.user_id, Progress::Paid { seats })
+                        .await;
                 }
                 Ok(order)
             }

@@ -210,6 +210,10 @@ pub struct BandShares {
     pub sold_out: f64,
 }
 
+fn round_to(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
+}
+
 impl Model {
     /// The estimate from what the sale has shown.
     pub fn new(o: &Observations) -> Self {
@@ -222,8 +226,10 @@ impl Model {
         for (n, count) in o.bought.iter().enumerate().skip(1) {
             dist[n.min(MAX_SEATS)] += *count as f64;
         }
+        // Six places: the model travels as JSON with every tick, and a short
+        // decimal reads back as exactly the number written.
         for p in &mut dist {
-            *p /= total;
+            *p = round_to(*p / total, 1e6);
         }
         while dist.len() > 1 && dist.last() == Some(&0.0) {
             dist.pop();
@@ -241,8 +247,8 @@ impl Model {
             left: o.sellable as i64 - o.booked as i64 - o.held as i64,
             pending: o.active.saturating_sub(o.stale),
             dist,
-            stay: stay.clamp(0.05, 1.0),
-            rate: o.rate.max(0.0),
+            stay: round_to(stay.clamp(0.05, 1.0), 1e4),
+            rate: round_to(o.rate.max(0.0), 1e3),
             queue: o.queue_length,
             buy_ms: if buyers > 0 { (o.buy_ms_sum / buyers) as i64 } else { 0 },
             basis: if settled >= OBSERVED_AFTER {

@@ -81,6 +81,9 @@ pub struct RoomKeys {
     pub lease: String,
     pub fence: String,
     pub seats: String,
+    /// Admitted shoppers who held seats / placed an order (the funnel).
+    pub held: String,
+    pub ordered: String,
     pub channel: String,
     /// Prefix of the spent proof-of-work challenges (each key expires with
     /// its challenge).
@@ -149,7 +152,22 @@ impl RoomKeys {
         [&self.queue, &self.events]
     }
 
-    pub fn all(&self) -> [&str; 12] {
+    pub fn settle_keys(&self) -> [&str; 2] {
+        [&self.admitted, &self.stats]
+    }
+
+    pub fn observe_keys(&self) -> [&str; 6] {
+        [
+            &self.stats,
+            &self.admitted,
+            &self.seats,
+            &self.held,
+            &self.ordered,
+            &self.queue,
+        ]
+    }
+
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.config,
             &self.queue,
@@ -162,6 +180,8 @@ impl RoomKeys {
             &self.events,
             &self.lease,
             &self.fence,
+            &self.held,
+            &self.ordered,
             &self.channel,
         ]
     }
@@ -219,6 +239,8 @@ impl Keys {
             lease: format!("{tag}:lease"),
             fence: format!("{tag}:fence"),
             seats: self.show(show).seats,
+            held: format!("{tag}:held"),
+            ordered: format!("{tag}:ordered"),
             channel: format!("{tag}:events"),
             spent: format!("{tag}:pow:"),
         }

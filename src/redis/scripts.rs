@@ -32,6 +32,8 @@ pub struct RoomScripts {
     pub open_begin: Script,
     pub open: Script,
     pub ranks: Script,
+    pub settle: Script,
+    pub observe: Script,
     /// Shared with the seat sweeper's lease (`lua/lease_release.lua`).
     pub lease_release: Script,
 }
@@ -51,6 +53,8 @@ impl RoomScripts {
             open_begin: opening_script!("wr_open_begin.lua"),
             open: Script::new(include_str!("../../lua/wr_open.lua")),
             ranks: Script::new(include_str!("../../lua/wr_ranks.lua")),
+            settle: Script::new(include_str!("../../lua/wr_settle.lua")),
+            observe: Script::new(include_str!("../../lua/wr_observe.lua")),
             lease_release: lease_release(),
         }
     }

@@ -13,9 +13,9 @@ use crate::error::Result;
 /// "sold out" (the Redis script reads the seat hash in the same slot).
 #[async_trait]
 pub trait SeatCount: Send + Sync + 'static {
-    /// How many seats are taken at `now`, and whether every one of them is
-    /// booked (none merely held).
-    async fn taken(&self, show: &str, now: i64) -> Result<(u64, bool)>;
+    /// How many seats are taken at `now` (held or booked), and how many of
+    /// them are booked.
+    async fn taken(&self, show: &str, now: i64) -> Result<(u64, u64)>;
 }
 
 /// A room as stored: its config, its lottery seed and what the leader last saw.
@@ -81,6 +81,53 @@ pub struct Tick {
     pub seq: u64,
 }
 
+/// How an admission ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The shopper's order was confirmed, for this many seats.
+    Bought { seats: u64 },
+    /// The shopper gave the admission up (left) without buying.
+    Walked,
+}
+
+/// A step of the sale's funnel an admitted shopper reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Held,
+    Ordered,
+}
+
+/// What the room's counters say of the sale (the outlook's observations
+/// and the funnel), read in one step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SaleCounts {
+    pub booked: u64,
+    pub held: u64,
+    /// Admitted, not yet lapsed, left or confirmed.
+    pub active: u64,
+    /// Of them, admitted before the deciding window (`stale_until`).
+    pub stale: u64,
+    /// `bought[n]`: admissions settled by buying n seats.
+    pub bought: Vec<u64>,
+    /// Admissions that lapsed or were left without a purchase.
+    pub walked: u64,
+    pub buy_ms_sum: u64,
+    pub joined: u64,
+    pub admitted: u64,
+    /// Queued shoppers who left or were abandoned.
+    pub gave_up: u64,
+    /// Admitted shoppers who held seats / placed an order.
+    pub held_shoppers: u64,
+    pub ordered_shoppers: u64,
+    pub queue_length: u64,
+}
+
+impl SaleCounts {
+    pub fn paid(&self) -> u64 {
+        self.bought.iter().sum()
+    }
+}
+
 /// A room's live figures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
@@ -110,6 +157,9 @@ pub enum RoomEvent {
         sold_out: bool,
         paused: bool,
         rate: f64,
+        /// The leader's latest estimate (absent before its first).
+        #[serde(default)]
+        outlook: Option<Box<crate::domain::outlook::Model>>,
     },
     #[serde(rename_all = "camelCase")]
     Left {
@@ -144,6 +194,9 @@ pub struct TickParams {
     pub max_active: u64,
     pub paused: bool,
     pub observed_rate: f64,
+    /// The leader's latest estimate (`domain::outlook::Model` as JSON), kept
+    /// with the room and published with the tick.
+    pub outlook: Option<String>,
 }
 
 /// What `open_begin` found.
@@ -227,8 +280,17 @@ pub trait WaitingRooms: Send + Sync + 'static {
     /// Scores and ranks (0-based) of these shoppers, as of one event.
     async fn ranks(&self, show: &str, users: &[String]) -> Result<(u64, u64, Vec<Option<(f64, u64)>>)>;
     /// The shopper's admission is used up (their order was confirmed, or
-    /// they left).
-    async fn end_active(&self, show: &str, user: &str) -> Result<()>;
+    /// they left), and how counts toward the sale's observations. `ttl_ms`
+    /// is the room's admission length (the admission began at its expiry
+    /// less that).
+    async fn end_active(&self, show: &str, user: &str, how: Settled, now: i64, ttl_ms: i64) -> Result<()>;
+    /// An admitted shopper reached a step of the funnel (counted once each).
+    async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()>;
+    /// The sale's counts as of `now`; admissions expiring before
+    /// `stale_until` began before the deciding window.
+    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts>;
+    /// The leader's latest estimate, as it stored it with its tick.
+    async fn outlook(&self, show: &str) -> Result<Option<String>>;
     /// Until when the shopper's admission lasts (ms), if they hold one.
     async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>>;
     async fn counters(&self, show: &str, now: i64) -> Result<Counters>;

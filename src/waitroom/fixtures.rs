@@ -11,8 +11,8 @@ pub struct NothingSold;
 
 #[async_trait]
 impl SeatCount for NothingSold {
-    async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, bool)> {
-        Ok((0, false))
+    async fn taken(&self, _show: &str, _now: i64) -> Result<(u64, u64)> {
+        Ok((0, 0))
     }
 }
 

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 
 use super::rooms::Rooms;
-use crate::booking::gate::AdmissionGate;
+use super::engine::{Settled, Step};
+use crate::booking::gate::{AdmissionGate, Progress};
 use crate::catalog::Gates;
 use crate::domain::ShowId;
 use crate::error::{Error, Result};
@@ -39,9 +40,23 @@ impl AdmissionGate for Rooms {
         Rooms::gated(self, show).is_some()
     }
 
-    async fn order_confirmed(&self, show: &str, user: &str) {
-        if let Err(e) = self.engine.end_active(show, user).await {
-            tracing::warn!(%show, %user, error = %e, "could not end the shopper's admission");
+    /// Funnel counts are the sale's record, not the shopper's answer: a
+    /// failure to count is logged, never the shopper's error.
+    async fn progressed(&self, show: &str, user: &str, step: Progress) {
+        let Some(room) = Rooms::gated(self, show) else { return };
+        let done = match step {
+            Progress::Held => self.engine.progressed(show, user, Step::Held).await,
+            Progress::Ordered => self.engine.progressed(show, user, Step::Ordered).await,
+            Progress::Paid { seats } => {
+                let ttl_ms = room.config.admission_ttl_seconds as i64 * 1000;
+                let now = self.clock.now_ms();
+                self.engine
+                    .end_active(show, user, Settled::Bought { seats }, now, ttl_ms)
+                    .await
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(%show, %user, ?step, error = %e, "could not count the shopper's step");
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::engine::{Opening, StoredRoom, Tick, TickParams, WaitingRooms};
 use crate::clock::Clock;
-use crate::domain::waitroom;
+use crate::domain::{outlook, waitroom};
 use crate::error::Result;
 use crate::metrics as m;
 
@@ -47,6 +47,9 @@ const ABANDON_EVERY: Duration = Duration::from_secs(1);
 const ABANDON_BATCH: u64 = 1_000;
 /// Lottery places written per script call at the opening.
 const OPEN_CHUNK: usize = 5_000;
+/// How often the leader re-reads the sale for its outlook estimate (one
+/// script that reads the seat hash): every tick carries the latest.
+pub const OBSERVE_EVERY: Duration = Duration::from_millis(500);
 
 /// How often to tick for this rate and burst.
 pub fn tick_period(rate: f64, burst: u32) -> Duration {
@@ -107,6 +110,11 @@ pub struct Leader {
     opened_for: Option<Option<DateTime<Utc>>>,
     /// Ticks made, for the tick id.
     ticks: u64,
+    /// The latest outlook estimate (JSON), when it was made, and the sale's
+    /// buyers and buying time it learnt the deciding window from.
+    outlook: Option<String>,
+    observed_at: Option<Instant>,
+    buyers: (u64, u64),
 }
 
 impl Leader {
@@ -135,6 +143,9 @@ impl Leader {
             room_left: u64::MAX,
             opened_for: None,
             ticks: 0,
+            outlook: None,
+            observed_at: None,
+            buyers: (0, 0),
         }
     }
 
@@ -223,6 +234,9 @@ impl Leader {
     async fn admit(&mut self, room: &StoredRoom, token: &str, now: DateTime<Utc>) -> Option<(Tick, f64)> {
         let tokens = self.take_tokens(room);
         let observed = self.observed_rate();
+        if self.observed_at.is_none_or(|t| t.elapsed() >= OBSERVE_EVERY) {
+            self.observe(room, now.timestamp_millis(), observed).await;
+        }
         self.ticks += 1;
         let params = TickParams {
             tick_id: format!("{token}/{}", self.ticks),
@@ -233,6 +247,7 @@ impl Leader {
             max_active: room.config.max_active as u64,
             paused: room.config.paused,
             observed_rate: observed,
+            outlook: self.outlook.clone(),
         };
         match self.engine.admit(&self.show, token, params).await {
             Ok(Some(t)) => {
@@ -248,6 +263,51 @@ impl Leader {
                 tracing::warn!(show = %self.show, error = %e, "admission tick failed");
                 None
             }
+        }
+    }
+
+    /// Reads what the sale has shown and makes the outlook estimate every
+    /// node answers its shoppers from; sets the funnel's gauges. A failed
+    /// read keeps the last estimate.
+    async fn observe(&mut self, room: &StoredRoom, now: i64, observed_rate: f64) {
+        self.observed_at = Some(Instant::now());
+        let ttl_ms = room.config.admission_ttl_seconds as i64 * 1000;
+        let deciding = outlook::Observations::deciding_ms(self.buyers.0, self.buyers.1, ttl_ms);
+        let counts = match self.engine.sale_counts(&self.show, now, now - deciding + ttl_ms).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(show = %self.show, error = %e, "sale counts unreadable; the outlook stays as it was");
+                return;
+            }
+        };
+        self.buyers = (counts.paid(), counts.buy_ms_sum);
+        let rate = if room.config.paused {
+            0.0
+        } else if observed_rate > 0.0 {
+            observed_rate
+        } else {
+            room.config.admit_rate_per_second
+        };
+        let model = outlook::Model::new(&outlook::Observations {
+            at_ms: now,
+            sellable: self.sellable,
+            booked: counts.booked,
+            held: counts.held,
+            active: counts.active,
+            stale: counts.stale,
+            bought: counts.bought.clone(),
+            walked: counts.walked,
+            buy_ms_sum: counts.buy_ms_sum,
+            admitted_total: counts.admitted,
+            gave_up_total: counts.gave_up,
+            queue_length: counts.queue_length,
+            rate,
+            sold_out: room.sold_out || (self.sellable > 0 && counts.booked >= self.sellable),
+        });
+        crate::waitroom::views::sale_gauges(&self.show, &counts, &model);
+        match serde_json::to_string(&model) {
+            Ok(json) => self.outlook = Some(json),
+            Err(e) => tracing::error!(show = %self.show, error = %e, "outlook estimate unwritable"),
         }
     }
 

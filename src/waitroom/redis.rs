@@ -9,7 +9,10 @@ use futures::stream::BoxStream;
 use redis::{AsyncCommands, Script, Value};
 
 use super::batch::JoinBatcher;
-use super::engine::{Counters, Opening, RoomEvent, Spend, Stand, StoredRoom, Tick, TickParams, WaitingRooms};
+use super::engine::{
+    Counters, Opening, RoomEvent, SaleCounts, Settled, Spend, Stand, Step, StoredRoom, Tick, TickParams, WaitingRooms,
+};
+use crate::domain::outlook;
 use crate::error::{Error, Result};
 use crate::redis::RedisHandle;
 use crate::redis::keys::{Keys, RoomKeys};
@@ -239,6 +242,7 @@ impl WaitingRooms for RedisWaitingRooms {
             k.channel.clone(),
             self.publish().into(),
             p.tick_id.clone(),
+            p.outlook.clone().unwrap_or_default(),
         ];
         let reply = self.run(&self.scripts.admit, &k.admit_keys(), &args).await?;
         let mut r = ReplyReader::new("wr_admit", reply)?;
@@ -339,10 +343,77 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok((seq, length, out))
     }
 
-    async fn end_active(&self, show: &str, user: &str) -> Result<()> {
-        let mut conn = self.redis.conn.clone();
-        let _: () = conn.zrem(self.k(show).admitted, user).await?;
+    async fn end_active(&self, show: &str, user: &str, how: Settled, now: i64, ttl_ms: i64) -> Result<()> {
+        let k = self.k(show);
+        let seats = match how {
+            Settled::Bought { seats } => seats.clamp(1, outlook::MAX_SEATS as u64),
+            Settled::Walked => 0,
+        };
+        let args = [user.to_owned(), seats.to_string(), now.to_string(), ttl_ms.to_string()];
+        self.run(&self.scripts.settle, &k.settle_keys(), &args).await?;
         Ok(())
+    }
+
+    /// One `SADD`: a set per step, so each shopper counts once.
+    async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()> {
+        let k = self.k(show);
+        let set = match step {
+            Step::Held => k.held,
+            Step::Ordered => k.ordered,
+        };
+        let mut conn = self.redis.conn.clone();
+        let _: () = conn.sadd(set, user).await?;
+        Ok(())
+    }
+
+    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts> {
+        let k = self.k(show);
+        let reply = self
+            .run(
+                &self.scripts.observe,
+                &k.observe_keys(),
+                &[now.to_string(), stale_until.to_string()],
+            )
+            .await?;
+        let mut r = ReplyReader::new("wr_observe", reply)?;
+        let mut c = SaleCounts {
+            booked: r.next_as()?,
+            held: r.next_as()?,
+            active: r.next_as()?,
+            stale: r.next_as()?,
+            held_shoppers: r.next_as()?,
+            ordered_shoppers: r.next_as()?,
+            queue_length: r.next_as()?,
+            ..SaleCounts::default()
+        };
+        while r.remaining() >= 2 {
+            let (field, value) = (r.next_text()?, r.next_text()?);
+            let n: u64 = value.parse().unwrap_or_default();
+            match field.as_str() {
+                "walked" => c.walked = n,
+                "buyMs" => c.buy_ms_sum = n,
+                "joined" => c.joined = n,
+                "admitted" => c.admitted = n,
+                "left" | "abandoned" => c.gave_up += n,
+                other => {
+                    if let Some(seats) = other.strip_prefix("bought:").and_then(|x| x.parse::<usize>().ok())
+                        && (1..=outlook::MAX_SEATS).contains(&seats)
+                    {
+                        if c.bought.len() <= seats {
+                            c.bought.resize(seats + 1, 0);
+                        }
+                        c.bought[seats] = n;
+                    }
+                }
+            }
+        }
+        r.finish()?;
+        Ok(c)
+    }
+
+    async fn outlook(&self, show: &str) -> Result<Option<String>> {
+        let mut conn = self.redis.conn.clone();
+        Ok(conn.hget(self.k(show).config, "outlook").await?)
     }
 
     async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>> {

@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use super::challenge::JoinProof;
-use super::engine::{Stand, Standing, StoredRoom, WaitingRooms};
+use super::engine::{Settled, Stand, Standing, StoredRoom, WaitingRooms};
 use super::hub::QueueHub;
 use super::leader::{Leader, TICK_EVERY, tick_period};
 use super::store::{DurableRoom, RoomStore};
@@ -22,6 +22,7 @@ use super::views::{self, RoomView, StandingView};
 use crate::auth::Tokens;
 use crate::clock::Clock;
 use crate::domain::catalog::{Catalog, Show};
+use crate::domain::outlook::Model;
 use crate::domain::waitroom::{self, RoomPatch};
 use crate::error::{Error, Result};
 use crate::supervise::supervised;
@@ -44,6 +45,9 @@ pub struct Rooms {
     pub(super) tokens: Arc<Tokens>,
     cache: Arc<DashMap<String, StoredRoom>>,
     leaders: DashMap<String, CancellationToken>,
+    /// The latest outlook estimate read per show, and when: `join` and `me`
+    /// cost at most one read of it per show and node every `OUTLOOK_FRESH`.
+    estimates: DashMap<String, (tokio::time::Instant, Arc<Model>)>,
     /// This process, in lease tokens.
     node: String,
     abandon_after: Duration,
@@ -54,6 +58,18 @@ pub struct Rooms {
 fn new_generation() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Seats the show sells (0 for a show the catalog does not know).
+fn sellable(catalog: &Catalog, show: &str) -> u64 {
+    catalog
+        .show(show)
+        .and_then(|s| catalog.layout(&s.screen_id))
+        .map(|l| l.sellable().count() as u64)
+        .unwrap_or_default()
+}
+
+/// How long a node answers `join` and `me` from the estimate it read last.
+const OUTLOOK_FRESH: Duration = Duration::from_millis(500);
 
 fn no_room() -> Error {
     Error::NotFound("this show has no waiting room".into())
@@ -77,7 +93,15 @@ impl Rooms {
                 .filter(|r| !r.config.paused)
                 .map(|r| r.config.admit_rate_per_second)
         });
-        let hub = QueueHub::new(engine.clone(), tokens.clone(), configured, clock);
+        let (rooms, shows) = (cache.clone(), catalog.clone());
+        let prior = Arc::new(move |show: &str| {
+            let rate = rooms
+                .get(show)
+                .filter(|r| !r.config.paused)
+                .map_or(0.0, |r| r.observed_rate.max(r.config.admit_rate_per_second));
+            Model::prior(clock.now_ms(), sellable(&shows, show), rate, 0)
+        });
+        let hub = QueueHub::new(engine.clone(), tokens.clone(), configured, prior, clock);
         Arc::new(Self {
             engine,
             durable,
@@ -87,6 +111,7 @@ impl Rooms {
             tokens,
             cache,
             leaders: DashMap::new(),
+            estimates: DashMap::new(),
             node: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             abandon_after,
             clock,
@@ -169,6 +194,7 @@ impl Rooms {
 
     fn forget(&self, show: &str) {
         self.cache.remove(show);
+        self.estimates.remove(show);
         if let Some((_, stop)) = self.leaders.remove(show) {
             stop.cancel();
         }
@@ -179,8 +205,24 @@ impl Rooms {
     pub async fn admin_view(&self, show: &Show) -> Result<RoomView> {
         let room = self.engine.load(&show.id).await?.ok_or_else(no_room)?;
         let now = self.clock.now();
-        let counters = self.engine.counters(&show.id, now.timestamp_millis()).await?;
-        Ok(views::admin(&show.id, &room, &counters, now))
+        let ms = now.timestamp_millis();
+        let counters = self.engine.counters(&show.id, ms).await?;
+        let sale = self.engine.sale_counts(&show.id, ms, ms).await?;
+        let model = self.estimate(&show.id).await;
+        Ok(views::admin(&show.id, &room, &counters, &sale, &model, now))
+    }
+
+    /// The show's outlook estimate, read at most every `OUTLOOK_FRESH`.
+    pub async fn estimate(&self, show: &str) -> Arc<Model> {
+        if let Some(e) = self.estimates.get(show)
+            && e.0.elapsed() < OUTLOOK_FRESH
+        {
+            return e.1.clone();
+        }
+        let model = Arc::new(self.hub.model(show).await);
+        self.estimates
+            .insert(show.to_owned(), (tokio::time::Instant::now(), model.clone()));
+        model
     }
 
     /// Joins (`create`, through the room's proof of work) or reads (for
@@ -211,7 +253,8 @@ impl Rooms {
             }
             None => self.engine.join(&show.id, user, ms, create, ms).await?,
         };
-        views::standing(&room, &stand.standing, now, |expires_ms| {
+        let model = self.estimate(&show.id).await;
+        views::standing(&room, &stand.standing, now, &model, |expires_ms| {
             self.tokens.admission(user, &show.id, expires_ms)
         })
     }
@@ -229,7 +272,11 @@ impl Rooms {
             .await?
             .is_some_and(|until| until > self.clock.now_ms());
         if admitted {
-            self.engine.end_active(&show.id, user).await?;
+            let ttl_ms = self.room(&show.id).await?.config.admission_ttl_seconds as i64 * 1000;
+            let now = self.clock.now_ms();
+            self.engine
+                .end_active(&show.id, user, Settled::Walked, now, ttl_ms)
+                .await?;
         }
         Ok(queued || admitted)
     }
@@ -422,12 +469,7 @@ impl Rooms {
 
     /// Runs the show's leader at the pace its config asks for.
     async fn lead(self: Arc<Self>, show: String, stop: CancellationToken) {
-        let sellable = self
-            .catalog
-            .show(&show)
-            .and_then(|s| self.catalog.layout(&s.screen_id))
-            .map(|l| l.sellable().count() as u64)
-            .unwrap_or_default();
+        let sellable = sellable(&self.catalog, &show);
         let mut leader = Leader::new(
             &show,
             self.engine.clone(),

@@ -98,12 +98,17 @@ mod tests {
         }
     }
 
+    fn prior() -> crate::domain::outlook::Model {
+        crate::domain::outlook::Model::prior(0, 100, 1.0, 9)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn positions_are_coalesced_and_admission_closes_the_socket_at_once() {
         let (view_tx, view_rx) = tokio::sync::watch::channel(SocketView::Queued {
             position: 9,
             queue_length: 9,
             eta_seconds: None,
+            outlook: prior().queued(8),
         });
         let mut reg = Registration::detached("u", view_rx);
         let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
@@ -121,6 +126,7 @@ mod tests {
                     position: p,
                     queue_length: 9,
                     eta_seconds: None,
+                    outlook: prior().queued(p - 1),
                 })
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -134,6 +140,7 @@ mod tests {
             .send(SocketView::Admitted {
                 token: "t".into(),
                 expires_ms: 0,
+                outlook: prior().admitted(),
             })
             .unwrap();
         let m = text(sent.next().await.unwrap());
@@ -148,7 +155,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_peer_is_pinged_then_closed_and_shutdown_says_reconnect() {
-        let (_view_tx, view_rx) = tokio::sync::watch::channel(SocketView::PreQueued { entrants: 3 });
+        let (_view_tx, view_rx) = tokio::sync::watch::channel(SocketView::PreQueued {
+            entrants: 3,
+            outlook: prior().pre_queued(3),
+        });
         let mut reg = Registration::detached("u", view_rx);
         let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
         let (_client, incoming) = futures::channel::mpsc::unbounded::<Result<Message, WsError>>();
@@ -165,7 +175,10 @@ mod tests {
         assert_eq!((pings, code), (2, close::PEER_TIMEOUT));
         assert_eq!(session.await.unwrap(), End::Closed(close::PEER_TIMEOUT));
 
-        let (_view_tx, view_rx) = tokio::sync::watch::channel(SocketView::PreQueued { entrants: 3 });
+        let (_view_tx, view_rx) = tokio::sync::watch::channel(SocketView::PreQueued {
+            entrants: 3,
+            outlook: prior().pre_queued(3),
+        });
         let mut reg = Registration::detached("u", view_rx);
         let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
         let (_client, incoming) = futures::channel::mpsc::unbounded::<Result<Message, WsError>>();

@@ -6,9 +6,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::engine::{Counters, Standing, StoredRoom};
+use super::engine::{Counters, SaleCounts, Standing, StoredRoom};
 use super::hub::SocketView;
+use crate::domain::outlook::{Band, BandShares, Basis, Model, Outlook};
 use crate::domain::waitroom::{self, RoomConfig, eta_seconds};
+use crate::metrics as m;
 use crate::error::{Error, Result};
 use crate::http::time::{time, time_ms};
 
@@ -61,11 +63,20 @@ pub struct StandingView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub pre_queue: Option<bool>,
+    /// The shopper's chance of a seat (`chance` 1 once admitted, 0 when sold out).
+    pub outlook: Outlook,
 }
 
 impl StandingView {
-    fn new(state: RoomState, position: Option<u64>, queue_length: Option<u64>, eta: Option<i64>) -> Self {
+    fn new(
+        state: RoomState,
+        position: Option<u64>,
+        queue_length: Option<u64>,
+        eta: Option<i64>,
+        outlook: Outlook,
+    ) -> Self {
         Self {
+            outlook,
             state,
             position,
             queue_length,
@@ -84,6 +95,7 @@ pub fn standing(
     room: &StoredRoom,
     standing: &Standing,
     now: DateTime<Utc>,
+    model: &Model,
     admission: impl FnOnce(i64) -> Result<String>,
 ) -> Result<StandingView> {
     Ok(match standing {
@@ -93,18 +105,25 @@ pub fn standing(
         } => StandingView {
             admission_token: Some(admission(*expires_ms)?),
             admission_expires_at: Some(time_ms(*expires_ms)),
-            ..StandingView::new(RoomState::Admitted, Some(0), Some(*queue_length), Some(0))
+            ..StandingView::new(
+                RoomState::Admitted,
+                Some(0),
+                Some(*queue_length),
+                Some(0),
+                model.admitted(),
+            )
         },
         Standing::Queued {
             position, queue_length, ..
         } => {
-            let state = if room.sold_out {
-                RoomState::SoldOut
+            let ahead = position.saturating_sub(1);
+            let (state, outlook) = if room.sold_out {
+                (RoomState::SoldOut, model.sold_out_view(Some(ahead)))
             } else {
-                RoomState::Queued
+                (RoomState::Queued, model.queued(ahead))
             };
             let eta = eta_seconds(*position, eta_rate(room)).map(|s| s as i64);
-            StandingView::new(state, Some(*position), Some(*queue_length), eta)
+            StandingView::new(state, Some(*position), Some(*queue_length), eta, outlook)
         }
         Standing::PreQueued { entrants } => StandingView {
             opens_at: room.config.opens_at.map(time),
@@ -114,6 +133,7 @@ pub fn standing(
                 None,
                 Some(*entrants),
                 room.config.opens_at.map(|t| (t - now).num_seconds().max(0)),
+                model.pre_queued(*entrants),
             )
         },
         Standing::None => return Err(Error::NotFound("you are not in this queue; join it first".into())),
@@ -145,11 +165,89 @@ pub struct RoomView {
     pub lottery_seed_hash: String,
     /// The seed itself, revealed once the room has opened.
     pub lottery_seed: Option<String>,
+    /// The sale's funnel: shoppers in total at each step.
+    pub funnel: Funnel,
+    /// The share of the queue in each outlook band.
+    pub outlook_bands: BandShares,
+    /// Seats neither held nor booked.
+    pub seats_left: i64,
+    /// Projected sell-out, if the queue is projected to sell the show out.
+    #[schema(format = DateTime)]
+    pub sold_out_at: Option<String>,
+    pub outlook_basis: Basis,
 }
 
-pub fn admin(show: &str, room: &StoredRoom, c: &Counters, now: DateTime<Utc>) -> RoomView {
+/// A gated sale's funnel: shoppers who joined the queue, were admitted,
+/// held seats, placed an order and paid; `abandoned` gave up while queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct Funnel {
+    pub queued: u64,
+    pub admitted: u64,
+    pub held: u64,
+    pub ordered: u64,
+    pub paid: u64,
+    pub abandoned: u64,
+}
+
+impl Funnel {
+    pub fn of(c: &SaleCounts) -> Self {
+        Self {
+            queued: c.joined,
+            admitted: c.admitted,
+            held: c.held_shoppers,
+            ordered: c.ordered_shoppers,
+            paid: c.paid(),
+            abandoned: c.gave_up,
+        }
+    }
+}
+
+/// The funnel, seats left, sell-out and band shares as gauges (the leader
+/// sets them each time it observes the sale).
+pub fn sale_gauges(show: &str, c: &SaleCounts, model: &Model) {
+    let f = Funnel::of(c);
+    for (step, n) in [
+        ("queued", f.queued),
+        ("admitted", f.admitted),
+        ("held", f.held),
+        ("ordered", f.ordered),
+        ("paid", f.paid),
+        ("abandoned", f.abandoned),
+    ] {
+        metrics::gauge!(m::WAITROOM_FUNNEL, "show" => show.to_owned(), "step" => step).set(n as f64);
+    }
+    metrics::gauge!(m::WAITROOM_SEATS_LEFT, "show" => show.to_owned()).set(model.left.max(0) as f64);
+    let sold_out_at = model.sold_out_at_ms().map_or(0.0, |ms| ms as f64 / 1000.0);
+    metrics::gauge!(m::WAITROOM_SOLD_OUT_AT, "show" => show.to_owned()).set(sold_out_at);
+    let shares = model.shares(c.queue_length);
+    for (band, share) in [
+        (Band::Likely, shares.likely),
+        (Band::Possible, shares.possible),
+        (Band::Unlikely, shares.unlikely),
+        (Band::SoldOut, shares.sold_out),
+    ] {
+        metrics::gauge!(m::WAITROOM_OUTLOOK_SHARE, "show" => show.to_owned(), "band" => band.as_str()).set(share);
+    }
+}
+
+pub fn admin(
+    show: &str,
+    room: &StoredRoom,
+    c: &Counters,
+    sale: &SaleCounts,
+    model: &Model,
+    now: DateTime<Utc>,
+) -> RoomView {
     let opened = room.config.opens_at.is_none_or(|t| t <= now);
+    let sold_out = room.sold_out || model.sold_out;
     RoomView {
+        funnel: Funnel::of(sale),
+        outlook_bands: model.shares(c.queue_length),
+        seats_left: if sold_out { 0 } else { model.left.max(0) },
+        sold_out_at: model
+            .sold_out_at_ms()
+            .map(time_ms),
+        outlook_basis: model.basis,
         config: room.config.clone(),
         show_id: show.to_owned(),
         queue_length: c.queue_length + c.pre_queue,
@@ -190,17 +288,26 @@ pub fn socket_message(view: &SocketView) -> Value {
             position,
             queue_length,
             eta_seconds,
+            outlook,
         } => {
-            json!({"type": "position", "position": position, "queueLength": queue_length, "etaSeconds": eta_seconds})
+            json!({"type": "position", "position": position, "queueLength": queue_length, "etaSeconds": eta_seconds, "outlook": outlook})
         }
-        SocketView::PreQueued { entrants } => {
-            json!({"type": "position", "position": Value::Null, "queueLength": entrants, "etaSeconds": Value::Null, "preQueue": true})
+        SocketView::PreQueued { entrants, outlook } => {
+            json!({"type": "position", "position": Value::Null, "queueLength": entrants, "etaSeconds": Value::Null, "preQueue": true, "outlook": outlook})
         }
-        SocketView::Admitted { token, expires_ms } => {
-            json!({"type": "admitted", "admissionToken": token, "expiresAt": time_ms(*expires_ms)})
+        SocketView::Admitted {
+            token,
+            expires_ms,
+            outlook,
+        } => {
+            json!({"type": "admitted", "admissionToken": token, "expiresAt": time_ms(*expires_ms), "outlook": outlook})
         }
-        SocketView::SoldOut { position, queue_length } => {
-            json!({"type": "soldOut", "position": position, "queueLength": queue_length})
+        SocketView::SoldOut {
+            position,
+            queue_length,
+            outlook,
+        } => {
+            json!({"type": "soldOut", "position": position, "queueLength": queue_length, "outlook": outlook})
         }
         SocketView::Closed => json!({"type": "closed"}),
         SocketView::Left => json!({"type": "left"}),

@@ -10,7 +10,10 @@ use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
 use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
-use showgate::waitroom::engine::{Opening, RoomEvent, Spend, Stand, Standing, StoredRoom, TickParams, WaitingRooms};
+use showgate::domain::outlook::{Model, Observations};
+use showgate::waitroom::engine::{
+    Opening, RoomEvent, SaleCounts, Settled, Spend, Stand, Standing, Step, StoredRoom, TickParams, WaitingRooms,
+};
 
 type Rooms = (Arc<SeatEngine>, Arc<dyn WaitingRooms>);
 
@@ -45,6 +48,7 @@ fn tick(now: i64, max: u64) -> TickParams {
         max_active: 3,
         paused: false,
         observed_rate: 1.0,
+        outlook: None,
     }
 }
 
@@ -119,7 +123,10 @@ async fn admission_takes_the_head_within_max_active_and_only_for_the_lease_holde
     );
     assert_eq!(rooms.active_until(SHOW, "a").await.unwrap(), Some(T0 + 60_000));
     assert_eq!(rooms.active_until(SHOW, "d").await.unwrap(), None, "still queued");
-    rooms.end_active(SHOW, "a").await.unwrap();
+    rooms
+        .end_active(SHOW, "a", Settled::Bought { seats: 2 }, T0, 60_000)
+        .await
+        .unwrap();
     assert_eq!(rooms.active_until(SHOW, "a").await.unwrap(), None, "used up");
     let t = rooms.admit(SHOW, &token, tick(T0, 5)).await.unwrap().unwrap();
     assert_eq!(t.admitted, vec!["d".to_owned()], "a used admission frees a place");
@@ -453,6 +460,124 @@ async fn an_offer_on_a_gated_show_is_its_waiters_admission(r: Rooms) {
     );
 }
 
+/// What the outlook learns from: settled admissions (bought n seats and how
+/// long after admission, walked, lapsed), the funnel's steps (once per
+/// shopper), seats booked and held, admissions older than the deciding
+/// window; and the estimate a tick carries is kept and published with it.
+async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
+    let (locks, rooms) = r;
+    rooms.save(SHOW, &room()).await.unwrap();
+    let mut events = rooms.subscribe(SHOW).await.unwrap();
+    for u in ["a", "b", "c", "d", "e"] {
+        rooms.join(SHOW, u, T0, true, T0).await.unwrap();
+    }
+    rooms.leave(SHOW, &["e".to_owned()], "left").await.unwrap();
+    let token = rooms.lease(SHOW, "n", 60_000).await.unwrap().unwrap();
+    let t = rooms.admit(SHOW, &token, tick(T0, 3)).await.unwrap().unwrap();
+    assert_eq!(t.admitted, ["a", "b", "c"]);
+    // a buys 3 seats 4 s after admission (twice: a retried confirmation
+    // counts once); b walks away; c's admission lapses later.
+    for _ in 0..2 {
+        rooms
+            .end_active(SHOW, "a", Settled::Bought { seats: 3 }, T0 + 4_000, 60_000)
+            .await
+            .unwrap();
+    }
+    rooms.end_active(SHOW, "b", Settled::Walked, T0 + 5_000, 60_000).await.unwrap();
+    for step in [Step::Held, Step::Held, Step::Ordered] {
+        rooms.progressed(SHOW, "a", step).await.unwrap();
+    }
+    rooms.progressed(SHOW, "b", Step::Held).await.unwrap();
+    // One seat booked, two held.
+    let held = cmd::Hold {
+        user: "x",
+        hold_id: "h1",
+        seats: &seats(&["A1", "A2"]),
+        ttl_ms: TTL,
+    };
+    locks.run(SHOW, T0, &held).await.unwrap();
+    let booked = cmd::Hold {
+        user: "y",
+        hold_id: "h2",
+        seats: &seats(&["B1"]),
+        ttl_ms: TTL,
+    };
+    locks.run(SHOW, T0, &booked).await.unwrap();
+    let order = cmd::ExtendForOrder {
+        user: "y",
+        hold_id: "h2",
+        order_id: "o2",
+        order_ttl_ms: 600_000,
+    };
+    locks.run(SHOW, T0, &order).await.unwrap();
+    let settle = cmd::Settle {
+        verdict: cmd::Verdict::Book,
+        order_id: "o2",
+        hold_id: "h2",
+        stamp: 1,
+        seats: &seats(&["B1"]),
+    };
+    locks.run(SHOW, T0, &settle).await.unwrap();
+
+    let c = rooms.sale_counts(SHOW, T0 + 10_000, T0 + 10_000).await.unwrap();
+    let mut bought = vec![0; 4];
+    bought[3] = 1;
+    assert_eq!(
+        c,
+        SaleCounts {
+            booked: 1,
+            held: 2,
+            active: 1,
+            stale: 0,
+            bought: bought.clone(),
+            walked: 1,
+            buy_ms_sum: 4_000,
+            joined: 5,
+            admitted: 3,
+            gave_up: 1,
+            held_shoppers: 2,
+            ordered_shoppers: 1,
+            queue_length: 1,
+        }
+    );
+    assert_eq!(c.paid(), 1);
+    // c was admitted at T0 (expires T0 + 60 s): older than a 5 s deciding
+    // window at T0 + 10 s, so stale.
+    let stale = rooms.sale_counts(SHOW, T0 + 10_000, T0 + 60_000 + 5_000).await.unwrap();
+    assert_eq!((stale.active, stale.stale), (1, 1));
+
+    // The estimate a tick carries is kept and published with it.
+    let model = Model::new(&Observations {
+        at_ms: T0 + 10_000,
+        sellable: 100,
+        booked: c.booked,
+        held: c.held,
+        bought: c.bought.clone(),
+        walked: c.walked,
+        ..Observations::default()
+    });
+    let json = serde_json::to_string(&model).unwrap();
+    let with = TickParams {
+        outlook: Some(json.clone()),
+        ..tick(T0 + 61_000, 0)
+    };
+    rooms.admit(SHOW, &token, with).await.unwrap().unwrap();
+    assert_eq!(rooms.outlook(SHOW).await.unwrap().as_deref(), Some(json.as_str()));
+    let mut last = None;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+        if let RoomEvent::Tick { outlook, .. } = e {
+            last = Some(outlook);
+        }
+        if last.as_ref().is_some_and(|o| o.is_some()) {
+            break;
+        }
+    }
+    assert_eq!(last.flatten().map(|m| *m), Some(model), "published with the tick");
+    // The tick at T0 + 61 s found c's admission lapsed: bought nothing.
+    let after = rooms.sale_counts(SHOW, T0 + 61_000, T0 + 61_000).await.unwrap();
+    assert_eq!((after.active, after.walked, after.bought), (0, 2, bought));
+}
+
 macro_rules! room_cases {
     ($($case:ident),* $(,)?) => {
         mod memory_rooms {
@@ -475,4 +600,5 @@ room_cases!(
     the_pre_queue_is_decided_by_the_shared_clock,
     a_challenge_is_spent_by_the_join_that_makes_a_place,
     an_offer_on_a_gated_show_is_its_waiters_admission,
+    the_sale_counts_what_the_outlook_learns_from,
 );

@@ -10,6 +10,18 @@ use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{FeedState, QueueFeed, QueueHub, SocketView, remember};
+use crate::domain::outlook::Outlook;
+
+/// The outlook a socket's view shows, if it shows one.
+fn outlook_of(view: &SocketView) -> Option<&Outlook> {
+    match view {
+        SocketView::Queued { outlook, .. }
+        | SocketView::PreQueued { outlook, .. }
+        | SocketView::Admitted { outlook, .. }
+        | SocketView::SoldOut { outlook, .. } => Some(outlook),
+        SocketView::Closed | SocketView::Left => None,
+    }
+}
 use crate::domain::waitroom::QueueChange;
 use crate::waitroom::engine::{RoomEvent, Standing};
 
@@ -117,6 +129,7 @@ impl QueueHub {
             return;
         }
         st.last_seq = seq;
+        let estimated = self.take_model(st, &event);
         let Some((moved, flipped)) = self.follow(show, st, seq, &event).await else {
             return;
         };
@@ -125,7 +138,51 @@ impl QueueHub {
         } else {
             moved
         };
+        let told: std::collections::HashSet<u64> = targets.iter().copied().collect();
         self.tell_positions(show, st, targets);
+        if estimated {
+            self.tell_outlooks(show, st, &told);
+        }
+    }
+
+    /// Takes a tick's new estimate. Answers whether it is new.
+    fn take_model(&self, st: &mut FeedState, event: &RoomEvent) -> bool {
+        match event {
+            RoomEvent::Tick {
+                outlook: Some(model), ..
+            } if model.at != st.model.at => {
+                st.model = Arc::new((**model).clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A new estimate: each socket not told already this event hears it only
+    /// if it moves its shopper's outlook enough to matter (a new band, two
+    /// points of chance, the last seat gone): thousands of sockets are not
+    /// written to for a chance that moved by 0.001.
+    fn tell_outlooks(&self, show: &str, st: &FeedState, told: &std::collections::HashSet<u64>) {
+        for (id, socket) in &st.sockets {
+            if told.contains(id) {
+                continue;
+            }
+            let Some(pos) = st.book.position(id) else { continue };
+            let fresh = self.queued(show, pos, st.queue_length, st);
+            socket.view.send_if_modified(|current| {
+                let worth = match (outlook_of(current), outlook_of(&fresh)) {
+                    (Some(before), Some(after)) => {
+                        std::mem::discriminant(current) != std::mem::discriminant(&fresh)
+                            || before.worth_telling(after)
+                    }
+                    _ => *current != fresh,
+                };
+                if worth {
+                    *current = fresh.clone();
+                }
+                worth
+            });
+        }
     }
 
     /// A gap or a reset: every position is re-read, never frozen behind
@@ -137,6 +194,7 @@ impl QueueHub {
         }
         let went_back = seq < st.last_seq;
         st.last_seq = 0;
+        self.take_model(st, event);
         self.reread(show, st, went_back).await;
         if let RoomEvent::Tick { sold_out, rate, .. } = event {
             st.sold_out = *sold_out;
@@ -209,6 +267,7 @@ impl QueueHub {
                 let _ = s.view.send(SocketView::Admitted {
                     token,
                     expires_ms: expires_at,
+                    outlook: st.model.admitted(),
                 });
             }
         }

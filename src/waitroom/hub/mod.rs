@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Stand, Standing, WaitingRooms};
 use crate::auth::Tokens;
 use crate::clock::Clock;
+use crate::domain::outlook::{Model, Outlook};
 use crate::domain::waitroom::{PositionBook, QueueChange, eta_seconds};
 use crate::error::Result;
 use crate::ws::registry::{Registry, Viewer};
@@ -31,17 +32,21 @@ pub enum SocketView {
         position: u64,
         queue_length: u64,
         eta_seconds: Option<u64>,
+        outlook: Outlook,
     },
     PreQueued {
         entrants: u64,
+        outlook: Outlook,
     },
     Admitted {
         token: String,
         expires_ms: i64,
+        outlook: Outlook,
     },
     SoldOut {
         position: u64,
         queue_length: u64,
+        outlook: Outlook,
     },
     /// The room was removed: the show is no longer gated.
     Closed,
@@ -66,6 +71,8 @@ struct FeedState {
     queue_length: u64,
     rate: f64,
     sold_out: bool,
+    /// The room leader's latest outlook estimate (a prior until its first).
+    model: Arc<Model>,
 }
 
 pub struct QueueFeed {
@@ -77,6 +84,8 @@ pub struct QueueFeed {
 
 /// Rate used for ETAs when none has been observed yet.
 pub type ConfiguredRate = Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
+/// The outlook of a show before its leader's first estimate (the prior).
+pub type PriorOutlook = Arc<dyn Fn(&str) -> Model + Send + Sync>;
 
 pub struct QueueHub {
     engine: Arc<dyn WaitingRooms>,
@@ -84,6 +93,7 @@ pub struct QueueHub {
     feeds: Arc<Registry<Arc<QueueFeed>>>,
     next_id: AtomicU64,
     configured_rate: ConfiguredRate,
+    prior: PriorOutlook,
     clock: Clock,
 }
 
@@ -138,6 +148,7 @@ impl QueueHub {
         engine: Arc<dyn WaitingRooms>,
         tokens: Arc<Tokens>,
         configured_rate: ConfiguredRate,
+        prior: PriorOutlook,
         clock: Clock,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -146,8 +157,22 @@ impl QueueHub {
             feeds: Registry::new(LINGER),
             next_id: AtomicU64::new(1),
             configured_rate,
+            prior,
             clock,
         })
+    }
+
+    /// The show's latest estimate as its leader stored it, else the prior.
+    pub async fn model(&self, show: &str) -> Model {
+        match self.engine.outlook(show).await {
+            Ok(Some(json)) => match serde_json::from_str(&json) {
+                Ok(model) => return model,
+                Err(e) => tracing::warn!(%show, error = %e, "unreadable outlook estimate; using the prior"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%show, error = %e, "outlook estimate unreadable; using the prior"),
+        }
+        (self.prior)(show)
     }
 
     fn view_of(&self, show: &str, user: &str, standing: &Standing, st: &FeedState) -> SocketView {
@@ -156,10 +181,14 @@ impl QueueHub {
                 Ok(token) => SocketView::Admitted {
                     token,
                     expires_ms: *expires_ms,
+                    outlook: st.model.admitted(),
                 },
                 Err(_) => SocketView::Closed,
             },
-            Standing::PreQueued { entrants } => SocketView::PreQueued { entrants: *entrants },
+            Standing::PreQueued { entrants } => SocketView::PreQueued {
+                entrants: *entrants,
+                outlook: st.model.pre_queued(*entrants),
+            },
             Standing::Queued {
                 position, queue_length, ..
             } => self.queued(show, *position, (*queue_length).max(st.queue_length), st),
@@ -170,8 +199,13 @@ impl QueueHub {
     }
 
     fn queued(&self, show: &str, position: u64, queue_length: u64, st: &FeedState) -> SocketView {
-        if st.sold_out {
-            return SocketView::SoldOut { position, queue_length };
+        let ahead = position.saturating_sub(1);
+        if st.sold_out || st.model.sold_out {
+            return SocketView::SoldOut {
+                position,
+                queue_length,
+                outlook: st.model.sold_out_view(Some(ahead)),
+            };
         }
         let rate = if st.rate > 0.0 {
             Some(st.rate)
@@ -182,6 +216,7 @@ impl QueueHub {
             position,
             queue_length,
             eta_seconds: rate.and_then(|r| eta_seconds(position, r)),
+            outlook: st.model.queued(ahead),
         }
     }
 
@@ -245,6 +280,7 @@ impl QueueHub {
     async fn start(self: &Arc<Self>, show: &str, stop: CancellationToken) -> Result<Arc<QueueFeed>> {
         let events = self.engine.subscribe(show).await?;
         let (seq, queue_length, _) = self.engine.ranks(show, &[]).await?;
+        let model = Arc::new(self.model(show).await);
         let feed = Arc::new(QueueFeed {
             show: show.to_owned(),
             state: Mutex::new(FeedState {
@@ -255,6 +291,7 @@ impl QueueHub {
                 queue_length,
                 rate: 0.0,
                 sold_out: false,
+                model,
             }),
         });
         // Supervised: a feed that died would leave its sockets waiting

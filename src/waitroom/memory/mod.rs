@@ -9,8 +9,10 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::engine::{
-    Counters, Opening, RoomEvent, SeatCount, Spend, Stand, Standing, StoredRoom, Tick, TickParams, WaitingRooms,
+    Counters, Opening, RoomEvent, SaleCounts, SeatCount, Settled, Spend, Stand, Standing, Step, StoredRoom, Tick,
+    TickParams, WaitingRooms,
 };
+use crate::domain::outlook;
 use crate::clock::Clock;
 use crate::error::Result;
 
@@ -139,8 +141,9 @@ impl WaitingRooms for MemoryWaitingRooms {
     async fn leave(&self, show: &str, users: &[String], counter: &str) -> Result<u64> {
         let (removed, event) = self.with(show, |r| {
             let (removed, scores) = r.remove(users);
-            if counter == "abandoned" {
-                r.abandoned += removed;
+            match counter {
+                "abandoned" => r.abandoned += removed,
+                _ => r.left += removed,
             }
             if scores.is_empty() {
                 return (removed, None);
@@ -223,9 +226,9 @@ impl WaitingRooms for MemoryWaitingRooms {
         }) {
             return Ok(None);
         }
-        let (taken, all_booked) = self.seats.taken(show, p.now).await?;
+        let (taken, booked) = self.seats.taken(show, p.now).await?;
         let available = p.sellable as i64 - taken as i64;
-        let sold_out = available <= 0 && all_booked;
+        let sold_out = available <= 0 && booked == taken;
         let (tick, event) = self.with(show, |r| r.tick(&p, available, sold_out));
         if let Some(event) = event {
             self.publish(show, event);
@@ -302,9 +305,44 @@ impl WaitingRooms for MemoryWaitingRooms {
         }))
     }
 
-    async fn end_active(&self, show: &str, user: &str) -> Result<()> {
-        self.with(show, |r| r.admitted.remove(user));
+    async fn end_active(&self, show: &str, user: &str, how: Settled, now: i64, ttl_ms: i64) -> Result<()> {
+        let seats = match how {
+            Settled::Bought { seats } => seats.clamp(1, outlook::MAX_SEATS as u64),
+            Settled::Walked => 0,
+        };
+        self.with(show, |r| r.settle(user, seats, now, ttl_ms));
         Ok(())
+    }
+
+    async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()> {
+        self.with(show, |r| match step {
+            Step::Held => r.held.insert(user.to_owned()),
+            Step::Ordered => r.ordered.insert(user.to_owned()),
+        });
+        Ok(())
+    }
+
+    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts> {
+        let (taken, booked) = self.seats.taken(show, now).await?;
+        Ok(self.with(show, |r| SaleCounts {
+            booked,
+            held: taken - booked,
+            active: r.admitted.values().filter(|e| **e > now).count() as u64,
+            stale: r.admitted.values().filter(|e| **e > now && **e < stale_until).count() as u64,
+            bought: r.bought.clone(),
+            walked: r.walked,
+            buy_ms_sum: r.buy_ms,
+            joined: r.joined,
+            admitted: r.admitted_total,
+            gave_up: r.left + r.abandoned,
+            held_shoppers: r.held.len() as u64,
+            ordered_shoppers: r.ordered.len() as u64,
+            queue_length: r.queue.len() as u64,
+        }))
+    }
+
+    async fn outlook(&self, show: &str) -> Result<Option<String>> {
+        Ok(self.with(show, |r| r.outlook.clone()))
     }
 
     async fn active_until(&self, show: &str, user: &str) -> Result<Option<i64>> {

@@ -26,6 +26,15 @@ pub(super) struct Room {
     pub(super) joined: u64,
     pub(super) admitted_total: u64,
     pub(super) abandoned: u64,
+    pub(super) left: u64,
+    /// The outlook's observations (`lua/wr_settle.lua`, `wr_admit.lua`).
+    pub(super) walked: u64,
+    pub(super) bought: Vec<u64>,
+    pub(super) buy_ms: u64,
+    pub(super) held: HashSet<String>,
+    pub(super) ordered: HashSet<String>,
+    /// The leader's latest estimate (JSON).
+    pub(super) outlook: Option<String>,
     pub(super) lease: Option<(String, i64)>,
     pub(super) fence: u64,
     /// The last admission tick's id: a repeat admits nobody.
@@ -143,7 +152,9 @@ impl Room {
         if !repeated {
             self.last_tick_at = Some(p.now);
         }
+        let before = self.admitted.len();
         self.admitted.retain(|_, exp| *exp > p.now);
+        self.walked += (before - self.admitted.len()) as u64;
         let mut active = self.admitted.len() as u64;
         let mut users = Vec::new();
         if !p.paused && available > 0 && !repeated {
@@ -167,6 +178,9 @@ impl Room {
         }
         self.events += 1;
         tick.seq = self.events;
+        if p.outlook.is_some() {
+            self.outlook = p.outlook.clone();
+        }
         let event = RoomEvent::Tick {
             seq: self.events,
             admitted: tick.admitted.clone(),
@@ -176,6 +190,11 @@ impl Room {
             sold_out,
             paused: p.paused,
             rate: p.observed_rate,
+            outlook: self
+                .outlook
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok())
+                .map(Box::new),
         };
         (tick, Some(event))
     }
@@ -198,6 +217,23 @@ impl Room {
         }
         self.admitted_total += users.len() as u64;
         users
+    }
+
+    /// `lua/wr_settle.lua`.
+    pub(super) fn settle(&mut self, user: &str, seats: u64, now: i64, ttl_ms: i64) {
+        let Some(expires) = self.admitted.remove(user) else {
+            return;
+        };
+        if seats == 0 {
+            self.walked += 1;
+            return;
+        }
+        let seats = seats as usize;
+        if self.bought.len() <= seats {
+            self.bought.resize(seats + 1, 0);
+        }
+        self.bought[seats] += 1;
+        self.buy_ms += (now - (expires - ttl_ms)).max(0) as u64;
     }
 
     pub(super) fn holds_lease(&self, token: &str, now: i64) -> bool {
