@@ -14,7 +14,9 @@ pub enum Progress {
     Held,
     Ordered,
     /// The order was confirmed: the shopper's admission is used up.
-    Paid { seats: u64 },
+    Paid {
+        seats: u64,
+    },
 }
 
 #[async_trait]

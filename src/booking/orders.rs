@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
+use super::gate::Progress;
 use super::locks::cmd;
 use super::locks::recovering::Why;
 use super::store::{Applied, Cursor, Order};
-use super::gate::Progress;
 use super::{Booking, track};
 use crate::clock::from_ms;
 use crate::domain::HoldId;

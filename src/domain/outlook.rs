@@ -452,7 +452,6 @@ impl Model {
             sold_out: 0.0,
         }
     }
-
 }
 
 #[cfg(test)]
@@ -508,7 +507,10 @@ mod tests {
         stale.stale = 500;
         let m = Model::new(&stale);
         assert_eq!(m.pending, 100, "only the young admissions still decide");
-        assert!((m.dist[0] - half_walk.dist[0]).abs() < 1e-9, "stale admissions count as walkers");
+        assert!(
+            (m.dist[0] - half_walk.dist[0]).abs() < 1e-9,
+            "stale admissions count as walkers"
+        );
     }
 
     #[test]
@@ -517,7 +519,11 @@ mod tests {
         o.held = 30;
         let m = Model::new(&o);
         assert_eq!((m.free, m.left), (40, 10));
-        assert!(m.chance(30) > 0.9, "held seats still count as a chance: {}", m.chance(30));
+        assert!(
+            m.chance(30) > 0.9,
+            "held seats still count as a chance: {}",
+            m.chance(30)
+        );
         o.booked = 100;
         o.held = 0;
         assert_eq!(Model::new(&o).chance(0), 0.0);
@@ -555,7 +561,10 @@ mod tests {
         o.sold_out = true;
         let m = Model::new(&o);
         let v = m.queued(3);
-        assert_eq!((v.band, v.chance, v.seats_left, v.sold_out_at), (Band::SoldOut, 0.0, 0, None));
+        assert_eq!(
+            (v.band, v.chance, v.seats_left, v.sold_out_at),
+            (Band::SoldOut, 0.0, 0, None)
+        );
         let a = m.admitted();
         assert_eq!((a.band, a.chance), (Band::Likely, 1.0));
     }
@@ -569,7 +578,11 @@ mod tests {
         let at = m.sold_out_at_ms().unwrap() - o.at_ms;
         assert!((9_000..=11_000).contains(&at), "{at}");
         o.queue_length = 50;
-        assert_eq!(Model::new(&o).sold_out_at_ms(), None, "the queue is too short to sell out");
+        assert_eq!(
+            Model::new(&o).sold_out_at_ms(),
+            None,
+            "the queue is too short to sell out"
+        );
         o.queue_length = 1_000;
         o.rate = 0.0;
         assert_eq!(Model::new(&o).sold_out_at_ms(), None, "paused");
@@ -589,7 +602,10 @@ mod tests {
     fn the_pre_queue_averages_over_the_lottery() {
         let m = Model::new(&sale(100, 0, &[0, 1_000], 0));
         let all = m.pre_queued(200).chance;
-        assert!((0.4..0.6).contains(&all), "about half of 200 get one of 100 seats: {all}");
+        assert!(
+            (0.4..0.6).contains(&all),
+            "about half of 200 get one of 100 seats: {all}"
+        );
         assert_eq!(m.pre_queued(10).ahead_of_you, None);
     }
 

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::rooms::Rooms;
 use super::engine::{Settled, Step};
+use super::rooms::Rooms;
 use crate::booking::gate::{AdmissionGate, Progress};
 use crate::catalog::Gates;
 use crate::domain::ShowId;

@@ -10,9 +10,9 @@ use super::engine::{Counters, SaleCounts, Standing, StoredRoom};
 use super::hub::SocketView;
 use crate::domain::outlook::{Band, BandShares, Basis, Model, Outlook};
 use crate::domain::waitroom::{self, RoomConfig, eta_seconds};
-use crate::metrics as m;
 use crate::error::{Error, Result};
 use crate::http::time::{time, time_ms};
+use crate::metrics as m;
 
 /// The rate an ETA is computed from: the observed one, else the configured one.
 fn eta_rate(room: &StoredRoom) -> f64 {
@@ -244,9 +244,7 @@ pub fn admin(
         funnel: Funnel::of(sale),
         outlook_bands: model.shares(c.queue_length),
         seats_left: if sold_out { 0 } else { model.left.max(0) },
-        sold_out_at: model
-            .sold_out_at_ms()
-            .map(time_ms),
+        sold_out_at: model.sold_out_at_ms().map(time_ms),
         outlook_basis: model.basis,
         config: room.config.clone(),
         show_id: show.to_owned(),

@@ -16,6 +16,7 @@ mod journey;
 mod live;
 mod openapi;
 mod ops;
+mod outlook;
 mod quiet_faults;
 mod race;
 mod recovery;

@@ -9,8 +9,8 @@ use showgate::booking::locks::{SeatEngine, cmd};
 use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
-use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
 use showgate::domain::outlook::{Model, Observations};
+use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
 use showgate::waitroom::engine::{
     Opening, RoomEvent, SaleCounts, Settled, Spend, Stand, Standing, Step, StoredRoom, TickParams, WaitingRooms,
 };
@@ -483,7 +483,10 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
             .await
             .unwrap();
     }
-    rooms.end_active(SHOW, "b", Settled::Walked, T0 + 5_000, 60_000).await.unwrap();
+    rooms
+        .end_active(SHOW, "b", Settled::Walked, T0 + 5_000, 60_000)
+        .await
+        .unwrap();
     for step in [Step::Held, Step::Held, Step::Ordered] {
         rooms.progressed(SHOW, "a", step).await.unwrap();
     }

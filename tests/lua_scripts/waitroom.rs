@@ -414,3 +414,112 @@ async fn lease_release_drops_only_the_callers_lease() -> Result<()> {
     assert_eq!(released("node-1").await, 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn wr_admit_keeps_the_outlook_and_splices_it_into_its_event_and_counts_lapsed_admissions() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let now = NOW.to_string();
+    room_run(&f, &s.join, &k.join_keys(), &["a", &now, "1", &now, "0", "0"]).await;
+    let _: Value = room_run(&f, &s.lease, &k.lease_keys(), &["n1", "5000"]).await;
+    let mut pubsub = f.client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&k.channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let outlook = r#"{"at":1,"free":5,"dist":[0.5,0.5]}"#;
+    let args = [
+        "n1/1", &now, "1", "1000", "100", "10", "0", "1", &k.channel, "PUBLISH", "t1", outlook,
+    ];
+    room_run(&f, &s.admit, &k.admit_keys(), &args).await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(event["type"], "tick");
+    assert_eq!(event["outlook"]["dist"], serde_json::json!([0.5, 0.5]));
+    let mut c = f.conn.clone();
+    let kept: String = c.hget(&k.config, "outlook").await.unwrap();
+    assert_eq!(kept, outlook);
+    // a's admission (1 s) lapses: the next tick counts a shopper who bought nothing.
+    let later = (NOW + 2_000).to_string();
+    let args = [
+        "n1/1", &later, "1", "1000", "100", "10", "0", "1", &k.channel, "PUBLISH", "t2", "",
+    ];
+    room_run(&f, &s.admit, &k.admit_keys(), &args).await;
+    let walked: u64 = c.hget(&k.stats, "walked").await.unwrap();
+    assert_eq!(walked, 1);
+    let kept: String = c.hget(&k.config, "outlook").await.unwrap();
+    assert_eq!(kept, outlook, "a tick without an estimate keeps the last");
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_settle_counts_an_admission_once_as_bought_or_walked() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let mut c = f.conn.clone();
+    let expires = NOW + 600_000;
+    let _: () = c.zadd(&k.admitted, "ann", expires).await.unwrap();
+    let _: () = c.zadd(&k.admitted, "ben", expires).await.unwrap();
+    let at = (NOW + 7_000).to_string();
+    // A confirmation retried: counted once.
+    for _ in 0..2 {
+        room_run(&f, &s.settle, &k.settle_keys(), &["ann", "4", &at, "600000"]).await;
+    }
+    let first: i64 =
+        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &["ben", "0", &at, "600000"]).await).unwrap();
+    let again: i64 =
+        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &["ben", "0", &at, "600000"]).await).unwrap();
+    assert_eq!((first, again), (1, 0), "only an admission still held counts");
+    let (bought, buy_ms, walked): (Option<u64>, Option<u64>, Option<u64>) = redis::pipe()
+        .hget(&k.stats, "bought:4")
+        .hget(&k.stats, "buyMs")
+        .hget(&k.stats, "walked")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!((bought, buy_ms, walked), (Some(1), Some(7_000), Some(1)));
+    let left: u64 = c.zcard(&k.admitted).await.unwrap();
+    assert_eq!(left, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wr_observe_reads_seats_admissions_and_the_funnel_at_one_moment() -> Result<()> {
+    let f = Fixture::new().await;
+    let (s, k) = (RoomScripts::load(), Keys::new(f.prefix.clone()).room("s1"));
+    let mut c = f.conn.clone();
+    let _: () = redis::pipe()
+        .hset(&k.seats, "A1", "B:o1")
+        .hset(&k.seats, "A2", "B:o1")
+        .hset(&k.seats, "A3", "H:h1")
+        .hset(&k.seats, "A4", "O:o2")
+        .zadd(&k.admitted, "old", NOW + 10_000)
+        .zadd(&k.admitted, "new", NOW + 500_000)
+        .zadd(&k.admitted, "gone", NOW - 1)
+        .sadd(&k.held, "old")
+        .sadd(&k.held, "new")
+        .sadd(&k.ordered, "new")
+        .zadd(&k.queue, "q", 1)
+        .hset(&k.stats, "bought:2", 3)
+        .hset(&k.stats, "walked", 4)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let now = NOW.to_string();
+    let stale_until = (NOW + 100_000).to_string();
+    let mut r = ReplyReader::new(
+        "wr_observe",
+        room_run(&f, &s.observe, &k.observe_keys(), &[&now, &stale_until]).await,
+    )?;
+    // {booked, held, active, stale, heldShoppers, orderedShoppers, queueLength, stats...}
+    let head: Vec<i64> = (0..7).map(|_| r.next_int()).collect::<Result<_>>()?;
+    assert_eq!(head, [2, 2, 2, 1, 2, 1, 1]);
+    let mut stats = std::collections::BTreeMap::new();
+    while r.remaining() > 0 {
+        stats.insert(r.next_text()?, r.next_text()?);
+    }
+    assert_eq!(stats.get("bought:2").map(String::as_str), Some("3"));
+    assert_eq!(stats.get("walked").map(String::as_str), Some("4"));
+    Ok(())
+}

@@ -172,8 +172,7 @@ impl QueueHub {
             socket.view.send_if_modified(|current| {
                 let worth = match (outlook_of(current), outlook_of(&fresh)) {
                     (Some(before), Some(after)) => {
-                        std::mem::discriminant(current) != std::mem::discriminant(&fresh)
-                            || before.worth_telling(after)
+                        std::mem::discriminant(current) != std::mem::discriminant(&fresh) || before.worth_telling(after)
                     }
                     _ => *current != fresh,
                 };

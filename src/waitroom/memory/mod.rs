@@ -12,8 +12,8 @@ use super::engine::{
     Counters, Opening, RoomEvent, SaleCounts, SeatCount, Settled, Spend, Stand, Standing, Step, StoredRoom, Tick,
     TickParams, WaitingRooms,
 };
-use crate::domain::outlook;
 use crate::clock::Clock;
+use crate::domain::outlook;
 use crate::error::Result;
 
 /// Events a socket feed may fall behind by before it sees a gap and re-reads.
