@@ -3,21 +3,32 @@
 -- a couple of times a second, not per shopper: it reads the seat hash once.
 -- KEYS: 1 stats, 2 admitted, 3 seats (the show's seat-lock hash), 4 held set,
 --       5 ordered set, 6 queue
--- ARGV: 1 now (ms), 2 stale until (ms): admissions expiring before it began
---       before the deciding window
--- Reply: {booked, held, active, stale, heldShoppers, orderedShoppers,
---         queueLength, stats field, value, ...}
+-- ARGV: 1 now (ms), 2 admission ttl (ms), 3.. upper bounds (ms) of the age
+--       buckets (an admission's age is now - (expiry - ttl))
+-- Reply: {booked, held, heldShoppers, orderedShoppers, queueLength,
+--         admissions per age bucket (one more than the bounds)...,
+--         "stats", stats field, value, ...}
 local stats, admitted, seats, held_set, ordered_set, queue =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, stale_until = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local booked, held = 0, 0
 for _, owner in ipairs(redis.call('HVALS', seats)) do
   if string.sub(owner, 1, 2) == 'B:' then booked = booked + 1 else held = held + 1 end
 end
-local active = redis.call('ZCOUNT', admitted, '(' .. now, '+inf')
-local stale = 0
-if stale_until > now then stale = redis.call('ZCOUNT', admitted, '(' .. now, '(' .. stale_until) end
-local reply = { booked, held, active, stale, redis.call('SCARD', held_set), redis.call('SCARD', ordered_set),
+local reply = { booked, held, redis.call('SCARD', held_set), redis.call('SCARD', ordered_set),
   redis.call('ZCARD', queue) }
+-- Ages in [lo, hi) are expiries in (now + ttl - hi, now + ttl - lo]; only
+-- admissions still active (expiry > now) count.
+local bounds = {}
+for i = 3, #ARGV do bounds[#bounds + 1] = tonumber(ARGV[i]) end
+local lo = 0
+for j = 1, #bounds + 1 do
+  local hi = bounds[j]
+  local min = now
+  if hi then min = math.max(now, now + ttl - hi) end
+  reply[#reply + 1] = redis.call('ZCOUNT', admitted, '(' .. min, now + ttl - lo)
+  if hi then lo = hi end
+end
+reply[#reply + 1] = 'stats'
 for _, v in ipairs(redis.call('HGETALL', stats)) do reply[#reply + 1] = v end
 return reply

@@ -93,17 +93,7 @@ pub async fn run(p: Params) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let tokens = Arc::new(Tokens::new(DEV_JWT_SECRET));
     let admin = tokens.issue("loadtest-ops", true, 3600).map_err(|e| e.to_string())?;
-    let shows: Value = get_json(&http, &format!("{}/api/v1/movies/dune-3/shows", bases[0]), None).await?;
-    let now = chrono_now();
-    let show = shows["shows"]
-        .as_array()
-        .and_then(|s| {
-            s.iter()
-                .find(|s| s["screenId"] == "inox-imax" && s["startTime"].as_str().is_some_and(|t| t > now.as_str()))
-        })
-        .and_then(|s| s["id"].as_str())
-        .ok_or("no future flash-sale show in the demo catalog")?
-        .to_owned();
+    let show = future_show(&http, &bases[0], "inox-imax").await?;
     let map: Value = get_json(&http, &format!("{}/api/v1/shows/{show}/seatmap", bases[0]), None).await?;
     let sellable: Vec<String> = map["seats"]
         .as_array()
@@ -370,7 +360,22 @@ pub async fn run(p: Params) -> Result<(), String> {
 }
 
 /// GET a JSON document, with a bearer token if given.
-async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Result<Value, String> {
+/// A demo show of Dune 3 on this screen that has not started.
+pub(crate) async fn future_show(http: &reqwest::Client, base: &str, screen: &str) -> Result<String, String> {
+    let shows: Value = get_json(http, &format!("{base}/api/v1/movies/dune-3/shows"), None).await?;
+    let now = chrono_now();
+    Ok(shows["shows"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["screenId"] == screen && s["startTime"].as_str().is_some_and(|t| t > now.as_str()))
+        })
+        .and_then(|s| s["id"].as_str())
+        .ok_or("no future flash-sale show in the demo catalog")?
+        .to_owned())
+}
+
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Result<Value, String> {
     let mut req = http.get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);

@@ -4,11 +4,13 @@
 mod abuse;
 mod bench;
 mod bots;
+mod calibration;
 mod chaos;
 mod churn;
 mod cost;
 mod flash;
 mod journey;
+mod outlook;
 mod peer;
 mod rawhttp;
 mod server;
@@ -179,6 +181,20 @@ enum Command {
         /// Shoppers ask for "best available: 2" instead of clicking two seats.
         #[arg(long)]
         best: bool,
+        /// Instead: the outlook's calibration. Sales of one hall with shoppers drawn from stated
+        /// distributions; each buyer's last outlook before admission against whether they got a
+        /// seat; fails unless the calibration targets hold (the other options but --redis-url,
+        /// --server-bin and --max-seconds are ignored).
+        #[arg(long)]
+        outlook: bool,
+        /// With --outlook: the sales to run.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "undersubscribed,balanced,oversubscribed"
+        )]
+        sales: Vec<outlook::Sale>,
     },
     /// Bots vs the queue: on a gated sale whose seats come back, admitted shoppers wait on the
     /// waiting list while bots that never queued try every door; fails unless bots get no seat
@@ -345,6 +361,25 @@ async fn main() {
             .await
         }
         Command::FlashSale {
+            max_seconds,
+            redis_url,
+            server_bin,
+            outlook: true,
+            sales,
+            ..
+        } => match loopback(&redis_url) {
+            Err(e) => Err(e),
+            Ok(redis_url) => {
+                outlook::run(outlook::Params {
+                    redis_url,
+                    server_bin,
+                    sales,
+                    max_seconds: max_seconds.clamp(30, 1800),
+                })
+                .await
+            }
+        },
+        Command::FlashSale {
             shoppers,
             sockets,
             rate,
@@ -355,6 +390,7 @@ async fn main() {
             database_url,
             server_bin,
             best,
+            ..
         } => {
             if shoppers > 1_000_000 || sockets > shoppers || sockets > 19_000 * nodes.max(1) {
                 Err("at most 1,000,000 shoppers, sockets ≤ shoppers, and ≤ 19,000 sockets per node".into())

@@ -11,13 +11,21 @@
 //! hold may come back) go to the shoppers admitted before you: those
 //! admitted and still deciding (`pending`) and the queue ahead of you,
 //! thinned by the share of queued shoppers who give up before their turn.
-//! Each takes `X` seats, `X` drawn from the distribution the sale has
-//! shown: settled admissions (bought n seats, or bought nothing: walked
-//! away, let the admission lapse, or held and let the hold expire) mixed
-//! with a documented prior that weighs as `PRIOR_WEIGHT` shoppers.
-//! Your chance is P(X₁ + … + Xₘ < free): exact (by convolution) for the
-//! first `EXACT_UP_TO` shoppers, the normal approximation beyond, where it
-//! is good.
+//! Each takes `X` seats: nothing with the sale's walk-away share, else `Y`
+//! seats, `Y` drawn from what the sale's buyers bought. Both are mixed with
+//! a documented prior that weighs as `PRIOR_WEIGHT` shoppers.
+//!
+//! Admissions are censored: a shopper admitted a few seconds ago who has
+//! not bought may still buy, or may have walked away (their admission only
+//! lapses minutes later). The sale's buying times (a histogram by age
+//! bucket) give the chance that a buyer is still deciding at a given age,
+//! so an admission of age `a` buys with the chance
+//! q·S(a) / (q·S(a) + 1 − q), where q is the share who buy and S the share
+//! of buyers slower than `a`; and q itself is estimated from settled and
+//! pending admissions together (a few rounds of expectation-maximisation).
+//! Your chance is P(X₁ + … + Xₘ < free), m the pending (as shoppers of the
+//! same kind) plus those ahead: exact (by convolution) for the first
+//! `EXACT_UP_TO`, the normal approximation beyond, where it is good.
 
 use std::sync::OnceLock;
 
@@ -28,6 +36,24 @@ use serde::{Deserialize, Serialize};
 /// pairs dominate (the seed's own sales: couples and friends), then singles
 /// and small groups.
 pub const PRIOR_SEATS: [f64; 7] = [0.25, 0.15, 0.35, 0.10, 0.10, 0.03, 0.02];
+/// Upper bounds (ms) of the age buckets admissions and buying times are
+/// counted in; the last bucket is everything from the last bound on.
+pub const AGE_BOUNDS_MS: [i64; 10] = [
+    1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
+];
+pub const AGE_BUCKETS: usize = AGE_BOUNDS_MS.len() + 1;
+/// How long buying takes, before the sale has data: P(buying time in each
+/// age bucket). A person picks seats, types a card: mostly half a minute
+/// to four minutes.
+const PRIOR_BUY_TIMES: [f64; AGE_BUCKETS] = [0.0, 0.0, 0.01, 0.04, 0.10, 0.20, 0.30, 0.25, 0.08, 0.02, 0.0];
+
+/// The age bucket of an admission (or a buying time) of `ms`.
+pub fn age_bucket(ms: i64) -> usize {
+    AGE_BOUNDS_MS
+        .iter()
+        .position(|b| ms < *b)
+        .unwrap_or(AGE_BOUNDS_MS.len())
+}
 /// How many shoppers the prior weighs as against the sale's own.
 pub const PRIOR_WEIGHT: f64 = 20.0;
 /// Settled admissions before the estimate says `observed`.
@@ -41,11 +67,6 @@ const GIVE_UP_AFTER: u64 = 50;
 pub const EXACT_UP_TO: usize = 64;
 /// The most seats one shopper's outcome is counted at (more count as this).
 pub const MAX_SEATS: usize = 10;
-/// How long an admitted shopper is "still deciding" before the sale knows
-/// how long buying takes.
-pub const PRIOR_DECIDE_MS: i64 = 120_000;
-/// Bounds of the deciding window learnt from the sale.
-const DECIDE_MIN_MS: i64 = 10_000;
 
 pub const LIKELY_FROM: f64 = 0.7;
 pub const UNLIKELY_BELOW: f64 = 0.2;
@@ -97,18 +118,17 @@ pub struct Observations {
     pub sellable: u64,
     pub booked: u64,
     pub held: u64,
-    /// Admitted and still active.
-    pub active: u64,
-    /// Of them, admitted longer ago than the deciding window: counted as
-    /// having walked away.
-    pub stale: u64,
+    /// Admitted and still active, by age bucket (`AGE_BOUNDS_MS`).
+    pub pending_by_age: Vec<u64>,
     /// `bought[n]`: admissions settled by buying n seats (n ≥ 1).
     pub bought: Vec<u64>,
+    /// Buyers' times from admission to purchase, by age bucket.
+    pub buy_times: Vec<u64>,
     /// Admissions that ended without a purchase (lapsed or left).
     pub walked: u64,
-    /// Sum of admission-to-purchase times (ms) and how many.
+    /// Sum of admission-to-purchase times (ms).
     pub buy_ms_sum: u64,
-    /// Queue: joined, given up (left or abandoned) and admitted, in total.
+    /// Queue: given up (left or abandoned) and admitted, in total.
     pub admitted_total: u64,
     pub gave_up_total: u64,
     pub queue_length: u64,
@@ -118,18 +138,65 @@ pub struct Observations {
 }
 
 impl Observations {
-    fn settled(&self) -> u64 {
-        self.bought.iter().sum::<u64>() + self.walked + self.stale
+    fn buyers(&self) -> u64 {
+        self.bought.iter().sum()
     }
 
-    /// The deciding window: a little over the sale's mean time to buy,
-    /// the prior's until three shoppers bought.
-    pub fn deciding_ms(buyers: u64, buy_ms_sum: u64, ttl_ms: i64) -> i64 {
-        if buyers < 3 {
-            return PRIOR_DECIDE_MS.min(ttl_ms);
+    /// P(a buyer is still deciding at the start of each age bucket's
+    /// middle): the sale's buying times mixed with the prior's.
+    fn still_deciding(&self) -> [f64; AGE_BUCKETS] {
+        let mut mass = [0.0; AGE_BUCKETS];
+        for (b, m) in mass.iter_mut().enumerate() {
+            *m = PRIOR_BUY_TIMES[b] * PRIOR_WEIGHT + self.buy_times.get(b).copied().unwrap_or(0) as f64;
         }
-        let mean = (buy_ms_sum / buyers) as i64;
-        (mean * 3).clamp(DECIDE_MIN_MS.min(ttl_ms), ttl_ms)
+        let total: f64 = mass.iter().sum();
+        let mut out = [0.0; AGE_BUCKETS];
+        let mut later = total;
+        for b in 0..AGE_BUCKETS {
+            // Half of the bucket's own buyers are slower than its middle.
+            later -= mass[b];
+            out[b] = ((later + mass[b] / 2.0) / total).clamp(0.0, 1.0);
+        }
+        out
+    }
+
+    /// The share of admitted shoppers who buy, from settled admissions and
+    /// from pending ones weighed by how likely a buyer still is to be
+    /// deciding at their age (expectation-maximisation, a few rounds).
+    fn buy_share(&self) -> f64 {
+        let deciding = self.still_deciding();
+        let prior_q = 1.0 - PRIOR_SEATS[0];
+        let (buyers, walked) = (self.buyers() as f64, self.walked as f64);
+        let mut q = prior_q;
+        for _ in 0..30 {
+            let mut pending_buyers = 0.0;
+            let mut pending_all = 0.0;
+            for (b, n) in self.pending_by_age.iter().enumerate() {
+                let s = deciding[b.min(AGE_BUCKETS - 1)];
+                let buys = q * s / (q * s + 1.0 - q).max(1e-12);
+                pending_buyers += *n as f64 * buys;
+                pending_all += *n as f64;
+            }
+            let total = buyers + walked + pending_all + PRIOR_WEIGHT;
+            q = ((buyers + pending_buyers + prior_q * PRIOR_WEIGHT) / total).clamp(0.01, 0.999);
+        }
+        q
+    }
+
+    /// Pending admissions as shoppers of the sale's kind: each buys with
+    /// its age's chance, a shopper of the sale's kind with `q`.
+    fn pending_shoppers(&self, q: f64) -> f64 {
+        let deciding = self.still_deciding();
+        let buyers: f64 = self
+            .pending_by_age
+            .iter()
+            .enumerate()
+            .map(|(b, n)| {
+                let s = deciding[b.min(AGE_BUCKETS - 1)];
+                *n as f64 * q * s / (q * s + 1.0 - q).max(1e-12)
+            })
+            .sum();
+        buyers / q
     }
 }
 
@@ -142,8 +209,9 @@ pub struct Model {
     pub free: i64,
     /// Seats neither held nor booked now.
     pub left: i64,
-    /// Admitted shoppers still deciding.
-    pub pending: u64,
+    /// Admitted shoppers still deciding, as shoppers of the sale's kind
+    /// (each as likely to buy as one from the queue).
+    pub pending: f64,
     /// P(X = n), n = 0..
     pub dist: Vec<f64>,
     /// Share of queued shoppers who stay until their turn.
@@ -192,10 +260,20 @@ pub struct Outlook {
 
 impl Outlook {
     /// Whether a shopper told this should be told `after`: a new band, a
-    /// chance moved by two points or more, or the last seat gone.
+    /// chance moved by two points or more, a sell-out projected, dropped or
+    /// moved by a minute, or the seats left moved by 2 % (or to none).
     pub fn worth_telling(&self, after: &Outlook) -> bool {
+        let minutes = |o: &Outlook| {
+            o.sold_out_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp() / 60)
+        };
+        let seats_step = (self.seats_left.abs() / 50).max(1);
         self.band != after.band
             || (self.chance - after.chance).abs() >= 0.02
+            || minutes(self) != minutes(after)
+            || (self.seats_left - after.seats_left).abs() >= seats_step
             || (self.seats_left != after.seats_left && after.seats_left == 0)
     }
 }
@@ -217,20 +295,24 @@ fn round_to(x: f64, scale: f64) -> f64 {
 impl Model {
     /// The estimate from what the sale has shown.
     pub fn new(o: &Observations) -> Self {
-        let settled = o.settled();
-        let total = settled as f64 + PRIOR_WEIGHT;
-        let mut dist: Vec<f64> = (0..=MAX_SEATS)
-            .map(|n| PRIOR_SEATS.get(n).copied().unwrap_or(0.0) * PRIOR_WEIGHT)
+        let buyers = o.buyers();
+        let q = o.buy_share();
+        // Seats a buyer takes: the sale's buyers mixed with the prior's.
+        let prior_buyers = 1.0 - PRIOR_SEATS[0];
+        let mut seats: Vec<f64> = (0..=MAX_SEATS)
+            .map(|n| match n {
+                0 => 0.0,
+                n => PRIOR_SEATS.get(n).copied().unwrap_or(0.0) / prior_buyers * PRIOR_WEIGHT,
+            })
             .collect();
-        dist[0] += (o.walked + o.stale) as f64;
         for (n, count) in o.bought.iter().enumerate().skip(1) {
-            dist[n.min(MAX_SEATS)] += *count as f64;
+            seats[n.min(MAX_SEATS)] += *count as f64;
         }
+        let total: f64 = seats.iter().sum();
         // Six places: the model travels as JSON with every tick, and a short
         // decimal reads back as exactly the number written.
-        for p in &mut dist {
-            *p = round_to(*p / total, 1e6);
-        }
+        let mut dist: Vec<f64> = seats.iter().map(|c| round_to(c / total * q, 1e6)).collect();
+        dist[0] = round_to(1.0 - q, 1e6);
         while dist.len() > 1 && dist.last() == Some(&0.0) {
             dist.pop();
         }
@@ -240,12 +322,12 @@ impl Model {
         } else {
             1.0 - PRIOR_GIVE_UP
         };
-        let buyers: u64 = o.bought.iter().sum();
+        let settled = buyers + o.walked;
         Self {
             at: o.at_ms,
             free: o.sellable as i64 - o.booked as i64,
             left: o.sellable as i64 - o.booked as i64 - o.held as i64,
-            pending: o.active.saturating_sub(o.stale),
+            pending: round_to(o.pending_shoppers(q), 1e3),
             dist,
             stay: round_to(stay.clamp(0.05, 1.0), 1e4),
             rate: round_to(o.rate.max(0.0), 1e3),
@@ -342,7 +424,7 @@ impl Model {
         if self.sold_out {
             return 0.0;
         }
-        let c = self.chance_after(self.pending as f64 + ahead as f64 * self.stay);
+        let c = self.chance_after(self.pending + ahead as f64 * self.stay);
         (c * 1000.0).round() / 1000.0
     }
 
@@ -352,7 +434,7 @@ impl Model {
         if self.sold_out || self.free <= 0 || mean <= 0.0 {
             return None;
         }
-        let shoppers = self.free as f64 / mean - self.pending as f64;
+        let shoppers = self.free as f64 / mean - self.pending;
         if shoppers <= 0.0 {
             return Some(self.at + self.buy_ms);
         }
@@ -393,7 +475,7 @@ impl Model {
         let n = entrants.max(1);
         let samples = n.min(64);
         let chance = (0..samples)
-            .map(|i| self.chance_after(self.pending as f64 + (i * n / samples) as f64 * self.stay))
+            .map(|i| self.chance_after(self.pending + (i * n / samples) as f64 * self.stay))
             .sum::<f64>()
             / samples as f64;
         let chance = (chance * 1000.0).round() / 1000.0;
@@ -489,7 +571,7 @@ mod tests {
         // Everyone buys exactly one seat: 100 seats last 100 shoppers.
         let m = Model::new(&sale(100, 0, &[0, 2_000], 0));
         assert_eq!(m.basis, Basis::Observed);
-        assert!(m.dist[1] > 0.99);
+        assert!(m.dist[1] > 0.98, "{:?}", m.dist);
         let stay = m.stay;
         let safe = (95.0 / stay) as u64;
         let gone = (106.0 / stay) as u64;
@@ -502,15 +584,50 @@ mod tests {
         let buyers = Model::new(&sale(100, 0, &[0, 0, 500], 0));
         let half_walk = Model::new(&sale(100, 0, &[0, 0, 500], 500));
         assert!(half_walk.chance(60) > buyers.chance(60) + 0.5);
-        let mut stale = sale(100, 0, &[0, 0, 500], 0);
-        stale.active = 600;
-        stale.stale = 500;
-        let m = Model::new(&stale);
-        assert_eq!(m.pending, 100, "only the young admissions still decide");
+        // 100 admitted this second, 500 admitted ten minutes ago who never
+        // bought: the old ones count as walkers, the young ones as buyers
+        // as likely as any.
+        let mut censored = sale(100, 0, &[0, 0, 500], 0);
+        censored.pending_by_age = vec![0; AGE_BUCKETS];
+        censored.pending_by_age[0] = 100;
+        censored.pending_by_age[AGE_BUCKETS - 1] = 500;
+        let m = Model::new(&censored);
+        assert!((m.pending - 100.0).abs() < 2.0, "{}", m.pending);
         assert!(
-            (m.dist[0] - half_walk.dist[0]).abs() < 1e-9,
-            "stale admissions count as walkers"
+            (m.dist[0] - half_walk.dist[0]).abs() < 0.01,
+            "{} vs {}",
+            m.dist[0],
+            half_walk.dist[0]
         );
+    }
+
+    #[test]
+    fn a_sale_whose_buyers_are_quick_discounts_its_slow_pending_admissions() {
+        // Buyers buy within two seconds; 15 % walk away. Of 100 admitted in
+        // the last 16 s and not settled, those older than a few seconds are
+        // walkers, however few lapses the sale has seen yet.
+        let mut o = sale(1_000, 0, &[0, 0, 0, 850], 20);
+        o.buy_times = vec![0; AGE_BUCKETS];
+        o.buy_times[age_bucket(1_500)] = 850;
+        o.pending_by_age = vec![0; AGE_BUCKETS];
+        o.pending_by_age[age_bucket(500)] = 30;
+        o.pending_by_age[age_bucket(10_000)] = 70;
+        let m = Model::new(&o);
+        assert!(m.pending < 50.0, "the 70 slow ones are mostly walkers: {}", m.pending);
+        let q = 1.0 - m.dist[0];
+        assert!((0.8..0.95).contains(&q), "about 85 % buy: {q}");
+        // The prior's slow buyers would have counted them all.
+        let mut slow = o.clone();
+        slow.buy_times = vec![];
+        assert!(Model::new(&slow).pending > 90.0);
+    }
+
+    #[test]
+    fn ages_fall_in_their_buckets() {
+        assert_eq!(age_bucket(0), 0);
+        assert_eq!(age_bucket(999), 0);
+        assert_eq!(age_bucket(1_000), 1);
+        assert_eq!(age_bucket(600_000), AGE_BUCKETS - 1);
     }
 
     #[test]
@@ -533,9 +650,9 @@ mod tests {
     fn pending_shoppers_come_first() {
         let mut o = sale(10, 0, &[0, 100], 0);
         let none = Model::new(&o);
-        o.active = 5;
+        o.pending_by_age = vec![5];
         let five = Model::new(&o);
-        assert_eq!(five.pending, 5);
+        assert!((five.pending - 5.0).abs() < 0.01, "{}", five.pending);
         assert!(five.chance(3) < none.chance(3) - 0.2);
         assert!(five.chance(0) > 0.9, "{}", five.chance(0));
     }
@@ -610,6 +727,47 @@ mod tests {
     }
 
     #[test]
+    fn a_shopper_is_told_what_changes_enough_to_matter() {
+        let m = Model::new(&sale(1_000, 0, &[0, 1_000], 0));
+        let base = m.queued(10);
+        let same = Outlook {
+            chance: base.chance - 0.01,
+            ..base.clone()
+        };
+        assert!(!base.worth_telling(&same), "a point of chance is noise");
+        for changed in [
+            Outlook {
+                chance: base.chance - 0.03,
+                ..base.clone()
+            },
+            Outlook {
+                band: Band::Possible,
+                ..base.clone()
+            },
+            Outlook {
+                seats_left: base.seats_left - 20,
+                ..base.clone()
+            },
+            Outlook {
+                sold_out_at: Some("2026-12-08T20:41:00Z".into()),
+                ..base.clone()
+            },
+        ] {
+            assert!(base.worth_telling(&changed), "{changed:?}");
+        }
+        let projected = Outlook {
+            sold_out_at: Some("2026-12-08T20:41:00Z".into()),
+            ..base.clone()
+        };
+        let seconds_later = Outlook {
+            sold_out_at: Some("2026-12-08T20:41:20Z".into()),
+            ..base.clone()
+        };
+        assert!(!projected.worth_telling(&seconds_later));
+        assert!(projected.worth_telling(&base), "the projection dropped");
+    }
+
+    #[test]
     fn the_model_travels_as_json() {
         let m = Model::new(&sale(100, 5, &[0, 30, 20], 7));
         let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
@@ -625,7 +783,7 @@ mod tests {
             a in 0u64..3_000, b in 0u64..3_000,
         ) {
             let mut o = sale(free, 0, &[0, ones, twos, 0, fours], walked);
-            o.active = pending;
+            o.pending_by_age = vec![pending];
             let m = Model::new(&o);
             let (near, far) = (a.min(b), a.max(b));
             let (cn, cf) = (m.chance(near), m.chance(far));

@@ -103,12 +103,13 @@ pub enum Step {
 pub struct SaleCounts {
     pub booked: u64,
     pub held: u64,
-    /// Admitted, not yet lapsed, left or confirmed.
-    pub active: u64,
-    /// Of them, admitted before the deciding window (`stale_until`).
-    pub stale: u64,
+    /// Admitted, not yet lapsed, left or confirmed, by age bucket
+    /// (`domain::outlook::AGE_BOUNDS_MS`).
+    pub pending_by_age: Vec<u64>,
     /// `bought[n]`: admissions settled by buying n seats.
     pub bought: Vec<u64>,
+    /// Buyers' times from admission to purchase, by age bucket.
+    pub buy_times: Vec<u64>,
     /// Admissions that lapsed or were left without a purchase.
     pub walked: u64,
     pub buy_ms_sum: u64,
@@ -125,6 +126,10 @@ pub struct SaleCounts {
 impl SaleCounts {
     pub fn paid(&self) -> u64 {
         self.bought.iter().sum()
+    }
+
+    pub fn active(&self) -> u64 {
+        self.pending_by_age.iter().sum()
     }
 }
 
@@ -286,9 +291,9 @@ pub trait WaitingRooms: Send + Sync + 'static {
     async fn end_active(&self, show: &str, user: &str, how: Settled, now: i64, ttl_ms: i64) -> Result<()>;
     /// An admitted shopper reached a step of the funnel (counted once each).
     async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()>;
-    /// The sale's counts as of `now`; admissions expiring before
-    /// `stale_until` began before the deciding window.
-    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts>;
+    /// The sale's counts as of `now`; an admission's age is `now` less its
+    /// expiry less `ttl_ms` (the room's admission length).
+    async fn sale_counts(&self, show: &str, now: i64, ttl_ms: i64) -> Result<SaleCounts>;
     /// The leader's latest estimate, as it stored it with its tick.
     async fn outlook(&self, show: &str) -> Result<Option<String>>;
     /// Until when the shopper's admission lasts (ms), if they hold one.

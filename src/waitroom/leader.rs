@@ -110,11 +110,9 @@ pub struct Leader {
     opened_for: Option<Option<DateTime<Utc>>>,
     /// Ticks made, for the tick id.
     ticks: u64,
-    /// The latest outlook estimate (JSON), when it was made, and the sale's
-    /// buyers and buying time it learnt the deciding window from.
+    /// The latest outlook estimate (JSON) and when it was made.
     outlook: Option<String>,
     observed_at: Option<Instant>,
-    buyers: (u64, u64),
 }
 
 impl Leader {
@@ -145,7 +143,6 @@ impl Leader {
             ticks: 0,
             outlook: None,
             observed_at: None,
-            buyers: (0, 0),
         }
     }
 
@@ -272,15 +269,13 @@ impl Leader {
     async fn observe(&mut self, room: &StoredRoom, now: i64, observed_rate: f64) {
         self.observed_at = Some(Instant::now());
         let ttl_ms = room.config.admission_ttl_seconds as i64 * 1000;
-        let deciding = outlook::Observations::deciding_ms(self.buyers.0, self.buyers.1, ttl_ms);
-        let counts = match self.engine.sale_counts(&self.show, now, now - deciding + ttl_ms).await {
+        let counts = match self.engine.sale_counts(&self.show, now, ttl_ms).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(show = %self.show, error = %e, "sale counts unreadable; the outlook stays as it was");
                 return;
             }
         };
-        self.buyers = (counts.paid(), counts.buy_ms_sum);
         let rate = if room.config.paused {
             0.0
         } else if observed_rate > 0.0 {
@@ -293,9 +288,9 @@ impl Leader {
             sellable: self.sellable,
             booked: counts.booked,
             held: counts.held,
-            active: counts.active,
-            stale: counts.stale,
+            pending_by_age: counts.pending_by_age.clone(),
             bought: counts.bought.clone(),
+            buy_times: counts.buy_times.clone(),
             walked: counts.walked,
             buy_ms_sum: counts.buy_ms_sum,
             admitted_total: counts.admitted,

@@ -349,7 +349,8 @@ impl WaitingRooms for RedisWaitingRooms {
             Settled::Bought { seats } => seats.clamp(1, outlook::MAX_SEATS as u64),
             Settled::Walked => 0,
         };
-        let args = [user.to_owned(), seats.to_string(), now.to_string(), ttl_ms.to_string()];
+        let mut args = vec![user.to_owned(), seats.to_string(), now.to_string(), ttl_ms.to_string()];
+        args.extend(outlook::AGE_BOUNDS_MS.iter().map(i64::to_string));
         self.run(&self.scripts.settle, &k.settle_keys(), &args).await?;
         Ok(())
     }
@@ -366,43 +367,45 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(())
     }
 
-    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts> {
+    async fn sale_counts(&self, show: &str, now: i64, ttl_ms: i64) -> Result<SaleCounts> {
         let k = self.k(show);
-        let reply = self
-            .run(
-                &self.scripts.observe,
-                &k.observe_keys(),
-                &[now.to_string(), stale_until.to_string()],
-            )
-            .await?;
+        let mut args = vec![now.to_string(), ttl_ms.to_string()];
+        args.extend(outlook::AGE_BOUNDS_MS.iter().map(i64::to_string));
+        let reply = self.run(&self.scripts.observe, &k.observe_keys(), &args).await?;
         let mut r = ReplyReader::new("wr_observe", reply)?;
         let mut c = SaleCounts {
             booked: r.next_as()?,
             held: r.next_as()?,
-            active: r.next_as()?,
-            stale: r.next_as()?,
             held_shoppers: r.next_as()?,
             ordered_shoppers: r.next_as()?,
             queue_length: r.next_as()?,
+            buy_times: vec![0; outlook::AGE_BUCKETS],
             ..SaleCounts::default()
         };
+        for _ in 0..outlook::AGE_BUCKETS {
+            c.pending_by_age.push(r.next_as()?);
+        }
+        if r.next_text()? != "stats" {
+            return Err(Error::Internal("wr_observe: reply out of step".into()));
+        }
         while r.remaining() >= 2 {
             let (field, value) = (r.next_text()?, r.next_text()?);
             let n: u64 = value.parse().unwrap_or_default();
+            let indexed = |prefix: &str| field.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok());
             match field.as_str() {
                 "walked" => c.walked = n,
                 "buyMs" => c.buy_ms_sum = n,
                 "joined" => c.joined = n,
                 "admitted" => c.admitted = n,
                 "left" | "abandoned" => c.gave_up += n,
-                other => {
-                    if let Some(seats) = other.strip_prefix("bought:").and_then(|x| x.parse::<usize>().ok())
-                        && (1..=outlook::MAX_SEATS).contains(&seats)
-                    {
+                _ => {
+                    if let Some(seats) = indexed("bought:").filter(|s| (1..=outlook::MAX_SEATS).contains(s)) {
                         if c.bought.len() <= seats {
                             c.bought.resize(seats + 1, 0);
                         }
                         c.bought[seats] = n;
+                    } else if let Some(b) = indexed("buyIn:").filter(|b| *b < outlook::AGE_BUCKETS) {
+                        c.buy_times[b] = n;
                     }
                 }
             }

@@ -207,7 +207,8 @@ impl Rooms {
         let now = self.clock.now();
         let ms = now.timestamp_millis();
         let counters = self.engine.counters(&show.id, ms).await?;
-        let sale = self.engine.sale_counts(&show.id, ms, ms).await?;
+        let ttl_ms = room.config.admission_ttl_seconds as i64 * 1000;
+        let sale = self.engine.sale_counts(&show.id, ms, ttl_ms).await?;
         let model = self.estimate(&show.id).await;
         Ok(views::admin(&show.id, &room, &counters, &sale, &model, now))
     }

@@ -9,7 +9,7 @@ use showgate::booking::locks::{SeatEngine, cmd};
 use super::common::{self, seats};
 use super::{SHOW, T0, TTL};
 
-use showgate::domain::outlook::{Model, Observations};
+use showgate::domain::outlook::{AGE_BUCKETS, Model, Observations, age_bucket};
 use showgate::domain::waitroom::{self, PreQueue, RoomConfig};
 use showgate::waitroom::engine::{
     Opening, RoomEvent, SaleCounts, Settled, Spend, Stand, Standing, Step, StoredRoom, TickParams, WaitingRooms,
@@ -522,17 +522,22 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
     };
     locks.run(SHOW, T0, &settle).await.unwrap();
 
-    let c = rooms.sale_counts(SHOW, T0 + 10_000, T0 + 10_000).await.unwrap();
+    let c = rooms.sale_counts(SHOW, T0 + 10_000, 60_000).await.unwrap();
     let mut bought = vec![0; 4];
     bought[3] = 1;
+    // c, admitted at T0, is 10 s old; a bought 4 s after admission.
+    let mut pending_by_age = vec![0; AGE_BUCKETS];
+    pending_by_age[age_bucket(10_000)] = 1;
+    let mut buy_times = vec![0; AGE_BUCKETS];
+    buy_times[age_bucket(4_000)] = 1;
     assert_eq!(
         c,
         SaleCounts {
             booked: 1,
             held: 2,
-            active: 1,
-            stale: 0,
+            pending_by_age,
             bought: bought.clone(),
+            buy_times,
             walked: 1,
             buy_ms_sum: 4_000,
             joined: 5,
@@ -543,11 +548,9 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
             queue_length: 1,
         }
     );
-    assert_eq!(c.paid(), 1);
-    // c was admitted at T0 (expires T0 + 60 s): older than a 5 s deciding
-    // window at T0 + 10 s, so stale.
-    let stale = rooms.sale_counts(SHOW, T0 + 10_000, T0 + 60_000 + 5_000).await.unwrap();
-    assert_eq!((stale.active, stale.stale), (1, 1));
+    assert_eq!((c.paid(), c.active()), (1, 1));
+    let later = rooms.sale_counts(SHOW, T0 + 40_000, 60_000).await.unwrap();
+    assert_eq!(later.pending_by_age[age_bucket(40_000)], 1, "older now");
 
     // The estimate a tick carries is kept and published with it.
     let model = Model::new(&Observations {
@@ -557,6 +560,8 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
         held: c.held,
         bought: c.bought.clone(),
         walked: c.walked,
+        pending_by_age: c.pending_by_age.clone(),
+        buy_times: c.buy_times.clone(),
         ..Observations::default()
     });
     let json = serde_json::to_string(&model).unwrap();
@@ -577,8 +582,8 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
     }
     assert_eq!(last.flatten().map(|m| *m), Some(model), "published with the tick");
     // The tick at T0 + 61 s found c's admission lapsed: bought nothing.
-    let after = rooms.sale_counts(SHOW, T0 + 61_000, T0 + 61_000).await.unwrap();
-    assert_eq!((after.active, after.walked, after.bought), (0, 2, bought));
+    let after = rooms.sale_counts(SHOW, T0 + 61_000, 60_000).await.unwrap();
+    assert_eq!((after.active(), after.walked, after.bought), (0, 2, bought));
 }
 
 macro_rules! room_cases {

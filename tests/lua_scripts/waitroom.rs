@@ -462,23 +462,34 @@ async fn wr_settle_counts_an_admission_once_as_bought_or_walked() -> Result<()> 
     let _: () = c.zadd(&k.admitted, "ann", expires).await.unwrap();
     let _: () = c.zadd(&k.admitted, "ben", expires).await.unwrap();
     let at = (NOW + 7_000).to_string();
+    let bounds = ["1000", "2000", "4000", "8000", "16000"];
+    let args = |user: &'static str, seats: &'static str| {
+        let mut a = vec![user, seats, at.as_str(), "600000"];
+        a.extend(bounds);
+        a
+    };
     // A confirmation retried: counted once.
     for _ in 0..2 {
-        room_run(&f, &s.settle, &k.settle_keys(), &["ann", "4", &at, "600000"]).await;
+        room_run(&f, &s.settle, &k.settle_keys(), &args("ann", "4")).await;
     }
     let first: i64 =
-        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &["ben", "0", &at, "600000"]).await).unwrap();
+        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &args("ben", "0")).await).unwrap();
     let again: i64 =
-        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &["ben", "0", &at, "600000"]).await).unwrap();
+        redis::from_redis_value(room_run(&f, &s.settle, &k.settle_keys(), &args("ben", "0")).await).unwrap();
     assert_eq!((first, again), (1, 0), "only an admission still held counts");
-    let (bought, buy_ms, walked): (Option<u64>, Option<u64>, Option<u64>) = redis::pipe()
+    let (bought, buy_ms, bucket, walked): (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = redis::pipe()
         .hget(&k.stats, "bought:4")
         .hget(&k.stats, "buyMs")
+        .hget(&k.stats, "buyIn:3")
         .hget(&k.stats, "walked")
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!((bought, buy_ms, walked), (Some(1), Some(7_000), Some(1)));
+    assert_eq!(
+        (bought, buy_ms, bucket, walked),
+        (Some(1), Some(7_000), Some(1), Some(1)),
+        "7 s falls in [4 s, 8 s), the fourth bucket"
+    );
     let left: u64 = c.zcard(&k.admitted).await.unwrap();
     assert_eq!(left, 0);
     Ok(())
@@ -507,14 +518,16 @@ async fn wr_observe_reads_seats_admissions_and_the_funnel_at_one_moment() -> Res
         .await
         .unwrap();
     let now = NOW.to_string();
-    let stale_until = (NOW + 100_000).to_string();
+    // Admissions of 600 s: "old" was admitted 590 s ago, "new" 100 s ago;
+    // "gone" has lapsed. Buckets [0, 200 s), [200 s, 400 s), [400 s, ∞).
     let mut r = ReplyReader::new(
         "wr_observe",
-        room_run(&f, &s.observe, &k.observe_keys(), &[&now, &stale_until]).await,
+        room_run(&f, &s.observe, &k.observe_keys(), &[&now, "600000", "200000", "400000"]).await,
     )?;
-    // {booked, held, active, stale, heldShoppers, orderedShoppers, queueLength, stats...}
-    let head: Vec<i64> = (0..7).map(|_| r.next_int()).collect::<Result<_>>()?;
-    assert_eq!(head, [2, 2, 2, 1, 2, 1, 1]);
+    // {booked, held, heldShoppers, orderedShoppers, queueLength, per bucket..., "stats", ...}
+    let head: Vec<i64> = (0..8).map(|_| r.next_int()).collect::<Result<_>>()?;
+    assert_eq!(head, [2, 2, 2, 1, 1, 1, 0, 1]);
+    assert_eq!(r.next_text()?, "stats");
     let mut stats = std::collections::BTreeMap::new();
     while r.remaining() > 0 {
         stats.insert(r.next_text()?, r.next_text()?);

@@ -322,14 +322,24 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(())
     }
 
-    async fn sale_counts(&self, show: &str, now: i64, stale_until: i64) -> Result<SaleCounts> {
+    async fn sale_counts(&self, show: &str, now: i64, ttl_ms: i64) -> Result<SaleCounts> {
         let (taken, booked) = self.seats.taken(show, now).await?;
         Ok(self.with(show, |r| SaleCounts {
             booked,
             held: taken - booked,
-            active: r.admitted.values().filter(|e| **e > now).count() as u64,
-            stale: r.admitted.values().filter(|e| **e > now && **e < stale_until).count() as u64,
+            pending_by_age: r.admitted.values().filter(|e| **e > now).fold(
+                vec![0; outlook::AGE_BUCKETS],
+                |mut ages, expires| {
+                    ages[outlook::age_bucket(now - (expires - ttl_ms))] += 1;
+                    ages
+                },
+            ),
             bought: r.bought.clone(),
+            buy_times: if r.buy_times.is_empty() {
+                vec![0; outlook::AGE_BUCKETS]
+            } else {
+                r.buy_times.clone()
+            },
             walked: r.walked,
             buy_ms_sum: r.buy_ms,
             joined: r.joined,

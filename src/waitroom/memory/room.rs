@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::super::engine::{RoomEvent, Stand, Standing, StoredRoom, Tick, TickParams};
+use crate::domain::outlook;
 use crate::domain::waitroom::PreQueue;
 
 #[derive(Default)]
@@ -31,6 +32,7 @@ pub(super) struct Room {
     pub(super) walked: u64,
     pub(super) bought: Vec<u64>,
     pub(super) buy_ms: u64,
+    pub(super) buy_times: Vec<u64>,
     pub(super) held: HashSet<String>,
     pub(super) ordered: HashSet<String>,
     /// The leader's latest estimate (JSON).
@@ -233,7 +235,12 @@ impl Room {
             self.bought.resize(seats + 1, 0);
         }
         self.bought[seats] += 1;
-        self.buy_ms += (now - (expires - ttl_ms)).max(0) as u64;
+        let took = (now - (expires - ttl_ms)).max(0);
+        self.buy_ms += took as u64;
+        if self.buy_times.is_empty() {
+            self.buy_times = vec![0; outlook::AGE_BUCKETS];
+        }
+        self.buy_times[outlook::age_bucket(took)] += 1;
     }
 
     pub(super) fn holds_lease(&self, token: &str, now: i64) -> bool {
