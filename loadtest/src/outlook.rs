@@ -1,5 +1,5 @@
 //! `sg-load flash-sale --outlook`: is the honest queue honest? Three gated
-//! sales of one hall (undersubscribed ½×, balanced 1.1×, oversubscribed 10×)
+//! sales of one hall (undersubscribed ½×, balanced 1.2×, oversubscribed 10×)
 //! with shoppers whose behaviour is drawn from stated distributions; each
 //! waits on a queue socket and keeps the last outlook it was told before
 //! its admission (or before the sale ended for it); then whether it got a
@@ -48,14 +48,14 @@ pub enum Sale {
 }
 
 impl Sale {
-    /// Demand over seats. "Balanced" asks for a tenth more than the hall:
-    /// it just sells out, so the last tenth of the line may or may not get
-    /// seats (at exactly 1.0 walk-aways and failed payments leave seats
-    /// over, and everyone gets one).
+    /// Demand over seats. "Balanced" asks for a fifth more than the hall:
+    /// it just sells out, so the back of the line may or may not get seats
+    /// (at exactly 1.0 walk-aways and failed payments leave seats over, and
+    /// everyone gets one).
     fn ratio(self) -> f64 {
         match self {
             Self::Undersubscribed => 0.5,
-            Self::Balanced => 1.1,
+            Self::Balanced => 1.2,
             Self::Oversubscribed => 10.0,
         }
     }

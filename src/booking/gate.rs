@@ -11,7 +11,10 @@ use crate::error::Result;
 /// counts its funnel and learns how many seats an admitted shopper buys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    Held,
+    /// Seats held (a hold made; a shopper's later hold counts again).
+    Held {
+        seats: u64,
+    },
     Ordered,
     /// The order was confirmed: the shopper's admission is used up.
     Paid {

@@ -86,8 +86,9 @@ impl Booking {
             Err(_) => return,
         };
         metrics::counter!(m::WAITROOM_ADMITTED_HOLDS, "show" => show.to_owned(), "result" => result).increment(1);
-        if answered.is_ok() {
-            self.gate.progressed(show, user, Progress::Held).await;
+        if let Ok(hold) = answered {
+            let seats = hold.record.seats.len() as u64;
+            self.gate.progressed(show, user, Progress::Held { seats }).await;
         }
     }
 

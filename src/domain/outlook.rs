@@ -31,6 +31,11 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+/// The share of held seats that come back, before the sale has data
+/// (expired holds, failed payments), and how many seats it weighs as.
+pub const PRIOR_RETURNS: f64 = 0.1;
+const PRIOR_RETURNS_WEIGHT: f64 = 50.0;
+
 /// Seats one shopper takes, before the sale has data: P(X = n) for
 /// n = 0..=6. A quarter of admitted shoppers buy nothing; of the rest,
 /// pairs dominate (the seed's own sales: couples and friends), then singles
@@ -118,8 +123,12 @@ pub struct Observations {
     pub sellable: u64,
     pub booked: u64,
     pub held: u64,
-    /// Admitted and still active, by age bucket (`AGE_BOUNDS_MS`).
+    /// Admitted, still active and holding nothing, by age bucket
+    /// (`AGE_BOUNDS_MS`): those who hold seats are in `held` already.
     pub pending_by_age: Vec<u64>,
+    /// Seats admitted shoppers have held, in total (a seat held twice
+    /// counts twice).
+    pub held_seats_total: u64,
     /// `bought[n]`: admissions settled by buying n seats (n ≥ 1).
     pub bought: Vec<u64>,
     /// Buyers' times from admission to purchase, by age bucket.
@@ -142,14 +151,29 @@ impl Observations {
         self.bought.iter().sum()
     }
 
-    /// P(a buyer is still deciding at the start of each age bucket's
-    /// middle): the sale's buying times mixed with the prior's.
-    fn still_deciding(&self) -> [f64; AGE_BUCKETS] {
+    /// The share of held seats that came back rather than being booked:
+    /// seats held in total, less those booked by buyers and those still held.
+    fn returns(&self) -> f64 {
+        let booked: u64 = self.bought.iter().enumerate().map(|(n, c)| n as u64 * c).sum();
+        let back = self.held_seats_total.saturating_sub(booked + self.held) as f64;
+        (back + PRIOR_RETURNS * PRIOR_RETURNS_WEIGHT) / (back + booked as f64 + PRIOR_RETURNS_WEIGHT)
+    }
+
+    /// How long buying takes: the sale's buying times mixed with the
+    /// prior's, as a distribution over the age buckets.
+    fn buy_time(&self) -> [f64; AGE_BUCKETS] {
         let mut mass = [0.0; AGE_BUCKETS];
         for (b, m) in mass.iter_mut().enumerate() {
             *m = PRIOR_BUY_TIMES[b] * PRIOR_WEIGHT + self.buy_times.get(b).copied().unwrap_or(0) as f64;
         }
         let total: f64 = mass.iter().sum();
+        mass.map(|m| m / total)
+    }
+
+    /// P(a buyer is still deciding at the middle of each age bucket).
+    fn still_deciding(&self) -> [f64; AGE_BUCKETS] {
+        let mass = self.buy_time();
+        let total = 1.0;
         let mut out = [0.0; AGE_BUCKETS];
         let mut later = total;
         for b in 0..AGE_BUCKETS {
@@ -183,20 +207,26 @@ impl Observations {
         q
     }
 
-    /// Pending admissions as shoppers of the sale's kind: each buys with
-    /// its age's chance, a shopper of the sale's kind with `q`.
-    fn pending_shoppers(&self, q: f64) -> f64 {
+    /// Pending admissions as expected buyers per age bucket: each buys
+    /// with its age's chance.
+    fn pending_buyers(&self, q: f64) -> Vec<f64> {
         let deciding = self.still_deciding();
-        let buyers: f64 = self
-            .pending_by_age
-            .iter()
-            .enumerate()
-            .map(|(b, n)| {
-                let s = deciding[b.min(AGE_BUCKETS - 1)];
-                *n as f64 * q * s / (q * s + 1.0 - q).max(1e-12)
-            })
-            .sum();
-        buyers / q
+        let mut out = vec![0.0; AGE_BUCKETS];
+        for (b, n) in self.pending_by_age.iter().enumerate() {
+            let b = b.min(AGE_BUCKETS - 1);
+            let s = deciding[b];
+            out[b] += *n as f64 * q * s / (q * s + 1.0 - q).max(1e-12);
+        }
+        out
+    }
+}
+
+/// The middle of an age bucket (ms); the last one's start and a half.
+fn bucket_middle(b: usize) -> f64 {
+    let lo = if b == 0 { 0 } else { AGE_BOUNDS_MS[b - 1] };
+    match AGE_BOUNDS_MS.get(b) {
+        Some(hi) => (lo + hi) as f64 / 2.0,
+        None => lo as f64 * 1.5,
     }
 }
 
@@ -205,13 +235,18 @@ impl Observations {
 #[serde(rename_all = "camelCase")]
 pub struct Model {
     pub at: i64,
-    /// Seats not booked (held ones may come back).
-    pub free: i64,
     /// Seats neither held nor booked now.
     pub left: i64,
-    /// Admitted shoppers still deciding, as shoppers of the sale's kind
-    /// (each as likely to buy as one from the queue).
-    pub pending: f64,
+    /// Seats held now: each comes back with the chance `returns`.
+    pub held: i64,
+    /// The share of held seats that came back (a hold expired or was let
+    /// go, a payment failed) rather than being booked.
+    pub returns: f64,
+    /// Admitted shoppers still deciding who hold nothing yet: the buyers
+    /// expected among them, per age bucket.
+    pub pending: Vec<f64>,
+    /// How long buying takes: P(buying time in each age bucket).
+    pub buy_time: Vec<f64>,
     /// P(X = n), n = 0..
     pub dist: Vec<f64>,
     /// Share of queued shoppers who stay until their turn.
@@ -222,17 +257,23 @@ pub struct Model {
     pub buy_ms: i64,
     pub basis: Basis,
     pub sold_out: bool,
-    /// P(D_m < free) for m = 0..EXACT_UP_TO, computed once per model.
+    /// P(D_m < seats that will be free) for m = 0..EXACT_UP_TO, computed
+    /// once per model.
     #[serde(skip)]
     exact: OnceLock<Vec<f64>>,
+    /// `shoppers_before` on a grid of places, computed once per model.
+    #[serde(skip)]
+    before: OnceLock<Vec<(u64, f64)>>,
 }
 
 impl PartialEq for Model {
     fn eq(&self, other: &Self) -> bool {
         self.at == other.at
-            && self.free == other.free
             && self.left == other.left
+            && self.held == other.held
+            && self.returns == other.returns
             && self.pending == other.pending
+            && self.buy_time == other.buy_time
             && self.dist == other.dist
             && self.stay == other.stay
             && self.rate == other.rate
@@ -325,14 +366,16 @@ impl Model {
         let settled = buyers + o.walked;
         Self {
             at: o.at_ms,
-            free: o.sellable as i64 - o.booked as i64,
             left: o.sellable as i64 - o.booked as i64 - o.held as i64,
-            pending: round_to(o.pending_shoppers(q), 1e3),
+            held: o.held as i64,
+            returns: round_to(o.returns(), 1e4),
+            pending: o.pending_buyers(q).iter().map(|b| round_to(*b, 1e3)).collect(),
+            buy_time: o.buy_time().iter().map(|p| round_to(*p, 1e4)).collect(),
             dist,
             stay: round_to(stay.clamp(0.05, 1.0), 1e4),
             rate: round_to(o.rate.max(0.0), 1e3),
             queue: o.queue_length,
-            buy_ms: if buyers > 0 { (o.buy_ms_sum / buyers) as i64 } else { 0 },
+            buy_ms: o.buy_ms_sum.checked_div(buyers).unwrap_or(0) as i64,
             basis: if settled >= OBSERVED_AFTER {
                 Basis::Observed
             } else {
@@ -340,6 +383,7 @@ impl Model {
             },
             sold_out: o.sold_out,
             exact: OnceLock::new(),
+            before: OnceLock::new(),
         }
     }
 
@@ -367,31 +411,71 @@ impl Model {
             .sum()
     }
 
-    /// P(X₁ + … + Xₘ < free) for m = 0..=EXACT_UP_TO, by convolution; sums
-    /// at or past `free` are dropped as they come (they are all "no seat").
+    /// P(k of the held seats come back), for the k where it is not
+    /// negligible: (k, probability).
+    fn returned(&self) -> Vec<(usize, f64)> {
+        let (h, r) = (self.held.max(0) as usize, self.returns.clamp(0.0, 1.0));
+        if h == 0 || r <= 0.0 {
+            return vec![(0, 1.0)];
+        }
+        if r >= 1.0 {
+            return vec![(h, 1.0)];
+        }
+        let ln = |x: f64| libm::lgamma(x + 1.0);
+        (0..=h)
+            .map(|k| {
+                let (k_, h_) = (k as f64, h as f64);
+                let p = (ln(h_) - ln(k_) - ln(h_ - k_) + k_ * r.ln() + (h_ - k_) * (1.0 - r).ln()).exp();
+                (k, p)
+            })
+            .filter(|(_, p)| *p > 1e-9)
+            .collect()
+    }
+
+    /// P(X₁ + … + Xₘ < left + returned) for m = 0..=EXACT_UP_TO, by
+    /// convolution over the sums (dropped once past any seat count that
+    /// could be free: they are all "no seat").
     fn exact(&self) -> &[f64] {
         self.exact.get_or_init(|| {
-            let free = self.free.max(0) as usize;
+            let returned = self.returned();
+            let left = self.left.max(0) as usize;
+            let most = left + returned.last().map_or(0, |(k, _)| *k);
+            let width = most.min(EXACT_UP_TO * (self.dist.len().max(1) - 1) + 1);
             let mut out = Vec::with_capacity(EXACT_UP_TO + 1);
-            if free == 0 {
-                out.resize(EXACT_UP_TO + 1, 0.0);
-                return out;
-            }
-            let width = free.min(EXACT_UP_TO * (self.dist.len().max(1) - 1) + 1);
-            let mut sums = vec![0.0; width];
+            let mut sums = vec![0.0; width.max(1)];
             sums[0] = 1.0;
-            out.push(1.0);
+            // P(D < left + k) from the running sums' prefix totals.
+            let chance = |sums: &[f64]| {
+                let mut below = Vec::with_capacity(sums.len() + 1);
+                let mut acc = 0.0;
+                below.push(0.0);
+                for m in sums {
+                    acc += m;
+                    below.push(acc);
+                }
+                let total = acc;
+                returned
+                    .iter()
+                    .map(|(k, p)| {
+                        let seats = left + k;
+                        let c = if seats >= sums.len() { total } else { below[seats] };
+                        p * c
+                    })
+                    .sum::<f64>()
+                    .clamp(0.0, 1.0)
+            };
+            out.push(if most == 0 { 0.0 } else { chance(&sums) });
             for _ in 0..EXACT_UP_TO {
-                let mut next = vec![0.0; width];
+                let mut next = vec![0.0; sums.len()];
                 for (s, mass) in sums.iter().enumerate().filter(|(_, m)| **m > 0.0) {
                     for (n, p) in self.dist.iter().enumerate() {
-                        if s + n < width {
+                        if s + n < next.len() {
                             next[s + n] += mass * p;
                         }
                     }
                 }
                 sums = next;
-                out.push(sums.iter().sum::<f64>().clamp(0.0, 1.0));
+                out.push(if most == 0 { 0.0 } else { chance(&sums) });
             }
             out
         })
@@ -400,7 +484,7 @@ impl Model {
     /// The chance that seats are free when `m` shoppers (fractional: an
     /// expected count) have taken theirs first.
     fn chance_after(&self, m: f64) -> f64 {
-        if self.free <= 0 {
+        if self.left <= 0 && self.held <= 0 {
             return 0.0;
         }
         if m <= EXACT_UP_TO as f64 {
@@ -410,13 +494,166 @@ impl Model {
             let frac = m - lo as f64;
             return table[lo] * (1.0 - frac) + table[hi] * frac;
         }
-        let (mean, var) = (m * self.mean(), m * self.variance());
+        // D − returned < left, with both sides' spread.
+        let r = self.returns.clamp(0.0, 1.0);
+        let h = self.held.max(0) as f64;
+        let mean = m * self.mean() - h * r;
+        let var = m * self.variance() + h * r * (1.0 - r);
         if var <= 0.0 {
-            return if mean < self.free as f64 { 1.0 } else { 0.0 };
+            return if mean < self.left as f64 { 1.0 } else { 0.0 };
         }
-        // Continuity correction: D < free ⇔ D ≤ free − 1.
-        let z = (self.free as f64 - 0.5 - mean) / var.sqrt();
+        // Continuity correction: D < seats ⇔ D ≤ seats − 1.
+        let z = (self.left as f64 - 0.5 - mean) / var.sqrt();
         0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+    }
+
+    /// Seats expected to be free for the queue: those left and the held
+    /// ones expected back.
+    fn expected_free(&self) -> f64 {
+        self.left.max(0) as f64 + self.held.max(0) as f64 * self.returns
+    }
+
+    /// P(buying takes less than `x` ms): buying times spread evenly
+    /// within their bucket (the last bucket up to twice its start).
+    fn buy_cdf(&self, x: f64) -> f64 {
+        let mut below = 0.0;
+        for (b, p) in self.buy_time.iter().enumerate() {
+            let lo = if b == 0 { 0.0 } else { AGE_BOUNDS_MS[b - 1] as f64 };
+            let hi = AGE_BOUNDS_MS.get(b).map_or(lo * 2.0, |h| *h as f64);
+            if x >= hi {
+                below += p;
+            } else {
+                if x > lo {
+                    below += p * (x - lo) / (hi - lo);
+                }
+                break;
+            }
+        }
+        below.clamp(0.0, 1.0)
+    }
+
+    /// P(a buyer who started `head_start` ms before you is done before you
+    /// are): P(T < head_start + T') over two buying times, given theirs
+    /// outlasts `age` (they are still deciding at that age). Your time is
+    /// taken at four points of each bucket.
+    fn done_first(&self, age: f64, head_start: f64) -> f64 {
+        let gone = self.buy_cdf(age);
+        if gone >= 1.0 - 1e-9 {
+            return 1.0;
+        }
+        let mut won = 0.0;
+        for (j, pj) in self.buy_time.iter().enumerate().filter(|(_, p)| **p > 0.0) {
+            let lo = if j == 0 { 0.0 } else { AGE_BOUNDS_MS[j - 1] as f64 };
+            let hi = AGE_BOUNDS_MS.get(j).map_or(lo * 2.0, |h| *h as f64);
+            let mine: f64 = (0..4)
+                .map(|i| lo + (hi - lo) * (i as f64 + 0.5) / 4.0)
+                .map(|t| ((self.buy_cdf(head_start + t) - gone) / (1.0 - gone)).max(0.0))
+                .sum::<f64>()
+                / 4.0;
+            won += pj * mine;
+        }
+        won.clamp(0.0, 1.0)
+    }
+
+    /// Ms until a shopper with `ahead` before them is admitted.
+    fn wait_ms(&self, ahead: f64) -> f64 {
+        if self.rate > 0.0 {
+            ahead / self.rate * 1000.0
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// The places the shoppers-before-you curve is computed at: every one
+    /// near the head, then a tenth further each step, past the queue.
+    fn grid(&self) -> Vec<u64> {
+        let end = (self.queue + 64).max(64);
+        let mut points: Vec<u64> = (0..=32).collect();
+        let mut at = 32.0f64;
+        while (at as u64) < end {
+            at = (at * 1.1).ceil();
+            points.push(at as u64);
+        }
+        points
+    }
+
+    /// Shoppers ahead in the queue, each weighed by the chance they are
+    /// done buying before you are (those admitted just before you race
+    /// you): the sum over the j-th before you of P(done first, having
+    /// started j / rate earlier), by the trapezoid rule between the grid's
+    /// places (the chance grows smoothly with j).
+    fn ahead_curve(&self, grid: &[u64]) -> Vec<f64> {
+        let race = |j: u64| {
+            if self.rate > 0.0 && j > 0 {
+                self.done_first(0.0, self.wait_ms(j as f64))
+            } else {
+                1.0
+            }
+        };
+        let mut out = Vec::with_capacity(grid.len());
+        let (mut sum, mut last, mut last_r) = (0.0, 0u64, 0.0);
+        for &g in grid {
+            let r = race(g);
+            if g > 0 {
+                if g == last + 1 {
+                    sum += r;
+                } else {
+                    sum += (g - last) as f64 * (r + last_r) / 2.0;
+                }
+            }
+            out.push(sum);
+            (last, last_r) = (g, r);
+        }
+        out
+    }
+
+    /// Shoppers who come before one with `ahead` before them, as shoppers
+    /// of the sale's kind: the pending ones done first and those ahead done
+    /// first (thinned by those who give up). Computed once per model on a
+    /// grid of places and read between them, so a node answers each of its
+    /// sockets with a lookup.
+    fn shoppers_before(&self, ahead: u64) -> f64 {
+        let curve = self.before.get_or_init(|| {
+            let grid = self.grid();
+            let ahead_part = self.ahead_curve(&grid);
+            grid.iter()
+                .zip(ahead_part)
+                .map(|(g, a)| (*g, self.pending_shoppers(*g) + a * self.stay))
+                .collect()
+        });
+        let i = curve.partition_point(|(g, _)| *g < ahead);
+        match (curve.get(i), i.checked_sub(1).and_then(|j| curve.get(j))) {
+            (Some((g, m)), _) if *g == ahead => *m,
+            (Some((g1, m1)), Some((g0, m0))) => m0 + (m1 - m0) * (ahead - g0) as f64 / (g1 - g0) as f64,
+            // Past the grid: every further shopper is done first.
+            _ => curve
+                .last()
+                .map_or(0.0, |(g, m)| m + (ahead.saturating_sub(*g)) as f64 * self.stay),
+        }
+    }
+
+    /// Admitted shoppers still deciding, as shoppers of the sale's kind
+    /// that come before one with `ahead` before them: each expected buyer
+    /// weighed by the chance they are done first.
+    fn pending_shoppers(&self, ahead: u64) -> f64 {
+        let q = (1.0 - self.dist.first().copied().unwrap_or(0.0)).max(1e-6);
+        let wait = self.wait_ms(ahead as f64);
+        let buyers: f64 = self
+            .pending
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0.0)
+            .map(|(b, n)| {
+                let age = bucket_middle(b);
+                let first = if wait.is_finite() {
+                    self.done_first(age, age + wait)
+                } else {
+                    1.0
+                };
+                n * first
+            })
+            .sum();
+        buyers / q
     }
 
     /// The chance of a shopper with `ahead` queued before them.
@@ -424,17 +661,18 @@ impl Model {
         if self.sold_out {
             return 0.0;
         }
-        let c = self.chance_after(self.pending + ahead as f64 * self.stay);
+        let c = self.chance_after(self.shoppers_before(ahead));
         (c * 1000.0).round() / 1000.0
     }
 
     /// When the queue is projected to take the last free seat, if it will.
     pub fn sold_out_at_ms(&self) -> Option<i64> {
         let mean = self.mean();
-        if self.sold_out || self.free <= 0 || mean <= 0.0 {
+        if self.sold_out || self.expected_free() <= 0.0 || mean <= 0.0 {
             return None;
         }
-        let shoppers = self.free as f64 / mean - self.pending;
+        let q = (1.0 - self.dist.first().copied().unwrap_or(0.0)).max(1e-6);
+        let shoppers = self.expected_free() / mean - self.pending.iter().sum::<f64>() / q;
         if shoppers <= 0.0 {
             return Some(self.at + self.buy_ms);
         }
@@ -475,7 +713,10 @@ impl Model {
         let n = entrants.max(1);
         let samples = n.min(64);
         let chance = (0..samples)
-            .map(|i| self.chance_after(self.pending + (i * n / samples) as f64 * self.stay))
+            .map(|i| {
+                let ahead = i * n / samples;
+                self.chance_after(self.shoppers_before(ahead))
+            })
             .sum::<f64>()
             / samples as f64;
         let chance = (chance * 1000.0).round() / 1000.0;
@@ -541,6 +782,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Every pending admission's expected buyers, as shoppers of the sale's kind.
+    fn pending_all(m: &Model) -> f64 {
+        m.pending.iter().sum::<f64>() / (1.0 - m.dist[0])
+    }
+
     fn sale(sellable: u64, booked: u64, bought: &[u64], walked: u64) -> Observations {
         Observations {
             at_ms: 1_800_000_000_000,
@@ -548,7 +794,9 @@ mod tests {
             booked,
             bought: bought.to_vec(),
             walked,
-            rate: 10.0,
+            // Paused: shoppers buy in queue order, nobody races (the race
+            // has its own test).
+            rate: 0.0,
             queue_length: 1_000,
             ..Observations::default()
         }
@@ -556,7 +804,7 @@ mod tests {
 
     #[test]
     fn before_any_data_the_prior_is_used_and_said() {
-        let m = Model::prior(0, 100, 10.0, 500);
+        let m = Model::prior(0, 100, 0.0, 500);
         assert_eq!(m.basis, Basis::Prior);
         let mean: f64 = PRIOR_SEATS.iter().enumerate().map(|(n, p)| n as f64 * p).sum();
         assert!((m.mean() - mean).abs() < 1e-9);
@@ -592,7 +840,7 @@ mod tests {
         censored.pending_by_age[0] = 100;
         censored.pending_by_age[AGE_BUCKETS - 1] = 500;
         let m = Model::new(&censored);
-        assert!((m.pending - 100.0).abs() < 2.0, "{}", m.pending);
+        assert!((pending_all(&m) - 100.0).abs() < 2.0, "{}", pending_all(&m));
         assert!(
             (m.dist[0] - half_walk.dist[0]).abs() < 0.01,
             "{} vs {}",
@@ -613,13 +861,40 @@ mod tests {
         o.pending_by_age[age_bucket(500)] = 30;
         o.pending_by_age[age_bucket(10_000)] = 70;
         let m = Model::new(&o);
-        assert!(m.pending < 50.0, "the 70 slow ones are mostly walkers: {}", m.pending);
+        assert!(
+            pending_all(&m) < 50.0,
+            "the 70 slow ones are mostly walkers: {}",
+            pending_all(&m)
+        );
         let q = 1.0 - m.dist[0];
         assert!((0.8..0.95).contains(&q), "about 85 % buy: {q}");
         // The prior's slow buyers would have counted them all.
         let mut slow = o.clone();
         slow.buy_times = vec![];
-        assert!(Model::new(&slow).pending > 90.0);
+        assert!(pending_all(&Model::new(&slow)) > 90.0);
+    }
+
+    #[test]
+    fn shoppers_admitted_just_before_you_race_you_for_the_seats() {
+        // Everyone buys one seat in about 1.5 s; 10 admitted a second.
+        let mut o = sale(100, 0, &[0, 1_000], 0);
+        o.buy_times = vec![0; AGE_BUCKETS];
+        o.buy_times[age_bucket(1_500)] = 1_000;
+        o.rate = 10.0;
+        let m = Model::new(&o);
+        // The one right before you started 100 ms earlier: about even.
+        let stay = m.stay;
+        let next = m.shoppers_before(1) / stay;
+        assert!((0.4..0.8).contains(&next), "{next}");
+        // Far enough back, each one ahead is done first.
+        let far = (m.shoppers_before(2_000) - m.shoppers_before(1_980)) / stay / 20.0;
+        assert!(far > 0.98, "{far}");
+        assert!(m.shoppers_before(2_000) < 2_000.0 * stay);
+        // Paused: nobody races, everyone ahead comes first.
+        o.rate = 0.0;
+        let paused = Model::new(&o);
+        assert!((paused.shoppers_before(5) - 5.0 * stay).abs() < 1e-9);
+        assert!((paused.shoppers_before(5_000) - 5_000.0 * stay).abs() < 1e-6);
     }
 
     #[test]
@@ -632,16 +907,26 @@ mod tests {
 
     #[test]
     fn booked_seats_are_gone_and_held_ones_may_come_back() {
-        let mut o = sale(100, 60, &[0, 100], 0);
+        // 100 buyers of one seat; 10 left, 30 held.
+        let mut o = sale(140, 100, &[0, 100], 0);
         o.held = 30;
-        let m = Model::new(&o);
-        assert_eq!((m.free, m.left), (40, 10));
+        o.held_seats_total = 130;
+        let kept = Model::new(&o);
+        assert_eq!((kept.left, kept.held), (10, 30));
+        assert!(kept.returns < 0.05, "every hold so far was booked: {}", kept.returns);
+        // The same, but half of all held seats so far came back.
+        o.held_seats_total = 230;
+        let back = Model::new(&o);
+        assert!((0.35..0.5).contains(&back.returns), "{}", back.returns);
         assert!(
-            m.chance(30) > 0.9,
-            "held seats still count as a chance: {}",
-            m.chance(30)
+            back.chance(20) > kept.chance(20) + 0.5,
+            "{} vs {}",
+            back.chance(20),
+            kept.chance(20)
         );
-        o.booked = 100;
+        assert!(kept.chance(3) > 0.9, "seats left before the queue: {}", kept.chance(3));
+        // With nothing left and nothing held, nothing can come back.
+        o.booked = 140;
         o.held = 0;
         assert_eq!(Model::new(&o).chance(0), 0.0);
     }
@@ -652,7 +937,7 @@ mod tests {
         let none = Model::new(&o);
         o.pending_by_age = vec![5];
         let five = Model::new(&o);
-        assert!((five.pending - 5.0).abs() < 0.01, "{}", five.pending);
+        assert!((pending_all(&five) - 5.0).abs() < 0.01, "{}", pending_all(&five));
         assert!(five.chance(3) < none.chance(3) - 0.2);
         assert!(five.chance(0) > 0.9, "{}", five.chance(0));
     }
@@ -663,7 +948,7 @@ mod tests {
         let at = EXACT_UP_TO as f64;
         let exact = m.chance_after(at);
         let (mean, var) = (at * m.mean(), at * m.variance());
-        let z = (m.free as f64 - 0.5 - mean) / var.sqrt();
+        let z = (m.left as f64 - 0.5 - mean) / var.sqrt();
         let normal = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
         assert!((exact - normal).abs() < 0.02, "exact {exact} normal {normal}");
     }
@@ -691,6 +976,7 @@ mod tests {
         // 200 seats, 2 a shopper, all stay: 100 shoppers at 10/s = 10 s.
         let mut o = sale(200, 0, &[0, 0, 1_000], 0);
         o.admitted_total = 1_000;
+        o.rate = 10.0;
         let m = Model::new(&o);
         let at = m.sold_out_at_ms().unwrap() - o.at_ms;
         assert!((9_000..=11_000).contains(&at), "{at}");
@@ -778,11 +1064,13 @@ mod tests {
     proptest! {
         #[test]
         fn the_chance_never_rises_further_back(
-            free in 0u64..2_000, pending in 0u64..50,
+            free in 0u64..2_000, held in 0u64..300, pending in 0u64..50,
             ones in 0u64..500, twos in 0u64..500, fours in 0u64..200, walked in 0u64..500,
             a in 0u64..3_000, b in 0u64..3_000,
         ) {
-            let mut o = sale(free, 0, &[0, ones, twos, 0, fours], walked);
+            let mut o = sale(free + held, 0, &[0, ones, twos, 0, fours], walked);
+            o.held = held;
+            o.held_seats_total = held * 2 + ones + twos * 2 + fours * 4;
             o.pending_by_age = vec![pending];
             let m = Model::new(&o);
             let (near, far) = (a.min(b), a.max(b));

@@ -93,7 +93,7 @@ pub enum Settled {
 /// A step of the sale's funnel an admitted shopper reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    Held,
+    Held { seats: u64 },
     Ordered,
 }
 
@@ -103,13 +103,16 @@ pub enum Step {
 pub struct SaleCounts {
     pub booked: u64,
     pub held: u64,
-    /// Admitted, not yet lapsed, left or confirmed, by age bucket
+    /// Admitted, not yet lapsed, left or confirmed, and holding nothing
+    /// (not in the funnel's held set), by age bucket
     /// (`domain::outlook::AGE_BOUNDS_MS`).
     pub pending_by_age: Vec<u64>,
     /// `bought[n]`: admissions settled by buying n seats.
     pub bought: Vec<u64>,
     /// Buyers' times from admission to purchase, by age bucket.
     pub buy_times: Vec<u64>,
+    /// Seats admitted shoppers held, in total.
+    pub held_seats: u64,
     /// Admissions that lapsed or were left without a purchase.
     pub walked: u64,
     pub buy_ms_sum: u64,
@@ -128,7 +131,8 @@ impl SaleCounts {
         self.bought.iter().sum()
     }
 
-    pub fn active(&self) -> u64 {
+    /// Admitted shoppers still deciding who hold nothing.
+    pub fn pending(&self) -> u64 {
         self.pending_by_age.iter().sum()
     }
 }

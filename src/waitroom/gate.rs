@@ -45,7 +45,7 @@ impl AdmissionGate for Rooms {
     async fn progressed(&self, show: &str, user: &str, step: Progress) {
         let Some(room) = Rooms::gated(self, show) else { return };
         let done = match step {
-            Progress::Held => self.engine.progressed(show, user, Step::Held).await,
+            Progress::Held { seats } => self.engine.progressed(show, user, Step::Held { seats }).await,
             Progress::Ordered => self.engine.progressed(show, user, Step::Ordered).await,
             Progress::Paid { seats } => {
                 let ttl_ms = room.config.admission_ttl_seconds as i64 * 1000;

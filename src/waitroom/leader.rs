@@ -289,6 +289,7 @@ impl Leader {
             booked: counts.booked,
             held: counts.held,
             pending_by_age: counts.pending_by_age.clone(),
+            held_seats_total: counts.held_seats,
             bought: counts.bought.clone(),
             buy_times: counts.buy_times.clone(),
             walked: counts.walked,

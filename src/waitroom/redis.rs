@@ -355,15 +355,25 @@ impl WaitingRooms for RedisWaitingRooms {
         Ok(())
     }
 
-    /// One `SADD`: a set per step, so each shopper counts once.
+    /// A set per step, so each shopper counts once; held seats counted
+    /// besides (one pipeline, same slot).
     async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()> {
         let k = self.k(show);
-        let set = match step {
-            Step::Held => k.held,
-            Step::Ordered => k.ordered,
-        };
         let mut conn = self.redis.conn.clone();
-        let _: () = conn.sadd(set, user).await?;
+        match step {
+            Step::Held { seats } => {
+                let _: () = redis::pipe()
+                    .sadd(&k.held, user)
+                    .ignore()
+                    .hincr(&k.stats, "heldSeats", seats)
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await?;
+            }
+            Step::Ordered => {
+                let _: () = conn.sadd(&k.ordered, user).await?;
+            }
+        }
         Ok(())
     }
 
@@ -394,6 +404,7 @@ impl WaitingRooms for RedisWaitingRooms {
             let indexed = |prefix: &str| field.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok());
             match field.as_str() {
                 "walked" => c.walked = n,
+                "heldSeats" => c.held_seats = n,
                 "buyMs" => c.buy_ms_sum = n,
                 "joined" => c.joined = n,
                 "admitted" => c.admitted = n,

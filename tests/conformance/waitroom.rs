@@ -487,10 +487,10 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
         .end_active(SHOW, "b", Settled::Walked, T0 + 5_000, 60_000)
         .await
         .unwrap();
-    for step in [Step::Held, Step::Held, Step::Ordered] {
+    for step in [Step::Held { seats: 3 }, Step::Held { seats: 3 }, Step::Ordered] {
         rooms.progressed(SHOW, "a", step).await.unwrap();
     }
-    rooms.progressed(SHOW, "b", Step::Held).await.unwrap();
+    rooms.progressed(SHOW, "b", Step::Held { seats: 1 }).await.unwrap();
     // One seat booked, two held.
     let held = cmd::Hold {
         user: "x",
@@ -538,6 +538,7 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
             pending_by_age,
             bought: bought.clone(),
             buy_times,
+            held_seats: 7,
             walked: 1,
             buy_ms_sum: 4_000,
             joined: 5,
@@ -548,7 +549,7 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
             queue_length: 1,
         }
     );
-    assert_eq!((c.paid(), c.active()), (1, 1));
+    assert_eq!((c.paid(), c.pending()), (1, 1));
     let later = rooms.sale_counts(SHOW, T0 + 40_000, 60_000).await.unwrap();
     assert_eq!(later.pending_by_age[age_bucket(40_000)], 1, "older now");
 
@@ -583,7 +584,15 @@ async fn the_sale_counts_what_the_outlook_learns_from(r: Rooms) {
     assert_eq!(last.flatten().map(|m| *m), Some(model), "published with the tick");
     // The tick at T0 + 61 s found c's admission lapsed: bought nothing.
     let after = rooms.sale_counts(SHOW, T0 + 61_000, 60_000).await.unwrap();
-    assert_eq!((after.active(), after.walked, after.bought), (0, 2, bought));
+    assert_eq!((after.pending(), after.walked, after.bought), (0, 2, bought));
+    // A shopper who holds seats is no longer counted as deciding.
+    rooms.join(SHOW, "f", T0 + 61_000, true, T0 + 61_000).await.unwrap();
+    let t = rooms.admit(SHOW, &token, tick(T0 + 61_000, 5)).await.unwrap().unwrap();
+    assert!(t.admitted.contains(&"f".to_owned()), "{t:?}");
+    let before = rooms.sale_counts(SHOW, T0 + 62_000, 60_000).await.unwrap().pending();
+    rooms.progressed(SHOW, "f", Step::Held { seats: 2 }).await.unwrap();
+    let after = rooms.sale_counts(SHOW, T0 + 62_000, 60_000).await.unwrap();
+    assert_eq!((after.pending(), after.held_seats), (before - 1, 9));
 }
 
 macro_rules! room_cases {

@@ -316,7 +316,10 @@ impl WaitingRooms for MemoryWaitingRooms {
 
     async fn progressed(&self, show: &str, user: &str, step: Step) -> Result<()> {
         self.with(show, |r| match step {
-            Step::Held => r.held.insert(user.to_owned()),
+            Step::Held { seats } => {
+                r.held_seats += seats;
+                r.held.insert(user.to_owned())
+            }
             Step::Ordered => r.ordered.insert(user.to_owned()),
         });
         Ok(())
@@ -327,13 +330,15 @@ impl WaitingRooms for MemoryWaitingRooms {
         Ok(self.with(show, |r| SaleCounts {
             booked,
             held: taken - booked,
-            pending_by_age: r.admitted.values().filter(|e| **e > now).fold(
-                vec![0; outlook::AGE_BUCKETS],
-                |mut ages, expires| {
+            pending_by_age: r
+                .admitted
+                .iter()
+                .filter(|(user, e)| **e > now && !r.held.contains(*user))
+                .fold(vec![0; outlook::AGE_BUCKETS], |mut ages, (_, expires)| {
                     ages[outlook::age_bucket(now - (expires - ttl_ms))] += 1;
                     ages
-                },
-            ),
+                }),
+            held_seats: r.held_seats,
             bought: r.bought.clone(),
             buy_times: if r.buy_times.is_empty() {
                 vec![0; outlook::AGE_BUCKETS]

@@ -34,6 +34,7 @@ pub(super) struct Room {
     pub(super) buy_ms: u64,
     pub(super) buy_times: Vec<u64>,
     pub(super) held: HashSet<String>,
+    pub(super) held_seats: u64,
     pub(super) ordered: HashSet<String>,
     /// The leader's latest estimate (JSON).
     pub(super) outlook: Option<String>,
