@@ -16,12 +16,14 @@
 //!   and memory side by side) and the `store` (Postgres and memory side by
 //!   side); expiry and reconciliation loops; the admission `gate` it asks.
 //! - `waitroom`: the virtual waiting room: the room engines, the admission
-//!   leader, the queue socket hub, and booking's gate implemented.
+//!   leader (which also makes the outlook estimate and sets the funnel's
+//!   gauges), the queue socket hub, and booking's gate implemented.
 //! - `live`: the seat stream: one feed per show per node, one socket session.
 //!
 //! The floor, which knows no feature:
 //! - `domain`: ids, money, the catalog, the seat-lock, order and queue
-//!   rules. No I/O, no clock: read these first.
+//!   rules, and the queue's outlook (each shopper's chance of a seat). No
+//!   I/O, no clock: read these first.
 //! - `redis`: the connection, pub/sub, key names and scripts; `postgres`:
 //!   the pool and migrations.
 //! - `ws`: the WebSocket upgrade, limits, close codes, session helpers and
