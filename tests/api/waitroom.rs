@@ -604,11 +604,82 @@ async fn when_every_seat_is_booked_the_queue_is_told_sold_out() {
         got = next_json(&mut ws).await;
     }
     assert_eq!(got["type"], "soldOut");
+    assert_eq!(got["outlook"]["band"], "SOLD_OUT");
+    // Told once: the admission ticks that follow change nothing it shows.
+    let again = tokio::time::timeout(Duration::from_millis(1500), next_json(&mut ws)).await;
+    assert!(again.is_err(), "told again: {again:?}");
+    let me: Value = app.me(&fan, &show).await.json().await.unwrap();
+    assert_eq!(me["state"], "SOLD_OUT");
     assert_eq!(
-        app.me(&fan, &show).await.json::<Value>().await.unwrap()["state"],
-        "SOLD_OUT"
+        (me["outlook"]["band"].as_str(), me["outlook"]["chance"].as_f64()),
+        (Some("SOLD_OUT"), Some(0.0))
     );
     assert_eq!(app.room(&show).await["admittedTotal"], 0, "admission stopped");
+}
+
+/// The last seats sell while shoppers wait on their sockets: each is told
+/// `soldOut` once, not again with every tick or re-read that follows.
+#[tokio::test]
+async fn a_show_selling_out_under_open_sockets_tells_each_once() {
+    let app = spawn_app().await;
+    let show = app.a_show().await; // 137 sellable seats
+    let map = app.seat_map(&show).await;
+    let sellable: Vec<String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "AVAILABLE")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (early, last) = sellable.split_at(sellable.len() - 4);
+    for (i, chunk) in early.chunks(10).enumerate() {
+        let buyer = app.token_owned(format!("buyer-{i}")).await;
+        let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let order = app.pending_order(&buyer, &show, &seats).await;
+        assert_eq!(app.pay(&buyer, order.id(), "SUCCESS").await.status(), 200);
+    }
+    app.put_room(&show, json!({"admitRatePerSecond": 10, "burst": 1, "maxActive": 1}))
+        .await;
+    let first = app.token("first").await;
+    app.join(&first, &show).await;
+    let mut sockets = Vec::new();
+    for i in 0..3 {
+        let fan = app.token(&format!("fan-{i}")).await;
+        app.join(&fan, &show).await;
+        sockets.push(app.ws(&format!("/api/v1/waitrooms/{show}/ws?access_token={fan}")).await);
+    }
+    app.wait_room(&show, |r| r["admittedTotal"] == 1).await;
+    let me: Value = app.me(&first, &show).await.json().await.unwrap();
+    let admission = me["admissionToken"].as_str().unwrap();
+    let hold: Value = app
+        .http
+        .post(app.url("/api/v1/holds"))
+        .bearer_auth(&first)
+        .header("X-Admission-Token", admission)
+        .json(&json!({"showId": show, "seatIds": last}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: Value = app
+        .order(&first, hold["holdId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.pay(&first, order["orderId"].as_str().unwrap(), "SUCCESS").await;
+    for ws in &mut sockets {
+        let mut told = 0;
+        while let Ok(msg) = tokio::time::timeout(Duration::from_millis(2500), next_json(ws)).await {
+            if msg["type"] == "soldOut" {
+                told += 1;
+                assert_eq!(msg["outlook"]["band"], "SOLD_OUT");
+            }
+        }
+        assert_eq!(told, 1, "told sold out once");
+    }
 }
 
 /// A seed revealed once (a room without an opening shows it) is never the

@@ -12,6 +12,19 @@ use tokio_util::sync::CancellationToken;
 use super::{FeedState, QueueFeed, QueueHub, SocketView, remember};
 use crate::domain::outlook::Outlook;
 
+/// Gives a socket a view unless it shows that already: a re-read that
+/// finds a shopper where they were (or a room still sold out) sends
+/// nothing.
+fn tell(socket: &tokio::sync::watch::Sender<SocketView>, view: SocketView) {
+    socket.send_if_modified(|current| {
+        let changed = *current != view;
+        if changed {
+            *current = view;
+        }
+        changed
+    });
+}
+
 /// The outlook a socket's view shows, if it shows one.
 fn outlook_of(view: &SocketView) -> Option<&Outlook> {
     match view {
@@ -276,7 +289,7 @@ impl QueueHub {
     fn tell_positions(&self, show: &str, st: &FeedState, targets: Vec<u64>) {
         for id in targets {
             if let (Some(pos), Some(s)) = (st.book.position(&id), st.sockets.get(&id)) {
-                let _ = s.view.send(self.queued(show, pos, st.queue_length, st));
+                tell(&s.view, self.queued(show, pos, st.queue_length, st));
             }
         }
     }
@@ -318,7 +331,7 @@ impl QueueHub {
                         if let Some((score, rank)) = rank {
                             st.book.insert(*id, score, rank + 1, seq);
                             let view = self.queued(show, rank + 1, length, st);
-                            let _ = st.sockets[id].view.send(view);
+                            tell(&st.sockets[id].view, view);
                         } else {
                             // Not queued now: found out below (admitted, pre-queued, gone).
                             st.book.remove(id);
@@ -357,7 +370,7 @@ impl QueueHub {
                 last = last.max(stand.seq);
             }
             let view = self.view_of(show, &user, &stand.standing, st);
-            let _ = st.sockets[&id].view.send(view);
+            tell(&st.sockets[&id].view, view);
         }
         last
     }
