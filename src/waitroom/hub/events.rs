@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::{FeedState, QueueFeed, QueueHub, SocketView, remember};
 use crate::domain::outlook::Outlook;
 
-/// Gives a socket a view unless it shows that already: a re-read that
-/// finds a shopper where they were (or a room still sold out) sends
-/// nothing.
+/// Gives a socket a view unless it shows that already: a sold-out flag
+/// flipping to what a socket registered with (it read the room after the
+/// feed did) sends nothing. Re-reads send regardless: a socket placed again
+/// after Redis lost the room hears so, at the same place or not.
 fn tell(socket: &tokio::sync::watch::Sender<SocketView>, view: SocketView) {
     socket.send_if_modified(|current| {
         let changed = *current != view;
@@ -331,7 +332,7 @@ impl QueueHub {
                         if let Some((score, rank)) = rank {
                             st.book.insert(*id, score, rank + 1, seq);
                             let view = self.queued(show, rank + 1, length, st);
-                            tell(&st.sockets[id].view, view);
+                            let _ = st.sockets[id].view.send(view);
                         } else {
                             // Not queued now: found out below (admitted, pre-queued, gone).
                             st.book.remove(id);
@@ -370,7 +371,7 @@ impl QueueHub {
                 last = last.max(stand.seq);
             }
             let view = self.view_of(show, &user, &stand.standing, st);
-            tell(&st.sockets[&id].view, view);
+            let _ = st.sockets[&id].view.send(view);
         }
         last
     }
