@@ -413,30 +413,29 @@ async fn buy(sim: &Sim, token: &str, admission: &str, mut seats: u64) -> bool {
     true
 }
 
+/// One calibration table: buyers, mean told chance and share who got seats.
+fn print_table(by: &str, rows: Vec<calibration::Row>) {
+    println!("  {by:<10} {:>6} {:>10} {:>10}", "buyers", "told", "got");
+    for r in rows {
+        println!(
+            "  {:<10} {:>6} {:>9.1}% {:>9.1}%",
+            r.label,
+            r.n,
+            r.mean_told * 100.0,
+            r.share_got * 100.0
+        );
+    }
+}
+
 /// Prints the sale's calibration; answers the targets it missed.
 fn report(sale: Sale, told: &[Told]) -> Vec<String> {
     let rate = calibration::base_rate(told);
     println!("  buyers scored: {} (got a seat: {:.1} %)", told.len(), rate * 100.0);
-    println!("  {:<10} {:>6} {:>10} {:>10}", "band", "buyers", "told", "got");
-    for r in calibration::by_band(told) {
-        println!(
-            "  {:<10} {:>6} {:>9.1}% {:>9.1}%",
-            r.label,
-            r.n,
-            r.mean_told * 100.0,
-            r.share_got * 100.0
-        );
-    }
-    println!("  {:<10} {:>6} {:>10} {:>10}", "decile", "buyers", "told", "got");
-    for r in calibration::by_decile(told).into_iter().filter(|r| r.n > 0) {
-        println!(
-            "  {:<10} {:>6} {:>9.1}% {:>9.1}%",
-            r.label,
-            r.n,
-            r.mean_told * 100.0,
-            r.share_got * 100.0
-        );
-    }
+    print_table("band", calibration::by_band(told));
+    print_table(
+        "decile",
+        calibration::by_decile(told).into_iter().filter(|r| r.n > 0).collect(),
+    );
     println!(
         "  ECE {:.3}   Brier: outlook {:.4}, seats ≥ 2 × ahead {:.4}, base rate {:.4}",
         calibration::ece(told),

@@ -168,6 +168,17 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// The show's seats AVAILABLE now, in seat-map order.
+    pub async fn available_seats(&self, show: &str) -> Vec<String> {
+        self.seat_map(show).await["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "AVAILABLE")
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn seat_status(&self, show: &str, seat: &str) -> String {
         let map = self.seat_map(show).await;
         map["seats"]

@@ -165,13 +165,7 @@ async fn a_queued_socket_hears_its_chance_fall_as_seats_sell_without_moving() {
     let before = outlook_of(&first)["chance"].as_f64().unwrap();
     assert!(before >= 0.7, "15th of 45 for 137 seats: {first}");
     // The thirty admitted buy four seats each: 120 of 137 gone.
-    let seats: Vec<String> = app.seat_map(&show).await["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "AVAILABLE")
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let seats = app.available_seats(&show).await;
     for (t, four) in tokens.iter().zip(seats.chunks(4)).take(30) {
         let me: Value = app.me(t, &show).await.json().await.unwrap();
         let admission = me["admissionToken"].as_str().unwrap().to_owned();

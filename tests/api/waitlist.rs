@@ -30,16 +30,15 @@ impl TestApp {
     /// those holds into paid orders: the show is sold out for good but for
     /// `keep`.
     pub(crate) async fn sell_out_but(&self, show: &str, keep: &[&str]) {
-        let map = self.seat_map(show).await;
-        let free: Vec<String> = map["seats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["status"] == "AVAILABLE")
-            .map(|s| s["id"].as_str().unwrap().to_owned())
-            .filter(|s| !keep.contains(&s.as_str()))
-            .collect();
-        for (i, chunk) in free.chunks(100).enumerate() {
+        self.sell_out_but_in(show, keep, 100).await
+    }
+
+    /// Books every available seat but `keep`, `per_buyer` seats a buyer
+    /// (at most the app's MAX_SEATS_PER_USER_PER_SHOW).
+    pub(crate) async fn sell_out_but_in(&self, show: &str, keep: &[&str], per_buyer: usize) {
+        let mut free = self.available_seats(show).await;
+        free.retain(|s| !keep.contains(&s.as_str()));
+        for (i, chunk) in free.chunks(per_buyer).enumerate() {
             let t = self.token_owned(format!("filler-{i}")).await;
             let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let order = self.pending_order(&t, show, &seats).await;
@@ -331,14 +330,7 @@ async fn on_a_gated_show_an_offer_counts_as_an_admission() {
 /// agrees.
 async fn a_crowd(app: TestApp) {
     let show = app.a_show().await;
-    let map = app.seat_map(&show).await;
-    let free: Vec<String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "AVAILABLE")
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let free = app.available_seats(&show).await;
     let (returned, rest) = free.split_at(20);
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     app.sell_out_but(&show, &returned.iter().map(String::as_str).collect::<Vec<_>>())

@@ -580,21 +580,8 @@ async fn a_random_pre_queue_opens_in_verifiable_lottery_order() {
 async fn when_every_seat_is_booked_the_queue_is_told_sold_out() {
     let app = spawn_app().await;
     let show = app.a_show().await; // 140 seats, 3 never sold
-    let map = app.seat_map(&show).await;
-    let sellable: Vec<String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "AVAILABLE")
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    // One buyer per ten seats: a shopper's seats of a show are capped.
-    for (i, chunk) in sellable.chunks(10).enumerate() {
-        let buyer = app.token_owned(format!("buyer-{i}")).await;
-        let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let order = app.pending_order(&buyer, &show, &seats).await;
-        assert_eq!(app.pay(&buyer, order.id(), "SUCCESS").await.status(), 200);
-    }
+    // Ten seats a buyer: a shopper's seats of a show are capped.
+    app.sell_out_but_in(&show, &[], 10).await;
     app.put_room(&show, json!({"admitRatePerSecond": 10})).await;
     let fan = app.token("fan").await;
     app.join(&fan, &show).await;
@@ -623,21 +610,9 @@ async fn when_every_seat_is_booked_the_queue_is_told_sold_out() {
 async fn a_show_selling_out_under_open_sockets_tells_each_once() {
     let app = spawn_app().await;
     let show = app.a_show().await; // 137 sellable seats
-    let map = app.seat_map(&show).await;
-    let sellable: Vec<String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "AVAILABLE")
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    let (early, last) = sellable.split_at(sellable.len() - 4);
-    for (i, chunk) in early.chunks(10).enumerate() {
-        let buyer = app.token_owned(format!("buyer-{i}")).await;
-        let seats: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let order = app.pending_order(&buyer, &show, &seats).await;
-        assert_eq!(app.pay(&buyer, order.id(), "SUCCESS").await.status(), 200);
-    }
+    let seats = app.available_seats(&show).await;
+    let last: Vec<&str> = seats[seats.len() - 4..].iter().map(String::as_str).collect();
+    app.sell_out_but_in(&show, &last, 10).await;
     app.put_room(&show, json!({"admitRatePerSecond": 10, "burst": 1, "maxActive": 1}))
         .await;
     let first = app.token("first").await;

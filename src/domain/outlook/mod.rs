@@ -123,13 +123,17 @@ pub enum Basis {
     Observed,
 }
 
-/// The middle of an age bucket (ms); the last one's start and a half.
+/// An age bucket's span (ms): the last one taken as running to twice its
+/// start.
+pub(crate) fn bucket_span(b: usize) -> (f64, f64) {
+    let lo = if b == 0 { 0.0 } else { AGE_BOUNDS_MS[b - 1] as f64 };
+    (lo, AGE_BOUNDS_MS.get(b).map_or(lo * 2.0, |h| *h as f64))
+}
+
+/// The middle of an age bucket (ms).
 pub(crate) fn bucket_middle(b: usize) -> f64 {
-    let lo = if b == 0 { 0 } else { AGE_BOUNDS_MS[b - 1] };
-    match AGE_BOUNDS_MS.get(b) {
-        Some(hi) => (lo + hi) as f64 / 2.0,
-        None => lo as f64 * 1.5,
-    }
+    let (lo, hi) = bucket_span(b);
+    (lo + hi) / 2.0
 }
 
 /// The estimate's inputs, as published with a tick.

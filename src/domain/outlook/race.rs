@@ -3,7 +3,7 @@
 //! chance they are done buying first. Computed once per model on a grid of
 //! places, read between them.
 
-use super::{AGE_BOUNDS_MS, Model, bucket_middle};
+use super::{Model, bucket_middle, bucket_span};
 
 impl Model {
     /// P(buying takes less than `x` ms): buying times spread evenly
@@ -11,8 +11,7 @@ impl Model {
     fn buy_cdf(&self, x: f64) -> f64 {
         let mut below = 0.0;
         for (b, p) in self.buy_time.iter().enumerate() {
-            let lo = if b == 0 { 0.0 } else { AGE_BOUNDS_MS[b - 1] as f64 };
-            let hi = AGE_BOUNDS_MS.get(b).map_or(lo * 2.0, |h| *h as f64);
+            let (lo, hi) = bucket_span(b);
             if x >= hi {
                 below += p;
             } else {
@@ -36,8 +35,7 @@ impl Model {
         }
         let mut won = 0.0;
         for (j, pj) in self.buy_time.iter().enumerate().filter(|(_, p)| **p > 0.0) {
-            let lo = if j == 0 { 0.0 } else { AGE_BOUNDS_MS[j - 1] as f64 };
-            let hi = AGE_BOUNDS_MS.get(j).map_or(lo * 2.0, |h| *h as f64);
+            let (lo, hi) = bucket_span(j);
             let mine: f64 = (0..4)
                 .map(|i| lo + (hi - lo) * (i as f64 + 0.5) / 4.0)
                 .map(|t| ((self.buy_cdf(head_start + t) - gone) / (1.0 - gone)).max(0.0))
