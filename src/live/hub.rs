@@ -89,6 +89,13 @@ impl SeatHub {
             .ok_or_else(|| Error::Internal("show without a layout".into()))
     }
 
+    /// Waits until the show's feed has what this node has seen of the show
+    /// (its own writes: a hold just answered 201), at most `REST_WAIT`, so a
+    /// seat map opened after it shows it from its first snapshot. No Redis.
+    pub async fn await_seen(&self, viewer: &Viewer<Arc<Feed>>, show: &str) {
+        viewer.feed().caught_up(self.locks.seen(show), REST_WAIT).await;
+    }
+
     /// The REST seat map and its ETag. From the feed's replica (no Redis
     /// work per request) once it has reached what this node has seen of the
     /// show; from the engine if it does not catch up at once.

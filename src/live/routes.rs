@@ -68,6 +68,7 @@ async fn seats(
     // Joined before the upgrade: a feed that cannot start is an HTTP 503,
     // not a socket that opens and dies.
     let viewer = hub.join(&show.id).await?;
+    hub.await_seen(&viewer, &show.id).await;
     // Compressed where the client asks (rev 3): each batch is deflated once
     // per show and node, and the same bytes go to every such socket.
     Ok(ws.respond_raw(true, move |raw, deflate| async move {

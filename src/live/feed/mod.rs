@@ -200,6 +200,12 @@ impl Feed {
         }
     }
 
+    /// Waits (at most `wait`) until the replica has reached `at_least`:
+    /// answers whether it did.
+    pub async fn caught_up(&self, at_least: Option<(String, u64)>, wait: Duration) -> bool {
+        self.when_current(at_least, wait, |_| ()).await.is_some()
+    }
+
     /// The REST seat map as of the replica, with its ETag, once the replica
     /// has reached `at_least`; `None` if it does not within `wait`.
     pub async fn rest_map(&self, at_least: Option<(String, u64)>, wait: Duration) -> Option<(String, Bytes)> {
